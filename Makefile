@@ -1,0 +1,44 @@
+# The two commands people need: `make demo` (the whole system locally) and `make test` (everything CI runs).
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+UV ?= uv
+RUN := $(UV) run --frozen
+PYTEST_PACKAGES := libs/hsmproto libs/common services/agent services/discovery services/manager tools
+CACHE := $(HOME)/.cache/hsm-secrets-operator
+
+.PHONY: help setup apt uv-sync proto crds lint test test-unit test-e2e bench
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+
+setup: apt uv-sync ## install apt packages, uv and the workspace (idempotent)
+
+apt: ## install the Debian packages the project needs (skipped when already present)
+	@bash scripts/apt.sh
+
+uv-sync:
+	@command -v $(UV) >/dev/null || python3 -m pip install --quiet 'uv>=0.8,<0.14'
+	@$(UV) sync --frozen --all-packages --quiet
+
+proto: ## regenerate libs/hsmproto/src/hsmproto/v1 from the .proto
+	$(RUN) python libs/hsmproto/generate.py
+
+crds: ## regenerate the CRD manifests from hsm_common.models
+	$(RUN) python -m hsm_common.crdgen deploy/kustomize/base/crds
+
+lint: ## ruff, mypy --strict on every package, import-linter contracts
+	$(RUN) ruff check .
+	$(RUN) ruff format --check .
+	$(RUN) mypy libs/hsmproto/src libs/common/src services/agent/src services/discovery/src services/manager/src
+	$(RUN) lint-imports
+
+test: setup lint test-unit test-e2e ## everything CI runs
+
+test-unit:
+	$(RUN) python scripts/pytest_strict.py $(PYTEST_PACKAGES) tests/static
+
+test-e2e:
+	$(RUN) python scripts/pytest_strict.py tests/e2e
+
+bench: ## run every benchmark and print its figures
+	@for b in bench/*.py; do echo "== $$b"; $(RUN) python $$b || exit 1; done

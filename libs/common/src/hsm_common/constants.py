@@ -1,0 +1,46 @@
+"""Names and numbers every component must agree on."""
+
+from typing import Final
+
+GROUP: Final = "hsm.j5t.io"
+VERSION: Final = "v1alpha1"
+API_VERSION: Final = f"{GROUP}/{VERSION}"
+
+KIND_SECRET: Final = "HSMSecret"
+KIND_DEVICE: Final = "HSMDevice"
+KIND_POOL: Final = "HSMPool"
+PLURAL_SECRET: Final = "hsmsecrets"
+PLURAL_DEVICE: Final = "hsmdevices"
+PLURAL_POOL: Final = "hsmpools"
+
+DEFAULT_NAMESPACE: Final = "hsm-secrets-operator-system"
+
+# Labels
+LABEL_MANAGED_BY: Final = "app.kubernetes.io/managed-by"
+MANAGED_BY_VALUE: Final = "hsm-secrets-operator"
+LABEL_COMPONENT: Final = "app.kubernetes.io/component"
+LABEL_DEVICE: Final = f"{GROUP}/device"
+LABEL_SERIAL: Final = f"{GROUP}/serial"
+LABEL_SECRET: Final = f"{GROUP}/hsmsecret"
+
+# Annotations
+ANNOTATION_DEVICE_REPORT: Final = f"{GROUP}/device-report"
+ANNOTATION_HSM_VERSION: Final = f"{GROUP}/hsm-version"
+ANNOTATION_DATA_MAC: Final = f"{GROUP}/data-mac"
+
+# Storage format on the token
+FORMAT_VERSION: Final = 1
+APPLICATION_HEAD: Final = "hsm-secrets-operator/head"
+APPLICATION_VALUE: Final = "hsm-secrets-operator/value"
+
+# Ports
+PORT_AGENT_GRPC: Final = 9090
+PORT_AGENT_HEALTH: Final = 8093
+PORT_API: Final = 8090
+PORT_OPERATOR_HEALTH: Final = 8081
+PORT_METRICS: Final = 8080
+
+# Limits
+MAX_PATH_BYTES: Final = 254
+MAX_KEY_BYTES: Final = 253
+MAX_SECRET_BYTES: Final = 1024 * 1024

@@ -1,0 +1,96 @@
+import datetime
+
+import pydantic
+import pytest
+
+from hsm_common import models, report
+
+
+def device_spec(**overrides: object) -> dict[str, object]:
+    spec: dict[str, object] = {
+        "deviceType": "PicoHSM",
+        "discovery": {"usb": [{"vendorId": "20a0", "productId": "4230"}]},
+        "pkcs11": {"libraryPath": "/usr/lib/opensc-pkcs11.so", "pinSecret": {"name": "pin", "key": "pin"}},
+    }
+    spec.update(overrides)
+    return spec
+
+
+def test_hsmsecret_defaults_follow_the_architecture() -> None:
+    spec = models.HSMSecretSpec.model_validate({})
+    assert spec.secret_type == "Opaque"
+    assert spec.auto_sync is True
+    assert spec.deletion_policy is models.DeletionPolicy.DELETE
+    assert spec.effective_secret_name("db") == "db"
+    assert spec.effective_path("team", "db") == "team/db"
+
+
+def test_hsm_path_is_always_inside_the_namespace() -> None:
+    spec = models.HSMSecretSpec.model_validate({"hsmPath": "prod/db"})
+    assert spec.effective_path("team", "ignored") == "team/prod/db"
+
+
+@pytest.mark.parametrize("bad", ["../b/x", "/abs", "Upper", "a//b"])
+def test_escaping_hsm_paths_are_rejected_with_field_and_rule(bad: str) -> None:
+    with pytest.raises(pydantic.ValidationError) as caught:
+        models.HSMSecretSpec.model_validate({"hsmPath": bad})
+    error = caught.value.errors()[0]
+    assert error["loc"] == ("hsmPath",)
+    assert error["type"] == "string_pattern_mismatch"
+
+
+def test_wrong_types_name_the_field() -> None:
+    with pytest.raises(pydantic.ValidationError) as caught:
+        models.HSMSecretSpec.model_validate({"autoSync": "maybe"})
+    assert caught.value.errors()[0]["loc"] == ("autoSync",)
+
+
+def test_unknown_fields_are_rejected() -> None:
+    with pytest.raises(pydantic.ValidationError) as caught:
+        models.HSMSecretSpec.model_validate({"secretNmae": "typo"})
+    assert caught.value.errors()[0]["type"] == "extra_forbidden"
+
+
+def test_hsmdevice_parses_camel_case_and_rejects_bad_usb_ids() -> None:
+    spec = models.HSMDeviceSpec.model_validate(device_spec())
+    assert spec.discovery.usb[0].vendor_id == "20a0"
+    assert spec.pkcs11.pin_secret.key == "pin"
+    with pytest.raises(pydantic.ValidationError) as caught:
+        models.HSMDeviceSpec.model_validate(device_spec(discovery={"usb": [{"vendorId": "xyz", "productId": "1"}]}))
+    locations = {error["loc"] for error in caught.value.errors()}
+    assert ("discovery", "usb", 0, "vendorId") in locations
+
+
+def test_pool_grace_period_defaults_to_five_minutes_and_checks_its_format() -> None:
+    assert models.HSMPoolSpec.model_validate({}).grace_period == "5m"
+    with pytest.raises(pydantic.ValidationError):
+        models.HSMPoolSpec.model_validate({"gracePeriod": "five minutes"})
+
+
+def test_status_round_trips_through_the_wire_form() -> None:
+    status = models.HSMSecretStatus(
+        sync_status=models.SyncStatus.IN_SYNC,
+        hsm_version=3,
+        conditions=[models.Condition(type="Ready", status=models.ConditionStatus.TRUE, reason="SecretSynced")],
+    )
+    wire = status.to_wire()
+    assert wire["syncStatus"] == "InSync"
+    assert wire["conditions"][0]["status"] == "True"
+    assert "lastError" not in wire
+    assert models.HSMSecretStatus.model_validate(wire) == status
+
+
+def test_device_report_round_trips() -> None:
+    now = datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)
+    device = report.ReportedDevice(
+        device_path="/dev/bus/usb/001/015",
+        serial_number="DC6A33145E23A42A",
+        vendor_id="20a0",
+        product_id="4230",
+        available=True,
+        last_seen=now,
+    )
+    doc = report.DeviceReport(node_name="n1", report_time=now, devices={"pico": report.DeviceEntry(devices=[device])})
+    wire = doc.to_wire()
+    assert wire["devices"]["pico"]["devices"][0]["serialNumber"] == "DC6A33145E23A42A"
+    assert report.DeviceReport.model_validate(wire) == doc

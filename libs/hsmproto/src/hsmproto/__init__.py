@@ -1,0 +1,1 @@
+"""The gRPC contract of the HSM agents (package ``hsm.v1``) and a channel helper."""

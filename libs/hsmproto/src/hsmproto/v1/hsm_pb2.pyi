@@ -1,0 +1,272 @@
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class HSMInfo(_message.Message):
+    __slots__ = ("label", "manufacturer", "model", "serial_number", "firmware_version")
+    LABEL_FIELD_NUMBER: _ClassVar[int]
+    MANUFACTURER_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    SERIAL_NUMBER_FIELD_NUMBER: _ClassVar[int]
+    FIRMWARE_VERSION_FIELD_NUMBER: _ClassVar[int]
+    label: str
+    manufacturer: str
+    model: str
+    serial_number: str
+    firmware_version: str
+    def __init__(self, label: _Optional[str] = ..., manufacturer: _Optional[str] = ..., model: _Optional[str] = ..., serial_number: _Optional[str] = ..., firmware_version: _Optional[str] = ...) -> None: ...
+
+class SecretData(_message.Message):
+    __slots__ = ("data",)
+    class DataEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: bytes
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[bytes] = ...) -> None: ...
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    data: _containers.ScalarMap[str, bytes]
+    def __init__(self, data: _Optional[_Mapping[str, bytes]] = ...) -> None: ...
+
+class SecretMetadata(_message.Message):
+    __slots__ = ("description", "labels", "format", "data_type", "created_at", "source")
+    class LabelsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    LABELS_FIELD_NUMBER: _ClassVar[int]
+    FORMAT_FIELD_NUMBER: _ClassVar[int]
+    DATA_TYPE_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    description: str
+    labels: _containers.ScalarMap[str, str]
+    format: str
+    data_type: str
+    created_at: str
+    source: str
+    def __init__(self, description: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ..., format: _Optional[str] = ..., data_type: _Optional[str] = ..., created_at: _Optional[str] = ..., source: _Optional[str] = ...) -> None: ...
+
+class SecretEntry(_message.Message):
+    __slots__ = ("path", "version", "checksum", "deleted", "keys", "updated_at", "writer")
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    CHECKSUM_FIELD_NUMBER: _ClassVar[int]
+    DELETED_FIELD_NUMBER: _ClassVar[int]
+    KEYS_FIELD_NUMBER: _ClassVar[int]
+    UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
+    WRITER_FIELD_NUMBER: _ClassVar[int]
+    path: str
+    version: int
+    checksum: str
+    deleted: bool
+    keys: _containers.RepeatedScalarFieldContainer[str]
+    updated_at: str
+    writer: str
+    def __init__(self, path: _Optional[str] = ..., version: _Optional[int] = ..., checksum: _Optional[str] = ..., deleted: _Optional[bool] = ..., keys: _Optional[_Iterable[str]] = ..., updated_at: _Optional[str] = ..., writer: _Optional[str] = ...) -> None: ...
+
+class GetInfoRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class GetInfoResponse(_message.Message):
+    __slots__ = ("hsm_info", "device_name", "max_object_size", "secret_count")
+    HSM_INFO_FIELD_NUMBER: _ClassVar[int]
+    DEVICE_NAME_FIELD_NUMBER: _ClassVar[int]
+    MAX_OBJECT_SIZE_FIELD_NUMBER: _ClassVar[int]
+    SECRET_COUNT_FIELD_NUMBER: _ClassVar[int]
+    hsm_info: HSMInfo
+    device_name: str
+    max_object_size: int
+    secret_count: int
+    def __init__(self, hsm_info: _Optional[_Union[HSMInfo, _Mapping]] = ..., device_name: _Optional[str] = ..., max_object_size: _Optional[int] = ..., secret_count: _Optional[int] = ...) -> None: ...
+
+class ReadSecretRequest(_message.Message):
+    __slots__ = ("path",)
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    path: str
+    def __init__(self, path: _Optional[str] = ...) -> None: ...
+
+class ReadSecretResponse(_message.Message):
+    __slots__ = ("secret_data", "version", "checksum", "metadata")
+    SECRET_DATA_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    CHECKSUM_FIELD_NUMBER: _ClassVar[int]
+    METADATA_FIELD_NUMBER: _ClassVar[int]
+    secret_data: SecretData
+    version: int
+    checksum: str
+    metadata: SecretMetadata
+    def __init__(self, secret_data: _Optional[_Union[SecretData, _Mapping]] = ..., version: _Optional[int] = ..., checksum: _Optional[str] = ..., metadata: _Optional[_Union[SecretMetadata, _Mapping]] = ...) -> None: ...
+
+class WriteSecretRequest(_message.Message):
+    __slots__ = ("path", "secret_data", "metadata", "expected_version", "has_expected_version", "version", "writer")
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    SECRET_DATA_FIELD_NUMBER: _ClassVar[int]
+    METADATA_FIELD_NUMBER: _ClassVar[int]
+    EXPECTED_VERSION_FIELD_NUMBER: _ClassVar[int]
+    HAS_EXPECTED_VERSION_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    WRITER_FIELD_NUMBER: _ClassVar[int]
+    path: str
+    secret_data: SecretData
+    metadata: SecretMetadata
+    expected_version: int
+    has_expected_version: bool
+    version: int
+    writer: str
+    def __init__(self, path: _Optional[str] = ..., secret_data: _Optional[_Union[SecretData, _Mapping]] = ..., metadata: _Optional[_Union[SecretMetadata, _Mapping]] = ..., expected_version: _Optional[int] = ..., has_expected_version: _Optional[bool] = ..., version: _Optional[int] = ..., writer: _Optional[str] = ...) -> None: ...
+
+class WriteSecretResponse(_message.Message):
+    __slots__ = ("version", "checksum")
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    CHECKSUM_FIELD_NUMBER: _ClassVar[int]
+    version: int
+    checksum: str
+    def __init__(self, version: _Optional[int] = ..., checksum: _Optional[str] = ...) -> None: ...
+
+class ReadMetadataRequest(_message.Message):
+    __slots__ = ("path",)
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    path: str
+    def __init__(self, path: _Optional[str] = ...) -> None: ...
+
+class ReadMetadataResponse(_message.Message):
+    __slots__ = ("metadata", "entry")
+    METADATA_FIELD_NUMBER: _ClassVar[int]
+    ENTRY_FIELD_NUMBER: _ClassVar[int]
+    metadata: SecretMetadata
+    entry: SecretEntry
+    def __init__(self, metadata: _Optional[_Union[SecretMetadata, _Mapping]] = ..., entry: _Optional[_Union[SecretEntry, _Mapping]] = ...) -> None: ...
+
+class DeleteSecretRequest(_message.Message):
+    __slots__ = ("path", "key", "expected_version", "has_expected_version", "version", "writer")
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    EXPECTED_VERSION_FIELD_NUMBER: _ClassVar[int]
+    HAS_EXPECTED_VERSION_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    WRITER_FIELD_NUMBER: _ClassVar[int]
+    path: str
+    key: str
+    expected_version: int
+    has_expected_version: bool
+    version: int
+    writer: str
+    def __init__(self, path: _Optional[str] = ..., key: _Optional[str] = ..., expected_version: _Optional[int] = ..., has_expected_version: _Optional[bool] = ..., version: _Optional[int] = ..., writer: _Optional[str] = ...) -> None: ...
+
+class DeleteSecretResponse(_message.Message):
+    __slots__ = ("version",)
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    version: int
+    def __init__(self, version: _Optional[int] = ...) -> None: ...
+
+class ListSecretsRequest(_message.Message):
+    __slots__ = ("prefix", "include_deleted")
+    PREFIX_FIELD_NUMBER: _ClassVar[int]
+    INCLUDE_DELETED_FIELD_NUMBER: _ClassVar[int]
+    prefix: str
+    include_deleted: bool
+    def __init__(self, prefix: _Optional[str] = ..., include_deleted: _Optional[bool] = ...) -> None: ...
+
+class ListSecretsResponse(_message.Message):
+    __slots__ = ("paths", "entries")
+    PATHS_FIELD_NUMBER: _ClassVar[int]
+    ENTRIES_FIELD_NUMBER: _ClassVar[int]
+    paths: _containers.RepeatedScalarFieldContainer[str]
+    entries: _containers.RepeatedCompositeFieldContainer[SecretEntry]
+    def __init__(self, paths: _Optional[_Iterable[str]] = ..., entries: _Optional[_Iterable[_Union[SecretEntry, _Mapping]]] = ...) -> None: ...
+
+class GetChecksumRequest(_message.Message):
+    __slots__ = ("path",)
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    path: str
+    def __init__(self, path: _Optional[str] = ...) -> None: ...
+
+class GetChecksumResponse(_message.Message):
+    __slots__ = ("checksum", "version", "deleted")
+    CHECKSUM_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    DELETED_FIELD_NUMBER: _ClassVar[int]
+    checksum: str
+    version: int
+    deleted: bool
+    def __init__(self, checksum: _Optional[str] = ..., version: _Optional[int] = ..., deleted: _Optional[bool] = ...) -> None: ...
+
+class IsConnectedRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class IsConnectedResponse(_message.Message):
+    __slots__ = ("connected",)
+    CONNECTED_FIELD_NUMBER: _ClassVar[int]
+    connected: bool
+    def __init__(self, connected: _Optional[bool] = ...) -> None: ...
+
+class HealthRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class HealthResponse(_message.Message):
+    __slots__ = ("status", "message")
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    status: str
+    message: str
+    def __init__(self, status: _Optional[str] = ..., message: _Optional[str] = ...) -> None: ...
+
+class ChangePINRequest(_message.Message):
+    __slots__ = ("old_pin", "new_pin")
+    OLD_PIN_FIELD_NUMBER: _ClassVar[int]
+    NEW_PIN_FIELD_NUMBER: _ClassVar[int]
+    old_pin: str
+    new_pin: str
+    def __init__(self, old_pin: _Optional[str] = ..., new_pin: _Optional[str] = ...) -> None: ...
+
+class ChangePINResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class WatchSecretsRequest(_message.Message):
+    __slots__ = ("prefix", "include_snapshot")
+    PREFIX_FIELD_NUMBER: _ClassVar[int]
+    INCLUDE_SNAPSHOT_FIELD_NUMBER: _ClassVar[int]
+    prefix: str
+    include_snapshot: bool
+    def __init__(self, prefix: _Optional[str] = ..., include_snapshot: _Optional[bool] = ...) -> None: ...
+
+class SecretEvent(_message.Message):
+    __slots__ = ("kind", "path", "version", "checksum", "deleted")
+    class Kind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+        __slots__ = ()
+        KIND_UNSPECIFIED: _ClassVar[SecretEvent.Kind]
+        KIND_SNAPSHOT: _ClassVar[SecretEvent.Kind]
+        KIND_SNAPSHOT_END: _ClassVar[SecretEvent.Kind]
+        KIND_CHANGED: _ClassVar[SecretEvent.Kind]
+        KIND_DELETED: _ClassVar[SecretEvent.Kind]
+    KIND_UNSPECIFIED: SecretEvent.Kind
+    KIND_SNAPSHOT: SecretEvent.Kind
+    KIND_SNAPSHOT_END: SecretEvent.Kind
+    KIND_CHANGED: SecretEvent.Kind
+    KIND_DELETED: SecretEvent.Kind
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    CHECKSUM_FIELD_NUMBER: _ClassVar[int]
+    DELETED_FIELD_NUMBER: _ClassVar[int]
+    kind: SecretEvent.Kind
+    path: str
+    version: int
+    checksum: str
+    deleted: bool
+    def __init__(self, kind: _Optional[_Union[SecretEvent.Kind, str]] = ..., path: _Optional[str] = ..., version: _Optional[int] = ..., checksum: _Optional[str] = ..., deleted: _Optional[bool] = ...) -> None: ...
