@@ -1,0 +1,67 @@
+"""Command line: ``python -m devcluster build|up|down|status|env``."""
+
+import argparse
+import pathlib
+import shlex
+import sys
+
+from . import build, cluster
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="devcluster", description="Local Kubernetes control plane for tests")
+    parser.add_argument(
+        "--run-dir", type=pathlib.Path, default=None, help="cluster directory (default: under the cache)"
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("build", help="build the control-plane binaries into the cache")
+    up = sub.add_parser("up", help="build if needed, start the cluster and return when it is ready")
+    up.add_argument("--nodes", type=int, default=2, help="number of kwok nodes")
+    up.add_argument("--no-podrunner", action="store_true", help="do not start the pod runner")
+    up.add_argument("--timeout", type=float, default=60.0, help="seconds each component gets to be ready")
+    sub.add_parser("down", help="stop the cluster")
+    sub.add_parser("status", help="show which processes run")
+    sub.add_parser("env", help="print KUBECONFIG=… for eval")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one devcluster command and return the process exit code."""
+    args = _parser().parse_args(argv)
+    run_dir: pathlib.Path = args.run_dir or cluster.default_run_dir()
+    try:
+        if args.command == "build":
+            print(build.build())
+        elif args.command == "up":
+            build.build()
+            settings = cluster.Settings(
+                run_dir=run_dir, node_count=args.nodes, start_podrunner=not args.no_podrunner, timeout=args.timeout
+            )
+            started = cluster.up(settings)
+            print(f"export KUBECONFIG={shlex.quote(str(started.kubeconfig))}")
+        elif args.command == "down":
+            for proc in cluster.down(run_dir):
+                print(f"stopped {proc.name} (pid {proc.pid})")
+        elif args.command == "status":
+            states = cluster.status(run_dir)
+            if not states:
+                print("no cluster")
+                return 1
+            for name, alive in states.items():
+                print(f"{name}: {'running' if alive else 'stopped'}")
+            return 0 if all(states.values()) else 1
+        elif args.command == "env":
+            found = cluster.load(run_dir)
+            if found is None:
+                print("no cluster; run `python -m devcluster up`", file=sys.stderr)
+                return 1
+            for key, value in found.env().items():
+                print(f"export {key}={shlex.quote(value)}")
+    except (build.BuildError, cluster.StartError) as err:
+        print(f"devcluster: {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,228 @@
+"""Starts and stops one local control plane: etcd → kube-apiserver → controller-manager → scheduler → kwok."""
+
+import dataclasses
+import json
+import os
+import pathlib
+import shutil
+import ssl
+import sys
+import time
+import urllib.request
+from collections.abc import Sequence
+
+from . import components, kubeapi, kubeconfig, kwokconfig, nodes, pki, ports, process, versions, wait
+
+DEFAULT_RUNNER_IMAGES = ("hsm-agent", "hsm-discovery", "hsm-manager")
+STATE_FILE = "state.json"
+
+
+class StartError(RuntimeError):
+    """A component did not become ready; the message carries its log tail."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """How to run a cluster."""
+
+    run_dir: pathlib.Path
+    """Holds PKI, etcd data, logs, kubeconfigs and the state file; one cluster per directory."""
+    node_count: int = 2
+    """Number of kwok nodes; node N hands out pod IPs from 127.1.N.0/24."""
+    runner_images: tuple[str, ...] = DEFAULT_RUNNER_IMAGES
+    """Image names whose pods the pod runner runs (kwok only assigns their IPs)."""
+    runner_commands: tuple[str, ...] = ()
+    """Extra ``image=command`` mappings for the pod runner (tests run stand-in images)."""
+    start_podrunner: bool = True
+    """Start the pod runner as part of the cluster."""
+    timeout: float = 60.0
+    """Seconds each component gets to become ready."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Cluster:
+    """A running cluster, as recorded in its state file."""
+
+    run_dir: pathlib.Path
+    server: str
+    kubeconfig: pathlib.Path
+    processes: tuple[process.Started, ...]
+
+    def env(self) -> dict[str, str]:
+        """Environment variables that point kubectl and clients at this cluster."""
+        return {"KUBECONFIG": str(self.kubeconfig)}
+
+    def client(self) -> kubeapi.Client:
+        """An admin client."""
+        return kubeapi.Client.from_kubeconfig(self.kubeconfig)
+
+
+def default_run_dir() -> pathlib.Path:
+    """The run directory the CLI uses unless told otherwise."""
+    return versions.cache_root() / "run" / "default"
+
+
+def _save(cluster: Cluster) -> None:
+    state = {
+        "server": cluster.server,
+        "kubeconfig": str(cluster.kubeconfig),
+        "processes": [
+            {"name": p.name, "pid": p.pid, "log": str(p.log), "argv0": p.argv0} for p in cluster.processes
+        ],
+    }
+    tmp = cluster.run_dir / (STATE_FILE + ".tmp")
+    tmp.write_text(json.dumps(state, indent=2))
+    os.replace(tmp, cluster.run_dir / STATE_FILE)
+
+
+def load(run_dir: pathlib.Path) -> Cluster | None:
+    """The cluster recorded in ``run_dir``, or None when there is none."""
+    try:
+        state = json.loads((run_dir / STATE_FILE).read_text())
+    except FileNotFoundError:
+        return None
+    procs = tuple(
+        process.Started(name=p["name"], pid=p["pid"], log=pathlib.Path(p["log"]), argv0=p["argv0"])
+        for p in state["processes"]
+    )
+    return Cluster(run_dir, state["server"], pathlib.Path(state["kubeconfig"]), procs)
+
+
+def _insecure_get(url: str) -> str:
+    # Component health endpoints use self-signed serving certs; only reachability is checked here.
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    with urllib.request.urlopen(url, context=ctx, timeout=5) as resp:
+        body: bytes = resp.read()
+        return body.decode()
+
+
+def _await(started: process.Started, check: wait.Callable[[], object], timeout: float, what: str) -> None:
+    def ready() -> bool:
+        if not process.is_alive(started):
+            raise StartError(f"{started.name} exited:\n{process.log_tail(started)}")
+        return bool(check())
+
+    try:
+        wait.until(ready, timeout, what)
+    except wait.Timeout as err:
+        if isinstance(err.__cause__, StartError):
+            raise err.__cause__ from None
+        raise StartError(f"{err}\n--- {started.log} ---\n{process.log_tail(started)}") from None
+
+
+def _node_ready(client: kubeapi.Client, name: str) -> bool:
+    node = client.get(f"/api/v1/nodes/{name}")
+    conditions = node.get("status", {}).get("conditions", [])
+    return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
+
+
+def up(settings: Settings, bin_dir: pathlib.Path | None = None) -> Cluster:
+    """Start a cluster in ``settings.run_dir`` and return once every component is ready.
+
+    On failure everything started so far is stopped again and the error names the component.
+    """
+    existing = load(settings.run_dir)
+    if existing and any(process.is_alive(p) for p in existing.processes):
+        raise StartError(f"a cluster is already running in {settings.run_dir}; run `down` first")
+    bins = bin_dir or versions.bin_dir()
+    missing = [b for b in versions.BINARIES if not os.access(bins / b, os.X_OK)]
+    if missing:
+        raise StartError(f"binaries missing in {bins}: {missing}; run `python -m devcluster build`")
+    run = settings.run_dir
+    if run.exists():
+        shutil.rmtree(run)
+    run.mkdir(parents=True)
+    logs = run / "logs"
+    certs = pki.Paths.under(run / "pki")
+    pki.create(certs)
+    p = components.Ports(*(ports.free_port() for _ in range(6)))
+    server = f"https://127.0.0.1:{p.apiserver}"
+    admin = kubeconfig.write(
+        run / "kubeconfig",
+        kubeconfig.for_certificate(server, certs.ca_cert, certs.admin_cert, certs.admin_key),
+    )
+    kwok_config = run / "kwok.yaml"
+    kwok_config.write_text(kwokconfig.render(settings.runner_images))
+    started: list[process.Started] = []
+    cluster = Cluster(run, server, admin, ())
+
+    def launch(name: str, argv: Sequence[str]) -> process.Started:
+        proc = process.start(name, argv, logs / f"{name}.log", cwd=run)
+        started.append(proc)
+        _save(dataclasses.replace(cluster, processes=tuple(started)))
+        return proc
+
+    t0 = time.monotonic()
+    try:
+        etcd = launch("etcd", components.etcd(bins, run, p))
+        _await(
+            etcd,
+            lambda: '"true"' in _insecure_get(f"http://127.0.0.1:{p.etcd_client}/health"),
+            settings.timeout,
+            "etcd health",
+        )
+        api = launch("kube-apiserver", components.apiserver(bins, run, p, certs))
+        client = kubeapi.Client.from_kubeconfig(admin)
+        _await(api, lambda: client.request("GET", "/readyz", timeout=5) is not None, settings.timeout, "readyz")
+        cm = launch("kube-controller-manager", components.controller_manager(bins, admin, p, certs))
+        sched = launch("kube-scheduler", components.scheduler(bins, admin, p))
+        kwok = launch("kwok", components.kwok(bins, admin, p, kwok_config))
+        for index in range(1, settings.node_count + 1):
+            client.request("POST", "/api/v1/nodes", nodes.manifest(index))
+        _await(
+            cm,
+            lambda: _insecure_get(f"https://127.0.0.1:{p.controller_manager}/healthz") == "ok",
+            settings.timeout,
+            "controller-manager healthz",
+        )
+        # Pods cannot be created before the serviceaccount controller made the namespace's default SA.
+        _await(
+            cm,
+            lambda: client.get("/api/v1/namespaces/default/serviceaccounts/default"),
+            settings.timeout,
+            "default ServiceAccount",
+        )
+        _await(
+            sched,
+            lambda: _insecure_get(f"https://127.0.0.1:{p.scheduler}/healthz") == "ok",
+            settings.timeout,
+            "scheduler healthz",
+        )
+        for index in range(1, settings.node_count + 1):
+            node_name = nodes.name(index)
+            _await(kwok, lambda n=node_name: _node_ready(client, n), settings.timeout, f"node {node_name} Ready")
+        if settings.start_podrunner:
+            argv = [sys.executable, "-m", "devcluster.podrunner", "--kubeconfig", str(admin), "--run-dir", str(run)]
+            for image in settings.runner_images:
+                argv += ["--image", image]
+            for mapping in settings.runner_commands:
+                argv += ["--command", mapping]
+            runner = launch("podrunner", argv)
+            ready_file = run / "podrunner" / "ready"
+            _await(runner, ready_file.exists, settings.timeout, "pod runner")
+    except BaseException:
+        for proc in reversed(started):
+            process.stop(proc)
+        raise
+    print(f"devcluster up in {time.monotonic() - t0:.1f}s: {server}", file=sys.stderr)
+    return dataclasses.replace(cluster, processes=tuple(started))
+
+
+def down(run_dir: pathlib.Path) -> list[process.Started]:
+    """Stop every process of the cluster in ``run_dir`` (last started first); return what was stopped."""
+    cluster = load(run_dir)
+    if cluster is None:
+        return []
+    for proc in reversed(cluster.processes):
+        process.stop(proc)
+    return list(cluster.processes)
+
+
+def status(run_dir: pathlib.Path) -> dict[str, bool]:
+    """Which of the cluster's processes are alive."""
+    cluster = load(run_dir)
+    if cluster is None:
+        return {}
+    return {p.name: process.is_alive(p) for p in cluster.processes}
