@@ -9,7 +9,9 @@ from . import build, cluster
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="devcluster", description="Local Kubernetes control plane for tests")
+    parser = argparse.ArgumentParser(
+        prog="devcluster", description="Local Kubernetes control plane for tests"
+    )
     parser.add_argument(
         "--run-dir", type=pathlib.Path, default=None, help="cluster directory (default: under the cache)"
     )
@@ -35,7 +37,10 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "up":
             build.build()
             settings = cluster.Settings(
-                run_dir=run_dir, node_count=args.nodes, start_podrunner=not args.no_podrunner, timeout=args.timeout
+                run_dir=run_dir,
+                node_count=args.nodes,
+                start_podrunner=not args.no_podrunner,
+                timeout=args.timeout,
             )
             started = cluster.up(settings)
             print(f"export KUBECONFIG={shlex.quote(str(started.kubeconfig))}")

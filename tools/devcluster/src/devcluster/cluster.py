@@ -1,6 +1,7 @@
 """Starts and stops one local control plane: etcd → kube-apiserver → controller-manager → scheduler → kwok."""
 
 import dataclasses
+import functools
 import json
 import os
 import pathlib
@@ -9,7 +10,7 @@ import ssl
 import sys
 import time
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from . import components, kubeapi, kubeconfig, kwokconfig, nodes, pki, ports, process, versions, wait
 
@@ -33,6 +34,8 @@ class Settings:
     """Image names whose pods the pod runner runs (kwok only assigns their IPs)."""
     runner_commands: tuple[str, ...] = ()
     """Extra ``image=command`` mappings for the pod runner (tests run stand-in images)."""
+    node_devices: tuple[str, ...] = ()
+    """``node=file`` umockdev device descriptions the pod runner wraps that node's pods in."""
     start_podrunner: bool = True
     """Start the pod runner as part of the cluster."""
     timeout: float = 60.0
@@ -93,12 +96,12 @@ def _insecure_get(url: str) -> str:
     ctx = ssl.create_default_context()
     ctx.check_hostname = False
     ctx.verify_mode = ssl.CERT_NONE
-    with urllib.request.urlopen(url, context=ctx, timeout=5) as resp:
+    with urllib.request.urlopen(url, context=ctx, timeout=5) as resp:  # noqa: S310 (fixed http(s) URLs)
         body: bytes = resp.read()
         return body.decode()
 
 
-def _await(started: process.Started, check: wait.Callable[[], object], timeout: float, what: str) -> None:
+def _await(started: process.Started, check: Callable[[], object], timeout: float, what: str) -> None:
     def ready() -> bool:
         if not process.is_alive(started):
             raise StartError(f"{started.name} exited:\n{process.log_tail(started)}")
@@ -106,7 +109,7 @@ def _await(started: process.Started, check: wait.Callable[[], object], timeout: 
 
     try:
         wait.until(ready, timeout, what)
-    except wait.Timeout as err:
+    except wait.TimeoutExpiredError as err:
         if isinstance(err.__cause__, StartError):
             raise err.__cause__ from None
         raise StartError(f"{err}\n--- {started.log} ---\n{process.log_tail(started)}") from None
@@ -144,7 +147,8 @@ def up(settings: Settings, bin_dir: pathlib.Path | None = None) -> Cluster:
         kubeconfig.for_certificate(server, certs.ca_cert, certs.admin_cert, certs.admin_key),
     )
     kwok_config = run / "kwok.yaml"
-    kwok_config.write_text(kwokconfig.render(settings.runner_images))
+    extra_images = tuple(mapping.partition("=")[0] for mapping in settings.runner_commands)
+    kwok_config.write_text(kwokconfig.render(settings.runner_images + extra_images))
     started: list[process.Started] = []
     cluster = Cluster(run, server, admin, ())
 
@@ -165,7 +169,9 @@ def up(settings: Settings, bin_dir: pathlib.Path | None = None) -> Cluster:
         )
         api = launch("kube-apiserver", components.apiserver(bins, run, p, certs))
         client = kubeapi.Client.from_kubeconfig(admin)
-        _await(api, lambda: client.request("GET", "/readyz", timeout=5) is not None, settings.timeout, "readyz")
+        _await(
+            api, lambda: client.request("GET", "/readyz", timeout=5) is not None, settings.timeout, "readyz"
+        )
         cm = launch("kube-controller-manager", components.controller_manager(bins, admin, p, certs))
         sched = launch("kube-scheduler", components.scheduler(bins, admin, p))
         kwok = launch("kwok", components.kwok(bins, admin, p, kwok_config))
@@ -192,13 +198,28 @@ def up(settings: Settings, bin_dir: pathlib.Path | None = None) -> Cluster:
         )
         for index in range(1, settings.node_count + 1):
             node_name = nodes.name(index)
-            _await(kwok, lambda n=node_name: _node_ready(client, n), settings.timeout, f"node {node_name} Ready")
+            _await(
+                kwok,
+                functools.partial(_node_ready, client, node_name),
+                settings.timeout,
+                f"node {node_name} Ready",
+            )
         if settings.start_podrunner:
-            argv = [sys.executable, "-m", "devcluster.podrunner", "--kubeconfig", str(admin), "--run-dir", str(run)]
+            argv = [
+                sys.executable,
+                "-m",
+                "devcluster.podrunner",
+                "--kubeconfig",
+                str(admin),
+                "--run-dir",
+                str(run),
+            ]
             for image in settings.runner_images:
                 argv += ["--image", image]
             for mapping in settings.runner_commands:
                 argv += ["--command", mapping]
+            for mapping in settings.node_devices:
+                argv += ["--node-device", mapping]
             runner = launch("podrunner", argv)
             ready_file = run / "podrunner" / "ready"
             _await(runner, ready_file.exists, settings.timeout, "pod runner")

@@ -45,7 +45,9 @@ class Client:
         doc = yaml.safe_load(path.read_text())
         cluster = doc["clusters"][0]["cluster"]
         user = doc["users"][0]["user"]
-        ctx = ssl.create_default_context(cadata=base64.b64decode(cluster["certificate-authority-data"]).decode())
+        ctx = ssl.create_default_context(
+            cadata=base64.b64decode(cluster["certificate-authority-data"]).decode()
+        )
         if "client-certificate-data" in user:
             # ssl only loads key material from files; keep them only as long as loading takes.
             with tempfile.TemporaryDirectory() as tmp:
@@ -55,7 +57,9 @@ class Client:
                 key.write_bytes(base64.b64decode(user["client-key-data"]))
                 ctx.load_cert_chain(cert, key)
         url = urllib.parse.urlsplit(cluster["server"])
-        return cls(host=url.hostname or "127.0.0.1", port=url.port or 443, context=ctx, token=user.get("token"))
+        return cls(
+            host=url.hostname or "127.0.0.1", port=url.port or 443, context=ctx, token=user.get("token")
+        )
 
     def _connection(self, timeout: float | None) -> http.client.HTTPSConnection:
         return http.client.HTTPSConnection(self.host, self.port, context=self.context, timeout=timeout)

@@ -25,7 +25,9 @@ def render(
     doc: dict[str, Any] = {
         "apiVersion": "v1",
         "kind": "Config",
-        "clusters": [{"name": name, "cluster": {"server": server, "certificate-authority-data": _b64(ca_cert)}}],
+        "clusters": [
+            {"name": name, "cluster": {"server": server, "certificate-authority-data": _b64(ca_cert)}}
+        ],
         "users": [{"name": name, "user": user}],
         "contexts": [{"name": name, "context": context}],
         "current-context": name,

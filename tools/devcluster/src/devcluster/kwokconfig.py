@@ -13,7 +13,7 @@ import yaml
 
 _API_VERSION = "kwok.x-k8s.io/v1alpha1"
 
-# The first container's image name without registry, tag or digest ("reg:5000/x/hsm-agent:1.0" -> "hsm-agent").
+# The first container's image name without registry, tag or digest: "reg:5000/x/hsm-agent:1" -> "hsm-agent".
 IMAGE_NAME_KEY = '.spec.containers.[0].image | sub("^.*/"; "") | sub("[:@].*$"; "")'
 
 _NOT_DELETING = {"key": ".metadata.deletionTimestamp", "operator": "DoesNotExist"}
@@ -67,7 +67,8 @@ hostIPs:
 - ip: {{ . | Quote }}
 {{ end }}
 {{ end }}
-{{ $podIPs := PodIPsWith .spec.nodeName ( or .spec.hostNetwork false ) ( or .metadata.uid "" ) ( or .metadata.name "" ) ( or .metadata.namespace "" ) }}
+{{ $podIPs := PodIPsWith .spec.nodeName ( or .spec.hostNetwork false ) ( or .metadata.uid "" ) \
+  ( or .metadata.name "" ) ( or .metadata.namespace "" ) }}
 {{ with $podIPs }}
 podIP: {{ index . 0 | Quote }}
 podIPs:
@@ -132,7 +133,12 @@ def stages(runner_images: Iterable[str]) -> list[dict[str, Any]]:
         _stage(
             "pod-ready",
             "Pod",
-            [_NOT_DELETING, {"key": ".status.phase", "operator": "In", "values": ["Pending"]}, not_ready, not_ours],
+            [
+                _NOT_DELETING,
+                {"key": ".status.phase", "operator": "In", "values": ["Pending"]},
+                not_ready,
+                not_ours,
+            ],
             {"statusTemplate": _POD_READY},
         ),
         _stage(

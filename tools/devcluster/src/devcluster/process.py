@@ -1,5 +1,6 @@
 """Long-running child processes in their own process groups, started with logs and stopped by PID."""
 
+import contextlib
 import dataclasses
 import os
 import pathlib
@@ -47,10 +48,8 @@ def start(
 
 def _reap(pid: int) -> None:
     # Reap our own children so they do not linger as zombies (which os.kill(pid, 0) still sees).
-    try:
+    with contextlib.suppress(ChildProcessError):
         os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        pass
 
 
 def is_alive(started: Started) -> bool:

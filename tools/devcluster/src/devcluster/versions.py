@@ -55,7 +55,7 @@ def kube_ldflags(version: str) -> tuple[str, ...]:
     return tuple(flags)
 
 
-ETCD_MAIN = """// Wrapper main: the etcd server module cannot be `go install`ed because of its replace directives.
+ETCD_MAIN = """// Wrapper main: `go install` refuses the etcd server module (replace directives).
 package main
 
 import (

@@ -7,7 +7,7 @@ from typing import TypeVar
 T = TypeVar("T")
 
 
-class Timeout(TimeoutError):
+class TimeoutExpiredError(TimeoutError):
     """The condition did not hold before the deadline."""
 
 
@@ -34,5 +34,7 @@ def until(
                 return result
         if time.monotonic() >= deadline:
             detail = f": last error {last_error!r}" if last_error else ""
-            raise Timeout(f"timed out after {timeout:.0f}s waiting for {what}{detail}") from last_error
+            raise TimeoutExpiredError(
+                f"timed out after {timeout:.0f}s waiting for {what}{detail}"
+            ) from last_error
         time.sleep(interval)

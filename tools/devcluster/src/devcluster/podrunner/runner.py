@@ -1,0 +1,355 @@
+"""The reconcile loop: pods on kwok nodes with a runner image become local processes, and back."""
+
+import dataclasses
+import logging
+import os
+import pathlib
+import shutil
+import signal
+import subprocess
+import threading
+import time
+import urllib.parse
+from collections.abc import Mapping
+from typing import Any
+
+from devcluster import kubeapi, kubeconfig, nodes
+
+from . import probes, spec, status
+
+log = logging.getLogger("devcluster.podrunner")
+
+# Variables of the runner's own environment that must not leak into pods: the pod gets its own identity.
+_PRIVATE_ENV = ("KUBECONFIG", "KUBERNETES_SERVICE_HOST", "KUBERNETES_SERVICE_PORT")
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """What the runner runs and where."""
+
+    client: kubeapi.Client
+    server: str
+    ca_cert: pathlib.Path
+    work_dir: pathlib.Path
+    """Per-pod directories (volumes, kubeconfig, process log) live under here."""
+    entrypoints: Mapping[str, tuple[str, ...]]
+    """Image name → command standing in for the image's entrypoint."""
+    node_devices: Mapping[str, pathlib.Path] = dataclasses.field(default_factory=dict)
+    """Node name → umockdev device description to run that node's pods under."""
+    poll_interval: float = 0.2
+
+
+@dataclasses.dataclass
+class _Container:
+    """Mutable bookkeeping of one pod's process, owned by the reconcile thread."""
+
+    uid: str
+    namespace: str
+    name: str
+    pod_dir: pathlib.Path
+    proc: subprocess.Popen[bytes] | None = None
+    restarts: int = 0
+    started_at: str | None = None
+    start_time: str = dataclasses.field(default_factory=status.now)
+    next_start: float = 0.0
+    last_exit: int | None = None
+    finished_at: str | None = None
+    ready: bool = False
+    ready_since: str = dataclasses.field(default_factory=status.now)
+    waiting_reason: str | None = None
+    message: str | None = None
+    phase: str = "Running"
+    reported: dict[str, Any] | None = None
+
+
+class PodRunner:
+    """Watches pods and keeps one process per eligible pod; ``run`` blocks until ``stop``."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self._pods: dict[str, dict[str, Any]] = {}
+        # Guards _pods: the watch thread writes it, the reconcile loop reads it.
+        self._pods_lock = threading.Lock()
+        self._containers: dict[str, _Container] = {}
+        self._stopping = threading.Event()
+        self._synced = threading.Event()
+        self._nodes: set[str] = set()
+        self._nodes_checked = 0.0
+
+    # --- watching -------------------------------------------------------------------------------------
+    def _watch_pods(self) -> None:
+        client = self.config.client
+        while not self._stopping.is_set():
+            try:
+                listing = client.get("/api/v1/pods")
+                with self._pods_lock:
+                    self._pods = {p["metadata"]["uid"]: p for p in listing["items"]}
+                self._synced.set()
+                version = listing["metadata"]["resourceVersion"]
+                for event in client.watch(f"/api/v1/pods?resourceVersion={version}", timeout_seconds=120):
+                    if self._stopping.is_set():
+                        return
+                    obj = event["object"]
+                    if event["type"] == "ERROR":
+                        break
+                    if event["type"] == "BOOKMARK":
+                        continue
+                    uid = obj["metadata"]["uid"]
+                    with self._pods_lock:
+                        if event["type"] == "DELETED":
+                            self._pods.pop(uid, None)
+                        else:
+                            self._pods[uid] = obj
+            except Exception as err:
+                log.warning("event=watch_failed error=%r", err)
+                self._stopping.wait(1.0)
+
+    def _kwok_nodes(self) -> set[str]:
+        if time.monotonic() - self._nodes_checked > 5.0:
+            try:
+                listing = self.config.client.get("/api/v1/nodes")
+                self._nodes = {
+                    n["metadata"]["name"]
+                    for n in listing["items"]
+                    if n["metadata"].get("annotations", {}).get(nodes.KWOK_ANNOTATION)
+                    == nodes.KWOK_ANNOTATION_VALUE
+                }
+                self._nodes_checked = time.monotonic()
+            except Exception as err:
+                log.warning("event=list_nodes_failed error=%r", err)
+        return self._nodes
+
+    def _eligible(self, pod: Mapping[str, Any], kwok_nodes: set[str]) -> bool:
+        containers = pod["spec"].get("containers", [])
+        return (
+            pod["spec"].get("nodeName") in kwok_nodes
+            and bool(containers)
+            and spec.image_name(containers[0]["image"]) in self.config.entrypoints
+            and "deletionTimestamp" not in pod["metadata"]
+            and bool(pod.get("status", {}).get("podIP"))
+        )
+
+    # --- Kubernetes lookups for the spec translation --------------------------------------------------------
+    def _secret(self, namespace: str, name: str) -> dict[str, bytes] | None:
+        try:
+            return spec.b64_data(self.config.client.get(f"/api/v1/namespaces/{namespace}/secrets/{name}"))
+        except kubeapi.ApiError as err:
+            if err.status == 404:
+                return None
+            raise
+
+    def _configmap(self, namespace: str, name: str) -> dict[str, str] | None:
+        try:
+            cm = self.config.client.get(f"/api/v1/namespaces/{namespace}/configmaps/{name}")
+        except kubeapi.ApiError as err:
+            if err.status == 404:
+                return None
+            raise
+        data: dict[str, str] = cm.get("data") or {}
+        return data
+
+    def _minter(self, pod: Mapping[str, Any]) -> spec.TokenMinter:
+        meta = pod["metadata"]
+        account = pod["spec"].get("serviceAccountName") or "default"
+
+        def mint(audience: str | None, expiration: int | None) -> str:
+            body: dict[str, Any] = {
+                "apiVersion": "authentication.k8s.io/v1",
+                "kind": "TokenRequest",
+                "spec": {
+                    "expirationSeconds": expiration or 86400,
+                    "boundObjectRef": {
+                        "apiVersion": "v1",
+                        "kind": "Pod",
+                        "name": meta["name"],
+                        "uid": meta["uid"],
+                    },
+                },
+            }
+            if audience:
+                body["spec"]["audiences"] = [audience]
+            path = f"/api/v1/namespaces/{meta['namespace']}/serviceaccounts/{account}/token"
+            token: str = self.config.client.request("POST", path, body)["status"]["token"]
+            return token
+
+        return mint
+
+    # --- process lifecycle --------------------------------------------------------------------------------
+    def _start(self, pod: Mapping[str, Any], box: _Container) -> None:
+        container = pod["spec"]["containers"][0]
+        base_env = {k: v for k, v in os.environ.items() if k not in _PRIVATE_ENV}
+        mint = self._minter(pod)
+        try:
+            plan = spec.launch(
+                pod,
+                self.config.entrypoints[spec.image_name(container["image"])],
+                box.pod_dir,
+                base_env,
+                self._secret,
+                self._configmap,
+                mint,
+            )
+        except (spec.SpecError, kubeapi.ApiError) as err:
+            box.waiting_reason, box.message = "CreateContainerConfigError", str(err)
+            box.next_start = time.monotonic() + 2.0
+            return
+        for directory in plan.dirs:
+            directory.mkdir(parents=True, exist_ok=True)
+        for path, content in plan.files.items():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(content)
+        env = dict(plan.env)
+        if pod["spec"].get("automountServiceAccountToken", True):
+            # Clients in the pod find their ServiceAccount identity through KUBECONFIG; the in-cluster path
+            # /var/run/secrets/... cannot be rewritten inside client libraries.
+            env["KUBECONFIG"] = str(
+                kubeconfig.write(
+                    box.pod_dir / "kubeconfig",
+                    kubeconfig.for_token(
+                        self.config.server, self.config.ca_cert, mint(None, None), box.namespace
+                    ),
+                )
+            )
+        argv = list(plan.argv)
+        device = self.config.node_devices.get(pod["spec"]["nodeName"])
+        if device is not None:
+            argv = ["umockdev-run", "--device", str(device), "--", *argv]
+        logfile = box.pod_dir / f"{container['name']}.log"
+        with logfile.open("ab") as out:
+            out.write(f"--- start {status.now()} argv={argv}\n".encode())
+            out.flush()
+            try:
+                box.proc = subprocess.Popen(
+                    argv,
+                    stdin=subprocess.DEVNULL,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    env=env,
+                    cwd=box.pod_dir,
+                    start_new_session=True,
+                )
+            except OSError as err:
+                box.waiting_reason, box.message = "RunContainerError", str(err)
+                box.next_start = time.monotonic() + 2.0
+                return
+        box.started_at = status.now()
+        box.waiting_reason = box.message = None
+        log.info("event=started pod=%s/%s pid=%d", box.namespace, box.name, box.proc.pid)
+
+    def _kill(self, box: _Container, grace: float) -> None:
+        proc = box.proc
+        if proc is None:
+            return
+        for sig, wait_for in ((signal.SIGTERM, grace), (signal.SIGKILL, 5.0)):
+            try:
+                os.killpg(proc.pid, sig)
+            except ProcessLookupError:
+                break
+            try:
+                proc.wait(timeout=wait_for)
+                break
+            except subprocess.TimeoutExpired:
+                continue
+        proc.wait(timeout=5.0)
+        box.proc = None
+        log.info("event=stopped pod=%s/%s pid=%d", box.namespace, box.name, proc.pid)
+
+    def _check_exit(self, pod: Mapping[str, Any], box: _Container) -> None:
+        if box.proc is None or box.proc.poll() is None:
+            return
+        code = box.proc.returncode
+        box.proc, box.last_exit, box.finished_at, box.ready = None, code, status.now(), False
+        policy = pod["spec"].get("restartPolicy", "Always")
+        log.info("event=exited pod=%s/%s code=%d", box.namespace, box.name, code)
+        if status.should_restart(policy, code):
+            box.restarts += 1
+            box.waiting_reason = "CrashLoopBackOff"
+            box.next_start = time.monotonic() + status.backoff(box.restarts)
+        else:
+            box.phase = "Succeeded" if code == 0 else "Failed"
+
+    def _report(self, pod: Mapping[str, Any], box: _Container) -> None:
+        container = pod["spec"]["containers"][0]
+        ready = box.proc is not None and probes.ready(container, pod["status"]["podIP"])
+        if ready != box.ready:
+            box.ready, box.ready_since = ready, status.now()
+        state = status.ContainerState(
+            name=container["name"],
+            image=container["image"],
+            pid=box.proc.pid if box.proc else None,
+            ready=box.ready,
+            restart_count=box.restarts,
+            started_at=box.started_at,
+            waiting_reason=box.waiting_reason,
+            message=box.message,
+            last_exit_code=box.last_exit,
+            finished_at=box.finished_at,
+            phase=box.phase,
+        )
+        wanted = status.pod_status(state, box.start_time, box.ready_since)
+        if wanted == box.reported:
+            return
+        path = f"/api/v1/namespaces/{box.namespace}/pods/{box.name}/status"
+        try:
+            self.config.client.request(
+                "PATCH", path, {"status": wanted}, content_type="application/merge-patch+json"
+            )
+            box.reported = wanted
+        except kubeapi.ApiError as err:
+            log.warning("event=status_failed pod=%s/%s error=%s", box.namespace, box.name, err)
+
+    def _forget(self, uid: str) -> None:
+        box = self._containers.pop(uid)
+        self._kill(box, grace=10.0)
+        # Secret material must not outlive the pod; the process log stays for debugging.
+        shutil.rmtree(box.pod_dir / "volumes", ignore_errors=True)
+        (box.pod_dir / "kubeconfig").unlink(missing_ok=True)
+
+    def reconcile(self) -> None:
+        """One pass: start, check, restart, report or stop every pod's process."""
+        kwok_nodes = self._kwok_nodes()
+        with self._pods_lock:
+            pods = {uid: p for uid, p in self._pods.items() if self._eligible(p, kwok_nodes)}
+        for uid in list(self._containers):
+            if uid not in pods:
+                self._forget(uid)
+        for uid, pod in pods.items():
+            meta = pod["metadata"]
+            box = self._containers.get(uid)
+            if box is None:
+                pod_dir = self.config.work_dir / f"{meta['namespace']}_{meta['name']}_{uid[:8]}"
+                box = self._containers[uid] = _Container(uid, meta["namespace"], meta["name"], pod_dir)
+            self._check_exit(pod, box)
+            if box.proc is None and box.phase == "Running" and time.monotonic() >= box.next_start:
+                self._start(pod, box)
+            self._report(pod, box)
+
+    def run(self, ready_file: pathlib.Path | None = None, sync_timeout: float = 30.0) -> None:
+        """Reconcile until ``stop``; touch ``ready_file`` once the first pod list arrived."""
+        watcher = threading.Thread(target=self._watch_pods, name="pod-watch", daemon=True)
+        watcher.start()
+        if not self._synced.wait(sync_timeout):
+            raise RuntimeError("pod list did not arrive in time")
+        if ready_file is not None:
+            ready_file.parent.mkdir(parents=True, exist_ok=True)
+            ready_file.touch()
+        try:
+            while not self._stopping.is_set():
+                try:
+                    self.reconcile()
+                except Exception:
+                    log.exception("event=reconcile_failed")
+                self._stopping.wait(self.config.poll_interval)
+        finally:
+            for uid in list(self._containers):
+                self._forget(uid)
+
+    def stop(self) -> None:
+        """Ask ``run`` to stop every process and return."""
+        self._stopping.set()
+
+
+def server_of(kubeconfig_path: pathlib.Path) -> str:
+    """The API server URL of a client (used to build the pods' kubeconfigs)."""
+    client = kubeapi.Client.from_kubeconfig(kubeconfig_path)
+    return urllib.parse.urlunsplit(("https", f"{client.host}:{client.port}", "", "", ""))
