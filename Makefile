@@ -6,7 +6,7 @@ RUN := $(UV) run --frozen
 PYTEST_PACKAGES := libs/hsmproto libs/common services/agent services/discovery services/manager tools
 CACHE := $(HOME)/.cache/hsm-secrets-operator
 
-.PHONY: help setup apt uv-sync proto crds lint test test-unit test-e2e bench
+.PHONY: help setup apt uv-sync proto crds pants-requirements lint test test-unit test-e2e bench
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -25,6 +25,10 @@ proto: ## regenerate libs/hsmproto/src/hsmproto/v1 from the .proto
 
 crds: ## regenerate the CRD manifests from hsm_common.models
 	$(RUN) python -m hsm_common.crdgen deploy/kustomize/base/crds
+
+pants-requirements: ## export the third-party requirements Pants resolves from uv.lock
+	$(UV) export --frozen --all-packages --no-dev --no-emit-workspace --no-hashes --no-header --quiet \
+		-o 3rdparty/python/requirements.txt
 
 lint: ## ruff, mypy --strict on every package, import-linter contracts
 	$(RUN) ruff check .

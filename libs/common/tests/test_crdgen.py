@@ -57,7 +57,12 @@ def test_status_subresource_short_names_and_columns() -> None:
     version = secrets["spec"]["versions"][0]
     assert version["subresources"] == {"status": {}}
     assert secrets["spec"]["names"]["shortNames"] == ["hsmsec"]
-    assert [c["name"] for c in version["additionalPrinterColumns"]] == ["Secret", "Status", "Last Sync", "Age"]
+    assert [c["name"] for c in version["additionalPrinterColumns"]] == [
+        "Secret",
+        "Status",
+        "Last Sync",
+        "Age",
+    ]
     status = version["schema"]["openAPIV3Schema"]["properties"]["status"]["properties"]
     assert {"syncStatus", "hsmVersion", "conditions", "secretRef", "observedGeneration"} <= set(status)
     devices = yaml.safe_load((CRD_DIR / "hsmdevices.yaml").read_text())

@@ -56,7 +56,9 @@ def test_hsmdevice_parses_camel_case_and_rejects_bad_usb_ids() -> None:
     assert spec.discovery.usb[0].vendor_id == "20a0"
     assert spec.pkcs11.pin_secret.key == "pin"
     with pytest.raises(pydantic.ValidationError) as caught:
-        models.HSMDeviceSpec.model_validate(device_spec(discovery={"usb": [{"vendorId": "xyz", "productId": "1"}]}))
+        models.HSMDeviceSpec.model_validate(
+            device_spec(discovery={"usb": [{"vendorId": "xyz", "productId": "1"}]})
+        )
     locations = {error["loc"] for error in caught.value.errors()}
     assert ("discovery", "usb", 0, "vendorId") in locations
 
@@ -71,7 +73,9 @@ def test_status_round_trips_through_the_wire_form() -> None:
     status = models.HSMSecretStatus(
         sync_status=models.SyncStatus.IN_SYNC,
         hsm_version=3,
-        conditions=[models.Condition(type="Ready", status=models.ConditionStatus.TRUE, reason="SecretSynced")],
+        conditions=[
+            models.Condition(type="Ready", status=models.ConditionStatus.TRUE, reason="SecretSynced")
+        ],
     )
     wire = status.to_wire()
     assert wire["syncStatus"] == "InSync"
@@ -90,7 +94,9 @@ def test_device_report_round_trips() -> None:
         available=True,
         last_seen=now,
     )
-    doc = report.DeviceReport(node_name="n1", report_time=now, devices={"pico": report.DeviceEntry(devices=[device])})
+    doc = report.DeviceReport(
+        node_name="n1", report_time=now, devices={"pico": report.DeviceEntry(devices=[device])}
+    )
     wire = doc.to_wire()
     assert wire["devices"]["pico"]["devices"][0]["serialNumber"] == "DC6A33145E23A42A"
     assert report.DeviceReport.model_validate(wire) == doc

@@ -8,12 +8,16 @@ from hsm_common import settings
 def test_flags_fall_back_to_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HSM_X_RESCAN_INTERVAL", "2m")
     parser = argparse.ArgumentParser()
-    settings.add_flag(parser, "HSM_X", "--rescan-interval", type=settings.parse_duration, default=30.0, help="h")
+    settings.add_flag(
+        parser, "HSM_X", "--rescan-interval", type=settings.parse_duration, default=30.0, help="h"
+    )
     assert parser.parse_args([]).rescan_interval == 120.0
     assert parser.parse_args(["--rescan-interval", "5s"]).rescan_interval == 5.0
 
 
-@pytest.mark.parametrize(("text", "seconds"), [("250ms", 0.25), ("30s", 30), ("5m", 300), ("1h30m", 5400), ("7", 7)])
+@pytest.mark.parametrize(
+    ("text", "seconds"), [("250ms", 0.25), ("30s", 30), ("5m", 300), ("1h30m", 5400), ("7", 7)]
+)
 def test_durations_parse(text: str, seconds: float) -> None:
     assert settings.parse_duration(text) == seconds
 

@@ -33,8 +33,7 @@ def validate_path(path: str) -> str:
     for index, segment in enumerate(path.split("/")):
         if not segment:
             raise InvalidName(
-                f"path {path!r} has an empty segment at position {index}: "
-                "no leading, trailing or doubled '/'"
+                f"path {path!r} has an empty segment at position {index}: no leading, trailing or doubled '/'"
             )
         if not _SEGMENT.match(segment):
             raise InvalidName(
@@ -48,7 +47,9 @@ def validate_namespaced_path(path: str, namespace: str) -> str:
     """Validate path and require that it lies inside namespace (``<namespace>/...``)."""
     validate_path(path)
     if not path.startswith(f"{namespace}/"):
-        raise InvalidName(f"path {path!r} lies outside namespace {namespace!r}: it must start with '{namespace}/'")
+        raise InvalidName(
+            f"path {path!r} lies outside namespace {namespace!r}: it must start with '{namespace}/'"
+        )
     return path
 
 

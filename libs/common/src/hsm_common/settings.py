@@ -10,7 +10,7 @@ from typing import Any
 
 
 def env_name(prefix: str, flag: str) -> str:
-    """The environment variable behind a flag: ``--rescan-interval`` with prefix HSM_AGENT → HSM_AGENT_RESCAN_INTERVAL."""
+    """The variable behind a flag: ``--rescan-interval``, prefix HSM_AGENT → HSM_AGENT_RESCAN_INTERVAL."""
     return f"{prefix}_{flag.lstrip('-').replace('-', '_').upper()}"
 
 
@@ -20,8 +20,8 @@ def add_flag(
     flag: str,
     *,
     default: Any = None,
-    type: Callable[[str], Any] = str,  # noqa: A002 - mirrors argparse's own keyword
-    help: str,  # noqa: A002
+    type: Callable[[str], Any] = str,
+    help: str,
     required: bool = False,
 ) -> None:
     """Add flag to parser; its default comes from the environment variable named by env_name, if set."""
