@@ -1,0 +1,172 @@
+"""Request bodies (pydantic, the wire boundary) and their decoding into validated internal values.
+
+Values travel base64-encoded so binary data round-trips; every name and size is checked with
+hsm_common.names before anything touches a device, so a bad request never causes a partial write.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import dataclasses
+import json
+from collections.abc import Mapping
+from typing import Any, TypeVar
+
+import pydantic
+from pydantic import alias_generators
+
+from hsm_common import names
+
+from . import errors
+
+
+class Body(pydantic.BaseModel):
+    """Base of request bodies: camelCase on the wire, unknown fields rejected."""
+
+    model_config = pydantic.ConfigDict(
+        alias_generator=alias_generators.to_camel, populate_by_name=True, extra="forbid", frozen=True
+    )
+
+
+class Metadata(Body):
+    """User metadata carried to every device with the secret."""
+
+    description: str = pydantic.Field(default="", max_length=1024)
+    labels: dict[str, str] = pydantic.Field(default_factory=dict, max_length=64)
+    format: str = pydantic.Field(default="", max_length=64)
+    data_type: str = pydantic.Field(default="", max_length=64)
+    source: str = pydantic.Field(default="", max_length=256)
+
+
+class SecretBody(Body):
+    """POST and PUT: the whole secret, values base64-encoded."""
+
+    data: dict[str, str]
+    metadata: Metadata | None = None
+
+
+class PatchBody(Body):
+    """PATCH: keys to add or replace (base64) or remove (null)."""
+
+    data: dict[str, str | None] = pydantic.Field(default_factory=dict)
+    metadata: Metadata | None = None
+
+
+class ChangePinBody(Body):
+    """POST /hsm/change-pin: the PIN of every device of an HSMDevice."""
+
+    device: str | None = pydantic.Field(default=None, max_length=253)
+    old_pin: str = pydantic.Field(min_length=1, max_length=256)
+    new_pin: str = pydantic.Field(min_length=4, max_length=256)
+
+
+class MirrorSyncBody(Body):
+    """POST /hsm/mirror/sync: repair divergence between the devices of an HSMDevice."""
+
+    device: str | None = pydantic.Field(default=None, max_length=253)
+    prefix: str = pydantic.Field(default="", max_length=254)
+
+
+BodyT = TypeVar("BodyT", bound=Body)
+
+
+def parse_json(raw: bytes) -> Any:
+    """The JSON document in raw, or MalformedBody."""
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as err:
+        raise errors.MalformedBody(f"request body is not valid JSON: {err}", {"field": "body"}) from err
+
+
+def parse_body(model: type[BodyT], raw: bytes) -> BodyT:
+    """raw parsed as model; MalformedBody/InvalidArgument naming the first offending field."""
+    document = parse_json(raw)
+    try:
+        return model.model_validate(document)
+    except pydantic.ValidationError as err:
+        first = err.errors(include_input=False, include_url=False)[0]
+        field = ".".join(str(part) for part in first["loc"]) or "body"
+        # pydantic's own message can quote the input; build ours from the location and the rule only.
+        raise errors.InvalidArgument(f"{field}: {first['msg']}", {"field": field}) from None
+
+
+def decode_value(key: str, encoded: str) -> bytes:
+    """The bytes of one base64 value; InvalidArgument naming data.<key> (the value itself is never echoed)."""
+    try:
+        return base64.b64decode(encoded.encode("ascii"), validate=True)
+    except (binascii.Error, UnicodeError, ValueError):
+        raise errors.InvalidArgument(
+            f"data.{key}: value is not valid base64", {"field": f"data.{key}"}
+        ) from None
+
+
+def encode_value(value: bytes) -> str:
+    """A value as it travels in a response."""
+    return base64.b64encode(value).decode("ascii")
+
+
+def validate_key(key: str) -> str:
+    """key if valid, else InvalidArgument with the field it came from."""
+    try:
+        return names.validate_key(key)
+    except names.InvalidName as err:
+        raise errors.InvalidArgument(str(err), {"field": f"data.{_printable(key)}"}) from None
+
+
+def decode_data(data: Mapping[str, str]) -> dict[str, bytes]:
+    """Validated, decoded secret data (keys, base64, 1 MiB total)."""
+    decoded = {validate_key(key): decode_value(key, value) for key, value in data.items()}
+    try:
+        names.validate_data(decoded)
+    except names.InvalidName as err:
+        raise errors.InvalidArgument(str(err), {"field": "data"}) from None
+    return decoded
+
+
+def decode_patch(data: Mapping[str, str | None]) -> dict[str, bytes | None]:
+    """Validated, decoded patch: None removes a key."""
+    return {
+        validate_key(key): (None if value is None else decode_value(key, value))
+        for key, value in data.items()
+    }
+
+
+def validate_merged(data: Mapping[str, bytes]) -> None:
+    """The secret that results from a patch must still be a valid secret."""
+    try:
+        names.validate_data(data)
+    except names.InvalidName as err:
+        raise errors.InvalidArgument(str(err), {"field": "data"}) from None
+
+
+def _printable(key: str) -> str:
+    return key if len(key) <= 64 else key[:64] + "…"
+
+
+@dataclasses.dataclass(frozen=True)
+class SecretPath:
+    """A validated ``<namespace>/<name>`` path."""
+
+    path: str
+    namespace: str
+
+
+def parse_path(path: str) -> SecretPath:
+    """path validated as an HSM path of at least two segments; InvalidArgument naming the rule."""
+    try:
+        namespace = names.namespace_of(path)
+    except names.InvalidName as err:
+        raise errors.InvalidArgument(str(err), {"field": "path"}) from None
+    return SecretPath(path, namespace)
+
+
+def parse_namespace(namespace: str) -> str:
+    """A namespace query parameter validated as a single path segment."""
+    try:
+        names.validate_path(namespace)
+    except names.InvalidName as err:
+        raise errors.InvalidArgument(str(err), {"field": "namespace"}) from None
+    if "/" in namespace:
+        raise errors.InvalidArgument("namespace must be a single segment", {"field": "namespace"})
+    return namespace

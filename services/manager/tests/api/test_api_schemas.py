@@ -1,0 +1,87 @@
+"""Request validation: base64 values, names, sizes, and errors that name the offending field."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import pytest
+
+from hsm_common import constants
+from hsm_manager.api import errors, paging, schemas
+
+
+def _b64(value: bytes) -> str:
+    return base64.b64encode(value).decode()
+
+
+def test_binary_values_decode_exactly() -> None:
+    raw = bytes(range(256))
+    assert schemas.decode_data({"blob": _b64(raw)}) == {"blob": raw}
+
+
+def test_invalid_base64_names_the_key() -> None:
+    with pytest.raises(errors.InvalidArgument) as caught:
+        schemas.decode_data({"k": "not base64!"})
+    assert caught.value.details == {"field": "data.k"}
+
+
+def test_bad_key_names_the_key() -> None:
+    with pytest.raises(errors.InvalidArgument) as caught:
+        schemas.decode_data({"a/b": _b64(b"x")})
+    assert caught.value.details == {"field": "data.a/b"}
+
+
+def test_data_over_one_mebibyte_is_refused() -> None:
+    with pytest.raises(errors.InvalidArgument, match="at most"):
+        schemas.decode_data({"k": _b64(b"x" * constants.MAX_SECRET_BYTES)})
+
+
+def test_malformed_json_is_a_malformed_body() -> None:
+    with pytest.raises(errors.MalformedBody):
+        schemas.parse_body(schemas.SecretBody, b"{nope")
+
+
+def test_unknown_body_field_is_named() -> None:
+    with pytest.raises(errors.InvalidArgument) as caught:
+        schemas.parse_body(schemas.SecretBody, json.dumps({"data": {}, "extra": 1}).encode())
+    assert caught.value.details == {"field": "extra"}
+
+
+def test_validation_messages_never_echo_the_value() -> None:
+    with pytest.raises(errors.InvalidArgument) as caught:
+        schemas.parse_body(
+            schemas.ChangePinBody, json.dumps({"oldPin": 123456, "newPin": "s3cr3t-pin"}).encode()
+        )
+    assert "123456" not in caught.value.message
+    assert "s3cr3t" not in caught.value.message
+
+
+def test_path_needs_a_namespace_and_a_name() -> None:
+    with pytest.raises(errors.InvalidArgument) as caught:
+        schemas.parse_path("onlyone")
+    assert caught.value.details == {"field": "path"}
+
+
+def test_path_namespace_is_its_first_segment() -> None:
+    assert schemas.parse_path("team-a/db/password").namespace == "team-a"
+
+
+@pytest.mark.parametrize("path", ["ns/../x", "ns//x", "/ns/x", "NS/x", "ns/x/"])
+def test_paths_that_could_escape_are_refused(path: str) -> None:
+    with pytest.raises(errors.InvalidArgument):
+        schemas.parse_path(path)
+
+
+def test_pages_are_sorted_and_resume_after_the_token() -> None:
+    first = paging.paginate(["b", "a", "d", "c"], limit=2)
+    assert first.items == ["a", "b"]
+    assert first.next_token is not None
+    second = paging.paginate(["b", "a", "d", "c"], limit=2, after=paging.decode_token(first.next_token))
+    assert (second.items, second.next_token) == (["c", "d"], None)
+
+
+@pytest.mark.parametrize("raw", ["0", "-1", "1001", "ten"])
+def test_limit_out_of_range_is_refused(raw: str) -> None:
+    with pytest.raises(errors.InvalidArgument):
+        paging.parse_limit(raw)
