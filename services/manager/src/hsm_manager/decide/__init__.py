@@ -1,0 +1,1 @@
+"""Pure deciding functions of the operator: no I/O, no Kubernetes client, no gRPC."""

@@ -1,0 +1,287 @@
+"""Agent objects (ServiceAccount, TLS Secret, Deployment) per physical device, and which to change."""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import hashlib
+import json
+import re
+from typing import Any
+
+from hsm_common import constants, models
+
+from . import owners
+
+COMPONENT = "agent"
+INSTANCE_LABEL = "app.kubernetes.io/instance"
+ANNOTATION_NODE = f"{constants.GROUP}/node"
+ANNOTATION_TEMPLATE_HASH = f"{constants.GROUP}/template-hash"
+ANNOTATION_SERIAL = constants.LABEL_SERIAL
+TLS_MOUNT = "/etc/hsm/tls"
+PIN_MOUNT = "/etc/hsm/pin"
+HOSTNAME_LABEL = "kubernetes.io/hostname"
+
+
+@dataclasses.dataclass(frozen=True)
+class AgentConfig:
+    """Operator-wide choices for agent pods."""
+
+    image: str
+    """Agent image; overlays set its tag."""
+    run_as_root: bool = False
+    """Real USB readers need pcscd with device access; SoftHSM2 and CCID-less devices do not."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ExistingAgent:
+    """An agent Deployment as found in the cluster."""
+
+    name: str
+    serial: str
+    node: str
+    template_hash: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Plan:
+    """What to do to the agents of one device."""
+
+    create: tuple[models.AggregatedDevice, ...] = ()
+    recreate: tuple[models.AggregatedDevice, ...] = ()
+    """Deployments to replace: the device moved to another node or the desired pod template changed."""
+    delete: tuple[str, ...] = ()
+    """Deployment names whose device is gone beyond the grace period."""
+
+    def empty(self) -> bool:
+        """Nothing to do."""
+        return not (self.create or self.recreate or self.delete)
+
+
+def agent_name(device: str, serial: str) -> str:
+    """The agent's Deployment name, also its TLS server name: stable per (device, serial), DNS-safe."""
+    digest = hashlib.sha256(serial.encode()).hexdigest()[:10]
+    return f"{device[:40].rstrip('-')}-agent-{digest}"
+
+
+def service_account_name(device: str) -> str:
+    """The agents' ServiceAccount (one per device; it holds no API permissions)."""
+    return f"{device[:50].rstrip('-')}-agent"
+
+
+def tls_secret_name(agent: str) -> str:
+    """The Secret that holds an agent's serving certificate and the CA of its clients."""
+    return f"{agent}-tls"
+
+
+def _serial_label(serial: str) -> str:
+    # Label values allow 63 chars of [-_.a-zA-Z0-9]; the full serial lives in an annotation.
+    cleaned = re.sub(r"[^-_.a-zA-Z0-9]", "_", serial)[:63].strip("-_.")
+    return cleaned or "unknown"
+
+
+def service_account(device: str, namespace: str, owner: owners.Owner) -> dict[str, Any]:
+    """A ServiceAccount without an API token: agents talk to nobody but their clients."""
+    name = service_account_name(device)
+    return {
+        "apiVersion": "v1",
+        "kind": "ServiceAccount",
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "labels": owners.labels(COMPONENT, device, name),
+            "ownerReferences": [owner.reference()],
+        },
+        "automountServiceAccountToken": False,
+    }
+
+
+def tls_secret(
+    device: str, agent: str, namespace: str, owner: owners.Owner, cert: bytes, key: bytes, ca: bytes
+) -> dict[str, Any]:
+    """The agent's kubernetes.io/tls Secret with the CA that signs the manager's client certificate."""
+
+    def b64(raw: bytes) -> str:
+        return base64.b64encode(raw).decode()
+
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "type": "kubernetes.io/tls",
+        "metadata": {
+            "name": tls_secret_name(agent),
+            "namespace": namespace,
+            "labels": owners.labels(COMPONENT, device, agent),
+            "ownerReferences": [owner.reference()],
+        },
+        "data": {"tls.crt": b64(cert), "tls.key": b64(key), "ca.crt": b64(ca)},
+    }
+
+
+def _args(spec: models.HSMDeviceSpec, agent: str, serial: str) -> list[str]:
+    pkcs11 = spec.pkcs11
+    args = [
+        f"--pkcs11-library={pkcs11.library_path}",
+        f"--pin-file={PIN_MOUNT}/{pkcs11.pin_secret.key}",
+        f"--listen=$(POD_IP):{constants.PORT_AGENT_GRPC}",
+        # Pod IP, not 0.0.0.0: on the devcluster every pod shares the host's network namespace.
+        f"--health-listen=$(POD_IP):{constants.PORT_AGENT_HEALTH}",
+        f"--tls-cert={TLS_MOUNT}/tls.crt",
+        f"--tls-key={TLS_MOUNT}/tls.key",
+        f"--tls-client-ca={TLS_MOUNT}/ca.crt",
+        f"--device-name={agent}",
+        f"--serial={serial}",
+    ]
+    if pkcs11.token_label:
+        args.append(f"--token-label={pkcs11.token_label}")
+    if pkcs11.slot_id is not None:
+        args.append(f"--slot-id={pkcs11.slot_id}")
+    if spec.max_object_size:
+        args.append(f"--max-object-size={spec.max_object_size}")
+    return args
+
+
+def _probe(path: str, period: int, failures: int) -> dict[str, Any]:
+    return {
+        "httpGet": {"path": path, "port": constants.PORT_AGENT_HEALTH},
+        "periodSeconds": period,
+        "timeoutSeconds": 2,
+        "failureThreshold": failures,
+    }
+
+
+def _pod_spec(
+    device: str, spec: models.HSMDeviceSpec, agent: str, serial: str, node: str, config: AgentConfig
+) -> dict[str, Any]:
+    security: dict[str, Any] = {
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "capabilities": {"drop": ["ALL"]},
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+    if not config.run_as_root:
+        security |= {"runAsNonRoot": True, "runAsUser": 65532, "runAsGroup": 65532}
+    return {
+        "serviceAccountName": service_account_name(device),
+        "automountServiceAccountToken": False,
+        "nodeSelector": {**spec.node_selector, HOSTNAME_LABEL: node},
+        "terminationGracePeriodSeconds": 10,
+        "containers": [
+            {
+                "name": "agent",
+                "image": config.image,
+                "args": _args(spec, agent, serial),
+                "env": [{"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}}],
+                "ports": [
+                    {"name": "grpc", "containerPort": constants.PORT_AGENT_GRPC},
+                    {"name": "health", "containerPort": constants.PORT_AGENT_HEALTH},
+                ],
+                "readinessProbe": _probe("/readyz", 2, 2),
+                "livenessProbe": _probe("/healthz", 10, 3),
+                "resources": {
+                    "requests": {"cpu": "20m", "memory": "48Mi"},
+                    "limits": {"memory": "256Mi"},
+                },
+                "securityContext": security,
+                "volumeMounts": [
+                    {"name": "pin", "mountPath": PIN_MOUNT, "readOnly": True},
+                    {"name": "tls", "mountPath": TLS_MOUNT, "readOnly": True},
+                    {"name": "tmp", "mountPath": "/tmp"},  # noqa: S108 - an emptyDir, not a shared /tmp
+                ],
+            }
+        ],
+        "volumes": [
+            {"name": "pin", "secret": {"secretName": spec.pkcs11.pin_secret.name, "defaultMode": 0o400}},
+            {"name": "tls", "secret": {"secretName": tls_secret_name(agent), "defaultMode": 0o400}},
+            {"name": "tmp", "emptyDir": {"medium": "Memory", "sizeLimit": "16Mi"}},
+        ],
+    }
+
+
+def template_hash(spec: models.HSMDeviceSpec, config: AgentConfig) -> str:
+    """A digest of every input of the pod template except serial and node (those are compared directly)."""
+    material = json.dumps([spec.to_wire(), dataclasses.asdict(config)], sort_keys=True)
+    return hashlib.sha256(material.encode()).hexdigest()[:16]
+
+
+def deployment(
+    device: str,
+    namespace: str,
+    spec: models.HSMDeviceSpec,
+    found: models.AggregatedDevice,
+    owner: owners.Owner,
+    config: AgentConfig,
+) -> dict[str, Any]:
+    """The agent Deployment for one physical device: one replica, Recreate, pinned to the device's node."""
+    agent = agent_name(device, found.serial_number)
+    labels = owners.labels(COMPONENT, device, agent)
+    labels[constants.LABEL_SERIAL] = _serial_label(found.serial_number)
+    selector = {constants.LABEL_COMPONENT: COMPONENT, INSTANCE_LABEL: agent}
+    annotations = {
+        ANNOTATION_SERIAL: found.serial_number,
+        ANNOTATION_NODE: found.node_name,
+        ANNOTATION_TEMPLATE_HASH: template_hash(spec, config),
+    }
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {
+            "name": agent,
+            "namespace": namespace,
+            "labels": labels,
+            "annotations": annotations,
+            "ownerReferences": [owner.reference()],
+        },
+        "spec": {
+            "replicas": 1,
+            # Two agents on one token would fight over its single login session.
+            "strategy": {"type": "Recreate"},
+            "selector": {"matchLabels": selector},
+            "template": {
+                "metadata": {"labels": labels, "annotations": {ANNOTATION_SERIAL: found.serial_number}},
+                "spec": _pod_spec(device, spec, agent, found.serial_number, found.node_name, config),
+            },
+        },
+    }
+
+
+def existing(deployment_obj: dict[str, Any]) -> ExistingAgent:
+    """The facts plan() needs from an agent Deployment read from the cluster."""
+    meta = deployment_obj.get("metadata", {})
+    annotations = meta.get("annotations") or {}
+    return ExistingAgent(
+        name=meta.get("name", ""),
+        serial=annotations.get(ANNOTATION_SERIAL, ""),
+        node=annotations.get(ANNOTATION_NODE, ""),
+        template_hash=annotations.get(ANNOTATION_TEMPLATE_HASH, ""),
+    )
+
+
+def plan(
+    device: str, devices: list[models.AggregatedDevice], current: list[ExistingAgent], desired_hash: str
+) -> Plan:
+    """Which agents to create, replace and delete so each listed device has exactly one, on its node.
+
+    A device listed as unavailable keeps its agent (it may come back within the grace period); a device the
+    pool no longer lists (gone longer than the grace period) loses it. New agents are made only for
+    available devices. Deployments of unknown serials or duplicates are deleted: no orphans.
+    """
+    wanted = {d.serial_number: d for d in devices}
+    by_name = {agent_name(device, s): d for s, d in wanted.items()}
+    create: list[models.AggregatedDevice] = []
+    recreate: list[models.AggregatedDevice] = []
+    delete: list[str] = []
+    seen: set[str] = set()
+    for agent in sorted(current, key=lambda a: a.name):
+        found = by_name.get(agent.name)
+        if found is None or agent.name in seen:
+            delete.append(agent.name)
+            continue
+        seen.add(agent.name)
+        moved = found.available and agent.node != found.node_name
+        if moved or (found.available and agent.template_hash != desired_hash):
+            recreate.append(found)
+    for name, found in sorted(by_name.items()):
+        if name not in seen and found.available:
+            create.append(found)
+    return Plan(tuple(create), tuple(recreate), tuple(delete))

@@ -1,0 +1,100 @@
+"""The discovery DaemonSet (and its ServiceAccount) of one HSMDevice."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hsm_common import models
+
+from . import owners
+
+COMPONENT = "discovery"
+HEALTH_PORT = 8080
+
+
+def name(device: str) -> str:
+    """The DaemonSet's name, also its ServiceAccount's."""
+    return f"{device[:50].rstrip('-')}-discovery"
+
+
+def service_account(device: str, namespace: str, owner: owners.Owner) -> dict[str, Any]:
+    """The discovery pods' ServiceAccount; the kustomize base binds it to read HSMDevices and patch pods."""
+    return {
+        "apiVersion": "v1",
+        "kind": "ServiceAccount",
+        "metadata": {
+            "name": name(device),
+            "namespace": namespace,
+            "labels": owners.labels(COMPONENT, device, name(device)),
+            "ownerReferences": [owner.reference()],
+        },
+    }
+
+
+def _field_env(variable: str, path: str) -> dict[str, Any]:
+    return {"name": variable, "valueFrom": {"fieldRef": {"fieldPath": path}}}
+
+
+def daemonset(
+    device: str, namespace: str, spec: models.HSMDeviceSpec, owner: owners.Owner, image: str
+) -> dict[str, Any]:
+    """One discovery pod per node matching the device's nodeSelector, reading /sys and udev read-only."""
+    ds_name = name(device)
+    labels = owners.labels(COMPONENT, device, ds_name)
+    selector = {"app.kubernetes.io/component": COMPONENT, "app.kubernetes.io/instance": ds_name}
+    container: dict[str, Any] = {
+        "name": "discovery",
+        "image": image,
+        "env": [
+            _field_env("POD_NAME", "metadata.name"),
+            _field_env("POD_NAMESPACE", "metadata.namespace"),
+            _field_env("NODE_NAME", "spec.nodeName"),
+            _field_env("POD_IP", "status.podIP"),
+            {"name": "HSM_DISCOVERY_DEVICE", "value": device},
+            # Pod IP, not 0.0.0.0: on the devcluster every pod shares the host's network namespace.
+            {"name": "HSM_DISCOVERY_HEALTH_LISTEN", "value": f"$(POD_IP):{HEALTH_PORT}"},
+        ],
+        "ports": [{"name": "health", "containerPort": HEALTH_PORT}],
+        "readinessProbe": {"httpGet": {"path": "/readyz", "port": HEALTH_PORT}, "periodSeconds": 5},
+        "livenessProbe": {"httpGet": {"path": "/healthz", "port": HEALTH_PORT}, "periodSeconds": 20},
+        "resources": {"requests": {"cpu": "10m", "memory": "32Mi"}, "limits": {"memory": "128Mi"}},
+        "securityContext": {
+            "allowPrivilegeEscalation": False,
+            "readOnlyRootFilesystem": True,
+            "runAsNonRoot": True,
+            "runAsUser": 65532,
+            "capabilities": {"drop": ["ALL"]},
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "volumeMounts": [
+            {"name": "sys", "mountPath": "/sys", "readOnly": True},
+            {"name": "udev", "mountPath": "/run/udev", "readOnly": True},
+        ],
+    }
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "DaemonSet",
+        "metadata": {
+            "name": ds_name,
+            "namespace": namespace,
+            "labels": labels,
+            "ownerReferences": [owner.reference()],
+        },
+        "spec": {
+            "selector": {"matchLabels": selector},
+            "updateStrategy": {"type": "RollingUpdate"},
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {
+                    "serviceAccountName": ds_name,
+                    "nodeSelector": dict(spec.node_selector),
+                    "terminationGracePeriodSeconds": 5,
+                    "containers": [container],
+                    "volumes": [
+                        {"name": "sys", "hostPath": {"path": "/sys", "type": "Directory"}},
+                        {"name": "udev", "hostPath": {"path": "/run/udev", "type": "DirectoryOrCreate"}},
+                    ],
+                },
+            },
+        },
+    }

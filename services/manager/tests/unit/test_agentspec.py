@@ -1,0 +1,110 @@
+import datetime
+
+from hsm_common import constants, models, names
+from hsm_manager.decide import agentspec, owners
+
+OWNER = owners.device_owner("hsm", "uid-1")
+CONFIG = agentspec.AgentConfig(image="hsm-agent:dev")
+SPEC = models.HSMDeviceSpec.model_validate(
+    {
+        "deviceType": "Generic",
+        "pkcs11": {
+            "libraryPath": "/usr/lib/softhsm/libsofthsm2.so",
+            "tokenLabel": "t1",
+            "pinSecret": {"name": "pin", "key": "user-pin"},
+        },
+    }
+)
+HASH = agentspec.template_hash(SPEC, CONFIG)
+
+
+def device(serial: str, node: str = "n1", available: bool = True) -> models.AggregatedDevice:
+    return models.AggregatedDevice(
+        device_path="/dev/bus/usb/001/002",
+        serial_number=serial,
+        node_name=node,
+        available=available,
+        last_seen=datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC),
+    )
+
+
+def existing(serial: str, node: str = "n1", template_hash: str = HASH) -> agentspec.ExistingAgent:
+    return agentspec.ExistingAgent(agentspec.agent_name("hsm", serial), serial, node, template_hash)
+
+
+def test_agent_name_is_stable_and_dns_safe() -> None:
+    name = agentspec.agent_name("hsm", "DENK 03/0123_x")
+    assert name == agentspec.agent_name("hsm", "DENK 03/0123_x")
+    assert names.validate_path(name) == name
+
+
+def test_new_available_device_gets_an_agent() -> None:
+    plan = agentspec.plan("hsm", [device("A")], [], HASH)
+    assert [d.serial_number for d in plan.create] == ["A"]
+
+
+def test_unavailable_device_gets_no_new_agent() -> None:
+    assert agentspec.plan("hsm", [device("A", available=False)], [], HASH).empty()
+
+
+def test_unavailable_device_within_grace_keeps_its_agent() -> None:
+    assert agentspec.plan("hsm", [device("A", available=False)], [existing("A")], HASH).empty()
+
+
+def test_device_gone_beyond_grace_loses_its_agent() -> None:
+    plan = agentspec.plan("hsm", [], [existing("A")], HASH)
+    assert plan.delete == (agentspec.agent_name("hsm", "A"),)
+
+
+def test_device_on_another_node_is_recreated() -> None:
+    plan = agentspec.plan("hsm", [device("A", node="n2")], [existing("A", node="n1")], HASH)
+    assert [d.node_name for d in plan.recreate] == ["n2"]
+
+
+def test_changed_template_is_recreated() -> None:
+    plan = agentspec.plan("hsm", [device("A")], [existing("A", template_hash="old")], HASH)
+    assert len(plan.recreate) == 1
+
+
+def test_matching_agent_needs_nothing() -> None:
+    assert agentspec.plan("hsm", [device("A")], [existing("A")], HASH).empty()
+
+
+def test_deployment_is_pinned_single_recreate_and_owned() -> None:
+    obj = agentspec.deployment("hsm", "ns", SPEC, device("A", node="n7"), OWNER, CONFIG)
+    pod = obj["spec"]["template"]["spec"]
+    assert obj["spec"]["replicas"] == 1
+    assert obj["spec"]["strategy"] == {"type": "Recreate"}
+    assert pod["nodeSelector"]["kubernetes.io/hostname"] == "n7"
+    assert obj["metadata"]["ownerReferences"][0]["uid"] == "uid-1"
+    assert agentspec.existing(obj) == existing("A", node="n7")
+
+
+def test_deployment_mounts_the_pin_as_a_file_and_never_in_env_or_args() -> None:
+    container = agentspec.deployment("hsm", "ns", SPEC, device("A"), OWNER, CONFIG)["spec"]["template"][
+        "spec"
+    ]["containers"][0]
+    assert "--pin-file=/etc/hsm/pin/user-pin" in container["args"]
+    assert all("secretKeyRef" not in str(e) for e in container["env"])
+
+
+def test_deployment_runs_non_root_with_read_only_root() -> None:
+    pod = agentspec.deployment("hsm", "ns", SPEC, device("A"), OWNER, CONFIG)["spec"]["template"]["spec"]
+    security = pod["containers"][0]["securityContext"]
+    assert security["readOnlyRootFilesystem"]
+    assert security["runAsNonRoot"]
+    assert pod["automountServiceAccountToken"] is False
+
+
+def test_deployment_labels_select_agents_of_the_device() -> None:
+    labels = agentspec.deployment("hsm", "ns", SPEC, device("A"), OWNER, CONFIG)["spec"]["template"][
+        "metadata"
+    ]["labels"]
+    assert labels[constants.LABEL_DEVICE] == "hsm"
+    assert labels[constants.LABEL_COMPONENT] == "agent"
+
+
+def test_tls_secret_holds_cert_key_and_client_ca() -> None:
+    secret = agentspec.tls_secret("hsm", "hsm-agent-x", "ns", OWNER, b"c", b"k", b"ca")
+    assert sorted(secret["data"]) == ["ca.crt", "tls.crt", "tls.key"]
+    assert secret["metadata"]["name"] == agentspec.tls_secret_name("hsm-agent-x")
