@@ -169,9 +169,7 @@ def up(settings: Settings, bin_dir: pathlib.Path | None = None) -> Cluster:
         )
         api = launch("kube-apiserver", components.apiserver(bins, run, p, certs))
         client = kubeapi.Client.from_kubeconfig(admin)
-        _await(
-            api, lambda: client.request("GET", "/readyz", timeout=5) is not None, settings.timeout, "readyz"
-        )
+        _await(api, lambda: client.text("GET", "/readyz", timeout=5) == "ok", settings.timeout, "readyz")
         cm = launch("kube-controller-manager", components.controller_manager(bins, admin, p, certs))
         sched = launch("kube-scheduler", components.scheduler(bins, admin, p))
         kwok = launch("kwok", components.kwok(bins, admin, p, kwok_config))

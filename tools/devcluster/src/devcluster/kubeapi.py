@@ -79,9 +79,21 @@ class Client:
         timeout: float = 30.0,
     ) -> JSON:
         """Send one request and return the decoded JSON answer; raise ApiError on a non-2xx status."""
+        data = self.text(method, path, json.dumps(body) if body is not None else None, content_type, timeout)
+        decoded: JSON = json.loads(data) if data else {}
+        return decoded
+
+    def text(
+        self,
+        method: str,
+        path: str,
+        payload: str | None = None,
+        content_type: str = "application/json",
+        timeout: float = 30.0,
+    ) -> str:
+        """Send one request and return the raw answer (``/readyz`` answers text); ApiError on non-2xx."""
         conn = self._connection(timeout)
         try:
-            payload = json.dumps(body) if body is not None else None
             conn.request(method, path, body=payload, headers=self._headers(content_type))
             resp = conn.getresponse()
             data = resp.read().decode()
@@ -89,8 +101,7 @@ class Client:
             conn.close()
         if not 200 <= resp.status < 300:
             raise ApiError(resp.status, data)
-        decoded: JSON = json.loads(data) if data else {}
-        return decoded
+        return data
 
     def get(self, path: str) -> JSON:
         """GET ``path``."""
