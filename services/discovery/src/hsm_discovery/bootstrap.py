@@ -1,0 +1,149 @@
+"""Wires the real adapters (libudev, Kubernetes or files, HTTP) into the service; the one place that does."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import functools
+import logging
+import pathlib
+import threading
+from collections.abc import Callable
+
+from . import ccid, errors, health, kube, monitor, reporter, scan, service, sink, sources, usb
+
+log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    node_name: str
+    """From the downward API (NODE_NAME)."""
+    pod_name: str
+    """From the downward API (POD_NAME): the pod whose annotation carries the report."""
+    pod_namespace: str
+    """From the downward API (POD_NAMESPACE): where the HSMDevices are watched."""
+    rescan_interval: float
+    heartbeat_interval: float
+    health_listen: str
+    debounce: float
+    resync_interval: float
+    forget_after: float
+    device_selector: str
+    ccid_plist: str
+    """An Info.plist to use instead of the system's; empty for the usual paths."""
+    report_file: str
+    """Write reports here instead of the pod annotation."""
+    devices_file: str
+    """Read HSMDevices from here instead of the API server."""
+    node_labels: dict[str, str]
+    """This node's labels when devices_file is used."""
+
+
+@dataclasses.dataclass
+class App:
+    service: service.Service
+    source: sources.Source
+    watcher: monitor.Monitor
+    probes: health.Server
+    stop: threading.Event
+
+    def run(self) -> None:
+        """Run until stop is set, then stop every thread this app started."""
+        self.source.start()
+        self.watcher.start()
+        self.probes.start()
+        log.info("started", extra={"health_port": self.probes.port})
+        try:
+            self.service.run(self.stop)
+        finally:
+            self.watcher.stop()
+            self.source.stop()
+            self.probes.stop()
+
+
+def _require(config: Config) -> None:
+    missing = [
+        name
+        for name, value in (
+            ("NODE_NAME", config.node_name),
+            ("POD_NAME", config.pod_name),
+            ("POD_NAMESPACE", config.pod_namespace),
+        )
+        if not value
+    ]
+    if missing and not (config.report_file and config.devices_file):
+        raise errors.ConfigError(f"missing downward-API environment: {', '.join(missing)}")
+
+
+def _parts(config: Config, wake: list[service.Service]) -> tuple[sources.Source, reporter.Reporter]:
+    """The HSMDevice source and the reporter, from files or the API server as configured."""
+    client = None
+    if not (config.report_file and config.devices_file):
+        client = kube.connect()
+    source: sources.Source
+    if config.devices_file:
+        source = sources.Static(pathlib.Path(config.devices_file), config.node_labels)
+    else:
+        assert client is not None
+        source = sources.Watched(
+            client,
+            config.pod_namespace,
+            config.node_name,
+            config.device_selector,
+            config.resync_interval,
+            on_change=lambda: wake[0].wake() if wake else None,
+        )
+    target: sink.Sink
+    if config.report_file:
+        target = sink.File(pathlib.Path(config.report_file))
+    else:
+        assert client is not None
+        target = sink.PodAnnotation(client, config.pod_namespace, config.pod_name)
+    return source, reporter.Reporter(target, config.heartbeat_interval)
+
+
+def _service(
+    config: Config,
+    source: sources.Source,
+    writer: reporter.Reporter,
+    scanner: Callable[[], list[usb.UsbDevice]],
+) -> service.Service:
+    allowlist = ccid.load([pathlib.Path(config.ccid_plist)] if config.ccid_plist else ccid.DEFAULT_PATHS)
+    settings = service.Settings(
+        node_name=config.node_name or "local",
+        rescan_interval=config.rescan_interval,
+        forget_after=datetime.timedelta(seconds=config.forget_after),
+        ccid_allowlist=allowlist,
+    )
+    return service.Service(settings, scanner, source, writer)
+
+
+def build(config: Config, stop: threading.Event) -> App:
+    """The long-running app: hotplug monitor, HSMDevice source, reporter, probes."""
+    _require(config)
+    late: list[service.Service] = []
+    source, writer = _parts(config, late)
+    context = scan.new_context()
+    svc = _service(config, source, writer, functools.partial(scan.scan, context))
+    late.append(svc)
+    watcher = monitor.Monitor(context, on_change=svc.wake, debounce=config.debounce)
+    probes = health.Server(config.health_listen, live=lambda: svc.live() and watcher.alive(), ready=svc.ready)
+    return App(service=svc, source=source, watcher=watcher, probes=probes, stop=stop)
+
+
+def run_once(config: Config) -> bool:
+    """Scan and report once; True when the report was written."""
+    _require(config)
+    source, writer = _parts(config, [])
+    svc = _service(config, source, writer, functools.partial(scan.scan, scan.new_context()))
+    source.start()
+    try:
+        deadline = threading.Event()
+        for _ in range(100):
+            if svc.step() is not None:
+                return writer.written
+            deadline.wait(0.1)
+        return False
+    finally:
+        source.stop()
