@@ -10,9 +10,10 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import CRD_DIR, TEST_HTTP_IMAGE, Kube
 
-from devcluster import build, cluster, kubeapi, kubectl, process, versions, wait
+from devcluster import build, cluster, kubeapi, kubectl, process, testkit, versions, wait
+
+CRD_DIR = pathlib.Path(__file__).resolve().parents[2] / "deploy" / "kustomize" / "base" / "crds"
 
 
 def _crd_names() -> list[str]:
@@ -21,7 +22,7 @@ def _crd_names() -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def crds(kube: Kube) -> list[str]:
+def crds(kube: testkit.Kube) -> list[str]:
     """The project's CRDs, applied from kustomize and Established."""
     kube.apply_kustomization(CRD_DIR)
     names = _crd_names()
@@ -29,14 +30,14 @@ def crds(kube: Kube) -> list[str]:
     return names
 
 
-def _pods(kube: Kube, namespace: str, selector: str) -> list[dict[str, Any]]:
+def _pods(kube: testkit.Kube, namespace: str, selector: str) -> list[dict[str, Any]]:
     items: list[dict[str, Any]] = kube.client.get(
         f"/api/v1/namespaces/{namespace}/pods?labelSelector={selector}"
     )["items"]
     return items
 
 
-def _ready_pod(kube: Kube, namespace: str, selector: str) -> dict[str, Any] | None:
+def _ready_pod(kube: testkit.Kube, namespace: str, selector: str) -> dict[str, Any] | None:
     for pod in _pods(kube, namespace, selector):
         conditions = {c["type"]: c["status"] for c in pod.get("status", {}).get("conditions", [])}
         if pod["status"].get("phase") == "Running" and conditions.get("Ready") == "True":
@@ -65,7 +66,7 @@ def _http_deployment(namespace: str, name: str) -> dict[str, Any]:
                     "containers": [
                         {
                             "name": "http",
-                            "image": f"registry.example/{TEST_HTTP_IMAGE}:1.0",
+                            "image": f"registry.example/{testkit.STAND_IN_HTTP_IMAGE}:1.0",
                             "env": [
                                 {"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}}
                             ],
@@ -80,16 +81,16 @@ def _http_deployment(namespace: str, name: str) -> dict[str, Any]:
     }
 
 
-def test_api_server_is_ready(kube: Kube) -> None:
+def test_api_server_is_ready(kube: testkit.Kube) -> None:
     assert kube.kubectl("get", "--raw", "/readyz").strip() == "ok"
 
 
-def test_server_reports_the_pinned_version(kube: Kube, devcluster_run: cluster.Cluster) -> None:
+def test_server_reports_the_pinned_version(kube: testkit.Kube, devcluster_run: cluster.Cluster) -> None:
     server = json.loads(kube.kubectl("version", "-o", "json"))["serverVersion"]
     assert server["gitVersion"] == versions.KUBERNETES
 
 
-def test_fake_nodes_are_ready_and_schedulable(kube: Kube, devcluster_run: cluster.Cluster) -> None:
+def test_fake_nodes_are_ready_and_schedulable(kube: testkit.Kube, devcluster_run: cluster.Cluster) -> None:
     node_list = kube.client.get("/api/v1/nodes")["items"]
     assert {n["spec"]["podCIDR"] for n in node_list} == {"127.1.1.0/24", "127.1.2.0/24"}
     for node in node_list:
@@ -103,7 +104,9 @@ def test_crds_apply_and_become_established(crds: list[str]) -> None:
     assert "hsmsecrets.hsm.j5t.io" in crds
 
 
-def test_invalid_hsmsecret_is_rejected_by_the_schema(kube: Kube, crds: list[str], namespace: str) -> None:
+def test_invalid_hsmsecret_is_rejected_by_the_schema(
+    kube: testkit.Kube, crds: list[str], namespace: str
+) -> None:
     bad = {
         "apiVersion": "hsm.j5t.io/v1alpha1",
         "kind": "HSMSecret",
@@ -117,7 +120,7 @@ def test_invalid_hsmsecret_is_rejected_by_the_schema(kube: Kube, crds: list[str]
 
 
 def test_deployment_pod_runs_on_a_fake_node_and_answers_on_its_ip(
-    kube: Kube, devcluster_run: cluster.Cluster, namespace: str
+    kube: testkit.Kube, devcluster_run: cluster.Cluster, namespace: str
 ) -> None:
     kube.client.request(
         "POST", f"/apis/apps/v1/namespaces/{namespace}/deployments", _http_deployment(namespace, "web")
@@ -130,7 +133,7 @@ def test_deployment_pod_runs_on_a_fake_node_and_answers_on_its_ip(
 
 
 def test_deleting_the_pod_stops_its_process(
-    kube: Kube, devcluster_run: cluster.Cluster, namespace: str
+    kube: testkit.Kube, devcluster_run: cluster.Cluster, namespace: str
 ) -> None:
     kube.client.request(
         "POST", f"/apis/apps/v1/namespaces/{namespace}/deployments", _http_deployment(namespace, "gone")
@@ -149,7 +152,9 @@ def test_deleting_the_pod_stops_its_process(
     wait.until(refused, 60, f"{url} to stop answering")
 
 
-def test_deleting_an_owner_deletes_its_dependents(kube: Kube, crds: list[str], namespace: str) -> None:
+def test_deleting_an_owner_deletes_its_dependents(
+    kube: testkit.Kube, crds: list[str], namespace: str
+) -> None:
     device = kube.client.request(
         "POST",
         f"/apis/hsm.j5t.io/v1alpha1/namespaces/{namespace}/hsmdevices",
@@ -157,7 +162,13 @@ def test_deleting_an_owner_deletes_its_dependents(kube: Kube, crds: list[str], n
             "apiVersion": "hsm.j5t.io/v1alpha1",
             "kind": "HSMDevice",
             "metadata": {"name": "owner", "namespace": namespace},
-            "spec": {"deviceType": "PKCS11"},
+            "spec": {
+                "deviceType": "Generic",
+                "pkcs11": {
+                    "libraryPath": "/usr/lib/softhsm/libsofthsm2.so",
+                    "pinSecret": {"name": "pin", "key": "pin"},
+                },
+            },
         },
     )
     owner_ref = {
@@ -184,7 +195,7 @@ def test_deleting_an_owner_deletes_its_dependents(kube: Kube, crds: list[str], n
     wait.until(dependent_gone, 90, "the dependent ConfigMap to be collected")
 
 
-def test_service_account_needs_a_role(kube: Kube, namespace: str, tmp_path: pathlib.Path) -> None:
+def test_service_account_needs_a_role(kube: testkit.Kube, namespace: str, tmp_path: pathlib.Path) -> None:
     kube.client.request(
         "POST", f"/api/v1/namespaces/{namespace}/serviceaccounts", {"metadata": {"name": "bot"}}
     )

@@ -19,7 +19,10 @@ def pod_cidr(index: int) -> str:
 
 
 def manifest(index: int) -> dict[str, Any]:
-    """The Node object; kwok manages it because of the annotation, and it has no NoSchedule taint."""
+    """The Node object; kwok manages it because of the annotation, and it has no NoSchedule taint.
+
+    Its address is left to kwok (``--node-ip``, 127.0.0.1) so no pod IP of the range is taken by the node.
+    """
     node_name = name(index)
     return {
         "apiVersion": "v1",
@@ -35,5 +38,4 @@ def manifest(index: int) -> dict[str, Any]:
             },
         },
         "spec": {"podCIDR": pod_cidr(index), "podCIDRs": [pod_cidr(index)]},
-        "status": {"addresses": [{"type": "InternalIP", "address": f"127.1.{index}.1"}]},
     }

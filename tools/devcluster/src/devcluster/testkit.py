@@ -1,0 +1,68 @@
+"""What end-to-end tests hold on to: a cluster handle with the helpers they need.
+
+Lives in the package rather than a conftest so test modules can import it (pytest's importlib mode
+does not make conftest modules importable).
+"""
+
+import base64
+import dataclasses
+import pathlib
+import sys
+
+import yaml
+
+from . import access, cluster, kubeapi, kubectl
+
+STAND_IN_HTTP_IMAGE = "hsm-test-http"
+"""An image the pod runner runs as ``python -m http.server``, to test the runner without our services."""
+
+STAND_IN_COMMANDS = (f"{STAND_IN_HTTP_IMAGE}={sys.executable} -m http.server",)
+"""``image=command`` mappings for ``cluster.Settings.runner_commands``."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Kube:
+    """A cluster as the tests see it: an admin kubeconfig and client, plus helpers."""
+
+    kubeconfig: pathlib.Path
+    client: kubeapi.Client
+    server: str
+    ca_cert: pathlib.Path
+    devcluster: cluster.Cluster | None
+    """Set when the cluster is the local devcluster (process-level tests need it)."""
+
+    def kubectl(self, *args: str, stdin: str | None = None) -> str:
+        """Run kubectl as admin."""
+        return kubectl.run(self.kubeconfig, *args, stdin=stdin)
+
+    def apply_kustomization(self, directory: pathlib.Path) -> str:
+        """``kubectl kustomize <dir>`` applied as admin."""
+        return kubectl.apply_kustomization(self.kubeconfig, directory)
+
+    def wait_crds_established(self, names: list[str], timeout: float = 30.0) -> None:
+        """Return once the named CRDs serve."""
+        access.wait_crds_established(self.client, names, timeout)
+
+    def service_account_kubeconfig(self, namespace: str, name: str, path: pathlib.Path) -> pathlib.Path:
+        """A kubeconfig acting as the ServiceAccount, with a token minted by TokenRequest."""
+        return access.service_account_kubeconfig(
+            self.client, self.server, self.ca_cert, namespace, name, path
+        )
+
+
+def from_kubeconfig(path: pathlib.Path, scratch: pathlib.Path, devcluster: cluster.Cluster | None) -> Kube:
+    """A Kube for the cluster of an admin kubeconfig; ``scratch`` receives the CA as a file."""
+    client = kubeapi.Client.from_kubeconfig(path)
+    doc = yaml.safe_load(path.read_text())
+    ca_cert = scratch / "ca.crt"
+    ca_cert.write_bytes(base64.b64decode(doc["clusters"][0]["cluster"]["certificate-authority-data"]))
+    return Kube(path, client, f"https://{client.host}:{client.port}", ca_cert, devcluster)
+
+
+def log_tails(run_dir: pathlib.Path, lines: int = 40) -> str:
+    """The last lines of every control-plane and pod log of a devcluster run."""
+    parts = []
+    for log in sorted(run_dir.glob("logs/*.log")) + sorted(run_dir.glob("podrunner/pods/*/*.log")):
+        text = log.read_text(errors="replace").splitlines()[-lines:]
+        parts.append(f"--- {log.relative_to(run_dir)} ---\n" + "\n".join(text))
+    return "\n".join(parts)
