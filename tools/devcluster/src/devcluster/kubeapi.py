@@ -4,11 +4,13 @@ Small on purpose: devcluster needs a handful of calls, and a typed client this s
 `mypy --strict` clean than the generated `kubernetes` package.
 """
 
+import base64
 import dataclasses
 import http.client
 import json
 import pathlib
 import ssl
+import tempfile
 import urllib.parse
 from collections.abc import Iterator
 from typing import Any
@@ -39,9 +41,6 @@ class Client:
     @classmethod
     def from_kubeconfig(cls, path: pathlib.Path) -> "Client":
         """Build a client from a kubeconfig written by devcluster (embedded CA, cert or token)."""
-        import base64
-        import tempfile
-
         doc = yaml.safe_load(path.read_text())
         cluster = doc["clusters"][0]["cluster"]
         user = doc["users"][0]["user"]

@@ -2,6 +2,7 @@
 
 import http.client
 import socket
+import ssl
 from collections.abc import Mapping
 from typing import Any
 
@@ -33,8 +34,6 @@ def ready(container: Mapping[str, Any], pod_ip: str, timeout: float = 1.0) -> bo
             port = _port(container, get["port"])
             conn: http.client.HTTPConnection
             if get.get("scheme", "HTTP").upper() == "HTTPS":
-                import ssl
-
                 conn = http.client.HTTPSConnection(
                     host,
                     port,
