@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import argparse
+import logging
+import os
+import signal
 import sys
+import threading
+import types
 
-from hsm_common import constants, settings
+from hsm_agent import agent, pcscd
+from hsm_agent.store import secret_store
+from hsm_common import constants, logs, settings
 
 ENV = "HSM_AGENT"
+log = logging.getLogger("hsm_agent")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -19,20 +27,88 @@ def build_parser() -> argparse.ArgumentParser:
     add(parser, ENV, "--slot-id", type=int, help="slot of the token to serve (instead of --token-label)")
     add(parser, ENV, "--pin-file", help="file holding the user PIN (a mounted Secret)", required=True)
     add(parser, ENV, "--listen", help="gRPC address HOST:PORT; default $POD_IP:9090")
-    add(parser, ENV, "--health-listen", default=f"0.0.0.0:{constants.PORT_AGENT_HEALTH}", help="health address")
+    add(
+        parser,
+        ENV,
+        "--health-listen",
+        default=f"0.0.0.0:{constants.PORT_AGENT_HEALTH}",
+        help="health address",
+    )
     add(parser, ENV, "--tls-cert", help="server certificate (PEM); enables TLS")
     add(parser, ENV, "--tls-key", help="server private key (PEM)")
     add(parser, ENV, "--tls-client-ca", help="CA for client certificates; makes them required")
     add(parser, ENV, "--max-object-size", type=int, default=65536, help="largest value stored in one object")
     add(parser, ENV, "--rescan-interval", type=settings.parse_duration, default=300.0, help="rescan period")
+    add(parser, ENV, "--probe-interval", type=settings.parse_duration, default=2.0, help="token probe period")
+    add(
+        parser,
+        ENV,
+        "--tombstone-retention",
+        type=settings.parse_duration,
+        default=7 * 86400.0,
+        help="tombstone age",
+    )
     add(parser, ENV, "--device-name", default="", help="name of this device (for logs and GetInfo)")
     add(parser, ENV, "--serial", help="refuse to serve unless the token has this serial number")
+    add(
+        parser, ENV, "--pcscd", default="auto", help="supervise pcscd: auto (OpenSC modules), always or never"
+    )
     add(parser, ENV, "--log-level", default="info", help="debug, info, warning or error")
     return parser
 
 
+def config_from(args: argparse.Namespace) -> agent.AgentConfig:
+    """The agent configuration of parsed arguments; ValueError when they do not fit together."""
+    if (args.token_label is None) == (args.slot_id is None):
+        raise ValueError("give exactly one of --token-label and --slot-id")
+    if args.max_object_size < 1:
+        raise ValueError("--max-object-size must be positive")
+    listen = args.listen or f"{os.environ.get('POD_IP', '0.0.0.0')}:{constants.PORT_AGENT_GRPC}"  # noqa: S104
+    if args.pcscd not in ("auto", "always", "never"):
+        raise ValueError("--pcscd must be auto, always or never")
+    use_pcscd = args.pcscd == "always" or (args.pcscd == "auto" and pcscd.needs_pcscd(args.pkcs11_library))
+    return agent.AgentConfig(
+        store=secret_store.StoreConfig(
+            library_path=args.pkcs11_library,
+            pin_file=args.pin_file,
+            token_label=args.token_label,
+            slot_id=args.slot_id,
+            serial=args.serial,
+            max_object_size=args.max_object_size,
+            rescan_interval=args.rescan_interval,
+            probe_interval=args.probe_interval,
+            tombstone_retention=args.tombstone_retention,
+            device_name=args.device_name,
+        ),
+        listen=listen,
+        health_listen=args.health_listen,
+        tls_cert=args.tls_cert,
+        tls_key=args.tls_key,
+        tls_client_ca=args.tls_client_ca,
+        pcscd=use_pcscd,
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
-    build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logs.setup(args.log_level)
+    try:
+        config = config_from(args)
+    except ValueError as error:
+        parser.error(str(error))
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: types.FrameType | None) -> None:
+        log.info("signal received", extra={"signal": signal.Signals(signum).name})
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    service = agent.Agent(config)
+    service.start()
+    stop.wait()
+    service.stop()
     return 0
 
 

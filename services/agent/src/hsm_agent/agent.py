@@ -1,0 +1,86 @@
+"""Wires the store, the gRPC server, the health server and pcscd into one agent (the bootstrap)."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import pathlib
+import time
+
+import grpc
+
+from hsm_agent import health, metrics, pcscd, server
+from hsm_agent.store import secret_store
+
+log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(frozen=True)
+class AgentConfig:
+    store: secret_store.StoreConfig
+    listen: str
+    """gRPC address host:port (port 0 picks a free one)."""
+    health_listen: str
+    """Health/metrics address host:port."""
+    tls_cert: str | None = None
+    """Server certificate (PEM file); enables TLS."""
+    tls_key: str | None = None
+    tls_client_ca: str | None = None
+    """CA of client certificates; makes them required (mutual TLS)."""
+    pcscd: bool = False
+    """Supervise pcscd (modules that reach tokens through PC/SC)."""
+    grace: float = 10.0
+    """Seconds in-flight calls get to finish at shutdown."""
+
+
+def _credentials(config: AgentConfig) -> grpc.ServerCredentials | None:
+    if not config.tls_cert:
+        return None
+    if not config.tls_key:
+        raise ValueError("--tls-cert needs --tls-key")
+    client_ca = pathlib.Path(config.tls_client_ca).read_bytes() if config.tls_client_ca else None
+    return server.tls_credentials(
+        pathlib.Path(config.tls_cert).read_bytes(), pathlib.Path(config.tls_key).read_bytes(), client_ca
+    )
+
+
+class Agent:
+    """One agent: start() brings everything up, stop() shuts it down gracefully."""
+
+    def __init__(self, config: AgentConfig) -> None:
+        self.config = config
+        self.metrics = metrics.Metrics()
+        self.store = secret_store.SecretStore(config.store, self.metrics)
+        self.servicer = server.Servicer(self.store, self.metrics)
+        self.grpc_server, self.port = server.build(self.servicer, config.listen, _credentials(config))
+        self.health = health.HealthServer(config.health_listen, self.store, self.metrics)
+        self.pcscd = pcscd.Supervisor() if config.pcscd else None
+
+    def start(self) -> None:
+        if self.pcscd is not None:
+            self.pcscd.start()
+        self.store.start()
+        self.grpc_server.start()
+        self.health.start()
+        log.info("agent started", extra={"port": self.port, "health_port": self.health.port})
+
+    def wait_ready(self, timeout: float) -> bool:
+        """True once the store is logged in with its index loaded, False after timeout seconds."""
+        deadline = time.monotonic() + timeout
+        while not self.store.ready:
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.01)
+        return True
+
+    def stop(self) -> None:
+        """Refuse new calls, end watch streams, let in-flight calls finish, then release the token."""
+        self.servicer.stopping.set()
+        stopped = self.grpc_server.stop(self.config.grace)
+        self.store.index.close_watchers()
+        stopped.wait(self.config.grace + 1)
+        self.health.stop()
+        self.store.stop()
+        if self.pcscd is not None:
+            self.pcscd.stop()
+        log.info("agent stopped")

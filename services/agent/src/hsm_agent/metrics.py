@@ -1,0 +1,63 @@
+"""The agent's Prometheus metrics, in a registry of their own (one per agent, so tests can run several)."""
+
+from __future__ import annotations
+
+import prometheus_client as prom
+
+
+class Metrics:
+    """Every metric the agent exports; names start with ``hsm_agent_``."""
+
+    def __init__(self) -> None:
+        self.registry = prom.CollectorRegistry()
+        r = self.registry
+        self.pkcs11_calls = prom.Counter(
+            "hsm_agent_pkcs11_calls",
+            "PKCS#11 calls by operation and result",
+            ["operation", "result"],
+            registry=r,
+        )
+        self.pkcs11_seconds = prom.Histogram(
+            "hsm_agent_pkcs11_call_seconds",
+            "PKCS#11 call latency by operation",
+            ["operation"],
+            buckets=(0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0),
+            registry=r,
+        )
+        self.grpc_requests = prom.Counter(
+            "hsm_agent_grpc_requests",
+            "gRPC requests by method and status code",
+            ["method", "code"],
+            registry=r,
+        )
+        self.grpc_seconds = prom.Histogram(
+            "hsm_agent_grpc_request_seconds", "gRPC request latency by method", ["method"], registry=r
+        )
+        self.index_size = prom.Gauge(
+            "hsm_agent_index_entries", "Heads in the index (tombstones included)", registry=r
+        )
+        self.connected = prom.Gauge("hsm_agent_connected", "1 when logged in to the token", registry=r)
+        self.login_attempts = prom.Counter("hsm_agent_login_attempts", "Login attempts", registry=r)
+        self.login_failures = prom.Counter(
+            "hsm_agent_login_failures", "Logins the token refused", ["reason"], registry=r
+        )
+        self.leftovers = prom.Counter(
+            "hsm_agent_leftovers_collected", "Leftover objects destroyed", registry=r
+        )
+        self.rescans = prom.Counter("hsm_agent_rescans", "Full rescans of the token", ["result"], registry=r)
+        self.recoveries = prom.Counter(
+            "hsm_agent_recoveries", "Reconnections after the token was lost", registry=r
+        )
+
+    def observe_pkcs11(self, operation: str, result: str, seconds: float) -> None:
+        self.pkcs11_calls.labels(operation, result).inc()
+        self.pkcs11_seconds.labels(operation).observe(seconds)
+
+    def pkcs11_total(self) -> float:
+        """Sum of PKCS#11 calls so far (tests and the benchmark count calls with it)."""
+        return sum(
+            sample.value
+            for metric in self.pkcs11_calls.collect()
+            for sample in metric.samples
+            if sample.name.endswith("_total")
+        )

@@ -1,0 +1,336 @@
+"""The HSMAgent gRPC service: validates every request, calls the store, maps errors to status codes."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import queue
+import re
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent import futures
+from typing import Any, TypeVar
+
+import grpc
+
+from hsm_agent import errors, metrics
+from hsm_agent.store import layout, secret_store
+from hsm_common import names
+from hsmproto import channel
+from hsmproto.v1 import hsm_pb2, hsm_pb2_grpc
+
+log = logging.getLogger(__name__)
+
+Request = TypeVar("Request")
+Response = TypeVar("Response")
+
+#: The one mapping from the agent's errors to gRPC status codes (the first matching class wins).
+STATUS_CODES: tuple[tuple[type[Exception], grpc.StatusCode], ...] = (
+    (errors.InvalidInput, grpc.StatusCode.INVALID_ARGUMENT),
+    (names.InvalidName, grpc.StatusCode.INVALID_ARGUMENT),
+    (errors.NotFound, grpc.StatusCode.NOT_FOUND),
+    (errors.Conflict, grpc.StatusCode.ABORTED),
+    (errors.DeviceUnavailable, grpc.StatusCode.UNAVAILABLE),
+    (errors.TokenFull, grpc.StatusCode.RESOURCE_EXHAUSTED),
+    (errors.NotLoggedIn, grpc.StatusCode.FAILED_PRECONDITION),
+    (errors.Corrupt, grpc.StatusCode.DATA_LOSS),
+)
+
+_PREFIX = re.compile(r"^[a-z0-9./-]*$")
+_MAX_METADATA_BYTES = 64 * 1024
+_MAX_WRITER_BYTES = 253
+
+
+def status_code(error: Exception) -> grpc.StatusCode:
+    """The status code of an error raised while serving a request (INTERNAL for anything unexpected)."""
+    for cls, code in STATUS_CODES:
+        if isinstance(error, cls):
+            return code
+    return grpc.StatusCode.INTERNAL
+
+
+def _rpc(
+    method: Callable[[Servicer, Request, grpc.ServicerContext], Response],
+) -> Callable[[Servicer, Request, grpc.ServicerContext], Response]:
+    """Count and time a unary call and turn its errors into status codes (never echoing input values)."""
+
+    @functools.wraps(method)
+    def handler(self: Servicer, request: Request, context: grpc.ServicerContext) -> Response:
+        started = time.perf_counter()
+        code = grpc.StatusCode.OK
+        try:
+            return method(self, request, context)
+        except (errors.AgentError, names.InvalidName) as error:
+            code = status_code(error)
+            context.abort(code, str(error))
+        except Exception:
+            code = grpc.StatusCode.INTERNAL
+            log.exception("request failed", extra={"method": method.__name__})
+            context.abort(code, "internal error")
+        finally:
+            self.metrics.grpc_requests.labels(method.__name__, code.name).inc()
+            self.metrics.grpc_seconds.labels(method.__name__).observe(time.perf_counter() - started)
+
+    return handler
+
+
+def _prefix(prefix: str) -> str:
+    if len(prefix.encode()) > 254 or not _PREFIX.match(prefix):
+        raise errors.InvalidInput(
+            "prefix may hold only lower-case letters, digits, '-', '.' and '/' (254 bytes)"
+        )
+    return prefix
+
+
+def _expected(has: bool, value: int) -> int | None:
+    if value < 0:
+        raise errors.InvalidInput("expected_version must not be negative")
+    return value if has else None
+
+
+def _version(value: int) -> int:
+    if value < 0:
+        raise errors.InvalidInput("version must not be negative")
+    return value
+
+
+def _writer(value: str) -> str:
+    if len(value.encode()) > _MAX_WRITER_BYTES or not value.isprintable():
+        raise errors.InvalidInput(f"writer must be printable and at most {_MAX_WRITER_BYTES} bytes")
+    return value
+
+
+def _metadata(request: hsm_pb2.WriteSecretRequest) -> layout.Metadata | None:
+    if not request.HasField("metadata"):
+        return None
+    meta = request.metadata
+    if meta.ByteSize() > _MAX_METADATA_BYTES:
+        raise errors.InvalidInput(f"metadata is larger than {_MAX_METADATA_BYTES} bytes")
+    return layout.Metadata(
+        description=meta.description,
+        labels=dict(meta.labels),
+        format=meta.format,
+        data_type=meta.data_type,
+        created_at=meta.created_at,
+        source=meta.source,
+    )
+
+
+def _metadata_message(meta: layout.Metadata) -> hsm_pb2.SecretMetadata:
+    return hsm_pb2.SecretMetadata(
+        description=meta.description,
+        labels=dict(meta.labels),
+        format=meta.format,
+        data_type=meta.data_type,
+        created_at=meta.created_at,
+        source=meta.source,
+    )
+
+
+def entry(head: layout.Head) -> hsm_pb2.SecretEntry:
+    return hsm_pb2.SecretEntry(
+        path=head.path,
+        version=head.version,
+        checksum=head.checksum,
+        deleted=head.deleted,
+        keys=list(head.key_names()),
+        updated_at=head.time,
+        writer=head.writer,
+    )
+
+
+def _event(kind: Any, head: layout.Head) -> hsm_pb2.SecretEvent:
+    return hsm_pb2.SecretEvent(
+        kind=kind, path=head.path, version=head.version, checksum=head.checksum, deleted=head.deleted
+    )
+
+
+class Servicer(hsm_pb2_grpc.HSMAgentServicer):  # type: ignore[misc]  # generated, untyped
+    """HSMAgent over one SecretStore; the listing, checksum, metadata and watch calls use only the index."""
+
+    def __init__(self, store: secret_store.SecretStore, meters: metrics.Metrics) -> None:
+        self.store = store
+        self.metrics = meters
+        self.stopping = threading.Event()
+
+    @_rpc
+    def GetInfo(
+        self, request: hsm_pb2.GetInfoRequest, context: grpc.ServicerContext
+    ) -> hsm_pb2.GetInfoResponse:
+        info = self.store.info
+        hsm_info = hsm_pb2.HSMInfo()
+        if info is not None:
+            hsm_info = hsm_pb2.HSMInfo(
+                label=info.label,
+                manufacturer=info.manufacturer,
+                model=info.model,
+                serial_number=info.serial,
+                firmware_version=info.firmware,
+            )
+        return hsm_pb2.GetInfoResponse(
+            hsm_info=hsm_info,
+            device_name=self.store.config.device_name,
+            max_object_size=self.store.config.max_object_size,
+            secret_count=self.store.index.live_count(),
+        )
+
+    @_rpc
+    def ReadSecret(
+        self, request: hsm_pb2.ReadSecretRequest, context: grpc.ServicerContext
+    ) -> hsm_pb2.ReadSecretResponse:
+        secret = self.store.read(names.validate_path(request.path))
+        return hsm_pb2.ReadSecretResponse(
+            secret_data=hsm_pb2.SecretData(data=secret.data),
+            version=secret.head.version,
+            checksum=secret.head.checksum,
+            metadata=_metadata_message(secret.head.metadata),
+        )
+
+    @_rpc
+    def WriteSecret(
+        self, request: hsm_pb2.WriteSecretRequest, context: grpc.ServicerContext
+    ) -> hsm_pb2.WriteSecretResponse:
+        path = names.validate_path(request.path)
+        data = dict(names.validate_data(dict(request.secret_data.data)))
+        head = self.store.write(
+            path,
+            data,
+            _metadata(request),
+            expected=_expected(request.has_expected_version, request.expected_version),
+            version=_version(request.version),
+            writer=_writer(request.writer),
+        )
+        return hsm_pb2.WriteSecretResponse(version=head.version, checksum=head.checksum)
+
+    @_rpc
+    def ReadMetadata(
+        self, request: hsm_pb2.ReadMetadataRequest, context: grpc.ServicerContext
+    ) -> hsm_pb2.ReadMetadataResponse:
+        path = names.validate_path(request.path)
+        self.store.require_ready()
+        head = self.store.index.get(path)
+        if head is None or head.deleted:
+            raise errors.NotFound(f"no secret at {path!r}")
+        return hsm_pb2.ReadMetadataResponse(metadata=_metadata_message(head.metadata), entry=entry(head))
+
+    @_rpc
+    def DeleteSecret(
+        self, request: hsm_pb2.DeleteSecretRequest, context: grpc.ServicerContext
+    ) -> hsm_pb2.DeleteSecretResponse:
+        path = names.validate_path(request.path)
+        key = names.validate_key(request.key) if request.key else ""
+        head = self.store.delete(
+            path,
+            key,
+            expected=_expected(request.has_expected_version, request.expected_version),
+            version=_version(request.version),
+            writer=_writer(request.writer),
+        )
+        return hsm_pb2.DeleteSecretResponse(version=head.version)
+
+    @_rpc
+    def ListSecrets(
+        self, request: hsm_pb2.ListSecretsRequest, context: grpc.ServicerContext
+    ) -> hsm_pb2.ListSecretsResponse:
+        prefix = _prefix(request.prefix)
+        self.store.require_ready()
+        heads = self.store.index.entries(prefix, include_deleted=request.include_deleted)
+        return hsm_pb2.ListSecretsResponse(
+            paths=[head.path for head in heads if not head.deleted], entries=[entry(head) for head in heads]
+        )
+
+    @_rpc
+    def GetChecksum(
+        self, request: hsm_pb2.GetChecksumRequest, context: grpc.ServicerContext
+    ) -> hsm_pb2.GetChecksumResponse:
+        path = names.validate_path(request.path)
+        self.store.require_ready()
+        head = self.store.index.get(path)
+        if head is None:
+            raise errors.NotFound(f"no secret at {path!r}")
+        return hsm_pb2.GetChecksumResponse(checksum=head.checksum, version=head.version, deleted=head.deleted)
+
+    @_rpc
+    def IsConnected(
+        self, request: hsm_pb2.IsConnectedRequest, context: grpc.ServicerContext
+    ) -> hsm_pb2.IsConnectedResponse:
+        return hsm_pb2.IsConnectedResponse(connected=self.store.ready)
+
+    @_rpc
+    def Health(self, request: hsm_pb2.HealthRequest, context: grpc.ServicerContext) -> hsm_pb2.HealthResponse:
+        status = "healthy" if self.store.ready else "unhealthy"
+        return hsm_pb2.HealthResponse(
+            status=status, message=f"{self.store.state.value}: {self.store.message}"
+        )
+
+    @_rpc
+    def ChangePIN(
+        self, request: hsm_pb2.ChangePINRequest, context: grpc.ServicerContext
+    ) -> hsm_pb2.ChangePINResponse:
+        for name, value in (("old_pin", request.old_pin), ("new_pin", request.new_pin)):
+            if not 4 <= len(value) <= 255 or not value.isprintable():
+                raise errors.InvalidInput(f"{name} must be 4 to 255 printable characters")
+        self.store.change_pin(request.old_pin, request.new_pin)
+        return hsm_pb2.ChangePINResponse()
+
+    def WatchSecrets(
+        self, request: hsm_pb2.WatchSecretsRequest, context: grpc.ServicerContext
+    ) -> Iterator[hsm_pb2.SecretEvent]:
+        """The snapshot (when asked), then every change the agent sees, until either side stops."""
+        code = grpc.StatusCode.OK
+        try:
+            prefix = _prefix(request.prefix)
+            self.store.require_ready()
+        except errors.AgentError as error:
+            code = status_code(error)
+            self.metrics.grpc_requests.labels("WatchSecrets", code.name).inc()
+            context.abort(code, str(error))
+        subscription, snapshot = self.store.index.subscribe(prefix)
+        kinds = hsm_pb2.SecretEvent
+        try:
+            if request.include_snapshot:
+                for head in snapshot:
+                    yield _event(kinds.KIND_SNAPSHOT, head)
+                yield hsm_pb2.SecretEvent(kind=kinds.KIND_SNAPSHOT_END)
+            while context.is_active() and not self.stopping.is_set():
+                if subscription.overflowed:
+                    code = grpc.StatusCode.ABORTED
+                    context.abort(code, "the watch fell behind; watch again")
+                try:
+                    event = subscription.events.get(timeout=0.5)
+                except queue.Empty:
+                    continue
+                if event is None:
+                    return
+                kind = kinds.KIND_DELETED if event.head.deleted else kinds.KIND_CHANGED
+                yield _event(kind, event.head)
+        finally:
+            self.store.index.unsubscribe(subscription)
+            self.metrics.grpc_requests.labels("WatchSecrets", code.name).inc()
+
+
+def tls_credentials(cert: bytes, key: bytes, client_ca: bytes | None) -> grpc.ServerCredentials:
+    """Server TLS; with client_ca, clients must present a certificate it signed (mutual TLS)."""
+    return grpc.ssl_server_credentials(
+        [(key, cert)], root_certificates=client_ca, require_client_auth=client_ca is not None
+    )
+
+
+def build(
+    servicer: Servicer, listen: str, credentials: grpc.ServerCredentials | None
+) -> tuple[grpc.Server, int]:
+    """A gRPC server for servicer bound to listen ("host:port", port 0 picks one); returns it and its port."""
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=64, thread_name_prefix="grpc"),
+        options=channel.server_options(),
+        maximum_concurrent_rpcs=256,
+    )
+    hsm_pb2_grpc.add_HSMAgentServicer_to_server(servicer, server)
+    if credentials is None:
+        port = server.add_insecure_port(listen)
+    else:
+        port = server.add_secure_port(listen, credentials)
+    if port == 0:
+        raise OSError(f"cannot listen on {listen}")
+    return server, port

@@ -1,0 +1,133 @@
+"""In-memory index of the heads on the token, and the watchers that hear about every change."""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import queue
+import threading
+from collections.abc import Mapping
+
+from . import layout
+
+#: A watcher that falls this many events behind is cut off (it re-watches with a snapshot).
+WATCH_QUEUE_SIZE = 10_000
+
+
+class Kind(enum.Enum):
+    CHANGED = "changed"
+    DELETED = "deleted"
+
+
+@dataclasses.dataclass(frozen=True)
+class Event:
+    kind: Kind
+    head: layout.Head
+
+
+class Subscription:
+    """One watcher's queue of events; None in the queue means the stream is over."""
+
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix
+        self.events: queue.Queue[Event | None] = queue.Queue(maxsize=WATCH_QUEUE_SIZE)
+        self.overflowed = False
+
+    def offer(self, event: Event | None) -> None:
+        try:
+            self.events.put_nowait(event)
+        except queue.Full:
+            self.overflowed = True
+
+
+class Index:
+    """path → current head (tombstones included), with change notifications."""
+
+    def __init__(self) -> None:
+        # Guards _heads and _subscribers: gRPC threads read while the writer and the rescan update.
+        self._lock = threading.Lock()
+        self._heads: dict[str, layout.Head] = {}
+        self._subscribers: list[Subscription] = []
+
+    def get(self, path: str) -> layout.Head | None:
+        with self._lock:
+            return self._heads.get(path)
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._heads)
+
+    def live_count(self) -> int:
+        with self._lock:
+            return sum(1 for head in self._heads.values() if not head.deleted)
+
+    def entries(self, prefix: str = "", include_deleted: bool = False) -> list[layout.Head]:
+        """Heads whose path starts with prefix, sorted by path."""
+        with self._lock:
+            return [
+                self._heads[path]
+                for path in sorted(self._heads)
+                if path.startswith(prefix) and (include_deleted or not self._heads[path].deleted)
+            ]
+
+    def put(self, head: layout.Head) -> None:
+        """Record head as its path's current state and tell the watchers."""
+        with self._lock:
+            self._heads[head.path] = head
+            self._publish(Event(Kind.DELETED if head.deleted else Kind.CHANGED, head))
+
+    def replace_all(self, heads: Mapping[str, layout.Head]) -> int:
+        """Make the index equal heads (a full scan), telling watchers of each change; returns the count."""
+        changes = 0
+        with self._lock:
+            for path, old in list(self._heads.items()):
+                if path not in heads:
+                    del self._heads[path]
+                    if not old.deleted:
+                        changes += 1
+                        self._publish(Event(Kind.DELETED, dataclasses.replace(old, deleted=True, keys=())))
+            for path, head in heads.items():
+                previous = self._heads.get(path)
+                if previous is None or previous.rank() != head.rank():
+                    self._heads[path] = head
+                    changes += 1
+                    self._publish(Event(Kind.DELETED if head.deleted else Kind.CHANGED, head))
+        return changes
+
+    def replace_path(self, path: str, head: layout.Head | None) -> None:
+        """Make one path's entry equal head (a path rescan); None removes the path."""
+        with self._lock:
+            old = self._heads.get(path)
+            if head is None:
+                if old is not None:
+                    del self._heads[path]
+                    if not old.deleted:
+                        self._publish(Event(Kind.DELETED, dataclasses.replace(old, deleted=True, keys=())))
+            elif old is None or old.rank() != head.rank():
+                self._heads[path] = head
+                self._publish(Event(Kind.DELETED if head.deleted else Kind.CHANGED, head))
+
+    def subscribe(self, prefix: str) -> tuple[Subscription, list[layout.Head]]:
+        """A new subscription and, taken atomically with it, the current heads under prefix."""
+        subscription = Subscription(prefix)
+        with self._lock:
+            self._subscribers.append(subscription)
+            snapshot = [self._heads[path] for path in sorted(self._heads) if path.startswith(prefix)]
+        return subscription, snapshot
+
+    def unsubscribe(self, subscription: Subscription) -> None:
+        with self._lock:
+            if subscription in self._subscribers:
+                self._subscribers.remove(subscription)
+
+    def close_watchers(self) -> None:
+        """End every watch stream (shutdown)."""
+        with self._lock:
+            for subscription in self._subscribers:
+                subscription.offer(None)
+            self._subscribers.clear()
+
+    def _publish(self, event: Event) -> None:
+        for subscription in self._subscribers:
+            if event.head.path.startswith(subscription.prefix):
+                subscription.offer(event)

@@ -1,0 +1,210 @@
+"""Thin PKCS#11 I/O on one token: every call of the process goes through one lock.
+
+This is the only module that imports pkcs11.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pkcs11
+from pkcs11 import exceptions as p11
+
+from hsm_agent import errors
+
+#: python-pkcs11 initialises the module without OS locking and releases the GIL during calls;
+#: concurrent calls were seen to crash SoftHSM2 and corrupt its token, so every call takes this lock.
+PKCS11_LOCK = threading.Lock()
+
+Handle = Any
+"""An object on the token (pkcs11.Object), kept opaque outside this module."""
+
+#: Observer of every PKCS#11 call: (operation, result, seconds).
+Observer = Callable[[str, str, float], None]
+
+_GONE = (
+    p11.GeneralError,
+    p11.DeviceRemoved,
+    p11.DeviceError,
+    p11.TokenNotPresent,
+    p11.TokenNotRecognised,
+    p11.SessionHandleInvalid,
+    p11.SessionClosed,
+    p11.SlotIDInvalid,
+    p11.NoSuchToken,
+    p11.FunctionFailed,
+)
+
+
+class StaleHandle(Exception):
+    """A held handle no longer names an object (destroyed elsewhere, or the token went away)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class TokenInfo:
+    label: str
+    manufacturer: str
+    model: str
+    serial: str
+    firmware: str
+
+
+def translate(error: p11.PKCS11Error) -> Exception:
+    """The agent error (or StaleHandle) for a PKCS#11 failure; the one place these are mapped."""
+    if isinstance(error, p11.ObjectHandleInvalid):
+        return StaleHandle(type(error).__name__)
+    if isinstance(error, p11.PinIncorrect):
+        return errors.WrongPin("the token rejected the PIN")
+    if isinstance(error, p11.PinLocked | p11.PinExpired | p11.UserPinNotInitialized):
+        return errors.NotLoggedIn(f"cannot log in: {type(error).__name__}")
+    if isinstance(error, p11.UserNotLoggedIn):
+        return errors.NotLoggedIn("the session is not logged in")
+    if isinstance(error, p11.DeviceMemory):
+        return errors.TokenFull("the token has no room for more objects")
+    if isinstance(error, _GONE):
+        return errors.DeviceUnavailable(f"the token is not answering ({type(error).__name__})")
+    return errors.AgentError(f"PKCS#11 call failed: {type(error).__name__}")
+
+
+class Token:
+    """One logged-in read-write session on one token, with every call locked, timed and observed."""
+
+    def __init__(
+        self,
+        library_path: str,
+        token_label: str | None,
+        slot_id: int | None,
+        observe: Observer,
+    ) -> None:
+        self._library_path = library_path
+        self._token_label = token_label
+        self._slot_id = slot_id
+        self._observe = observe
+        self._lib: Any = None
+        self._token: Any = None
+        self._session: Any = None
+
+    @contextmanager
+    def _call(self, operation: str) -> Iterator[None]:
+        started = time.perf_counter()
+        result = "ok"
+        with PKCS11_LOCK:
+            try:
+                yield
+            except p11.PKCS11Error as error:
+                result = type(error).__name__
+                raise translate(error) from error
+            except Exception as error:
+                result = type(error).__name__
+                raise
+            finally:
+                self._observe(operation, result, time.perf_counter() - started)
+
+    def _find_token(self) -> Any:
+        if self._slot_id is not None:
+            for slot in self._lib.get_slots(token_present=True):
+                if slot.slot_id == self._slot_id:
+                    return slot.get_token()
+            raise errors.DeviceUnavailable(f"no token in slot {self._slot_id}")
+        try:
+            return self._lib.get_token(token_label=self._token_label)
+        except p11.NoSuchToken as error:
+            raise errors.DeviceUnavailable(f"no token labelled {self._token_label!r}") from error
+
+    def connect(self, pin: str) -> TokenInfo:
+        """(Re)initialise the library, find the token and log in; the previous session is dropped."""
+        with self._call("login"):
+            self._session = None
+            if self._lib is None:
+                self._lib = pkcs11.lib(self._library_path)
+            # After a device is removed the library fails even for healthy tokens until reinitialised,
+            # and a token created by another process stays invisible until then.
+            self._lib.reinitialize()
+            self._token = self._find_token()
+            self._session = self._token.open(rw=True, user_pin=pin)
+            token = self._token
+            return TokenInfo(
+                label=token.label,
+                manufacturer=token.manufacturer_id,
+                model=token.model,
+                serial=token.serial.decode(errors="replace"),
+                firmware="{}.{}".format(*token.firmware_version),
+            )
+
+    def close(self) -> None:
+        """Log out and finalise the library (best effort: the token may already be gone)."""
+        with PKCS11_LOCK:
+            session, self._session = self._session, None
+            try:
+                if session is not None:
+                    session.close()
+            except p11.PKCS11Error:
+                pass
+            try:
+                if self._lib is not None:
+                    self._lib.finalize()
+            except p11.PKCS11Error:
+                pass
+
+    def probe(self) -> None:
+        """Raise DeviceUnavailable unless the token still answers."""
+        with self._call("probe"):
+            if self._session is None:
+                raise errors.DeviceUnavailable("not connected")
+            self._find_token()
+
+    def _live(self) -> Any:
+        if self._session is None:
+            raise errors.DeviceUnavailable("not connected")
+        return self._session
+
+    def find(self, application: str, label: str | None = None) -> list[Handle]:
+        """Every data object of application (with exactly label, when given); no result cap."""
+        template: dict[pkcs11.Attribute, Any] = {
+            pkcs11.Attribute.CLASS: pkcs11.ObjectClass.DATA,
+            pkcs11.Attribute.APPLICATION: application,
+        }
+        if label is not None:
+            template[pkcs11.Attribute.LABEL] = label
+        with self._call("find"):
+            return list(self._live().get_objects(template, batch_size=1024))
+
+    def read_label(self, handle: Handle) -> str:
+        with self._call("read_label"):
+            return str(handle[pkcs11.Attribute.LABEL])
+
+    def read_value(self, handle: Handle) -> bytes:
+        with self._call("read_value"):
+            return bytes(handle[pkcs11.Attribute.VALUE])
+
+    def read_label_and_value(self, handle: Handle) -> tuple[str, bytes]:
+        with self._call("read_object"):
+            attrs = handle.get_attributes([pkcs11.Attribute.LABEL, pkcs11.Attribute.VALUE])
+            return str(attrs[pkcs11.Attribute.LABEL]), bytes(attrs[pkcs11.Attribute.VALUE])
+
+    def create(self, application: str, label: str, value: bytes) -> Handle:
+        """Create a private token data object."""
+        attrs = {
+            pkcs11.Attribute.CLASS: pkcs11.ObjectClass.DATA,
+            pkcs11.Attribute.TOKEN: True,
+            pkcs11.Attribute.PRIVATE: True,
+            pkcs11.Attribute.MODIFIABLE: False,
+            pkcs11.Attribute.APPLICATION: application,
+            pkcs11.Attribute.LABEL: label,
+            pkcs11.Attribute.VALUE: value,
+        }
+        with self._call("create"):
+            return self._live().create_object(attrs)
+
+    def destroy(self, handle: Handle) -> None:
+        with self._call("destroy"):
+            handle.destroy()
+
+    def change_pin(self, old_pin: str, new_pin: str) -> None:
+        with self._call("set_pin"):
+            self._live().set_pin(old_pin, new_pin)
