@@ -1,0 +1,211 @@
+"""The manager's CA and the certificates it issues: a serving leaf per agent, a client leaf for itself.
+
+The CA lives in a Secret of the operator namespace, created once with create-or-get so two replicas
+racing at start-up end up with the same CA (the loser reads the winner's).
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import datetime
+from collections.abc import Callable
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from hsm_manager import kube
+
+CA_SECRET = "hsm-manager-ca"  # noqa: S105 - a Secret name
+CLIENT_SECRET = "hsm-manager-client-tls"  # noqa: S105 - a Secret name
+CLIENT_NAME = "hsm-manager"
+CA_LIFETIME = datetime.timedelta(days=3650)
+LEAF_LIFETIME = datetime.timedelta(days=90)
+#: A leaf is renewed once less than this share of its lifetime is left.
+RENEW_FRACTION = 1 / 3
+PART_OF = "hsm-secrets-operator"
+
+
+@dataclasses.dataclass(frozen=True)
+class KeyPair:
+    """A PEM certificate and its PEM private key."""
+
+    cert: bytes
+    key: bytes
+
+
+def _now() -> datetime.datetime:
+    return datetime.datetime.now(datetime.UTC)
+
+
+def _key() -> ec.EllipticCurvePrivateKey:
+    # P-256: fast to generate (a fleet of agents renews in milliseconds) and accepted by gRPC's BoringSSL.
+    return ec.generate_private_key(ec.SECP256R1())
+
+
+def _pem_key(key: ec.EllipticCurvePrivateKey) -> bytes:
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+
+
+def new_ca(now: datetime.datetime | None = None) -> KeyPair:
+    """A fresh self-signed CA that may sign leaves only (path length 0)."""
+    now = now or _now()
+    key = _key()
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "hsm-secrets-operator CA")])
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + CA_LIFETIME)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(
+            x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    return KeyPair(cert.public_bytes(serialization.Encoding.PEM), _pem_key(key))
+
+
+def issue(
+    ca: KeyPair,
+    name: str,
+    *,
+    client: bool,
+    now: datetime.datetime | None = None,
+    lifetime: datetime.timedelta = LEAF_LIFETIME,
+) -> KeyPair:
+    """A leaf for name (CN and the only DNS SAN), for serving (agents) or for clients (the manager)."""
+    now = now or _now()
+    ca_cert = x509.load_pem_x509_certificate(ca.cert)
+    ca_key = serialization.load_pem_private_key(ca.key, password=None)
+    if not isinstance(ca_key, ec.EllipticCurvePrivateKey):
+        raise ValueError("the CA key is not an EC key")
+    key = _key()
+    usage = ExtendedKeyUsageOID.CLIENT_AUTH if client else ExtendedKeyUsageOID.SERVER_AUTH
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
+        .issuer_name(ca_cert.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + lifetime)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
+        .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
+        .add_extension(
+            x509.KeyUsage(True, False, True, False, False, False, False, False, False), critical=True
+        )
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    return KeyPair(cert.public_bytes(serialization.Encoding.PEM), _pem_key(key))
+
+
+def needs_renewal(cert_pem: bytes, ca: KeyPair, now: datetime.datetime | None = None) -> bool:
+    """True when the leaf is unreadable, signed by another CA, or has less than a third of its life left."""
+    now = now or _now()
+    try:
+        cert = x509.load_pem_x509_certificate(cert_pem)
+        issuer = x509.load_pem_x509_certificate(ca.cert)
+        cert.verify_directly_issued_by(issuer)
+    except Exception:  # any parse or signature failure (several exception types) means: issue again
+        return True
+    lifetime = cert.not_valid_after_utc - cert.not_valid_before_utc
+    return cert.not_valid_after_utc - now < lifetime * RENEW_FRACTION
+
+
+def subject_names(cert_pem: bytes) -> list[str]:
+    """The DNS SANs of a certificate."""
+    cert = x509.load_pem_x509_certificate(cert_pem)
+    return list(
+        cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(
+            x509.DNSName
+        )
+    )
+
+
+# ------------------------------------------------------------ Secrets of the operator namespace
+
+
+def _b64(raw: bytes) -> str:
+    return base64.b64encode(raw).decode()
+
+
+def secret_data(secret: kube.Obj) -> dict[str, bytes]:
+    """A Secret's data, decoded."""
+    return {k: base64.b64decode(v) for k, v in (secret.get("data") or {}).items()}
+
+
+def _secret(namespace: str, name: str, secret_type: str, data: dict[str, bytes]) -> kube.Obj:
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "type": secret_type,
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "labels": {
+                "app.kubernetes.io/component": "manager",
+                "app.kubernetes.io/part-of": "hsm-secrets-operator",
+            },
+        },
+        "data": {k: _b64(v) for k, v in data.items()},
+    }
+
+
+def create_or_get(
+    client: kube.Kube, namespace: str, name: str, secret_type: str, make: Callable[[], dict[str, bytes]]
+) -> dict[str, bytes]:
+    """The data of Secret name, created from make() if absent; a lost creation race returns the winner's."""
+    try:
+        return secret_data(client.get("Secret", namespace, name))
+    except kube.NotFound:
+        pass
+    try:
+        return secret_data(client.create(_secret(namespace, name, secret_type, make())))
+    except kube.Conflict:
+        return secret_data(client.get("Secret", namespace, name))
+
+
+def ensure_ca(client: kube.Kube, namespace: str) -> KeyPair:
+    """The CA of this installation, created on first use."""
+
+    def make() -> dict[str, bytes]:
+        ca = new_ca()
+        return {"tls.crt": ca.cert, "tls.key": ca.key}
+
+    data = create_or_get(client, namespace, CA_SECRET, "kubernetes.io/tls", make)
+    return KeyPair(data["tls.crt"], data["tls.key"])
+
+
+def ensure_client(client: kube.Kube, namespace: str, ca: KeyPair) -> KeyPair:
+    """The manager's client leaf in its Secret (read by the API too), renewed before it expires."""
+    data = create_or_get(
+        client,
+        namespace,
+        CLIENT_SECRET,
+        "kubernetes.io/tls",
+        lambda: _client_data(ca),
+    )
+    if needs_renewal(data.get("tls.crt", b""), ca):
+        data = _client_data(ca)
+        current = client.get("Secret", namespace, CLIENT_SECRET)
+        current["data"] = {k: _b64(v) for k, v in data.items()}
+        client.replace(current)  # with its resourceVersion: a concurrent renewal wins, ours fails
+    return KeyPair(data["tls.crt"], data["tls.key"])
+
+
+def _client_data(ca: KeyPair) -> dict[str, bytes]:
+    leaf = issue(ca, CLIENT_NAME, client=True)
+    return {"tls.crt": leaf.cert, "tls.key": leaf.key, "ca.crt": ca.cert}
