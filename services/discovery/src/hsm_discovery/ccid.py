@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import pathlib
 import plistlib
+import xml.parsers.expat
 from collections.abc import Sequence
 from typing import Final
 
@@ -26,7 +27,7 @@ def parse(data: bytes) -> frozenset[tuple[str, str]]:
     """The (vendor, product) pairs an Info.plist lists; raises ValueError when it is not a CCID plist."""
     try:
         plist = plistlib.loads(data)
-    except plistlib.InvalidFileException as err:
+    except (plistlib.InvalidFileException, ValueError, xml.parsers.expat.ExpatError) as err:
         raise ValueError(f"not a property list: {err}") from err
     vendors = plist.get("ifdVendorID") if isinstance(plist, dict) else None
     products = plist.get("ifdProductID") if isinstance(plist, dict) else None
