@@ -65,7 +65,9 @@ class HealthServer:
         self._server = http.server.ThreadingHTTPServer((host.strip("[]"), int(port)), handler)
         self._server.daemon_threads = True
         self.port: int = self._server.server_address[1]
-        self._thread = threading.Thread(target=self._server.serve_forever, name="health", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="health", daemon=True
+        )
 
     def start(self) -> None:
         self._thread.start()

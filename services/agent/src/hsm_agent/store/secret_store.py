@@ -214,6 +214,8 @@ class SecretStore:
         """Turn a failing token into a lost connection (and the error the caller sees)."""
         try:
             yield
+        except errors.WrongPin:
+            raise  # only login and change-PIN check a PIN: the session itself is fine
         except (errors.DeviceUnavailable, errors.NotLoggedIn) as error:
             self._lost(error)
             raise errors.DeviceUnavailable(str(error)) from error
