@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from hsm_common import constants, settings
+from hsm_common import constants, logs, settings
 
 ENV = "HSM_MANAGER"
 
@@ -15,16 +15,59 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hsm-manager", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     operator = commands.add_parser("operator", help="run the kopf operator")
-    settings.add_flag(operator, ENV, "--namespace", default=constants.DEFAULT_NAMESPACE, help="own namespace")
-    settings.add_flag(operator, ENV, "--log-level", default="info", help="debug, info, warning or error")
+    add = settings.add_flag
+    add(operator, ENV, "--namespace", default=constants.DEFAULT_NAMESPACE, help="own namespace")
+    add(operator, ENV, "--log-level", default="info", help="debug, info, warning or error")
+    add(operator, ENV, "--agent-image", default="hsm-agent:latest", help="image of agent pods")
+    add(operator, ENV, "--discovery-image", default="hsm-discovery:latest", help="image of discovery pods")
+    add(operator, ENV, "--workers", type=int, default=4, help="sync worker threads")
+    add(
+        operator,
+        ENV,
+        "--default-sync-interval",
+        type=settings.parse_duration,
+        default=300.0,
+        help="backstop period of HSMSecrets without syncInterval",
+    )
+    add(operator, ENV, "--metrics-port", type=int, default=constants.PORT_METRICS, help="Prometheus port")
+    add(
+        operator,
+        ENV,
+        "--health-listen",
+        default=f"0.0.0.0:{constants.PORT_OPERATOR_HEALTH}",
+        help="address of /healthz",
+    )
+    add(operator, ENV, "--agent-run-as-root", type=_boolean, default=False, help="run agents as root")
     api = commands.add_parser("api", help="run the REST API under gunicorn")
     settings.add_flag(api, ENV, "--listen", default=f"0.0.0.0:{constants.PORT_API}", help="API address")
     settings.add_flag(api, ENV, "--workers", type=int, default=2, help="gunicorn workers")
     return parser
 
 
+def _boolean(text: str) -> bool:
+    return text.strip().lower() in ("1", "true", "yes", "on")
+
+
+def _operator(args: argparse.Namespace) -> int:
+    # Imported here: the API process has no use for kopf.
+    from .operator import config, run
+
+    logs.setup(args.log_level)
+    cfg = config.OperatorConfig(
+        namespace=args.namespace,
+        agent_image=args.agent_image,
+        discovery_image=args.discovery_image,
+        workers=args.workers,
+        default_sync_interval=args.default_sync_interval,
+        agent_run_as_root=args.agent_run_as_root,
+    )
+    return run.run(cfg, args.metrics_port, args.health_listen)
+
+
 def main(argv: list[str] | None = None) -> int:
-    build_parser().parse_args(argv)
+    args = build_parser().parse_args(argv)
+    if args.command == "operator":
+        return _operator(args)
     return 0
 
 

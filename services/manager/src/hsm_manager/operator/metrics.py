@@ -1,0 +1,37 @@
+"""Prometheus metrics of the operator (prefix hsm_manager_), served on the metrics port."""
+
+from __future__ import annotations
+
+import prometheus_client
+
+SYNC_CALLS = prometheus_client.Counter(
+    "hsm_manager_sync_total", "HSMSecret sync passes by outcome", ["result"]
+)
+SYNC_ERRORS = prometheus_client.Counter(
+    "hsm_manager_sync_errors_total", "HSMSecret sync passes that failed, by reason", ["reason"]
+)
+SYNC_DURATION = prometheus_client.Histogram(
+    "hsm_manager_sync_duration_seconds",
+    "Duration of one HSMSecret sync pass",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+QUEUE_BACKLOG = prometheus_client.Gauge(
+    "hsm_manager_sync_queue_backlog", "HSMSecrets waiting for a sync pass"
+)
+SECRETS_BY_STATUS = prometheus_client.Gauge(
+    "hsm_manager_hsmsecrets", "HSMSecrets by their last sync status", ["status"]
+)
+AGENTS_CONNECTED = prometheus_client.Gauge(
+    "hsm_manager_agents_connected", "Agents with a live WatchSecrets stream"
+)
+POOL_PHASE = prometheus_client.Gauge(
+    "hsm_manager_pool_phase", "1 for the current phase of each HSMPool", ["namespace", "pool", "phase"]
+)
+AGENT_DEPLOYMENT_CHANGES = prometheus_client.Counter(
+    "hsm_manager_agent_deployment_changes_total", "Agent Deployments created, replaced or deleted", ["action"]
+)
+
+
+def serve(port: int) -> None:
+    """Serve /metrics on port in a daemon thread."""
+    prometheus_client.start_http_server(port)

@@ -1,0 +1,318 @@
+"""One sync pass of one HSMSecret: ask the agents, decide, write the Secret and the status."""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import datetime
+import logging
+import secrets
+import threading
+import time
+from typing import Any
+
+import grpc
+import pydantic
+
+from hsm_common import checksum, constants, models, names
+from hsm_manager import kube
+from hsm_manager.agents import pki, registry
+from hsm_manager.decide import secretstatus, sync
+from hsmproto.v1 import hsm_pb2
+
+from . import config, devices, metrics
+
+log = logging.getLogger(__name__)
+
+MAC_KEY_SECRET = "hsm-manager-mac-key"  # noqa: S105 - a Secret name
+
+
+def ensure_mac_key(client: kube.Kube, namespace: str) -> bytes:
+    """The MAC key of this installation (32 random bytes), created once in the operator namespace."""
+    data = pki.create_or_get(
+        client, namespace, MAC_KEY_SECRET, "Opaque", lambda: {"key": secrets.token_bytes(32)}
+    )
+    return data["key"]
+
+
+@dataclasses.dataclass
+class Paths:
+    """path → HSMSecrets reading it, so a WatchSecrets event finds what to sync."""
+
+    # Guards _by_path and _of: updated by sync workers, read by watch threads.
+    _lock: threading.Lock = dataclasses.field(default_factory=threading.Lock)
+    _by_path: dict[str, set[tuple[str, str]]] = dataclasses.field(default_factory=dict)
+    _of: dict[tuple[str, str], str] = dataclasses.field(default_factory=dict)
+
+    def set(self, key: tuple[str, str], path: str | None) -> None:
+        with self._lock:
+            old = self._of.pop(key, None)
+            if old is not None:
+                self._by_path.get(old, set()).discard(key)
+            if path is not None:
+                self._of[key] = path
+                self._by_path.setdefault(path, set()).add(key)
+
+    def readers(self, path: str) -> list[tuple[str, str]]:
+        with self._lock:
+            return sorted(self._by_path.get(path, ()))
+
+    def tracked(self) -> list[tuple[str, str]]:
+        """Every HSMSecret whose path is known."""
+        with self._lock:
+            return sorted(self._of)
+
+
+def _state(secret: kube.Obj | None, owner_uid: str) -> sync.SecretState:
+    if secret is None:
+        return sync.SecretState(exists=False)
+    meta = secret["metadata"]
+    labels = meta.get("labels") or {}
+    owned = any(ref.get("uid") == owner_uid for ref in meta.get("ownerReferences") or [])
+    data = {k: base64.b64decode(v) for k, v in (secret.get("data") or {}).items()}
+    return sync.SecretState(
+        exists=True,
+        managed=owned and labels.get(constants.LABEL_MANAGED_BY) == constants.MANAGED_BY_VALUE,
+        secret_type=secret.get("type", "Opaque"),
+        data_checksum=checksum.checksum(data),
+        hsm_version=(meta.get("annotations") or {}).get(constants.ANNOTATION_HSM_VERSION, ""),
+    )
+
+
+def _secret_manifest(
+    hsmsecret: kube.Obj, spec: models.HSMSecretSpec, data: dict[str, bytes], version: int, mac_key: bytes
+) -> kube.Obj:
+    meta = hsmsecret["metadata"]
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "type": spec.secret_type,
+        "metadata": {
+            "name": spec.effective_secret_name(meta["name"]),
+            "namespace": meta["namespace"],
+            "labels": {
+                constants.LABEL_MANAGED_BY: constants.MANAGED_BY_VALUE,
+                constants.LABEL_SECRET: meta["name"],
+            },
+            "annotations": sync.secret_annotations(version, checksum.mac(mac_key, data)),
+            "ownerReferences": [
+                {
+                    "apiVersion": constants.API_VERSION,
+                    "kind": constants.KIND_SECRET,
+                    "name": meta["name"],
+                    "uid": meta["uid"],
+                    "controller": True,
+                    "blockOwnerDeletion": True,
+                }
+            ],
+        },
+        "data": {k: base64.b64encode(v).decode() for k, v in data.items()},
+    }
+
+
+class ReadFailed(Exception):
+    """The agent chosen to read from failed or returned data that does not match its checksum."""
+
+
+class Syncer:
+    """Runs sync passes; shared by the queue workers."""
+
+    def __init__(
+        self,
+        client: kube.Kube,
+        agents: registry.AgentRegistry,
+        known: devices.Devices,
+        cfg: config.OperatorConfig,
+        mac_key: bytes,
+    ) -> None:
+        self._client = client
+        self._agents = agents
+        self._devices = known
+        self._cfg = cfg
+        self._mac_key = mac_key
+        self.paths = Paths()
+        # Guards _written and _statuses (sync workers and the Secret event handler).
+        self._lock = threading.Lock()
+        self._written: dict[tuple[str, str], str] = {}
+        self._statuses: dict[tuple[str, str], str] = {}
+
+    def wrote(self, namespace: str, name: str, resource_version: str) -> bool:
+        """True when this Secret version is the one the last sync pass wrote (its event needs no pass)."""
+        with self._lock:
+            return self._written.get((namespace, name)) == resource_version
+
+    def forget(self, key: tuple[str, str]) -> None:
+        """Drop what is known about a deleted HSMSecret."""
+        self.paths.set(key, None)
+        with self._lock:
+            self._statuses.pop(key, None)
+            self._publish_statuses()
+
+    def _publish_statuses(self) -> None:
+        counts: dict[str, int] = {s.value: 0 for s in models.SyncStatus}
+        for status in self._statuses.values():
+            counts[status] = counts.get(status, 0) + 1
+        for status, count in counts.items():
+            metrics.SECRETS_BY_STATUS.labels(status).set(count)
+
+    def _observe(self, endpoint: registry.AgentEndpoint, path: str) -> sync.Observation:
+        try:
+            answer = self._agents.stub(endpoint).GetChecksum(
+                hsm_pb2.GetChecksumRequest(path=path), timeout=self._cfg.call_timeout
+            )
+        except grpc.RpcError as exc:
+            code = exc.code() if isinstance(exc, grpc.Call) else None
+            if code == grpc.StatusCode.NOT_FOUND:
+                return sync.Observation(endpoint.name)
+            return sync.Observation(endpoint.name, error=str(code.name if code else type(exc).__name__))
+        return sync.Observation(endpoint.name, answer.version, answer.checksum, answer.deleted)
+
+    def _read(self, endpoint: registry.AgentEndpoint, path: str) -> tuple[dict[str, bytes], int]:
+        try:
+            answer = self._agents.stub(endpoint).ReadSecret(
+                hsm_pb2.ReadSecretRequest(path=path), timeout=self._cfg.call_timeout
+            )
+        except grpc.RpcError as exc:
+            code = exc.code() if isinstance(exc, grpc.Call) else None
+            raise ReadFailed(
+                f"reading from {endpoint.name} failed: {code.name if code else 'error'}"
+            ) from None
+        data = dict(answer.secret_data.data)
+        if answer.checksum and checksum.checksum(data) != answer.checksum:
+            raise ReadFailed(f"data read from {endpoint.name} does not match its checksum")
+        return data, answer.version
+
+    def _write_secret(self, manifest: kube.Obj, current: kube.Obj | None) -> kube.Obj:
+        if current is None:
+            return self._client.create(manifest)
+        if current.get("type", "Opaque") != manifest["type"]:
+            # A Secret's type is immutable: delete this incarnation, then create.
+            self._client.delete(
+                "Secret",
+                manifest["metadata"]["namespace"],
+                manifest["metadata"]["name"],
+                uid=current["metadata"].get("uid"),
+            )
+            return self._client.create(manifest)
+        manifest["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
+        return self._client.replace(manifest)
+
+    def run(self, key: tuple[str, str]) -> None:
+        """One pass for key; the outcome lands in status, events and metrics."""
+        started = time.monotonic()
+        result = "error"
+        try:
+            result = self._pass(*key)
+        finally:
+            metrics.SYNC_CALLS.labels(result).inc()
+            metrics.SYNC_DURATION.observe(time.monotonic() - started)
+
+    def _pass(self, namespace: str, name: str) -> str:
+        try:
+            obj = self._client.get_custom(constants.KIND_SECRET, namespace, name)
+        except kube.NotFound:
+            self.forget((namespace, name))
+            return "gone"
+        if obj["metadata"].get("deletionTimestamp"):
+            return "gone"
+        now = datetime.datetime.now(datetime.UTC)
+        generation = obj["metadata"].get("generation")
+        previous = _status(obj)
+        spec = models.HSMSecretSpec.model_validate(obj.get("spec") or {})
+        try:
+            path = spec.effective_path(namespace, name)
+            device_ns, device = self._devices.resolve(namespace, spec.device)
+        except (names.InvalidName, devices.UnknownDevice) as exc:
+            self.paths.set((namespace, name), None)
+            self._finish(obj, previous, secretstatus.invalid(previous, str(exc), generation, now))
+            metrics.SYNC_ERRORS.labels(sync.Reason.INVALID.value).inc()
+            return "invalid"
+        self.paths.set((namespace, name), path)
+        if not spec.auto_sync:
+            return "paused"
+        endpoints = self._agents.endpoints(device_ns, device)
+        observations = [self._observe(e, path) for e in endpoints]
+        secret_name = spec.effective_secret_name(name)
+        try:
+            current: kube.Obj | None = self._client.get("Secret", namespace, secret_name)
+        except kube.NotFound:
+            current = None
+        state = _state(current, obj["metadata"]["uid"])
+        decision = sync.decide(observations, state, spec.secret_type, spec.deletion_policy, secret_name)
+        synced = False
+        secret_mac = checksum.mac_of_checksum(self._mac_key, state.data_checksum) if state.exists else None
+        if decision.action == sync.Action.WRITE and decision.source:
+            source = next(e for e in endpoints if e.name == decision.source)
+            try:
+                data, version = self._read(source, path)
+                written = self._write_secret(
+                    _secret_manifest(obj, spec, data, version, self._mac_key), current
+                )
+            except (ReadFailed, kube.KubeError) as exc:
+                decision = dataclasses.replace(
+                    decision, sync_status=models.SyncStatus.ERROR, reason=sync.Reason.ERROR, message=str(exc)
+                )
+                self._client.event(obj, "SyncFailed", str(exc), warning=True)
+            else:
+                with self._lock:
+                    self._written[(namespace, secret_name)] = written["metadata"]["resourceVersion"]
+                synced = True
+                secret_mac = checksum.mac_of_checksum(self._mac_key, checksum.checksum(data))
+                decision = dataclasses.replace(decision, version=version)
+                self._client.event(
+                    obj,
+                    "SecretUpdated" if current else "SecretCreated",
+                    f"Secret {secret_name} now holds version {version}",
+                )
+        elif decision.action == sync.Action.DELETE and current is not None:
+            self._client.delete("Secret", namespace, secret_name, uid=current["metadata"].get("uid"))
+            synced, secret_mac = True, None
+            self._client.event(obj, "SecretDeleted", decision.message)
+        hsm_mac = checksum.mac_of_checksum(self._mac_key, decision.checksum) if decision.checksum else None
+        status = secretstatus.build(
+            previous,
+            decision,
+            hsm_mac=hsm_mac,
+            secret_mac=secret_mac,
+            secret_ref=models.SecretRef(name=secret_name, namespace=namespace),
+            generation=generation,
+            synced=synced,
+            now=now,
+        )
+        self._finish(obj, previous, status)
+        if decision.sync_status == models.SyncStatus.ERROR:
+            metrics.SYNC_ERRORS.labels(decision.reason.value).inc()
+            return "error"
+        return "written" if synced else "unchanged"
+
+    def _finish(
+        self, obj: kube.Obj, previous: models.HSMSecretStatus, status: models.HSMSecretStatus
+    ) -> None:
+        meta = obj["metadata"]
+        key = (meta["namespace"], meta["name"])
+        with self._lock:
+            self._statuses[key] = (status.sync_status or models.SyncStatus.PENDING).value
+            self._publish_statuses()
+        if status == previous:
+            return
+        if previous.sync_status != status.sync_status and status.sync_status == models.SyncStatus.ERROR:
+            self._client.event(obj, "SyncFailed", status.last_error or "sync failed", warning=True)
+        wire: dict[str, Any] = status.to_wire()
+        # Fields the new status leaves out must be cleared explicitly in a merge patch.
+        for field in ("lastError",):
+            wire.setdefault(field, None)
+        try:
+            self._client.patch_status(constants.KIND_SECRET, meta["namespace"], meta["name"], wire)
+        except kube.NotFound:
+            return
+
+
+def _status(obj: kube.Obj) -> models.HSMSecretStatus:
+    raw = {k: v for k, v in (obj.get("status") or {}).items() if k in _STATUS_FIELDS}
+    try:
+        return models.HSMSecretStatus.model_validate(raw)
+    except pydantic.ValidationError:
+        return models.HSMSecretStatus()
+
+
+_STATUS_FIELDS = {f.alias or n for n, f in models.HSMSecretStatus.model_fields.items()}
