@@ -24,7 +24,7 @@ def test_daemonset_drops_capabilities_and_follows_node_selector() -> None:
     pod = daemonset()["spec"]["template"]["spec"]
     assert pod["containers"][0]["securityContext"]["capabilities"] == {"drop": ["ALL"]}
     assert pod["nodeSelector"] == {"hsm": "yes"}
-    assert pod["serviceAccountName"] == discoveryspec.name("hsm")
+    assert pod["serviceAccountName"] == "hsm-discovery"
 
 
 def test_daemonset_passes_pod_identity_through_the_downward_api() -> None:

@@ -12,23 +12,14 @@ COMPONENT = "discovery"
 HEALTH_PORT = 8080
 
 
+#: The ServiceAccount the kustomize base grants discovery's permissions to (deploy/kustomize/base/rbac/
+#: discovery.yaml: HSMDevices and its own pod, in the operator namespace); one for every device's pods.
+SERVICE_ACCOUNT = "hsm-discovery"
+
+
 def name(device: str) -> str:
-    """The DaemonSet's name, also its ServiceAccount's."""
+    """The DaemonSet's name."""
     return f"{device[:50].rstrip('-')}-discovery"
-
-
-def service_account(device: str, namespace: str, owner: owners.Owner) -> dict[str, Any]:
-    """The discovery pods' ServiceAccount; the kustomize base binds it to read HSMDevices and patch pods."""
-    return {
-        "apiVersion": "v1",
-        "kind": "ServiceAccount",
-        "metadata": {
-            "name": name(device),
-            "namespace": namespace,
-            "labels": owners.labels(COMPONENT, device, name(device)),
-            "ownerReferences": [owner.reference()],
-        },
-    }
 
 
 def _field_env(variable: str, path: str) -> dict[str, Any]:
@@ -50,7 +41,6 @@ def daemonset(
             _field_env("POD_NAMESPACE", "metadata.namespace"),
             _field_env("NODE_NAME", "spec.nodeName"),
             _field_env("POD_IP", "status.podIP"),
-            {"name": "HSM_DISCOVERY_DEVICE", "value": device},
             # Pod IP, not 0.0.0.0: on the devcluster every pod shares the host's network namespace.
             {"name": "HSM_DISCOVERY_HEALTH_LISTEN", "value": f"$(POD_IP):{HEALTH_PORT}"},
         ],
@@ -86,7 +76,7 @@ def daemonset(
             "template": {
                 "metadata": {"labels": labels},
                 "spec": {
-                    "serviceAccountName": ds_name,
+                    "serviceAccountName": SERVICE_ACCOUNT,
                     "nodeSelector": dict(spec.node_selector),
                     "terminationGracePeriodSeconds": 5,
                     "containers": [container],

@@ -47,7 +47,6 @@ class Reconciler:
             spec = models.HSMDeviceSpec.model_validate(device.get("spec") or {})
             owner = owners.device_owner(name, meta["uid"])
             self._client.ensure(pool.manifest(name, namespace, owner))
-            self._client.ensure(discoveryspec.service_account(name, namespace, owner))
             image = self._cfg.discovery_image
             self._ensure_daemonset(discoveryspec.daemonset(name, namespace, spec, owner, image))
             self._client.ensure(agentspec.service_account(name, namespace, owner))
