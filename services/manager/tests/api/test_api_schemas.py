@@ -33,7 +33,7 @@ def test_bad_key_names_the_key() -> None:
 
 
 def test_data_over_one_mebibyte_is_refused() -> None:
-    with pytest.raises(errors.InvalidArgument, match="at most"):
+    with pytest.raises(errors.PayloadTooLarge, match="at most"):
         schemas.decode_data({"k": _b64(b"x" * constants.MAX_SECRET_BYTES)})
 
 

@@ -103,6 +103,10 @@ class PayloadTooLarge(ApiError):
     code = Code.PAYLOAD_TOO_LARGE
 
 
+class UnsupportedMediaType(ApiError):
+    code = Code.UNSUPPORTED_MEDIA_TYPE
+
+
 class DeviceUnavailable(ApiError):
     code = Code.DEVICE_UNAVAILABLE
 

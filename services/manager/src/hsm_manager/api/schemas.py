@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 import pydantic
 from pydantic import alias_generators
 
-from hsm_common import names
+from hsm_common import constants, names
 
 from . import errors
 
@@ -117,10 +117,7 @@ def validate_key(key: str) -> str:
 def decode_data(data: Mapping[str, str]) -> dict[str, bytes]:
     """Validated, decoded secret data (keys, base64, 1 MiB total)."""
     decoded = {validate_key(key): decode_value(key, value) for key, value in data.items()}
-    try:
-        names.validate_data(decoded)
-    except names.InvalidName as err:
-        raise errors.InvalidArgument(str(err), {"field": "data"}) from None
+    validate_merged(decoded)
     return decoded
 
 
@@ -133,7 +130,13 @@ def decode_patch(data: Mapping[str, str | None]) -> dict[str, bytes | None]:
 
 
 def validate_merged(data: Mapping[str, bytes]) -> None:
-    """The secret that results from a patch must still be a valid secret."""
+    """Valid secret data (keys, at least one, at most 1 MiB in all: more is PayloadTooLarge)."""
+    size = names.secret_size(data)
+    if size > constants.MAX_SECRET_BYTES:
+        raise errors.PayloadTooLarge(
+            f"secret data is {size} bytes (keys and values); at most {constants.MAX_SECRET_BYTES} allowed",
+            {"field": "data", "limitBytes": constants.MAX_SECRET_BYTES},
+        )
     try:
         names.validate_data(data)
     except names.InvalidName as err:

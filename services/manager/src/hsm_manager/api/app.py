@@ -1,0 +1,102 @@
+"""The Flask app factory: authentication of every request but /api/v1/health, envelopes, limits, metrics."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from typing import Any
+
+import flask
+import prometheus_client
+from werkzeug import exceptions
+
+from hsm_common import constants
+
+from . import agents, auth, devices, envelope, errors, loop, metrics, routes
+
+log = logging.getLogger(__name__)
+
+#: Largest request body: 1 MiB of data grows by 4/3 in base64, plus room for keys, metadata and JSON.
+MAX_BODY_BYTES = (constants.MAX_SECRET_BYTES * 4 + 2) // 3 + 256 * 1024
+#: The one route that needs no token (a secret named "health" is under /hsm/secrets and is not exempt).
+HEALTH_PATH = "/api/v1/health"
+
+
+@dataclasses.dataclass(frozen=True)
+class Deps:
+    """Everything the API talks to; production wiring is in ``bootstrap``, tests hand in their own."""
+
+    guard: auth.Guard
+    provider: agents.Provider
+    pins: devices.PinStore
+    device_namespace: str
+    """Namespace of the HSMDevices (authorization of device-wide routes happens there)."""
+    mirror_interval: float = 30.0
+    """Seconds between mirror repair passes; 0 disables the loop."""
+    mirror_lock: str = ""
+    """File whose flock elects the one worker that runs the loop; empty disables the loop."""
+
+
+def create_app(deps: Deps) -> flask.Flask:
+    """A Flask app serving the API with deps."""
+    app = flask.Flask("hsm_manager.api")
+    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    app.extensions["hsm_api"] = deps
+    app.register_blueprint(routes.blueprint)
+    app.before_request(_authenticate)
+    app.after_request(_observe)
+    app.register_error_handler(errors.ApiError, _api_error)
+    app.register_error_handler(exceptions.HTTPException, _http_error)
+    app.register_error_handler(Exception, _unexpected)
+    if deps.mirror_interval > 0 and deps.mirror_lock:
+        mirror_loop = loop.MirrorLoop(deps.provider, deps.mirror_interval, deps.mirror_lock)
+        mirror_loop.start()
+        app.extensions["hsm_api_loop"] = mirror_loop
+    return app
+
+
+def metrics_app() -> Any:
+    """WSGI app serving the (multiprocess) metrics, for the metrics port."""
+    return prometheus_client.make_wsgi_app(metrics.registry())
+
+
+def _authenticate() -> None:
+    flask.g.started = time.perf_counter()
+    if flask.request.path == HEALTH_PATH and flask.request.method in ("GET", "HEAD"):
+        return
+    deps: Deps = flask.current_app.extensions["hsm_api"]
+    flask.g.user = deps.guard.authenticate(flask.request.headers.get("Authorization"))
+
+
+def _observe(response: flask.Response) -> flask.Response:
+    rule = flask.request.url_rule.rule if flask.request.url_rule else "unmatched"
+    started = flask.g.get("started", time.perf_counter())
+    metrics.observe_request(rule, flask.request.method, response.status_code, time.perf_counter() - started)
+    return response
+
+
+def _api_error(error: errors.ApiError) -> tuple[dict[str, Any], int]:
+    return envelope.from_error(error), error.status
+
+
+_HTTP_CODES = {
+    404: errors.Code.ROUTE_NOT_FOUND,
+    405: errors.Code.METHOD_NOT_ALLOWED,
+    413: errors.Code.PAYLOAD_TOO_LARGE,
+    415: errors.Code.UNSUPPORTED_MEDIA_TYPE,
+}
+
+
+def _http_error(error: exceptions.HTTPException) -> tuple[dict[str, Any], int]:
+    status = error.code or 500
+    code = _HTTP_CODES.get(status, errors.Code.MALFORMED_BODY if status == 400 else errors.Code.INTERNAL)
+    message = "request body exceeds the size limit" if status == 413 else (error.description or error.name)
+    details = {"limitBytes": MAX_BODY_BYTES} if status == 413 else {}
+    return envelope.failure(code, message, details), status
+
+
+def _unexpected(error: Exception) -> tuple[dict[str, Any], int]:
+    log.exception("api_unexpected_error", extra={"error_type": type(error).__name__})
+    return envelope.failure(errors.Code.INTERNAL, "internal error"), 500

@@ -1,0 +1,135 @@
+"""Who is calling and may they: bearer tokens checked by a TokenReviewer, requests by an AccessReviewer.
+
+Both answers are cached briefly (≤ 30 s, the issue's bound) so a burst of requests costs one review;
+a revoked token or permission stops working within that time.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import threading
+import time
+from collections.abc import Callable, Hashable
+from typing import Protocol
+
+from hsm_common import constants
+
+from . import errors
+
+#: How long a review result is reused (seconds).
+CACHE_SECONDS = 30.0
+#: Denials are kept shorter so a freshly granted permission applies quickly (seconds).
+DENIAL_CACHE_SECONDS = 5.0
+#: Entries per cache; beyond it the cache is cleared (bounded memory under token spraying).
+CACHE_SIZE = 10_000
+
+
+@dataclasses.dataclass(frozen=True)
+class User:
+    """An authenticated caller as TokenReview reports it."""
+
+    username: str
+    uid: str = ""
+    groups: tuple[str, ...] = ()
+    extra: tuple[tuple[str, tuple[str, ...]], ...] = ()
+
+
+@dataclasses.dataclass(frozen=True)
+class Access:
+    """One permission to check: verb on resource (in group hsm.j5t.io) in namespace, optionally one name."""
+
+    verb: str
+    resource: str
+    namespace: str
+    name: str = ""
+    group: str = constants.GROUP
+
+
+class TokenReviewer(Protocol):
+    def review_token(self, token: str) -> User | None:
+        """The user the token belongs to, None when the token is not valid."""
+
+
+class AccessReviewer(Protocol):
+    def allowed(self, user: User, access: Access) -> bool:
+        """True when user may perform access."""
+
+
+class _TTLCache:
+    """A small thread-safe cache with a per-entry expiry."""
+
+    def __init__(self, clock: Callable[[], float]) -> None:
+        self._clock = clock
+        # gunicorn's threaded workers share one cache per process.
+        self._lock = threading.Lock()
+        self._entries: dict[Hashable, tuple[float, object]] = {}
+
+    def get(self, key: Hashable) -> tuple[bool, object]:
+        with self._lock:
+            found = self._entries.get(key)
+            if found is None or found[0] <= self._clock():
+                return False, None
+            return True, found[1]
+
+    def put(self, key: Hashable, value: object, ttl: float) -> None:
+        with self._lock:
+            if len(self._entries) >= CACHE_SIZE:
+                self._entries.clear()
+            self._entries[key] = (self._clock() + ttl, value)
+
+
+class Guard:
+    """Authenticates bearer tokens and authorizes accesses through the reviewers, with caching."""
+
+    def __init__(
+        self,
+        tokens: TokenReviewer,
+        access: AccessReviewer,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._tokens = tokens
+        self._access = access
+        self._users = _TTLCache(clock)
+        self._decisions = _TTLCache(clock)
+
+    def authenticate(self, authorization: str | None) -> User:
+        """The user behind an Authorization header; Unauthenticated when it is missing or not valid."""
+        token = _bearer(authorization)
+        # The cache key is a digest so tokens never sit in memory longer than the request.
+        key = hashlib.sha256(token.encode()).hexdigest()
+        hit, cached = self._users.get(key)
+        if hit:
+            user = cached
+        else:
+            user = self._tokens.review_token(token)
+            self._users.put(key, user, CACHE_SECONDS if user else DENIAL_CACHE_SECONDS)
+        if not isinstance(user, User):
+            raise errors.Unauthenticated("the bearer token is not valid")
+        return user
+
+    def authorize(self, user: User, access: Access) -> None:
+        """Return when user may perform access, else raise Forbidden naming what was missing."""
+        key = (user, access)
+        hit, cached = self._decisions.get(key)
+        if hit:
+            allowed = bool(cached)
+        else:
+            allowed = self._access.allowed(user, access)
+            self._decisions.put(key, allowed, CACHE_SECONDS if allowed else DENIAL_CACHE_SECONDS)
+        if not allowed:
+            raise errors.Forbidden(
+                f"user {user.username!r} may not {access.verb} {access.resource}.{access.group} "
+                f"in namespace {access.namespace!r}",
+                {"verb": access.verb, "resource": access.resource, "namespace": access.namespace},
+            )
+
+
+def _bearer(authorization: str | None) -> str:
+    if not authorization:
+        raise errors.Unauthenticated("missing Authorization: Bearer <token> header")
+    scheme, _, token = authorization.partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
+        raise errors.Unauthenticated("the Authorization header must be 'Bearer <token>'")
+    return token

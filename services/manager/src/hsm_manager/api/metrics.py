@@ -1,0 +1,84 @@
+"""Prometheus metrics of the API; under gunicorn they live in PROMETHEUS_MULTIPROC_DIR (files per worker).
+
+prometheus_client picks its multiprocess value class when it is first imported, so the launcher
+(``server``) sets PROMETHEUS_MULTIPROC_DIR before anything imports this module.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+import time
+from collections.abc import Iterator
+
+import prometheus_client
+from prometheus_client import multiprocess
+
+REQUESTS = prometheus_client.Counter(
+    "hsm_api_requests_total", "API requests by route, method and status code", ["route", "method", "code"]
+)
+LATENCY = prometheus_client.Histogram(
+    "hsm_api_request_duration_seconds",
+    "API request latency by route and method",
+    ["route", "method"],
+    buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+AGENT_CALLS = prometheus_client.Counter(
+    "hsm_api_agent_calls_total",
+    "gRPC calls from the API to agents by method and result",
+    ["method", "result"],
+)
+AGENT_LATENCY = prometheus_client.Histogram(
+    "hsm_api_agent_call_duration_seconds",
+    "Latency of gRPC calls from the API to agents",
+    ["method"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5),
+)
+REPAIRS = prometheus_client.Counter(
+    "hsm_api_mirror_repairs_total", "Mirror repair actions by kind and result", ["kind", "result"]
+)
+
+
+@dataclasses.dataclass
+class CallOutcome:
+    """The result label of one agent call, set by the caller before the block ends."""
+
+    result: str = "UNKNOWN"
+
+    def set(self, result: str) -> None:
+        """Record the call's result (a gRPC status name)."""
+        self.result = result
+
+
+@contextlib.contextmanager
+def agent_call(method: str) -> Iterator[CallOutcome]:
+    """Count and time one agent call."""
+    outcome = CallOutcome()
+    start = time.perf_counter()
+    try:
+        yield outcome
+    finally:
+        AGENT_LATENCY.labels(method).observe(time.perf_counter() - start)
+        AGENT_CALLS.labels(method, outcome.result).inc()
+
+
+def observe_request(route: str, method: str, code: int, seconds: float) -> None:
+    """Record one finished API request; route is the rule (never the concrete path, which names secrets)."""
+    REQUESTS.labels(route, method, str(code)).inc()
+    LATENCY.labels(route, method).observe(seconds)
+
+
+def registry() -> prometheus_client.CollectorRegistry:
+    """A registry that reads every worker's values (multiprocess) or this process's (no multiprocess dir)."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        collected = prometheus_client.CollectorRegistry()
+        multiprocess.MultiProcessCollector(collected)  # type: ignore[no-untyped-call]
+        return collected
+    return prometheus_client.REGISTRY
+
+
+def mark_dead(pid: int) -> None:
+    """Drop a dead worker's live gauges (gunicorn's child_exit hook)."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]

@@ -1,0 +1,347 @@
+"""The OpenAPI 3.1 document of the API (served at /api/v1/openapi.json)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hsm_common import constants, names
+
+from . import errors, paging
+
+_B64 = {"type": "string", "contentEncoding": "base64", "pattern": "^[A-Za-z0-9+/]*={0,2}$"}
+_KEY = {"type": "string", "pattern": names.KEY_PATTERN, "maxLength": constants.MAX_KEY_BYTES}
+
+
+def _envelope(data: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "required": ["success", "data", "error"],
+        "properties": {
+            "success": {"type": "boolean"},
+            "data": data,
+            "error": {"$ref": "#/components/schemas/Error"},
+        },
+    }
+
+
+def _response(description: str, data: dict[str, Any] | None = None) -> dict[str, Any]:
+    schema = _envelope(data or {"type": ["object", "null"]})
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _errors(*statuses: int) -> dict[str, Any]:
+    failure = {"$ref": "#/components/schemas/Failure"}
+    return {
+        str(status): {
+            "description": _DESCRIPTIONS[status],
+            "content": {"application/json": {"schema": failure}},
+        }
+        for status in statuses
+    }
+
+
+_DESCRIPTIONS = {
+    207: "written to some devices only; data.devices tells which",
+    400: "invalid input; error.details.field names it",
+    401: "missing or invalid bearer token",
+    403: "not permitted (SubjectAccessReview)",
+    404: "not found",
+    409: "already exists",
+    412: "If-Match version is not the current one",
+    413: "body or secret data too large",
+    415: "body is not JSON",
+    422: "PIN rejected",
+    503: "device or Kubernetes API unavailable",
+    507: "device full",
+}
+
+_PATH_PARAM = {
+    "name": "path",
+    "in": "path",
+    "required": True,
+    "description": "HSM path '<namespace>/<name>'",
+    "schema": {"type": "string", "pattern": names.PATH_PATTERN, "maxLength": constants.MAX_PATH_BYTES},
+}
+_DEVICE_PARAM = {
+    "name": "device",
+    "in": "query",
+    "required": False,
+    "schema": {"type": "string", "maxLength": 253},
+}
+_IF_MATCH = {
+    "name": "If-Match",
+    "in": "header",
+    "required": False,
+    "schema": {"type": "string", "pattern": "^[0-9]+$"},
+}
+_AUTH = ["401", "403"]
+
+
+def _op(
+    summary: str, ok: dict[str, Any], *errs: int, params: list[Any] | None = None, body: str | None = None
+) -> dict[str, Any]:
+    op: dict[str, Any] = {"summary": summary, "responses": {**ok, **_errors(401, 403, 503, *errs)}}
+    if params:
+        op["parameters"] = params
+    if body:
+        op["requestBody"] = {
+            "required": True,
+            "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{body}"}}},
+        }
+    return op
+
+
+def document() -> dict[str, Any]:
+    """The OpenAPI document; a test checks that it lists every route of the app."""
+    secret_params = [_PATH_PARAM, _DEVICE_PARAM]
+    write = {"$ref": "#/components/schemas/WriteResult"}
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "hsm-secrets-operator REST API", "version": "v1"},
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "schemas": _schemas(),
+        },
+        "security": [{"bearer": []}],
+        "paths": {
+            "/api/v1/health": {
+                "get": {
+                    "summary": "liveness (no authentication)",
+                    "security": [],
+                    "responses": {"200": _response("alive")},
+                }
+            },
+            "/api/v1/info": {"get": _op("API information", {"200": _response("info")})},
+            "/api/v1/openapi.json": {
+                "get": _op("this document", {"200": {"description": "OpenAPI document"}})
+            },
+            "/api/v1/hsm/info": {
+                "get": _op(
+                    "per-device information", {"200": _response("devices")}, 400, 404, params=[_DEVICE_PARAM]
+                )
+            },
+            "/api/v1/hsm/status": {
+                "get": _op(
+                    "per-device health", {"200": _response("status")}, 400, 404, params=[_DEVICE_PARAM]
+                )
+            },
+            "/api/v1/hsm/secrets": {
+                "get": _op(
+                    "list secrets of a namespace, sorted and paginated",
+                    {"200": _response("page")},
+                    400,
+                    404,
+                    params=[
+                        {
+                            "name": "namespace",
+                            "in": "query",
+                            "required": True,
+                            "schema": {"type": "string", "pattern": models_segment(), "maxLength": 63},
+                        },
+                        {
+                            "name": "prefix",
+                            "in": "query",
+                            "required": False,
+                            "schema": {"type": "string", "maxLength": 190},
+                        },
+                        {
+                            "name": "limit",
+                            "in": "query",
+                            "required": False,
+                            "schema": {"type": "integer", "minimum": 1, "maximum": paging.MAX_LIMIT},
+                        },
+                        {"name": "continue", "in": "query", "required": False, "schema": {"type": "string"}},
+                        _DEVICE_PARAM,
+                    ],
+                )
+            },
+            "/api/v1/hsm/secrets/{path}": {
+                "get": _op(
+                    "read a secret (values base64)",
+                    {"200": _response("secret", {"$ref": "#/components/schemas/Secret"})},
+                    400,
+                    404,
+                    params=secret_params,
+                ),
+                "post": _op(
+                    "create a secret on every device",
+                    {"201": _response("created", write), "207": _response("partial", write)},
+                    400,
+                    404,
+                    409,
+                    413,
+                    415,
+                    params=secret_params,
+                    body="SecretBody",
+                ),
+                "put": _op(
+                    "replace a secret (If-Match: version → compare-and-set)",
+                    {"200": _response("replaced", write), "207": _response("partial", write)},
+                    400,
+                    404,
+                    412,
+                    413,
+                    415,
+                    params=[*secret_params, _IF_MATCH],
+                    body="SecretBody",
+                ),
+                "patch": _op(
+                    "merge keys (null removes one)",
+                    {"200": _response("patched", write), "207": _response("partial", write)},
+                    400,
+                    404,
+                    412,
+                    413,
+                    415,
+                    params=[*secret_params, _IF_MATCH],
+                    body="PatchBody",
+                ),
+                "delete": _op(
+                    "delete a secret (tombstone) or one key",
+                    {"200": _response("deleted", write), "207": _response("partial", write)},
+                    400,
+                    404,
+                    412,
+                    params=[
+                        *secret_params,
+                        _IF_MATCH,
+                        {"name": "key", "in": "query", "required": False, "schema": _KEY},
+                    ],
+                ),
+            },
+            "/api/v1/hsm/secrets/{path}/metadata": {
+                "get": _op(
+                    "metadata of a secret", {"200": _response("metadata")}, 400, 404, params=secret_params
+                )
+            },
+            "/api/v1/hsm/secrets/{path}/checksum": {
+                "get": _op(
+                    "checksum of a secret", {"200": _response("checksum")}, 400, 404, params=secret_params
+                )
+            },
+            "/api/v1/hsm/secrets/{path}/versions": {
+                "get": _op(
+                    "state of a secret on every device",
+                    {"200": _response("versions")},
+                    400,
+                    404,
+                    params=secret_params,
+                )
+            },
+            "/api/v1/hsm/change-pin": {
+                "post": _op(
+                    "change the PIN of every device of an HSMDevice",
+                    {"200": _response("changed")},
+                    400,
+                    404,
+                    413,
+                    415,
+                    422,
+                    body="ChangePinBody",
+                )
+            },
+            "/api/v1/hsm/mirror/sync": {
+                "post": _op(
+                    "repair divergence between devices",
+                    {"200": _response("report")},
+                    400,
+                    404,
+                    413,
+                    415,
+                    body="MirrorSyncBody",
+                )
+            },
+        },
+    }
+
+
+def models_segment() -> str:
+    """Pattern of one path segment (a namespace)."""
+    return f"^{names.SEGMENT_PATTERN}$"
+
+
+def _schemas() -> dict[str, Any]:
+    metadata = {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "description": {"type": "string", "maxLength": 1024},
+            "labels": {"type": "object", "additionalProperties": {"type": "string"}, "maxProperties": 64},
+            "format": {"type": "string", "maxLength": 64},
+            "dataType": {"type": "string", "maxLength": 64},
+            "source": {"type": "string", "maxLength": 256},
+        },
+    }
+    device = {"type": ["string", "null"], "maxLength": 253}
+    return {
+        "Error": {
+            "type": ["object", "null"],
+            "required": ["code", "message", "details"],
+            "properties": {
+                "code": {"type": "string", "enum": [code.value for code in errors.Code]},
+                "message": {"type": "string"},
+                "details": {"type": "object"},
+            },
+        },
+        "Failure": _envelope({}),
+        "Metadata": metadata,
+        "SecretBody": {
+            "type": "object",
+            "required": ["data"],
+            "additionalProperties": False,
+            "properties": {
+                "data": {
+                    "type": "object",
+                    "propertyNames": _KEY,
+                    "additionalProperties": _B64,
+                    "minProperties": 1,
+                },
+                "metadata": {"$ref": "#/components/schemas/Metadata"},
+            },
+        },
+        "PatchBody": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "data": {
+                    "type": "object",
+                    "propertyNames": _KEY,
+                    "additionalProperties": {"anyOf": [_B64, {"type": "null"}]},
+                },
+                "metadata": {"$ref": "#/components/schemas/Metadata"},
+            },
+        },
+        "ChangePinBody": {
+            "type": "object",
+            "required": ["oldPin", "newPin"],
+            "additionalProperties": False,
+            "properties": {
+                "device": device,
+                "oldPin": {"type": "string", "minLength": 1, "maxLength": 256},
+                "newPin": {"type": "string", "minLength": 4, "maxLength": 256},
+            },
+        },
+        "MirrorSyncBody": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {"device": device, "prefix": {"type": "string", "maxLength": 254}},
+        },
+        "Secret": {
+            "type": "object",
+            "properties": {
+                "path": {"type": "string"},
+                "version": {"type": "integer"},
+                "data": {"type": "object", "additionalProperties": _B64},
+                "metadata": {"type": "object"},
+                "device": {"type": "string"},
+            },
+        },
+        "WriteResult": {
+            "type": "object",
+            "properties": {
+                "path": {"type": "string"},
+                "version": {"type": "integer"},
+                "devices": {"type": "array"},
+            },
+        },
+    }

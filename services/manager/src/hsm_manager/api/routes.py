@@ -1,0 +1,308 @@
+"""The routes: each turns a request into one plain-function call and an enveloped response."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import flask
+
+from . import agents, audit, auth, devices, envelope, errors, openapi, paging, reads, repair, schemas, writes
+
+if TYPE_CHECKING:
+    from . import app as _app
+
+blueprint = flask.Blueprint("api", __name__, url_prefix="/api/v1")
+SECRETS = "hsmsecrets"
+DEVICES = "hsmdevices"
+#: A secret's last segment that would be taken for a sub-resource route; writes to it are refused.
+RESERVED = frozenset({"metadata", "checksum", "versions"})
+
+
+def _deps() -> _app.Deps:
+    deps: _app.Deps = flask.current_app.extensions["hsm_api"]
+    return deps
+
+
+def _user() -> auth.User:
+    user: auth.User = flask.g.user
+    return user
+
+
+def _allow(verb: str, resource: str, namespace: str, name: str = "") -> None:
+    _deps().guard.authorize(_user(), auth.Access(verb, resource, namespace, name))
+
+
+def _group(device: str | None = None) -> agents.Group:
+    return agents.resolve(
+        _deps().provider, device if device is not None else flask.request.args.get("device")
+    )
+
+
+def _secret(path: str, verb: str) -> schemas.SecretPath:
+    """The validated path, after checking verb on hsmsecrets in its namespace."""
+    parsed = schemas.parse_path(path)
+    _allow(verb, SECRETS, parsed.namespace)
+    return parsed
+
+
+def _device_access(verb: str) -> None:
+    _allow(verb, DEVICES, _deps().device_namespace)
+
+
+def _if_match() -> int | None:
+    raw = flask.request.headers.get("If-Match")
+    if raw is None:
+        return None
+    text = raw.strip().removeprefix("W/").strip('"')
+    if not text.isdigit() or len(text) > 18:
+        raise errors.InvalidArgument(
+            "If-Match must be a secret version (a non-negative integer)", {"field": "If-Match"}
+        )
+    return int(text)
+
+
+def _json_body() -> bytes:
+    if flask.request.mimetype != "application/json":
+        raise errors.UnsupportedMediaType("request body must be application/json", {"field": "Content-Type"})
+    return flask.request.get_data(cache=False)
+
+
+def _ok(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> flask.Response:
+    response = flask.jsonify(envelope.ok(data))
+    response.status_code = status
+    response.headers.update(headers or {})
+    return response
+
+
+def _write_reply(reply: writes.Reply) -> flask.Response:
+    if reply.partial:
+        body = envelope.failure(
+            errors.Code.PARTIAL_FAILURE,
+            "the write reached only some devices; they are repaired by the mirror loop",
+            data=reply.data,
+        )
+        response = flask.jsonify(body)
+    else:
+        response = flask.jsonify(envelope.ok(reply.data))
+    response.status_code = reply.status
+    response.headers["ETag"] = f'"{reply.data["version"]}"'
+    return response
+
+
+def _audited(
+    action: str, target: str, keys: Callable[[], list[str]], run: Callable[[], writes.Reply]
+) -> flask.Response:
+    """Run a write and leave its audit line, whatever the outcome."""
+    try:
+        reply = run()
+    except errors.ApiError as error:
+        audit.record(_user(), action, target, error.status, _safe_keys(keys))
+        raise
+    audit.record(_user(), action, target, reply.status, _safe_keys(keys), reply.results)
+    return _write_reply(reply)
+
+
+def _safe_keys(keys: Callable[[], list[str]]) -> list[str]:
+    try:
+        return keys()
+    except errors.ApiError:
+        return []
+
+
+# ------------------------------------------------------------------ general
+
+
+@blueprint.get("/health")
+def health() -> flask.Response:
+    return _ok({"status": "ok"})
+
+
+@blueprint.get("/info")
+def info() -> flask.Response:
+    _device_access("get")
+    deps = _deps()
+    return _ok(
+        {
+            "name": "hsm-secrets-operator",
+            "apiVersion": "v1",
+            "deviceNamespace": deps.device_namespace,
+            "devices": deps.provider.devices(),
+            "user": _user().username,
+        }
+    )
+
+
+@blueprint.get("/openapi.json")
+def openapi_document() -> flask.Response:
+    _device_access("get")
+    return flask.jsonify(openapi.document())
+
+
+@blueprint.get("/hsm/info")
+def hsm_info() -> flask.Response:
+    _device_access("get")
+    return _ok(devices.info(_deps().provider, _group()))
+
+
+@blueprint.get("/hsm/status")
+def hsm_status() -> flask.Response:
+    _device_access("get")
+    return _ok(devices.status(_deps().provider, _group()))
+
+
+# ------------------------------------------------------------------ secrets
+
+
+@blueprint.get("/hsm/secrets")
+def list_secrets() -> flask.Response:
+    args = flask.request.args
+    raw_namespace = args.get("namespace")
+    if not raw_namespace:
+        raise errors.InvalidArgument("query parameter 'namespace' is required", {"field": "namespace"})
+    namespace = schemas.parse_namespace(raw_namespace)
+    _allow("list", SECRETS, namespace)
+    limit = paging.parse_limit(args.get("limit"))
+    token = args.get("continue")
+    after = paging.decode_token(token) if token else None
+    prefix = args.get("prefix", "")
+    if len(prefix) > 200:
+        raise errors.InvalidArgument("prefix is too long", {"field": "prefix"})
+    return _ok(reads.list_secrets(_deps().provider, _group(), namespace, prefix, limit, after))
+
+
+@blueprint.get("/hsm/secrets/<path:path>")
+def read_secret(path: str) -> flask.Response:
+    parsed = _secret(path, "get")
+    data = reads.read_secret(_deps().provider, _group(), parsed.path)
+    return _ok(data, headers={"ETag": f'"{data["version"]}"'})
+
+
+@blueprint.get("/hsm/secrets/<path:path>/metadata")
+def read_metadata(path: str) -> flask.Response:
+    parsed = _secret(path, "get")
+    return _ok(reads.read_metadata(_deps().provider, _group(), parsed.path))
+
+
+@blueprint.get("/hsm/secrets/<path:path>/checksum")
+def read_checksum(path: str) -> flask.Response:
+    parsed = _secret(path, "get")
+    return _ok(reads.checksum(_deps().provider, _group(), parsed.path))
+
+
+@blueprint.get("/hsm/secrets/<path:path>/versions")
+def read_versions(path: str) -> flask.Response:
+    parsed = _secret(path, "get")
+    return _ok(reads.versions(_deps().provider, _group(), parsed.path))
+
+
+def _writable(path: str, verb: str) -> schemas.SecretPath:
+    parsed = _secret(path, verb)
+    last = parsed.path.rsplit("/", 1)[-1]
+    if last in RESERVED:
+        raise errors.InvalidArgument(
+            f"a secret's last path segment cannot be {last!r}: it names a sub-resource in this API",
+            {"field": "path"},
+        )
+    return parsed
+
+
+@blueprint.post("/hsm/secrets/<path:path>")
+def create_secret(path: str) -> flask.Response:
+    parsed = _writable(path, "create")
+    raw = _json_body()
+    body = schemas.parse_body(schemas.SecretBody, raw)
+    data = schemas.decode_data(body.data)
+    deps, user = _deps(), _user()
+    group = _group()
+    return _audited(
+        "create",
+        parsed.path,
+        lambda: list(data),
+        lambda: writes.create(deps.provider, group, parsed.path, data, body.metadata, user.username),
+    )
+
+
+@blueprint.put("/hsm/secrets/<path:path>")
+def replace_secret(path: str) -> flask.Response:
+    parsed = _writable(path, "update")
+    expected = _if_match()
+    body = schemas.parse_body(schemas.SecretBody, _json_body())
+    data = schemas.decode_data(body.data)
+    deps, user, group = _deps(), _user(), _group()
+    return _audited(
+        "replace",
+        parsed.path,
+        lambda: list(data),
+        lambda: writes.replace(
+            deps.provider, group, parsed.path, data, body.metadata, user.username, expected
+        ),
+    )
+
+
+@blueprint.patch("/hsm/secrets/<path:path>")
+def patch_secret(path: str) -> flask.Response:
+    parsed = _writable(path, "patch")
+    expected = _if_match()
+    body = schemas.parse_body(schemas.PatchBody, _json_body())
+    changes = schemas.decode_patch(body.data)
+    deps, user, group = _deps(), _user(), _group()
+    return _audited(
+        "patch",
+        parsed.path,
+        lambda: list(changes),
+        lambda: writes.patch(
+            deps.provider, group, parsed.path, changes, body.metadata, user.username, expected
+        ),
+    )
+
+
+@blueprint.delete("/hsm/secrets/<path:path>")
+def delete_secret(path: str) -> flask.Response:
+    key = flask.request.args.get("key")
+    parsed = _secret(path, "update" if key else "delete")
+    expected = _if_match()
+    deps, user, group = _deps(), _user(), _group()
+    if key is not None:
+        valid_key = schemas.validate_key(key)
+        return _audited(
+            "delete-key",
+            parsed.path,
+            lambda: [valid_key],
+            lambda: writes.delete_key(deps.provider, group, parsed.path, valid_key, user.username, expected),
+        )
+    return _audited(
+        "delete",
+        parsed.path,
+        list,
+        lambda: writes.delete(deps.provider, group, parsed.path, user.username, expected),
+    )
+
+
+# ------------------------------------------------------------------ devices
+
+
+@blueprint.post("/hsm/change-pin")
+def change_pin() -> flask.Response:
+    body = schemas.parse_body(schemas.ChangePinBody, _json_body())
+    _allow("update", DEVICES, _deps().device_namespace, body.device or "")
+    group = _group(body.device or None)
+    deps = _deps()
+    try:
+        result = devices.change_pin(deps.provider, group, deps.pins, body.old_pin, body.new_pin)
+    except errors.ApiError as error:
+        audit.record(_user(), "change-pin", f"hsmdevice/{group.device}", error.status)
+        raise
+    audit.record(_user(), "change-pin", f"hsmdevice/{group.device}", 200)
+    return _ok(result)
+
+
+@blueprint.post("/hsm/mirror/sync")
+def mirror_sync() -> flask.Response:
+    raw = flask.request.get_data(cache=False)
+    body = schemas.parse_body(schemas.MirrorSyncBody, raw) if raw.strip() else schemas.MirrorSyncBody()
+    _allow("update", DEVICES, _deps().device_namespace, body.device or "")
+    group = _group(body.device or None)
+    report = repair.repair_group(_deps().provider, group, body.prefix)
+    audit.record(_user(), "mirror-sync", f"hsmdevice/{group.device}", 200)
+    return _ok(report.to_wire())

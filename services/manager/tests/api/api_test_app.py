@@ -1,0 +1,69 @@
+"""App factory for integration tests, loaded by gunicorn: real agents, auth from a static table.
+
+The table stands in for the cluster's TokenReview/SubjectAccessReview at the Deps seam (the e2e tests
+use the real ones); the PIN store writes the PIN files the test agents read, as a kubelet would.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+from typing import Any
+
+from hsm_manager.api import agents, app, auth
+
+
+class TableAuth:
+    """Tokens → users, users → allowed (verb, resource, namespace) triples ('*' matches any)."""
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        self._tokens: dict[str, str] = config["tokens"]
+        self._rules: dict[str, list[list[str]]] = config["rules"]
+
+    def review_token(self, token: str) -> auth.User | None:
+        name = self._tokens.get(token)
+        return auth.User(name, uid=f"uid-{name}", groups=("testers",)) if name else None
+
+    def allowed(self, user: auth.User, access: auth.Access) -> bool:
+        for verb, resource, namespace in self._rules.get(user.username, []):
+            if (
+                verb in ("*", access.verb)
+                and resource == access.resource
+                and namespace in ("*", access.namespace)
+            ):
+                return True
+        return False
+
+
+class PinFiles:
+    """Writes a new PIN into every agent's PIN file of the device."""
+
+    def __init__(self, files: dict[str, list[str]]) -> None:
+        self._files = files
+
+    def update_pin(self, namespace: str, device: str, new_pin: str) -> None:
+        for name in self._files.get(device, []):
+            pathlib.Path(name).write_text(new_pin)
+
+
+def build() -> Any:
+    """The app wired from the JSON file named by HSM_API_TEST_CONFIG."""
+    config = json.loads(pathlib.Path(os.environ["HSM_API_TEST_CONFIG"]).read_text())
+    table = TableAuth(config)
+    provider = agents.StaticProvider(
+        {
+            device: [agents.Member(m["name"], m["address"], serial=m["name"]) for m in members]
+            for device, members in config["devices"].items()
+        },
+        namespace=config["deviceNamespace"],
+    )
+    deps = app.Deps(
+        guard=auth.Guard(table, table),
+        provider=provider,
+        pins=PinFiles(config.get("pinFiles", {})),
+        device_namespace=config["deviceNamespace"],
+        mirror_interval=float(config.get("mirrorInterval", 0)),
+        mirror_lock=os.environ.get("HSM_MANAGER_MIRROR_LOCK", ""),
+    )
+    return app.create_app(deps)

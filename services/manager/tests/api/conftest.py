@@ -1,0 +1,233 @@
+"""Fixtures: SoftHSM2 tokens, real hsm-agent processes and a real gunicorn serving the API on 127.0.0.1."""
+
+from __future__ import annotations
+
+import base64
+import collections.abc
+import dataclasses
+import json
+import os
+import pathlib
+import signal
+import socket
+import subprocess
+import sys
+import time
+from typing import Any
+
+import pytest
+import requests
+
+HERE = pathlib.Path(__file__).parent
+PIN = "123456"
+DEVICE_NAMESPACE = "hsm-system"
+
+
+def wait_until(condition: collections.abc.Callable[[], bool], timeout: float, what: str) -> None:
+    """Poll condition every 20 ms until it holds; fail the test after timeout seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.02)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _reachable(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+            return True
+    except OSError:
+        return False
+
+
+@dataclasses.dataclass
+class Agent:
+    """A real hsm-agent process on its own SoftHSM2 token."""
+
+    name: str
+    workdir: pathlib.Path
+    port: int
+    health_port: int
+    pin_file: pathlib.Path
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        env = {**os.environ, "SOFTHSM2_CONF": str(self.workdir / "softhsm2.conf")}
+        log = (self.workdir / "agent.log").open("ab")
+        self.process = subprocess.Popen(
+            [
+                sys.executable, "-m", "hsm_agent",
+                "--token-label", self.name,
+                "--pin-file", str(self.pin_file),
+                "--listen", self.address,
+                "--health-listen", f"127.0.0.1:{self.health_port}",
+                "--device-name", self.name,
+                "--pcscd", "never",
+                "--log-level", "warning",
+            ],
+            env=env, stdout=log, stderr=log,
+        )  # fmt: skip
+        wait_until(self._ready, 20, f"agent {self.name} ready")
+
+    def _ready(self) -> bool:
+        assert self.process is not None
+        if self.process.poll() is not None:
+            pytest.fail(f"agent {self.name} exited: {(self.workdir / 'agent.log').read_text()[-2000:]}")
+        try:
+            return requests.get(f"http://127.0.0.1:{self.health_port}/readyz", timeout=1).status_code == 200
+        except requests.RequestException:
+            return False
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)
+        self.process = None
+
+
+def make_agent(root: pathlib.Path, name: str) -> Agent:
+    workdir = root / name
+    tokens = workdir / "tokens"
+    tokens.mkdir(parents=True)
+    conf = workdir / "softhsm2.conf"
+    conf.write_text(f"directories.tokendir = {tokens}\nobjectstore.backend = file\nlog.level = ERROR\n")
+    subprocess.run(
+        ["softhsm2-util", "--init-token", "--free", "--label", name, "--pin", PIN, "--so-pin", "12345678"],
+        env={**os.environ, "SOFTHSM2_CONF": str(conf)},
+        check=True,
+        capture_output=True,
+        timeout=30,
+    )
+    pin_file = workdir / "pin"
+    pin_file.write_text(PIN)
+    return Agent(name, workdir, free_port(), free_port(), pin_file)
+
+
+@dataclasses.dataclass
+class Api:
+    """A gunicorn serving the API with the test wiring; tokens name the users of the test table."""
+
+    url: str
+    metrics_url: str
+    log: pathlib.Path
+    process: subprocess.Popen[bytes]
+
+    def call(self, method: str, route: str, token: str | None = "admin", **kwargs: Any) -> requests.Response:  # noqa: S107
+        headers = dict(kwargs.pop("headers", {}))
+        if token is not None:
+            headers["Authorization"] = f"Bearer {token}"
+        return requests.request(method, f"{self.url}{route}", headers=headers, timeout=30, **kwargs)
+
+    def audit_lines(self) -> list[dict[str, Any]]:
+        lines = []
+        for line in self.log.read_text().splitlines():
+            if line.startswith("{") and '"event":"audit"' in line:
+                lines.append(json.loads(line))
+        return lines
+
+
+RULES = {
+    "admin": [["*", "hsmsecrets", "*"], ["*", "hsmdevices", "*"]],
+    "team-a": [["*", "hsmsecrets", "team-a"]],
+    "reader": [["get", "hsmsecrets", "*"], ["list", "hsmsecrets", "*"], ["get", "hsmdevices", "*"]],
+    "nobody": [],
+}
+TOKENS = {"admin": "admin", "team-a": "team-a", "reader": "reader", "nobody": "nobody"}
+
+
+def start_api(
+    root: pathlib.Path, devices: dict[str, list[Agent]], workers: int = 2, mirror_interval: float = 0
+) -> Api:
+    config = {
+        "tokens": TOKENS,
+        "rules": RULES,
+        "deviceNamespace": DEVICE_NAMESPACE,
+        "devices": {
+            d: [{"name": a.name, "address": a.address} for a in agents] for d, agents in devices.items()
+        },
+        "pinFiles": {d: [str(a.pin_file) for a in agents] for d, agents in devices.items()},
+        "mirrorInterval": mirror_interval,
+    }
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "api.json").write_text(json.dumps(config))
+    metrics_dir = root / "metrics"
+    metrics_dir.mkdir(exist_ok=True)
+    port, metrics_port = free_port(), free_port()
+    log = root / "api.log"
+    env = {
+        **os.environ,
+        "HSM_API_TEST_CONFIG": str(root / "api.json"),
+        "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
+    }
+    env.pop("HSM_MANAGER_MIRROR_LOCK", None)
+    process = subprocess.Popen(
+        [
+            sys.executable, "-m", "hsm_manager.api.server",
+            "--app", "api_test_app:build",
+            "--pythonpath", str(HERE),
+            "--listen", f"127.0.0.1:{port}",
+            "--metrics-listen", f"127.0.0.1:{metrics_port}",
+            "--workers", str(workers),
+        ],
+        env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    api = Api(f"http://127.0.0.1:{port}", f"http://127.0.0.1:{metrics_port}", log, process)
+
+    def healthy() -> bool:
+        if process.poll() is not None:
+            pytest.fail(f"gunicorn exited: {log.read_text()[-3000:]}")
+        try:
+            return requests.get(f"{api.url}/api/v1/health", timeout=1).status_code == 200
+        except requests.RequestException:
+            return False
+
+    wait_until(healthy, 20, "gunicorn ready")
+    return api
+
+
+def stop_api(api: Api) -> None:
+    api.process.send_signal(signal.SIGTERM)
+    try:
+        api.process.wait(15)
+    except subprocess.TimeoutExpired:
+        api.process.kill()
+        api.process.wait(5)
+
+
+@pytest.fixture(scope="module")
+def agent_pair(tmp_path_factory: pytest.TempPathFactory) -> collections.abc.Iterator[list[Agent]]:
+    """Two real agents on two SoftHSM2 tokens, forming one HSMDevice."""
+    root = tmp_path_factory.mktemp("agents")
+    pair = [make_agent(root, "hsm-a"), make_agent(root, "hsm-b")]
+    for agent in pair:
+        agent.start()
+    yield pair
+    for agent in pair:
+        agent.stop()
+
+
+@pytest.fixture(scope="module")
+def api(tmp_path_factory: pytest.TempPathFactory, agent_pair: list[Agent]) -> collections.abc.Iterator[Api]:
+    """gunicorn (2 workers) serving the API for the device 'pair' made of both agents."""
+    served = start_api(tmp_path_factory.mktemp("api"), {"pair": agent_pair}, mirror_interval=0.5)
+    yield served
+    stop_api(served)
+
+
+def b64(value: bytes) -> str:
+    return base64.b64encode(value).decode()

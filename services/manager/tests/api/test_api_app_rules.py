@@ -1,0 +1,34 @@
+"""The OpenAPI document matches the app's own URL map (no route added without documentation)."""
+
+from __future__ import annotations
+
+import re
+
+from hsm_manager.api import agents, app, auth, openapi
+
+
+class _Nobody:
+    def review_token(self, token: str) -> auth.User | None:
+        return None
+
+    def allowed(self, user: auth.User, access: auth.Access) -> bool:
+        return False
+
+
+class _NoPins:
+    def update_pin(self, namespace: str, device: str, new_pin: str) -> None:
+        raise AssertionError("not called")
+
+
+def test_openapi_documents_every_rule_of_the_app() -> None:
+    deps = app.Deps(auth.Guard(_Nobody(), _Nobody()), agents.StaticProvider({}, "ns"), _NoPins(), "ns")
+    flask_app = app.create_app(deps)
+    rules = {
+        (re.sub(r"<path:(\w+)>", r"{\1}", rule.rule), method)
+        for rule in flask_app.url_map.iter_rules()
+        if rule.endpoint != "static"
+        for method in rule.methods or ()
+        if method not in ("HEAD", "OPTIONS")
+    }
+    documented = {(path, m.upper()) for path, item in openapi.document()["paths"].items() for m in item}
+    assert rules == documented
