@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import pathlib
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -38,6 +40,18 @@ class SoftToken:
 
     def env(self) -> dict[str, str]:
         return {**os.environ, "SOFTHSM2_CONF": str(self.conf)}
+
+    def tool(self, *args: str) -> Any:
+        """Run token_tool.py (another process on this token) and return its JSON output, if any."""
+        done = subprocess.run(
+            [sys.executable, str(pathlib.Path(__file__).with_name("token_tool.py")), self.label, PIN, *args],
+            env=self.env(),
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        return json.loads(done.stdout) if done.stdout.strip() else None
 
     def init(self, label: str) -> None:
         subprocess.run(

@@ -1,0 +1,98 @@
+"""WatchSecrets (snapshot, live events) and rescans that catch other tools' writes and collect leftovers."""
+
+from __future__ import annotations
+
+import queue
+import threading
+
+from hsm_common import constants
+from hsmproto.v1 import hsm_pb2
+
+KIND = hsm_pb2.SecretEvent
+
+
+def watch(stub, prefix: str = "", snapshot: bool = True):  # type: ignore[no-untyped-def]
+    """Start a watch; returns (call, queue of events) with a thread draining the stream into the queue."""
+    call = stub.WatchSecrets(hsm_pb2.WatchSecretsRequest(prefix=prefix, include_snapshot=snapshot))
+    events: queue.Queue[hsm_pb2.SecretEvent | None] = queue.Queue()
+
+    def drain() -> None:
+        try:
+            for event in call:
+                events.put(event)
+        except Exception:  # noqa: S110 - the stream ends with CANCELLED when the test cancels it
+            pass
+        events.put(None)
+
+    threading.Thread(target=drain, daemon=True).start()
+    return call, events
+
+
+def take(events: queue.Queue, count: int) -> list[tuple[int, str, int]]:  # type: ignore[type-arg]
+    return [(e.kind, e.path, e.version) for e in (events.get(timeout=10) for _ in range(count))]
+
+
+def write(stub, path: str, value: bytes) -> None:  # type: ignore[no-untyped-def]
+    stub.WriteSecret(hsm_pb2.WriteSecretRequest(path=path, secret_data=hsm_pb2.SecretData(data={"k": value})))
+
+
+def test_watch_starts_with_a_snapshot_then_streams_changes(stub) -> None:
+    write(stub, "a/one", b"1")
+    call, events = watch(stub, "a/")
+    assert take(events, 2) == [(KIND.KIND_SNAPSHOT, "a/one", 1), (KIND.KIND_SNAPSHOT_END, "", 0)]
+    write(stub, "b/other", b"x")
+    write(stub, "a/one", b"2")
+    stub.DeleteSecret(hsm_pb2.DeleteSecretRequest(path="a/one"))
+    assert take(events, 2) == [(KIND.KIND_CHANGED, "a/one", 2), (KIND.KIND_DELETED, "a/one", 3)]
+    call.cancel()
+
+
+def test_watch_ends_when_the_agent_stops(stub, running) -> None:
+    _, events = watch(stub, snapshot=False)
+    running.stop()
+    assert events.get(timeout=15) is None
+
+
+def test_rescan_finds_a_secret_written_by_another_tool(stub, running, softhsm) -> None:
+    _, events = watch(stub, snapshot=False)
+    softhsm.tool("write", "ns/foreign", "5", "k=from-tool")
+    assert running.store.rescan() == 1
+    read = stub.ReadSecret(hsm_pb2.ReadSecretRequest(path="ns/foreign"))
+    assert (dict(read.secret_data.data), read.version) == ({"k": b"from-tool"}, 5)
+    assert take(events, 1) == [(KIND.KIND_CHANGED, "ns/foreign", 5)]
+
+
+def test_rescan_notices_a_head_destroyed_by_another_tool(stub, running, softhsm) -> None:
+    write(stub, "ns/doomed", b"1")
+    _, events = watch(stub, snapshot=False)
+    softhsm.tool("destroy", constants.APPLICATION_HEAD, "ns/doomed")
+    running.store.rescan()
+    assert take(events, 1) == [(KIND.KIND_DELETED, "ns/doomed", 1)]
+
+
+def test_periodic_rescan_runs_without_being_asked(softhsm, start_agent, wait) -> None:
+    service = start_agent(softhsm, rescan_interval=0.3)
+    softhsm.tool("write", "ns/later", "1", "k=v")
+    wait(lambda: service.store.index.get("ns/later") is not None)
+
+
+def test_leftovers_of_an_interrupted_write_are_collected(stub, running, softhsm) -> None:
+    write(stub, "ns/kept", b"1")
+    softhsm.tool("create", constants.APPLICATION_VALUE, "ns/kept/k@deadbeef", b"half".hex())
+    softhsm.tool("create", constants.APPLICATION_HEAD, "ns/kept", b"{not json".hex())
+    running.store.rescan()
+    labels = sorted(o["label"] for o in softhsm.tool("list"))
+    assert len(labels) == 2 and "ns/kept/k@deadbeef" not in labels
+    assert dict(stub.ReadSecret(hsm_pb2.ReadSecretRequest(path="ns/kept")).secret_data.data) == {"k": b"1"}
+
+
+def test_a_head_whose_value_vanished_falls_back_to_nothing_readable(stub, running, softhsm) -> None:
+    write(stub, "ns/broken", b"1")
+    (value_label,) = running.store.index.get("ns/broken").value_labels()
+    softhsm.tool("destroy", constants.APPLICATION_VALUE, value_label)
+    error = None
+    try:
+        stub.ReadSecret(hsm_pb2.ReadSecretRequest(path="ns/broken"))
+    except Exception as caught:  # noqa: BLE001
+        error = caught
+    assert error is not None and error.code().name == "NOT_FOUND"  # type: ignore[attr-defined]

@@ -1,0 +1,93 @@
+"""Another process working on the same token ("other tools"): list, create and destroy data objects.
+
+Usage: SOFTHSM2_CONF=... python token_tool.py LABEL PIN COMMAND [ARGS]; prints JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import pkcs11
+from hsm_common import checksum, constants
+
+from hsm_agent.store import layout
+
+A = pkcs11.Attribute
+
+
+def main(label: str, pin: str, command: str, *args: str) -> None:
+    lib = pkcs11.lib("/usr/lib/softhsm/libsofthsm2.so")
+    session = lib.get_token(token_label=label).open(rw=True, user_pin=pin)
+    data_class = {A.CLASS: pkcs11.ObjectClass.DATA}
+    if command == "list":
+        objects = [
+            {
+                "app": obj[A.APPLICATION].decode()
+                if isinstance(obj[A.APPLICATION], bytes)
+                else obj[A.APPLICATION],
+                "label": obj[A.LABEL],
+            }
+            for obj in session.get_objects(data_class)
+        ]
+        print(json.dumps(sorted(objects, key=lambda o: (o["app"], o["label"]))))
+    elif command == "create":
+        application, object_label, value = args
+        attrs = {
+            **data_class,
+            A.TOKEN: True,
+            A.PRIVATE: True,
+            A.APPLICATION: application,
+            A.LABEL: object_label,
+        }
+        session.create_object({**attrs, A.VALUE: bytes.fromhex(value)})
+    elif command == "write":
+        path, version, *pairs = args
+        data = {key: value.encode() for key, value in (pair.split("=", 1) for pair in pairs)}
+        generation = layout.new_generation()
+        layouts, objects = layout.plan_values(path, data, generation, 65536)
+        for object_label, chunk in objects:
+            session.create_object(
+                {
+                    **data_class,
+                    A.TOKEN: True,
+                    A.PRIVATE: True,
+                    A.APPLICATION: constants.APPLICATION_VALUE,
+                    A.LABEL: object_label,
+                    A.VALUE: chunk,
+                }
+            )
+        head = layout.Head(
+            path,
+            int(version),
+            generation,
+            layouts,
+            checksum.checksum(data),
+            False,
+            layout.Metadata(),
+            "other-tool",
+            layout.now(),
+        )
+        session.create_object(
+            {
+                **data_class,
+                A.TOKEN: True,
+                A.PRIVATE: True,
+                A.APPLICATION: constants.APPLICATION_HEAD,
+                A.LABEL: path,
+                A.VALUE: layout.encode_head(head),
+            }
+        )
+    elif command == "destroy":
+        application, object_label = args
+        for obj in list(
+            session.get_objects({**data_class, A.APPLICATION: application, A.LABEL: object_label})
+        ):
+            obj.destroy()
+    else:
+        raise SystemExit(f"unknown command {command}")
+    session.close()
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:])
