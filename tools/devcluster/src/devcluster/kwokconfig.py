@@ -14,7 +14,7 @@ import yaml
 _API_VERSION = "kwok.x-k8s.io/v1alpha1"
 
 # The first container's image name without registry, tag or digest: "reg:5000/x/hsm-agent:1" -> "hsm-agent".
-IMAGE_NAME_KEY = '.spec.containers.[0].image | sub("^.*/"; "") | sub("[:@].*$"; "")'
+IMAGE_NAME_KEY = '.spec.containers[0].image | sub("^.*/"; "") | sub("[:@].*$"; "")'
 
 _NOT_DELETING = {"key": ".metadata.deletionTimestamp", "operator": "DoesNotExist"}
 
@@ -30,18 +30,10 @@ conditions:
   type: {{ .type | Quote }}
 {{ end }}
 addresses:
-{{ with .status.addresses }}
-{{ YAML . 1 }}
-{{ else }}
-{{ with NodeIP }}
-- address: {{ . | Quote }}
+- address: {{ NodeIP | Quote }}
   type: InternalIP
-{{ end }}
-{{ with NodeName }}
-- address: {{ . | Quote }}
+- address: {{ NodeName | Quote }}
   type: Hostname
-{{ end }}
-{{ end }}
 allocatable:
   cpu: "32"
   memory: 64Gi
