@@ -83,6 +83,15 @@ def change_pin(
     """
     if not group.members:
         raise errors.DeviceUnavailable(f"HSMDevice {group.device!r} has no available agent")
+    for member in group.members:
+        # Refuse up front when a device is unreachable: it would keep the old PIN while the Secret moves on.
+        try:
+            states.call(provider, member, "IsConnected", hsm_pb2.IsConnectedRequest())
+        except grpc.RpcError as error:
+            raise errors.DeviceUnavailable(
+                f"{member.name} is unreachable; no PIN was changed: {agents.message_of(error)}",
+                {"device": member.name},
+            ) from None
     changed: list[agents.Member] = []
     for member in group.members:
         try:

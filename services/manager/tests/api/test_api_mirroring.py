@@ -1,0 +1,124 @@
+"""Mirroring across two real agents: partial writes (207), repair by the mirror loop, no resurrection."""
+
+from __future__ import annotations
+
+import collections.abc
+
+import pytest
+
+from .conftest import Agent, Api, b64, wait_until
+
+SECRETS = "/api/v1/hsm/secrets"
+
+
+@pytest.fixture
+def one_down(agent_pair: list[Agent]) -> collections.abc.Iterator[Agent]:
+    """hsm-b stopped for the test, started again afterwards whatever happened."""
+    down = agent_pair[1]
+    down.stop()
+    yield down
+    if down.process is None:
+        down.start()
+
+
+def _versions(api: Api, path: str) -> dict[str, dict[str, object]]:
+    body = api.call("GET", f"{SECRETS}/{path}/versions").json()["data"]
+    return {device["device"]: device for device in body["devices"]}
+
+
+def _in_sync(api: Api, path: str) -> bool:
+    return bool(api.call("GET", f"{SECRETS}/{path}/versions").json()["data"]["inSync"])
+
+
+def test_a_write_reaches_every_device_with_the_same_version(api: Api) -> None:
+    api.call("POST", f"{SECRETS}/team-m/both", json={"data": {"k": b64(b"1")}})
+    api.call("PUT", f"{SECRETS}/team-m/both", json={"data": {"k": b64(b"2")}})
+    devices = _versions(api, "team-m/both")
+    assert devices["hsm-a"]["version"] == devices["hsm-b"]["version"] == 2
+    assert devices["hsm-a"]["checksum"] == devices["hsm-b"]["checksum"]
+
+
+def test_a_write_with_one_device_down_is_partial_and_later_repaired(api: Api, one_down: Agent) -> None:
+    response = api.call("POST", f"{SECRETS}/team-m/partial", json={"data": {"k": b64(b"v")}})
+    assert response.status_code == 207
+    body = response.json()
+    assert body["error"]["code"] == "PARTIAL_FAILURE"
+    results = {d["device"]: d["success"] for d in body["data"]["devices"]}
+    assert results == {"hsm-a": True, "hsm-b": False}
+    assert api.call("GET", f"{SECRETS}/team-m/partial").json()["data"]["data"] == {"k": b64(b"v")}
+    one_down.start()
+    wait_until(lambda: _in_sync(api, "team-m/partial"), 15, "mirror loop repairs hsm-b")
+    assert _versions(api, "team-m/partial")["hsm-b"]["version"] == 1
+
+
+def test_a_secret_deleted_while_a_device_was_offline_stays_deleted(api: Api, agent_pair: list[Agent]) -> None:
+    api.call("POST", f"{SECRETS}/team-m/doomed", json={"data": {"k": b64(b"v")}})
+    agent_pair[1].stop()
+    try:
+        assert api.call("DELETE", f"{SECRETS}/team-m/doomed").status_code == 207
+    finally:
+        agent_pair[1].start()
+    wait_until(lambda: _in_sync(api, "team-m/doomed"), 15, "mirror loop spreads the tombstone")
+    devices = _versions(api, "team-m/doomed")
+    assert devices["hsm-b"]["deleted"] is True
+    assert api.call("GET", f"{SECRETS}/team-m/doomed").status_code == 404
+    listed = api.call("GET", f"{SECRETS}?namespace=team-m").json()["data"]["items"]
+    assert "team-m/doomed" not in [item["path"] for item in listed]
+
+
+def test_mirror_sync_reports_what_it_checked(api: Api) -> None:
+    api.call("POST", f"{SECRETS}/team-m/synced", json={"data": {"k": b64(b"v")}})
+    response = api.call("POST", "/api/v1/hsm/mirror/sync", json={"prefix": "team-m/"})
+    assert response.status_code == 200
+    report = response.json()["data"]
+    assert report["pathsChecked"] >= 1
+    assert report["unavailableDevices"] == []
+
+
+def test_every_device_down_is_unavailable_and_writes_nothing(api: Api, agent_pair: list[Agent]) -> None:
+    for agent in agent_pair:
+        agent.stop()
+    try:
+        response = api.call("POST", f"{SECRETS}/team-m/nowhere", json={"data": {"k": b64(b"v")}})
+        assert response.status_code == 503
+        assert response.json()["error"]["code"] == "DEVICE_UNAVAILABLE"
+    finally:
+        for agent in agent_pair:
+            agent.start()
+    assert api.call("GET", f"{SECRETS}/team-m/nowhere").status_code == 404
+
+
+def _all_connected(api: Api) -> bool:
+    # Each gunicorn worker has its own channels: ask several times so both have reconnected.
+    for _ in range(4):
+        devices = api.call("GET", "/api/v1/hsm/status").json()["data"]["devices"]
+        if not all(device["connected"] for device in devices):
+            return False
+    return True
+
+
+def test_change_pin_refuses_when_a_device_is_down(api: Api, one_down: Agent, agent_pair: list[Agent]) -> None:
+    response = api.call("POST", "/api/v1/hsm/change-pin", json={"oldPin": "123456", "newPin": "777777"})
+    assert response.status_code == 503
+    assert [agent.pin_file.read_text() for agent in agent_pair] == ["123456", "123456"]
+
+
+def test_change_pin_updates_every_device_and_the_pin_files(api: Api, agent_pair: list[Agent]) -> None:
+    wait_until(lambda: _all_connected(api), 15, "both agents reachable from every worker")
+    new_pin = "654321"
+    response = api.call("POST", "/api/v1/hsm/change-pin", json={"oldPin": "123456", "newPin": new_pin})
+    assert response.status_code == 200, response.text
+    assert new_pin not in response.text
+    assert [agent.pin_file.read_text() for agent in agent_pair] == [new_pin, new_pin]
+    back = api.call("POST", "/api/v1/hsm/change-pin", json={"oldPin": new_pin, "newPin": "123456"})
+    assert back.status_code == 200, back.text
+    assert new_pin not in api.log.read_text()
+
+
+def test_change_pin_with_a_wrong_old_pin_changes_nothing(api: Api, agent_pair: list[Agent]) -> None:
+    wait_until(lambda: _all_connected(api), 15, "both agents reachable from every worker")
+    response = api.call("POST", "/api/v1/hsm/change-pin", json={"oldPin": "000000", "newPin": "999999"})
+    assert response.status_code == 422, response.text
+    assert [agent.pin_file.read_text() for agent in agent_pair] == ["123456", "123456"]
+    api.call("POST", f"{SECRETS}/team-m/after-pin", json={"data": {"k": b64(b"v")}})
+    assert api.call("GET", f"{SECRETS}/team-m/after-pin").status_code == 200
