@@ -41,6 +41,17 @@ def build_parser() -> argparse.ArgumentParser:
     api = commands.add_parser("api", help="run the REST API under gunicorn")
     settings.add_flag(api, ENV, "--listen", default=f"0.0.0.0:{constants.PORT_API}", help="API address")
     settings.add_flag(api, ENV, "--workers", type=int, default=2, help="gunicorn workers")
+    add(api, ENV, "--threads", type=int, default=4, help="threads per gunicorn worker")
+    add(api, ENV, "--metrics-listen", default=f"0.0.0.0:{constants.PORT_METRICS}", help="Prometheus address")
+    add(api, ENV, "--device-namespace", default="", help="namespace of the HSMDevices (default: own)")
+    add(api, ENV, "--kubeconfig", default="", help="kubeconfig (default: in-cluster ServiceAccount)")
+    add(
+        api, ENV, "--mirror-interval", type=settings.parse_duration, default=30.0, help="mirror repair period"
+    )
+    add(
+        api, ENV, "--static-agents", default="", help='JSON {"device": [{"name", "address"}]} instead of pods'
+    )
+    add(api, ENV, "--log-level", default="info", help="debug, info, warning or error")
     return parser
 
 
@@ -64,10 +75,20 @@ def _operator(args: argparse.Namespace) -> int:
     return run.run(cfg, args.metrics_port, args.health_listen)
 
 
+def _api(args: argparse.Namespace) -> int:
+    # Imported here: the operator process has no use for flask or gunicorn.
+    from .api import server
+
+    logs.setup(args.log_level)
+    return server.run_command(args)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "operator":
         return _operator(args)
+    if args.command == "api":
+        return _api(args)
     return 0
 
 

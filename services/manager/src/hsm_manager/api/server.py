@@ -106,6 +106,23 @@ def run(settings: ServerSettings) -> int:
     return 0
 
 
+def run_command(args: argparse.Namespace) -> int:
+    """Serve the production app with the ``hsm-manager api`` flags (exported for the workers' bootstrap)."""
+    exported = {
+        "HSM_MANAGER_DEVICE_NAMESPACE": args.device_namespace,
+        "HSM_MANAGER_KUBECONFIG": args.kubeconfig,
+        "HSM_MANAGER_MIRROR_INTERVAL": str(args.mirror_interval),
+        "HSM_MANAGER_STATIC_AGENTS": args.static_agents,
+        "HSM_MANAGER_LOG_LEVEL": args.log_level,
+    }
+    os.environ.update({name: value for name, value in exported.items() if value})
+    return run(
+        ServerSettings(
+            listen=args.listen, workers=args.workers, threads=args.threads, metrics_listen=args.metrics_listen
+        )
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     """Command line for serving an app factory (tests, benchmarks)."""
     parser = argparse.ArgumentParser(prog="hsm_manager.api.server")
