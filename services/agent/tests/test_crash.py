@@ -1,0 +1,152 @@
+"""Crash consistency: SIGKILL a separate agent process at random instants during writes, restart, verify.
+
+After every restart each secret reads as exactly one of the versions written to it (never a mix of two,
+never older than the last acknowledged write), and the leftovers of interrupted writes are collected.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+import grpc
+import pytest
+from hsmproto import channel
+from hsmproto.v1 import hsm_pb2
+
+KILLS = int(os.environ.get("CRASH_KILLS", "200"))
+SECRETS = [f"ns/crash-{i}" for i in range(4)]
+MAX_OBJECT = 64
+
+
+def payload(path: str, n: int) -> dict[str, bytes]:
+    """Write number n of path: a small key and a chunked one (5 objects), both tagged with n."""
+    tag = f"{path}#{n}".encode()
+    return {"small": tag, "chunked": (tag + b"|") * (300 // (len(tag) + 1))}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Zygote:
+    def __init__(self, env: dict[str, str]) -> None:
+        script = os.path.join(os.path.dirname(__file__), "agent_zygote.py")
+        self.process = subprocess.Popen(
+            [sys.executable, script], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env
+        )
+
+    def ask(self, line: str) -> int:
+        assert self.process.stdin and self.process.stdout
+        self.process.stdin.write(line + "\n")
+        self.process.stdin.flush()
+        return int(self.process.stdout.readline())
+
+    def close(self) -> None:
+        if self.process.stdin:
+            self.process.stdin.close()
+        self.process.wait(timeout=10)
+
+
+class Writer(threading.Thread):
+    """Streams writes until the agent dies; records what was attempted and what was acknowledged."""
+
+    def __init__(self, stub, attempted: dict[str, int], acked: dict[str, int], rng: random.Random) -> None:  # type: ignore[no-untyped-def]
+        super().__init__(daemon=True)
+        self.stub, self.attempted, self.acked, self.rng = stub, attempted, acked, rng
+
+    def run(self) -> None:
+        while True:
+            path = self.rng.choice(SECRETS)
+            n = self.attempted[path] + 1
+            self.attempted[path] = n
+            request = hsm_pb2.WriteSecretRequest(
+                path=path, secret_data=hsm_pb2.SecretData(data=payload(path, n))
+            )
+            try:
+                self.stub.WriteSecret(request, timeout=5)
+            except grpc.RpcError:
+                return
+            self.acked[path] = n
+
+
+def wait_connected(stub, deadline: float) -> None:  # type: ignore[no-untyped-def]
+    while time.monotonic() < deadline:
+        try:
+            if stub.IsConnected(hsm_pb2.IsConnectedRequest(), timeout=1).connected:
+                return
+        except grpc.RpcError:
+            pass
+        time.sleep(0.01)
+    raise AssertionError("agent did not become ready")
+
+
+def check_reads(stub, attempted: dict[str, int], acked: dict[str, int]) -> None:  # type: ignore[no-untyped-def]
+    for path in SECRETS:
+        if attempted[path] == 0:
+            continue
+        try:
+            read = stub.ReadSecret(hsm_pb2.ReadSecretRequest(path=path), timeout=5)
+        except grpc.RpcError as error:
+            assert error.code() == grpc.StatusCode.NOT_FOUND and acked[path] == 0, (path, error)
+            continue
+        data = dict(read.secret_data.data)
+        n = int(data["small"].decode().rsplit("#", 1)[1])
+        assert data == payload(path, n), f"{path}: a mix of versions"
+        assert acked[path] <= n <= attempted[path], (path, n, acked[path], attempted[path])
+        acked[path] = n  # what survived is the new floor: later reads may not go back behind it
+
+
+def check_no_leftovers(softhsm, attempted: dict[str, int]) -> None:  # type: ignore[no-untyped-def]
+    objects = softhsm.tool("list")
+    heads = sorted(o["label"] for o in objects if o["app"].endswith("/head"))
+    values = [o for o in objects if o["app"].endswith("/value")]
+    written = sorted(path for path in SECRETS if attempted[path])
+    assert heads == written, heads
+    assert len(values) == len(heads) * 6, len(values)
+
+
+@pytest.mark.slow
+def test_sigkill_at_random_instants_never_leaves_a_mixed_or_lost_secret(softhsm) -> None:
+    rng = random.Random(int(os.environ.get("CRASH_SEED", "0")) or None)
+    zygote = Zygote(softhsm.env())
+    attempted = dict.fromkeys(SECRETS, 0)
+    acked = dict.fromkeys(SECRETS, 0)
+    port = free_port()
+    args = (
+        f"spawn --token-label {softhsm.label} --pin-file {softhsm.pin_file} --listen 127.0.0.1:{port} "
+        f"--health-listen 127.0.0.1:0 --max-object-size {MAX_OBJECT} --log-level error"
+    )
+    killed_during_write = 0
+    try:
+        for kill in range(KILLS + 1):
+            pid = zygote.ask(args)
+            with grpc.insecure_channel(f"127.0.0.1:{port}", options=channel.channel_options()) as chan:
+                stub = channel.agent_stub(chan)
+                wait_connected(stub, time.monotonic() + 20)
+                check_reads(stub, attempted, acked)
+                if kill % 25 == 0:
+                    check_no_leftovers(softhsm, attempted)
+                if kill == KILLS:
+                    os.kill(pid, signal.SIGTERM)
+                    assert zygote.ask(f"reap {pid}") == 0
+                    break
+                writer = Writer(stub, attempted, acked, rng)
+                writer.start()
+                time.sleep(rng.uniform(0.005, 0.12))
+                os.kill(pid, signal.SIGKILL)
+                zygote.ask(f"reap {pid}")
+                writer.join(timeout=10)
+                killed_during_write += attempted != acked
+    finally:
+        zygote.close()
+    assert sum(attempted.values()) > KILLS * 3
+    assert killed_during_write > KILLS // 2
