@@ -15,11 +15,11 @@ from typing import Any
 
 import grpc
 import pytest
-from hsmproto import channel
-from hsmproto.v1 import hsm_pb2_grpc
 
 from hsm_agent import agent
 from hsm_agent.store import secret_store
+from hsmproto import channel
+from hsmproto.v1 import hsm_pb2_grpc
 
 MODULE = "/usr/lib/softhsm/libsofthsm2.so"
 PIN = "1234"

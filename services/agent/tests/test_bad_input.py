@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import grpc
 import pytest
+
 from hsm_common import constants
 from hsmproto.v1 import hsm_pb2
 

@@ -17,6 +17,7 @@ import time
 
 import grpc
 import pytest
+
 from hsmproto import channel
 from hsmproto.v1 import hsm_pb2
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import grpc
 import pytest
-from hsmproto.v1 import hsm_pb2
 
 from hsm_agent import agent
+from hsmproto.v1 import hsm_pb2
 
 Stub = object
 

@@ -93,6 +93,6 @@ def test_a_head_whose_value_vanished_falls_back_to_nothing_readable(stub, runnin
     error = None
     try:
         stub.ReadSecret(hsm_pb2.ReadSecretRequest(path="ns/broken"))
-    except Exception as caught:  # noqa: BLE001
+    except Exception as caught:
         error = caught
     assert error is not None and error.code().name == "NOT_FOUND"  # type: ignore[attr-defined]

@@ -9,9 +9,9 @@ import json
 import sys
 
 import pkcs11
-from hsm_common import checksum, constants
 
 from hsm_agent.store import layout
+from hsm_common import checksum, constants
 
 A = pkcs11.Attribute
 

@@ -1,0 +1,34 @@
+"""Wrong PIN: one login attempt, not ready, and another attempt only when the PIN file changes."""
+
+from __future__ import annotations
+
+import time
+
+from hsm_agent.store import secret_store
+
+
+def test_wrong_pin_is_tried_once_until_the_file_changes(softhsm, start_agent, wait) -> None:
+    softhsm.pin_file.write_text("0000\n")
+    service = start_agent(softhsm, ready=False)
+    wait(lambda: service.store.state is secret_store.State.WRONG_PIN)
+    time.sleep(1.0)  # five reconnect periods: a retry would show in the count
+    assert (service.store.login_attempts, service.store.ready) == (1, False)
+    softhsm.pin_file.write_text("1111\n")
+    wait(lambda: service.store.login_attempts == 2)
+    softhsm.pin_file.write_text("1234\n")
+    assert service.wait_ready(10)
+    assert service.store.login_attempts == 3
+
+
+def test_missing_pin_file_keeps_the_agent_not_ready(softhsm, start_agent, wait) -> None:
+    softhsm.pin_file.unlink()
+    service = start_agent(softhsm, ready=False)
+    wait(lambda: service.store.state is secret_store.State.NO_PIN)
+    softhsm.pin_file.write_text("1234")
+    assert service.wait_ready(10)
+
+
+def test_token_with_another_serial_is_refused(softhsm, start_agent, wait) -> None:
+    service = start_agent(softhsm, ready=False, serial="not-this-one")
+    wait(lambda: service.store.state is secret_store.State.REFUSED)
+    assert service.store.login_attempts == 1
