@@ -10,8 +10,8 @@ import subprocess
 import threading
 import time
 import urllib.parse
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Iterator, Mapping
+from typing import Any, Protocol
 
 from devcluster import kubeapi, kubeconfig, nodes
 
@@ -23,11 +23,28 @@ log = logging.getLogger("devcluster.podrunner")
 _PRIVATE_ENV = ("KUBECONFIG", "KUBERNETES_SERVICE_HOST", "KUBERNETES_SERVICE_PORT")
 
 
+class Api(Protocol):
+    """The calls the runner makes (``kubeapi.Client`` in production, a fake in unit tests)."""
+
+    def get(self, path: str) -> dict[str, Any]: ...
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: dict[str, Any] | None = None,
+        content_type: str = "application/json",
+        timeout: float = 30.0,
+    ) -> dict[str, Any]: ...
+
+    def watch(self, path: str, timeout_seconds: int = 300) -> Iterator[dict[str, Any]]: ...
+
+
 @dataclasses.dataclass(frozen=True)
 class Config:
     """What the runner runs and where."""
 
-    client: kubeapi.Client
+    client: Api
     server: str
     ca_cert: pathlib.Path
     work_dir: pathlib.Path
@@ -177,6 +194,7 @@ class PodRunner:
     # --- process lifecycle --------------------------------------------------------------------------------
     def _start(self, pod: Mapping[str, Any], box: _Container) -> None:
         container = pod["spec"]["containers"][0]
+        box.pod_dir.mkdir(parents=True, exist_ok=True)
         base_env = {k: v for k, v in os.environ.items() if k not in _PRIVATE_ENV}
         mint = self._minter(pod)
         try:

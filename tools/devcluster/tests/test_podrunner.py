@@ -1,0 +1,186 @@
+"""The pod runner against a fake API: real processes on pod IPs, status reports, stop on deletion."""
+
+import pathlib
+import random
+import socket
+import sys
+import threading
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from devcluster import nodes, wait
+from devcluster.podrunner import runner
+
+
+class FakeApi:
+    """Serves a node and a mutable pod list; records status patches."""
+
+    def __init__(self) -> None:
+        self.pods: dict[str, dict[str, Any]] = {}
+        self.patches: list[tuple[str, dict[str, Any]]] = []
+        self.lock = threading.Lock()
+        self.changed = threading.Event()
+
+    def get(self, path: str) -> dict[str, Any]:
+        if path == "/api/v1/nodes":
+            return {"items": [nodes.manifest(1)]}
+        if path == "/api/v1/pods":
+            with self.lock:
+                return {"items": list(self.pods.values()), "metadata": {"resourceVersion": "1"}}
+        raise AssertionError(f"unexpected GET {path}")
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: dict[str, Any] | None = None,
+        content_type: str = "application/json",
+        timeout: float = 30.0,
+    ) -> dict[str, Any]:
+        assert method == "PATCH"
+        assert path.endswith("/status")
+        assert body is not None
+        with self.lock:
+            self.patches.append((path, body["status"]))
+        return {}
+
+    def watch(self, path: str, timeout_seconds: int = 300) -> Iterator[dict[str, Any]]:
+        # Ending the watch makes the runner list again, which is how changes reach it here.
+        self.changed.wait(0.1)
+        self.changed.clear()
+        return iter(())
+
+    def last_status(self, name: str) -> dict[str, Any] | None:
+        with self.lock:
+            found = [st for path, st in self.patches if path.endswith(f"/pods/{name}/status")]
+        return found[-1] if found else None
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _pod(name: str, image: str, ip: str, args: list[str], policy: str = "Always") -> dict[str, Any]:
+    container: dict[str, Any] = {
+        "name": "main",
+        "image": f"example.org/{image}:1",
+        "args": args,
+        "env": [{"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}}],
+    }
+    if args:
+        container["readinessProbe"] = {"tcpSocket": {"port": int(args[-1])}}
+    return {
+        "metadata": {"name": name, "namespace": "ns", "uid": str(uuid.uuid4())},
+        "spec": {
+            "nodeName": nodes.name(1),
+            "automountServiceAccountToken": False,
+            "restartPolicy": policy,
+            "containers": [container],
+        },
+        "status": {"podIP": ip, "phase": "Pending"},
+    }
+
+
+@pytest.fixture
+def fake() -> FakeApi:
+    return FakeApi()
+
+
+@pytest.fixture
+def pod_runner(fake: FakeApi, tmp_path: pathlib.Path) -> Iterator[runner.PodRunner]:
+    config = runner.Config(
+        client=fake,
+        server="https://127.0.0.1:1",
+        ca_cert=tmp_path / "ca.crt",
+        work_dir=tmp_path / "pods",
+        entrypoints={
+            "http": (sys.executable, "-m", "http.server"),
+            "fails": (sys.executable, "-c", "raise SystemExit(3)"),
+        },
+        poll_interval=0.05,
+    )
+    the_runner = runner.PodRunner(config)
+    thread = threading.Thread(target=the_runner.run, daemon=True)
+    thread.start()
+    yield the_runner
+    the_runner.stop()
+    thread.join(timeout=30)
+    assert not thread.is_alive()
+
+
+def _add(fake: FakeApi, pod: dict[str, Any]) -> None:
+    with fake.lock:
+        fake.pods[pod["metadata"]["uid"]] = pod
+    fake.changed.set()
+
+
+def _remove(fake: FakeApi, pod: dict[str, Any]) -> None:
+    with fake.lock:
+        del fake.pods[pod["metadata"]["uid"]]
+    fake.changed.set()
+
+
+def _answers(ip: str, port: int) -> bool:
+    try:
+        with socket.create_connection((ip, port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def _ready(fake: FakeApi, name: str) -> bool:
+    status = fake.last_status(name)
+    return (
+        status is not None and {"type": "Ready", "status": "True"}.items() <= status["conditions"][-1].items()
+    )
+
+
+def test_pod_process_listens_on_the_pod_ip_and_is_reported_ready(
+    fake: FakeApi, pod_runner: runner.PodRunner
+) -> None:
+    ip, port = f"127.1.1.{random.randint(2, 250)}", _free_port()
+    _add(fake, _pod("web", "http", ip, ["--bind", "$(POD_IP)", str(port)]))
+    wait.until(lambda: _ready(fake, "web"), 20, "the pod to be reported Ready")
+    assert _answers(ip, port)
+    status = fake.last_status("web")
+    assert status is not None
+    assert status["phase"] == "Running"
+
+
+def test_deleted_pod_process_is_stopped(fake: FakeApi, pod_runner: runner.PodRunner) -> None:
+    ip, port = f"127.1.1.{random.randint(2, 250)}", _free_port()
+    pod = _pod("web", "http", ip, ["--bind", "$(POD_IP)", str(port)])
+    _add(fake, pod)
+    wait.until(lambda: _answers(ip, port), 20, "the process to listen")
+    _remove(fake, pod)
+    wait.until(lambda: not _answers(ip, port), 20, "the process to stop")
+
+
+def test_failing_container_with_restart_policy_never_fails_the_pod(
+    fake: FakeApi, pod_runner: runner.PodRunner
+) -> None:
+    _add(fake, _pod("once", "fails", "127.1.1.9", [], policy="Never"))
+
+    def failed() -> bool:
+        status = fake.last_status("once")
+        return status is not None and status["phase"] == "Failed"
+
+    wait.until(failed, 20, "the pod to fail")
+
+
+def test_failing_container_with_restart_policy_always_is_restarted(
+    fake: FakeApi, pod_runner: runner.PodRunner
+) -> None:
+    _add(fake, _pod("loop", "fails", "127.1.1.9", []))
+
+    def restarted() -> bool:
+        status = fake.last_status("loop")
+        return status is not None and status["containerStatuses"][0]["restartCount"] >= 2
+
+    wait.until(restarted, 20, "two restarts")
