@@ -46,7 +46,8 @@ class Zygote:
         )
 
     def ask(self, line: str) -> int:
-        assert self.process.stdin and self.process.stdout
+        assert self.process.stdin
+        assert self.process.stdout
         self.process.stdin.write(line + "\n")
         self.process.stdin.flush()
         return int(self.process.stdout.readline())
@@ -97,7 +98,10 @@ def check_reads(stub, attempted: dict[str, int], acked: dict[str, int]) -> None:
         try:
             read = stub.ReadSecret(hsm_pb2.ReadSecretRequest(path=path), timeout=5)
         except grpc.RpcError as error:
-            assert error.code() == grpc.StatusCode.NOT_FOUND and acked[path] == 0, (path, error)
+            lost = (path, error.code(), acked[path])
+            read = None
+        if read is None:
+            assert lost == (path, grpc.StatusCode.NOT_FOUND, 0)
             continue
         data = dict(read.secret_data.data)
         n = int(data["small"].decode().rsplit("#", 1)[1])

@@ -1,4 +1,4 @@
-"""Device removal under load: calls fail with UNAVAILABLE within 5 s; put back, the same process serves again."""
+"""Device removal under load: UNAVAILABLE within 5 s; put back, the same process serves again."""
 
 from __future__ import annotations
 

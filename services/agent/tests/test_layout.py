@@ -29,7 +29,8 @@ def test_head_survives_encoding() -> None:
 
 
 def test_head_encoding_is_compact_json() -> None:
-    assert b": " not in layout.encode_head(head()) and b", " not in layout.encode_head(head())
+    assert b": " not in layout.encode_head(head())
+    assert b", " not in layout.encode_head(head())
 
 
 def test_head_of_a_future_format_is_unknown() -> None:
@@ -61,13 +62,15 @@ def test_label_over_254_bytes_uses_the_digest_form() -> None:
     labels = layout.value_labels(path, "key-name", "0a", 2)
     stem = layout.digest_stem(path, "key-name")
     assert labels == (f"{stem}@0a#0", f"{stem}@0a#1")
-    assert len(stem) == 33 and stem.startswith("~")
+    assert len(stem) == 33
+    assert stem.startswith("~")
 
 
 def test_label_of_exactly_254_bytes_stays_plain() -> None:
     path = "ns/" + "p" * (254 - len("ns/") - len("/k@0a"))
     (label,) = layout.value_labels(path, "k", "0a", 1)
-    assert len(label) == 254 and label.startswith("ns/")
+    assert len(label) == 254
+    assert label.startswith("ns/")
 
 
 def test_chunk_suffix_counts_towards_the_label_limit() -> None:
@@ -86,7 +89,8 @@ def test_plan_splits_values_and_reassembles_them() -> None:
     stored = dict(objects)
     rebuilt = layout.assemble(head(path="ns/s", keys=layouts), stored)
     assert rebuilt == data
-    assert [item.key for item in layouts] == ["a", "b"] and len(objects) == 4
+    assert [item.key for item in layouts] == ["a", "b"]
+    assert len(objects) == 4
 
 
 def test_generations_do_not_repeat() -> None:

@@ -70,7 +70,8 @@ def test_path_with_a_foreign_head_is_left_alone() -> None:
 
 def test_tombstone_is_kept_within_retention() -> None:
     decision = select.decide([select.FoundHead("t", head(2, deleted=True))], always, NOW, WEEK)
-    assert decision.winner is not None and decision.winner.deleted
+    assert decision.winner is not None
+    assert decision.winner.deleted
 
 
 def test_expired_tombstone_is_collected() -> None:

@@ -6,6 +6,7 @@ import logging
 import os
 import pathlib
 import signal
+import socket
 import subprocess
 import threading
 import time
@@ -51,6 +52,11 @@ class Supervisor:
         with self._lock:
             return self._process.pid if self._process else None
 
+    @property
+    def running(self) -> bool:
+        with self._lock:
+            return self._process is not None and self._process.poll() is None
+
     def start(self) -> None:
         """Start pcscd and wait for its socket; raise TimeoutError when it does not appear."""
         self._spawn()
@@ -63,12 +69,21 @@ class Supervisor:
             process = self._process
         log.info("pcscd started", extra={"pid": process.pid})
         deadline = time.monotonic() + self._start_timeout
-        while not self._socket.exists():
+        while not self._answers():
             if process.poll() is not None:
                 raise RuntimeError(f"pcscd exited with {process.returncode} before its socket appeared")
             if time.monotonic() > deadline:
                 raise TimeoutError(f"pcscd socket {self._socket} did not appear in {self._start_timeout}s")
             time.sleep(0.01)
+
+    def _answers(self) -> bool:
+        """True when the socket accepts connections (a killed pcscd leaves its socket file behind)."""
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+            try:
+                probe.connect(str(self._socket))
+            except OSError:
+                return False
+        return True
 
     def _watch(self) -> None:
         backoff = self._min_backoff
