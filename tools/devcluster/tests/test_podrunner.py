@@ -2,6 +2,7 @@
 
 import pathlib
 import random
+import shutil
 import socket
 import sys
 import threading
@@ -92,8 +93,30 @@ def fake() -> FakeApi:
     return FakeApi()
 
 
+_DEVICE = """\
+P: /devices/usb1
+N: bus/usb/001/001
+E: SUBSYSTEM=usb
+E: DEVTYPE=usb_device
+A: idVendor=1d6b
+A: idProduct=0002
+
+P: /devices/usb1/1-1
+N: bus/usb/001/002
+E: SUBSYSTEM=usb
+E: DEVTYPE=usb_device
+A: idVendor=20a0
+A: idProduct=4230
+"""
+
+# Exits 0 only under umockdev (which sets UMOCKDEV_DIR for the process it runs).
+_CHECK_UMOCKDEV = "import os; raise SystemExit(0 if os.environ.get('UMOCKDEV_DIR') else 1)"
+
+
 @pytest.fixture
 def pod_runner(fake: FakeApi, tmp_path: pathlib.Path) -> Iterator[runner.PodRunner]:
+    device = tmp_path / "node-1.umockdev"
+    device.write_text(_DEVICE)
     config = runner.Config(
         client=fake,
         server="https://127.0.0.1:1",
@@ -102,7 +125,9 @@ def pod_runner(fake: FakeApi, tmp_path: pathlib.Path) -> Iterator[runner.PodRunn
         entrypoints={
             "http": (sys.executable, "-m", "http.server"),
             "fails": (sys.executable, "-c", "raise SystemExit(3)"),
+            "umockdev-check": (sys.executable, "-c", _CHECK_UMOCKDEV),
         },
+        node_devices={nodes.name(1): device},
         poll_interval=0.05,
     )
     the_runner = runner.PodRunner(config)
@@ -184,3 +209,17 @@ def test_failing_container_with_restart_policy_always_is_restarted(
         return status is not None and status["containerStatuses"][0]["restartCount"] >= 2
 
     wait.until(restarted, 20, "two restarts")
+
+
+@pytest.mark.skipif(shutil.which("umockdev-run") is None, reason="umockdev is not installed")
+def test_pods_on_a_node_with_a_device_description_run_under_umockdev(
+    fake: FakeApi, pod_runner: runner.PodRunner
+) -> None:
+    _add(fake, _pod("probe", "umockdev-check", "127.1.1.9", [], policy="Never"))
+
+    def finished() -> str | None:
+        status = fake.last_status("probe")
+        phase = status["phase"] if status else None
+        return phase if phase in ("Succeeded", "Failed") else None
+
+    assert wait.until(finished, 20, "the pod to finish") == "Succeeded"
