@@ -21,6 +21,9 @@ log = logging.getLogger("devcluster.podrunner")
 
 # Variables of the runner's own environment that must not leak into pods: the pod gets its own identity.
 _PRIVATE_ENV = ("KUBECONFIG", "KUBERNETES_SERVICE_HOST", "KUBERNETES_SERVICE_PORT")
+_PROBE_PERIOD = 1.0
+# Longest SIGTERM grace given to a pod's process, whatever terminationGracePeriodSeconds says: tests wait.
+_MAX_GRACE = 10.0
 
 
 class Api(Protocol):
@@ -69,6 +72,8 @@ class _Container:
     started_at: str | None = None
     start_time: str = dataclasses.field(default_factory=status.now)
     next_start: float = 0.0
+    next_probe: float = 0.0
+    grace: float = 10.0
     last_exit: int | None = None
     finished_at: str | None = None
     ready: bool = False
@@ -288,7 +293,14 @@ class PodRunner:
 
     def _report(self, pod: Mapping[str, Any], box: _Container) -> None:
         container = pod["spec"]["containers"][0]
-        ready = box.proc is not None and probes.ready(container, pod["status"]["podIP"])
+        if box.proc is None:
+            ready = False
+        elif time.monotonic() >= box.next_probe:
+            # Probe about once a second, not on every pass: each probe is a connection to the process.
+            ready = probes.ready(container, pod["status"]["podIP"])
+            box.next_probe = time.monotonic() + _PROBE_PERIOD
+        else:
+            ready = box.ready
         if ready != box.ready:
             box.ready, box.ready_since = ready, status.now()
         state = status.ContainerState(
@@ -318,7 +330,7 @@ class PodRunner:
 
     def _forget(self, uid: str) -> None:
         box = self._containers.pop(uid)
-        self._kill(box, grace=10.0)
+        self._kill(box, grace=box.grace)
         # Secret material must not outlive the pod; the process log stays for debugging.
         shutil.rmtree(box.pod_dir / "volumes", ignore_errors=True)
         (box.pod_dir / "kubeconfig").unlink(missing_ok=True)
@@ -337,6 +349,7 @@ class PodRunner:
             if box is None:
                 pod_dir = self.config.work_dir / f"{meta['namespace']}_{meta['name']}_{uid[:8]}"
                 box = self._containers[uid] = _Container(uid, meta["namespace"], meta["name"], pod_dir)
+                box.grace = min(_MAX_GRACE, float(pod["spec"].get("terminationGracePeriodSeconds", 30)))
             self._check_exit(pod, box)
             if box.proc is None and box.phase == "Running" and time.monotonic() >= box.next_start:
                 self._start(pod, box)
