@@ -166,3 +166,15 @@ def test_pod_ip_in_args_expands_from_env(tmp_path: pathlib.Path) -> None:
     env = [{"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}}]
     plan = _launch(_pod(env=env, args=["--bind", "$(POD_IP)"]), tmp_path)
     assert plan.argv[-1] == "127.1.1.7"
+
+
+def test_rewritten_paths_are_not_rewritten_again() -> None:
+    mounts = {"/tmp": pathlib.Path("/tmp/run/volumes/tmp"), "/tmp/cache": pathlib.Path("/tmp/run/volumes/c")}
+    assert spec.rewrite_paths("/tmp/metrics", mounts) == "/tmp/run/volumes/tmp/metrics"
+    assert spec.rewrite_paths("/tmp/cache/x", mounts) == "/tmp/run/volumes/c/x"
+
+
+def test_mount_path_inside_another_path_is_left_alone() -> None:
+    mounts = {"/tmp": pathlib.Path("/host/tmp")}
+    assert spec.rewrite_paths("/var/tmp/x", mounts) == "/var/tmp/x"
+    assert spec.rewrite_paths("--dir=/tmp", mounts) == "--dir=/host/tmp"

@@ -192,14 +192,20 @@ def volume_files(
 def rewrite_paths(value: str, mounts: Mapping[str, pathlib.Path]) -> str:
     """Replace container mount paths in ``value`` by the host directories that stand in for them.
 
-    Longest mount first, so ``/etc/hsm/pin`` wins over ``/etc/hsm``; a mount path only matches as a whole
-    path prefix (``/data`` does not match inside ``/database``).
+    One pass, longest mount first, so ``/etc/hsm/pin`` wins over ``/etc/hsm`` and a replacement is never
+    rewritten again (host directories often live under ``/tmp``, itself a common mount path). A mount path
+    only matches as a whole path: ``/data`` matches neither in ``/database`` nor in ``/var/data``.
     """
-    for mount in sorted(mounts, key=len, reverse=True):
-        pattern = re.compile(re.escape(mount.rstrip("/")) + r"(?=/|$|[^-\w.])")
-        # Escaped: a plain replacement string would have its backslashes interpreted.
-        value = pattern.sub(str(mounts[mount]).replace("\\", "\\\\"), value)
-    return value
+    if not mounts:
+        return value
+    hosts = {mount.rstrip("/") or "/": str(host) for mount, host in mounts.items()}
+    alternatives = "|".join(re.escape(m) for m in sorted(hosts, key=len, reverse=True))
+    pattern = re.compile(rf"(?<![-\w./])({alternatives})(?=/|$|[^-\w.])")
+
+    def host_of(match: re.Match[str]) -> str:
+        return hosts[match.group(1)]
+
+    return pattern.sub(host_of, value)
 
 
 def launch(
