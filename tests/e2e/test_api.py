@@ -1,0 +1,301 @@
+"""The REST API against the cluster's real TokenReview and SubjectAccessReview, as the hsm-api ServiceAccount.
+
+gunicorn runs ``hsm-manager api`` with the kubeconfig of the hsm-api ServiceAccount (RBAC from
+deploy/kustomize/base/rbac/api.yaml) and two real agents on SoftHSM2 tokens; callers are
+ServiceAccounts with tokens from TokenRequest and Roles granting exactly what each test needs.
+"""
+
+import base64
+import json
+import os
+import pathlib
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+import requests
+import yaml
+
+from devcluster import access, kubectl, testkit
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+CRD_DIR = ROOT / "deploy" / "kustomize" / "base" / "crds"
+RBAC = ROOT / "deploy" / "kustomize" / "base" / "rbac" / "api.yaml"
+PIN = "123456"
+DEVICE = "pair"
+
+
+def poll(condition: Callable[[], Any], timeout: float, what: str) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        result = condition()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(0.05)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def b64(value: bytes) -> str:
+    return base64.b64encode(value).decode()
+
+
+def rbac_for(namespace: str) -> str:
+    docs = [d for d in yaml.safe_load_all(RBAC.read_text()) if d]
+    for doc in docs:
+        if doc["kind"] in ("ServiceAccount", "Role", "RoleBinding"):
+            doc["metadata"]["namespace"] = namespace
+        if doc["kind"] in ("ClusterRole", "ClusterRoleBinding"):
+            doc["metadata"]["name"] += f"-{namespace}"
+        if doc["kind"] == "ClusterRoleBinding":
+            doc["roleRef"]["name"] += f"-{namespace}"
+        for subject in doc.get("subjects", []):
+            subject["namespace"] = namespace
+    return yaml.safe_dump_all(docs)
+
+
+def grant(
+    kube: testkit.Kube, namespace: str, user_ns: str, user: str, resource: str, verbs: list[str]
+) -> None:
+    """A Role in namespace granting verbs on resource to ServiceAccount user_ns/user."""
+    name = f"{user}-{resource}"
+    role = {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "Role",
+        "metadata": {"name": name, "namespace": namespace},
+        "rules": [{"apiGroups": ["hsm.j5t.io"], "resources": [resource], "verbs": verbs}],
+    }
+    binding = {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "RoleBinding",
+        "metadata": {"name": name, "namespace": namespace},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
+        "subjects": [{"kind": "ServiceAccount", "name": user, "namespace": user_ns}],
+    }
+    kube.kubectl("apply", "-f", "-", stdin=yaml.safe_dump_all([role, binding]))
+
+
+def start_agent(root: pathlib.Path, name: str) -> subprocess.Popen[bytes]:
+    tokens = root / name / "tokens"
+    tokens.mkdir(parents=True)
+    conf = root / name / "softhsm2.conf"
+    conf.write_text(f"directories.tokendir = {tokens}\nobjectstore.backend = file\nlog.level = ERROR\n")
+    env = {**os.environ, "SOFTHSM2_CONF": str(conf)}
+    subprocess.run(
+        ["softhsm2-util", "--init-token", "--free", "--label", name, "--pin", PIN, "--so-pin", "12345678"],
+        env=env, check=True, capture_output=True, timeout=30,
+    )  # fmt: skip
+    (root / name / "pin").write_text(PIN)
+    port, health = free_port(), free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "hsm_agent", "--token-label", name, "--pin-file", str(root / name / "pin"),
+         "--listen", f"127.0.0.1:{port}", "--health-listen", f"127.0.0.1:{health}", "--device-name", name,
+         "--pcscd", "never", "--log-level", "warning"],
+        env=env, stderr=(root / name / "agent.log").open("wb"),
+    )  # fmt: skip
+    poll(lambda: _get_ok(f"http://127.0.0.1:{health}/readyz"), 20, f"agent {name} ready")
+    process.address = f"127.0.0.1:{port}"  # type: ignore[attr-defined]
+    return process
+
+
+def _get_ok(url: str) -> bool:
+    try:
+        return requests.get(url, timeout=1).status_code == 200
+    except requests.RequestException:
+        return False
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(15)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(5)
+
+
+class Setup:
+    def __init__(self, url: str, system: str, ns_a: str, ns_b: str, tokens: dict[str, str]) -> None:
+        self.url, self.system, self.ns_a, self.ns_b, self.tokens = url, system, ns_a, ns_b, tokens
+
+    def call(self, method: str, route: str, user: str | None, **kwargs: Any) -> requests.Response:
+        headers = {"Authorization": f"Bearer {self.tokens[user]}"} if user else {}
+        return requests.request(method, self.url + route, headers=headers, timeout=30, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def api(kube: testkit.Kube, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
+    """hsm-manager api as the hsm-api ServiceAccount, two agents, users alice (ns A), admin, nobody."""
+    tmp = tmp_path_factory.mktemp("api-e2e")
+    kube.apply_kustomization(CRD_DIR)
+    kube.wait_crds_established(
+        [d["metadata"]["name"] for d in yaml.safe_load_all(kubectl.kustomize(CRD_DIR)) if d]
+    )
+    suffix = uuid.uuid4().hex[:6]
+    system, ns_a, ns_b = f"e2e-api-sys-{suffix}", f"e2e-api-a-{suffix}", f"e2e-api-b-{suffix}"
+    for namespace in (system, ns_a, ns_b):
+        kube.client.request("POST", "/api/v1/namespaces", {"metadata": {"name": namespace}})
+    kube.kubectl("apply", "-f", "-", stdin=rbac_for(system))
+    for user in ("alice", "admin", "nobody"):
+        kube.client.request(
+            "POST", f"/api/v1/namespaces/{system}/serviceaccounts", {"metadata": {"name": user}}
+        )
+    every = ["get", "list", "create", "update", "patch", "delete"]
+    grant(kube, ns_a, system, "alice", "hsmsecrets", every)
+    grant(kube, ns_a, system, "admin", "hsmsecrets", every)
+    grant(kube, ns_b, system, "admin", "hsmsecrets", every)
+    grant(kube, system, system, "admin", "hsmdevices", ["get", "update"])
+    kube.client.request(
+        "POST",
+        f"/api/v1/namespaces/{system}/secrets",
+        {"metadata": {"name": "pin"}, "stringData": {"pin": PIN}},
+    )
+    device = {
+        "apiVersion": "hsm.j5t.io/v1alpha1",
+        "kind": "HSMDevice",
+        "metadata": {"name": DEVICE, "namespace": system},
+        "spec": {
+            "deviceType": "PicoHSM",
+            "pkcs11": {
+                "libraryPath": "/usr/lib/softhsm/libsofthsm2.so",
+                "pinSecret": {"name": "pin", "key": "pin"},
+            },
+        },
+    }
+    kube.client.request("POST", f"/apis/hsm.j5t.io/v1alpha1/namespaces/{system}/hsmdevices", device)
+    tokens = {
+        user: access.service_account_token(kube.client, system, user) for user in ("alice", "admin", "nobody")
+    }
+    config = kube.service_account_kubeconfig(system, "hsm-api", tmp / "hsm-api.kubeconfig")
+    agents = [start_agent(tmp, "hsm-a"), start_agent(tmp, "hsm-b")]
+    static = {
+        DEVICE: [
+            {"name": name, "address": a.address} for name, a in zip(("hsm-a", "hsm-b"), agents, strict=True)
+        ]
+    }  # type: ignore[attr-defined]
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("KUBERNETES_", "HSM_MANAGER_"))}
+    env |= {
+        "HSM_MANAGER_KUBECONFIG": str(config),
+        "HSM_MANAGER_DEVICE_NAMESPACE": system,
+        "HSM_MANAGER_STATIC_AGENTS": json.dumps(static),
+        "PROMETHEUS_MULTIPROC_DIR": str(tmp),
+    }
+    server = subprocess.Popen(
+        [sys.executable, "-m", "hsm_manager", "api", "--listen", f"127.0.0.1:{port}",
+         "--metrics-listen", f"127.0.0.1:{free_port()}", "--workers", "2"],
+        env=env, stderr=(tmp / "api.log").open("wb"),
+    )  # fmt: skip
+    try:
+        poll(lambda: _get_ok(f"http://127.0.0.1:{port}/api/v1/health"), 30, "the API ready")
+        setup = Setup(f"http://127.0.0.1:{port}", system, ns_a, ns_b, tokens)
+        seeded = setup.call(
+            "POST", f"/api/v1/hsm/secrets/{ns_a}/seed", "admin", json={"data": {"k": b64(b"v")}}
+        )
+        assert seeded.status_code == 201, seeded.text
+        yield setup
+    finally:
+        stop(server)
+        for agent in agents:
+            stop(agent)
+        for namespace in (system, ns_a, ns_b):
+            kube.client.request("DELETE", f"/api/v1/namespaces/{namespace}")
+
+
+def routes(setup: Setup) -> list[tuple[str, str, Any]]:
+    """(method, route, body) of every route but /health; the admin may do all of them."""
+    s, a = "/api/v1/hsm/secrets", setup.ns_a
+    return [
+        ("GET", "/api/v1/info", None),
+        ("GET", "/api/v1/openapi.json", None),
+        ("GET", "/api/v1/hsm/info", None),
+        ("GET", "/api/v1/hsm/status", None),
+        ("GET", f"{s}?namespace={a}", None),
+        ("GET", f"{s}/{a}/seed", None),
+        ("GET", f"{s}/{a}/seed/metadata", None),
+        ("GET", f"{s}/{a}/seed/checksum", None),
+        ("GET", f"{s}/{a}/seed/versions", None),
+        ("POST", f"{s}/{a}/made", {"data": {"k": b64(b"v")}}),
+        ("PUT", f"{s}/{a}/seed", {"data": {"k": b64(b"v2"), "j": b64(b"x")}}),
+        ("PATCH", f"{s}/{a}/seed", {"data": {"i": b64(b"v3")}}),
+        ("DELETE", f"{s}/{a}/seed?key=j", None),
+        ("DELETE", f"{s}/{a}/made", None),
+        ("POST", "/api/v1/hsm/mirror/sync", {}),
+        ("POST", "/api/v1/hsm/change-pin", {"oldPin": PIN, "newPin": PIN}),
+    ]
+
+
+ROUTE_IDS = [f"{i:02d}" for i in range(16)]
+
+
+@pytest.mark.parametrize("index", range(16), ids=ROUTE_IDS)
+def test_every_route_needs_a_valid_token(api: Setup, index: int) -> None:
+    method, route, body = routes(api)[index]
+    assert api.call(method, route, None, json=body).status_code == 401
+    api.tokens["forged"] = "not-a-token"
+    assert api.call(method, route, "forged", json=body).status_code == 401
+
+
+@pytest.mark.parametrize("index", range(16), ids=ROUTE_IDS)
+def test_every_route_refuses_a_user_without_permission(api: Setup, index: int) -> None:
+    method, route, body = routes(api)[index]
+    response = api.call(method, route, "nobody", json=body)
+    assert response.status_code == 403, response.text
+
+
+@pytest.mark.parametrize("index", range(16), ids=ROUTE_IDS)
+def test_every_route_serves_a_permitted_user(api: Setup, index: int) -> None:
+    method, route, body = routes(api)[index]
+    response = api.call(method, route, "admin", json=body)
+    assert 200 <= response.status_code < 300, response.text
+
+
+def test_health_needs_no_token(api: Setup) -> None:
+    assert api.call("GET", "/api/v1/health", None).status_code == 200
+
+
+def test_secrets_named_like_open_routes_get_no_bypass(api: Setup) -> None:
+    for name in ("health", "healthz", "auth/token"):
+        assert api.call("GET", f"/api/v1/hsm/secrets/{api.ns_a}/{name}", None).status_code == 401
+
+
+def test_a_user_of_namespace_a_cannot_read_or_write_namespace_b(api: Setup) -> None:
+    secret = f"/api/v1/hsm/secrets/{api.ns_b}/private"
+    assert api.call("POST", secret, "admin", json={"data": {"k": b64(b"b")}}).status_code == 201
+    assert api.call("GET", secret, "alice").status_code == 403
+    assert api.call("PUT", secret, "alice", json={"data": {"k": b64(b"x")}}).status_code == 403
+    assert api.call("DELETE", secret, "alice").status_code == 403
+    assert api.call("GET", f"/api/v1/hsm/secrets?namespace={api.ns_b}", "alice").status_code == 403
+    assert api.call("GET", secret, "admin").json()["data"]["data"] == {"k": b64(b"b")}
+
+
+def test_a_user_of_namespace_a_works_in_namespace_a(api: Setup) -> None:
+    secret = f"/api/v1/hsm/secrets/{api.ns_a}/alices"
+    assert api.call("POST", secret, "alice", json={"data": {"k": b64(b"\x00a")}}).status_code == 201
+    assert api.call("GET", secret, "alice").json()["data"]["data"] == {"k": b64(b"\x00a")}
+
+
+def test_a_user_without_device_permission_cannot_change_the_pin(api: Setup) -> None:
+    response = api.call("POST", "/api/v1/hsm/change-pin", "alice", json={"oldPin": PIN, "newPin": "654321"})
+    assert response.status_code == 403
+
+
+def test_change_pin_updates_the_pin_secret(api: Setup, kube: testkit.Kube) -> None:
+    secret = f"/api/v1/namespaces/{api.system}/secrets/pin"
+    kube.client.request("PATCH", secret, {"data": {"pin": b64(b"stale")}}, "application/merge-patch+json")
+    response = api.call("POST", "/api/v1/hsm/change-pin", "admin", json={"oldPin": PIN, "newPin": PIN})
+    assert response.status_code == 200, response.text
+    assert base64.b64decode(kube.client.get(secret)["data"]["pin"]) == PIN.encode()
