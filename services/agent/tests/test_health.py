@@ -6,14 +6,13 @@ import json
 import urllib.error
 import urllib.request
 
-from hsmproto.v1 import hsm_pb2
-
 from hsm_agent.store import secret_store
+from hsmproto.v1 import hsm_pb2
 
 
 def get(port: int, path: str) -> tuple[int, bytes]:
     try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as response:  # noqa: S310
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as response:
             return response.status, response.read()
     except urllib.error.HTTPError as error:
         return error.code, error.read()

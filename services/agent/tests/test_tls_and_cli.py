@@ -14,10 +14,10 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
-from hsmproto import channel
-from hsmproto.v1 import hsm_pb2
 
 from hsm_agent import __main__ as cli
+from hsmproto import channel
+from hsmproto.v1 import hsm_pb2
 
 
 def issue(name: str, issuer: tuple[x509.Certificate, ec.EllipticCurvePrivateKey] | None = None):  # type: ignore[no-untyped-def]
