@@ -10,7 +10,6 @@ import os
 import random
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -134,7 +133,8 @@ def bench_direct(root: Path, count: int) -> None:
     """The floor: the same reads straight through python-pkcs11 in this process."""
     lib = pkcs11.lib(MODULE)
     lib.reinitialize()
-    session = lib.get_token(token_label="bench")  # noqa: S106.open(rw=True, user_pin=PIN)
+    token = lib.get_token(token_label="bench")  # noqa: S106 - a token label
+    session = token.open(rw=True, user_pin=PIN)
     attribute = pkcs11.Attribute
     values = list(
         session.get_objects(
@@ -198,4 +198,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()
