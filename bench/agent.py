@@ -137,7 +137,7 @@ def bench_direct(root: Path, count: int) -> None:
     session = token.open(rw=True, user_pin=PIN)
     attribute = pkcs11.Attribute
     values = list(
-        session.get_objects(
+        session.get_objects(  # type: ignore[call-arg]  # the stub lacks batch_size
             {attribute.CLASS: pkcs11.ObjectClass.DATA, attribute.APPLICATION: constants.APPLICATION_VALUE},
             batch_size=1024,
         )
