@@ -173,3 +173,31 @@ def test_hsm_device_created_later_is_reported_through_the_watch(
     )
     assert serials(rep, "schsm") == ["SCHSM0000001"]
     assert serials(rep, "pico-explicit") == [PICO_SERIAL]
+
+
+def allowed(kube: testkit.Kube, namespace: str, verb: str, resource: str, group: str = "") -> bool:
+    """Whether the discovery ServiceAccount may verb resource in namespace (a SubjectAccessReview)."""
+    attributes = {"namespace": namespace, "verb": verb, "group": group, "resource": resource}
+    review = {
+        "apiVersion": "authorization.k8s.io/v1",
+        "kind": "SubjectAccessReview",
+        "spec": {
+            "user": f"system:serviceaccount:{namespace}:hsm-discovery",
+            "groups": ["system:serviceaccounts", f"system:serviceaccounts:{namespace}"],
+            "resourceAttributes": attributes,
+        },
+    }
+    answer = kube.client.request("POST", "/apis/authorization.k8s.io/v1/subjectaccessreviews", review)
+    return bool(answer["status"].get("allowed"))
+
+
+def test_service_account_may_only_read_hsm_devices_and_patch_pods(
+    kube: testkit.Kube, setup: tuple[str, pathlib.Path]
+) -> None:
+    namespace, _ = setup
+    assert allowed(kube, namespace, "watch", constants.PLURAL_DEVICE, constants.GROUP)
+    assert allowed(kube, namespace, "patch", "pods")
+    assert not allowed(kube, namespace, "update", constants.PLURAL_DEVICE, constants.GROUP)
+    assert not allowed(kube, namespace, "get", "secrets")
+    assert not allowed(kube, namespace, "delete", "pods")
+    assert not allowed(kube, "default", "patch", "pods")
