@@ -86,7 +86,7 @@ def change_pin(
     for member in group.members:
         # Refuse up front when a device is unreachable: it would keep the old PIN while the Secret moves on.
         try:
-            states.call(provider, member, "IsConnected", hsm_pb2.IsConnectedRequest())
+            states.call(provider, member, "IsConnected", hsm_pb2.IsConnectedRequest(), wait=True)
         except grpc.RpcError as error:
             raise errors.DeviceUnavailable(
                 f"{member.name} is unreachable; no PIN was changed: {agents.message_of(error)}",
@@ -96,12 +96,16 @@ def change_pin(
     for member in group.members:
         try:
             states.call(
-                provider, member, "ChangePIN", hsm_pb2.ChangePINRequest(old_pin=old_pin, new_pin=new_pin)
+                provider,
+                member,
+                "ChangePIN",
+                hsm_pb2.ChangePINRequest(old_pin=old_pin, new_pin=new_pin),
+                wait=True,
             )
         except grpc.RpcError as error:
             code = agents.code_of(error, pin_call=True)
             rolled_back = _roll_back(provider, changed, old_pin, new_pin)
-            kind = errors.PinRejected if code is errors.Code.PIN_REJECTED else errors.DeviceUnavailable
+            kind = _PIN_ERRORS.get(code, errors.DeviceUnavailable)
             raise kind(
                 f"{member.name} refused the PIN change: {agents.message_of(error)}",
                 {"device": member.name, "rolledBack": rolled_back},
@@ -115,6 +119,12 @@ def change_pin(
     }
 
 
+_PIN_ERRORS: dict[errors.Code, type[errors.ApiError]] = {
+    errors.Code.PIN_REJECTED: errors.PinRejected,
+    errors.Code.INVALID_ARGUMENT: errors.InvalidArgument,
+}
+
+
 def _roll_back(
     provider: agents.Provider, changed: list[agents.Member], old_pin: str, new_pin: str
 ) -> list[str]:
@@ -122,7 +132,11 @@ def _roll_back(
     for member in changed:
         try:
             states.call(
-                provider, member, "ChangePIN", hsm_pb2.ChangePINRequest(old_pin=new_pin, new_pin=old_pin)
+                provider,
+                member,
+                "ChangePIN",
+                hsm_pb2.ChangePINRequest(old_pin=new_pin, new_pin=old_pin),
+                wait=True,
             )
         except grpc.RpcError as error:
             log.error("pin_rollback_failed", extra={"device": member.name, "error": agents.message_of(error)})

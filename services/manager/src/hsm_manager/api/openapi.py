@@ -6,7 +6,7 @@ from typing import Any
 
 from hsm_common import constants, names
 
-from . import errors, paging
+from . import errors, paging, schemas
 
 _B64 = {"type": "string", "contentEncoding": "base64", "pattern": "^[A-Za-z0-9+/]*={0,2}$"}
 _KEY = {"type": "string", "pattern": names.KEY_PATTERN, "maxLength": constants.MAX_KEY_BYTES}
@@ -142,7 +142,7 @@ def document() -> dict[str, Any]:
                             "name": "prefix",
                             "in": "query",
                             "required": False,
-                            "schema": {"type": "string", "maxLength": 190},
+                            "schema": {"type": "string", "pattern": schemas.PREFIX_PATTERN},
                         },
                         {
                             "name": "limit",
@@ -317,14 +317,24 @@ def _schemas() -> dict[str, Any]:
             "additionalProperties": False,
             "properties": {
                 "device": device,
-                "oldPin": {"type": "string", "minLength": 1, "maxLength": 256},
-                "newPin": {"type": "string", "minLength": 4, "maxLength": 256},
+                "oldPin": {
+                    "type": "string",
+                    "minLength": 4,
+                    "maxLength": 255,
+                    "pattern": schemas.PIN_PATTERN,
+                },
+                "newPin": {
+                    "type": "string",
+                    "minLength": 4,
+                    "maxLength": 255,
+                    "pattern": schemas.PIN_PATTERN,
+                },
             },
         },
         "MirrorSyncBody": {
             "type": "object",
             "additionalProperties": False,
-            "properties": {"device": device, "prefix": {"type": "string", "maxLength": 254}},
+            "properties": {"device": device, "prefix": {"type": "string", "pattern": schemas.PREFIX_PATTERN}},
         },
         "Secret": {
             "type": "object",

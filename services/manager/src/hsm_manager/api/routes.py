@@ -165,9 +165,7 @@ def list_secrets() -> flask.Response:
     limit = paging.parse_limit(args.get("limit"))
     token = args.get("continue")
     after = paging.decode_token(token) if token else None
-    prefix = args.get("prefix", "")
-    if len(prefix) > 200:
-        raise errors.InvalidArgument("prefix is too long", {"field": "prefix"})
+    prefix = schemas.parse_prefix(args.get("prefix", ""))
     return _ok(reads.list_secrets(_deps().provider, _group(), namespace, prefix, limit, after))
 
 
@@ -303,6 +301,6 @@ def mirror_sync() -> flask.Response:
     body = schemas.parse_body(schemas.MirrorSyncBody, raw) if raw.strip() else schemas.MirrorSyncBody()
     _allow("update", DEVICES, _deps().device_namespace, body.device or "")
     group = _group(body.device or None)
-    report = repair.repair_group(_deps().provider, group, body.prefix)
+    report = repair.repair_group(_deps().provider, group, schemas.parse_prefix(body.prefix))
     audit.record(_user(), "mirror-sync", f"hsmdevice/{group.device}", 200)
     return _ok(report.to_wire())

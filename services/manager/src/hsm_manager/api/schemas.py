@@ -10,6 +10,7 @@ import base64
 import binascii
 import dataclasses
 import json
+import re
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
@@ -19,6 +20,9 @@ from pydantic import alias_generators
 from hsm_common import constants, names
 
 from . import errors
+
+#: PINs are printable ASCII (what tokens accept at their keypads and what agents check).
+PIN_PATTERN = r"^[\x20-\x7e]{4,255}$"
 
 
 class Body(pydantic.BaseModel):
@@ -57,8 +61,8 @@ class ChangePinBody(Body):
     """POST /hsm/change-pin: the PIN of every device of an HSMDevice."""
 
     device: str | None = pydantic.Field(default=None, max_length=253)
-    old_pin: str = pydantic.Field(min_length=1, max_length=256)
-    new_pin: str = pydantic.Field(min_length=4, max_length=256)
+    old_pin: str = pydantic.Field(min_length=4, max_length=255, pattern=PIN_PATTERN)
+    new_pin: str = pydantic.Field(min_length=4, max_length=255, pattern=PIN_PATTERN)
 
 
 class MirrorSyncBody(Body):
@@ -162,6 +166,20 @@ def parse_path(path: str) -> SecretPath:
     except names.InvalidName as err:
         raise errors.InvalidArgument(str(err), {"field": "path"}) from None
     return SecretPath(path, namespace)
+
+
+PREFIX_PATTERN = r"^[a-z0-9./-]{0,200}$"
+_PREFIX = re.compile(PREFIX_PATTERN)
+
+
+def parse_prefix(prefix: str) -> str:
+    """A listing prefix below the namespace: path characters only, at most 200 of them."""
+    if not _PREFIX.match(prefix):
+        raise errors.InvalidArgument(
+            "prefix may hold only lower-case letters, digits, '-', '.' and '/', at most 200 of them",
+            {"field": "prefix"},
+        )
+    return prefix
 
 
 def parse_namespace(namespace: str) -> str:

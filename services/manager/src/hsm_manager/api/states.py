@@ -67,12 +67,18 @@ def listing(
     return by_path, failed
 
 
-def call(provider: agents.Provider, member: agents.Member, method: str, request: object) -> Any:
-    """One unary RPC to member with the call deadline, counted in the agent-call metrics."""
+def call(
+    provider: agents.Provider, member: agents.Member, method: str, request: object, wait: bool = False
+) -> Any:
+    """One unary RPC to member with the call deadline, counted in the agent-call metrics.
+
+    wait: let the call ride out a reconnect (up to the deadline) instead of failing at once while
+    the channel backs off; for calls that must reach every device (PIN changes).
+    """
     stub = provider.stub(member)
     with _metrics.agent_call(method) as outcome:
         try:
-            response = getattr(stub, method)(request, timeout=agents.CALL_TIMEOUT)
+            response = getattr(stub, method)(request, timeout=agents.CALL_TIMEOUT, wait_for_ready=wait)
         except grpc.RpcError as error:
             outcome.set(error.code().name if isinstance(error, grpc.Call) else "UNKNOWN")
             raise
