@@ -1,0 +1,342 @@
+"""The operator's end-to-end environment, shared by tests/e2e/test_operator*.py and bench/sync.py.
+
+The operator runs as a subprocess (``python -m hsm_manager operator``) with a kubeconfig of the
+hsm-manager ServiceAccount holding exactly the RBAC of deploy/kustomize/base/rbac/manager.yaml. Agents are
+real ``hsm-agent`` processes the devcluster pod runner starts from the Deployments the operator creates, on
+SoftHSM2 tokens made here. Discovery is stood in for: the test writes the report annotation onto the
+discovery pods (their image is one the pod runner does not run, so no real discovery process overwrites it).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import json
+import os
+import pathlib
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import yaml
+
+from devcluster import kubeapi, kubectl, testkit
+from hsm_common import constants, report
+from hsmproto import channel
+from hsmproto.v1 import hsm_pb2_grpc
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+CRD_DIR = ROOT / "deploy" / "kustomize" / "base" / "crds"
+RBAC = ROOT / "deploy" / "kustomize" / "base" / "rbac" / "manager.yaml"
+GROUP_PATH = f"/apis/{constants.API_VERSION}"
+PIN = "246810"
+SO_PIN = "13579246"
+INERT_DISCOVERY_IMAGE = "e2e-discovery-stand-in:latest"
+"""Not run by the pod runner: the tests write the discovery reports themselves."""
+DEFAULT_SOFTHSM2_CONF = pathlib.Path("/etc/softhsm/softhsm2.conf")
+
+
+class Timeout(AssertionError):
+    """A polled condition did not come true in time."""
+
+
+def poll(condition: Callable[[], Any], timeout: float, what: str, period: float = 0.05) -> Any:
+    """condition's first truthy result within timeout seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = condition()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise Timeout(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(period)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def get(kube: testkit.Kube, path: str) -> dict[str, Any] | None:
+    """The object at path, None on 404."""
+    try:
+        return kube.client.get(path)
+    except kubeapi.ApiError as exc:
+        if exc.status == 404:
+            return None
+        raise
+
+
+def rbac_for(namespace: str, suffix: str) -> str:
+    """The manager RBAC as kustomize would render it into namespace (cluster objects made unique)."""
+    docs = [d for d in yaml.safe_load_all(RBAC.read_text()) if d]
+    for doc in docs:
+        if doc["kind"] == "ServiceAccount":
+            doc["metadata"]["namespace"] = namespace
+        else:
+            doc["metadata"]["name"] += suffix
+        if "roleRef" in doc:
+            doc["roleRef"]["name"] += suffix
+        for subject in doc.get("subjects", []):
+            subject["namespace"] = namespace
+    return yaml.safe_dump_all(docs)
+
+
+def apply_crds(kube: testkit.Kube) -> None:
+    kube.apply_kustomization(CRD_DIR)
+    crds = [d["metadata"]["name"] for d in yaml.safe_load_all(kubectl.kustomize(CRD_DIR)) if d]
+    kube.wait_crds_established(crds)
+
+
+@dataclasses.dataclass
+class Operator:
+    """One operator process; restartable."""
+
+    kube: testkit.Kube
+    namespace: str
+    kubeconfig: pathlib.Path
+    log: pathlib.Path
+    extra_args: tuple[str, ...] = ()
+    proc: subprocess.Popen[bytes] | None = None
+    metrics_port: int = 0
+
+    def start(self) -> None:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("KUBERNETES_", "HSM_MANAGER_"))}
+        env["KUBECONFIG"] = str(self.kubeconfig)
+        self.metrics_port = free_port()
+        command = [
+            sys.executable, "-m", "hsm_manager", "operator", f"--namespace={self.namespace}",
+            f"--metrics-port={self.metrics_port}", f"--health-listen=127.0.0.1:{free_port()}",
+            f"--discovery-image={INERT_DISCOVERY_IMAGE}", *self.extra_args,
+        ]  # fmt: skip
+        with self.log.open("ab") as out:
+            self.proc = subprocess.Popen(command, env=env, stderr=out, stdout=out)
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.proc is None:
+            return
+        self.proc.send_signal(sig)
+        try:
+            self.proc.wait(20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(5)
+        self.proc = None
+
+    def rss_bytes(self) -> int:
+        """Resident set size of the operator process."""
+        if self.proc is None:
+            return 0
+        status = pathlib.Path(f"/proc/{self.proc.pid}/status").read_text()
+        found = re.search(r"^VmRSS:\s+(\d+) kB", status, re.MULTILINE)
+        return int(found.group(1)) * 1024 if found else 0
+
+
+def start_operator(kube: testkit.Kube, tmp: pathlib.Path, extra_args: tuple[str, ...] = ()) -> Operator:
+    """A fresh operator namespace with the manager RBAC and a PIN Secret, and the operator running there."""
+    apply_crds(kube)
+    namespace = f"e2e-op-{uuid.uuid4().hex[:6]}"
+    kube.client.request("POST", "/api/v1/namespaces", {"metadata": {"name": namespace}})
+    kube.kubectl("apply", "-f", "-", stdin=rbac_for(namespace, f"-{namespace}"))
+    kube.client.request(
+        "POST",
+        f"/api/v1/namespaces/{namespace}/secrets",
+        {"metadata": {"name": "pin"}, "stringData": {"pin": PIN}},
+    )
+    # The discovery DaemonSet's pods run as hsm-discovery (deploy/kustomize/base/rbac/discovery.yaml); its
+    # grants do not matter here, since no discovery process runs, but pods cannot be made without it.
+    kube.client.request(
+        "POST", f"/api/v1/namespaces/{namespace}/serviceaccounts", {"metadata": {"name": "hsm-discovery"}}
+    )
+    config = kube.service_account_kubeconfig(namespace, "hsm-manager", tmp / f"{namespace}.kubeconfig")
+    op = Operator(kube, namespace, config, tmp / f"{namespace}-operator.log", extra_args)
+    op.start()
+    poll(
+        lambda: get(kube, f"/api/v1/namespaces/{namespace}/secrets/hsm-manager-client-tls"),
+        60,
+        "the operator's client certificate Secret",
+    )
+    return op
+
+
+def remove_operator(op: Operator) -> None:
+    op.stop()
+    op.kube.kubectl(
+        "delete", "--ignore-not-found", "clusterrole,clusterrolebinding", f"hsm-manager-{op.namespace}"
+    )
+    op.kube.client.request("DELETE", f"/api/v1/namespaces/{op.namespace}")
+
+
+# ---------------------------------------------------------------- SoftHSM2 tokens the agent pods use
+
+
+def softhsm2_conf(kube: testkit.Kube) -> pathlib.Path:
+    """The SoftHSM2 configuration agent pods see: the pod runner's SOFTHSM2_CONF, else the system's."""
+    assert kube.devcluster is not None
+    runner = next(p for p in kube.devcluster.processes if p.name == "podrunner")
+    environ = pathlib.Path(f"/proc/{runner.pid}/environ").read_bytes().split(b"\0")
+    for item in environ:
+        if item.startswith(b"SOFTHSM2_CONF="):
+            return pathlib.Path(item.partition(b"=")[2].decode())
+    return DEFAULT_SOFTHSM2_CONF
+
+
+def make_token(conf: pathlib.Path, label: str) -> str:
+    """Initialise a token labelled label; returns its serial number."""
+    env = {**os.environ, "SOFTHSM2_CONF": str(conf)}
+    subprocess.run(
+        ["softhsm2-util", "--init-token", "--free", "--label", label, "--pin", PIN, "--so-pin", SO_PIN],
+        env=env, check=True, capture_output=True, timeout=30,
+    )  # fmt: skip
+    slots = subprocess.run(
+        ["softhsm2-util", "--show-slots"], env=env, check=True, capture_output=True, timeout=30, text=True
+    ).stdout
+    for block in slots.split("\nSlot "):
+        if re.search(rf"^\s*Label:\s*{re.escape(label)}\s*$", block, re.MULTILINE):
+            found = re.search(r"^\s*Serial number:\s*(\S+)", block, re.MULTILINE)
+            if found:
+                return found.group(1)
+    raise AssertionError(f"token {label} not listed by softhsm2-util --show-slots")
+
+
+def delete_token(conf: pathlib.Path, label: str) -> None:
+    env = {**os.environ, "SOFTHSM2_CONF": str(conf)}
+    subprocess.run(
+        ["softhsm2-util", "--delete-token", "--token", label], env=env, capture_output=True, timeout=30
+    )
+
+
+# ---------------------------------------------------------------- devices, reports, agents
+
+
+def device_manifest(namespace: str, name: str, token_label: str) -> dict[str, Any]:
+    return {
+        "apiVersion": constants.API_VERSION,
+        "kind": constants.KIND_DEVICE,
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {
+            "deviceType": "Generic",
+            "discovery": {"usb": [{"vendorId": "20a0", "productId": "4230"}]},
+            "pkcs11": {
+                "libraryPath": "/usr/lib/softhsm/libsofthsm2.so",
+                "tokenLabel": token_label,
+                "pinSecret": {"name": "pin", "key": "pin"},
+            },
+        },
+    }
+
+
+def hsmsecret_manifest(namespace: str, name: str, **spec: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": constants.API_VERSION,
+        "kind": constants.KIND_SECRET,
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": spec,
+    }
+
+
+def report_annotation(node: str, device: str, serial: str | None) -> str:
+    """A discovery report of node: device's token with serial (none when serial is None)."""
+    now = datetime.datetime.now(datetime.UTC)
+    found = []
+    if serial is not None:
+        found.append(
+            report.ReportedDevice(
+                device_path="/dev/bus/usb/001/004", serial_number=serial, vendor_id="20a0",
+                product_id="4230", manufacturer="SoftHSM", product="e2e token", available=True, last_seen=now,
+            )
+        )  # fmt: skip
+    content = report.DeviceReport(
+        node_name=node, report_time=now, devices={device: report.DeviceEntry(devices=found)}
+    )
+    return json.dumps(content.to_wire(), sort_keys=True, separators=(",", ":"))
+
+
+def discovery_pods(kube: testkit.Kube, namespace: str, device: str) -> list[dict[str, Any]]:
+    selector = f"{constants.LABEL_COMPONENT}=discovery,{constants.LABEL_DEVICE}={device}"
+    found = kube.client.get(f"/api/v1/namespaces/{namespace}/pods?labelSelector={selector}")
+    return [p for p in found["items"] if p.get("spec", {}).get("nodeName")]
+
+
+def report_device(kube: testkit.Kube, namespace: str, device: str, serial: str, node: str) -> None:
+    """Every discovery pod of device reports; the one on node has the token, the others nothing."""
+    pods = poll(
+        lambda: len(pods := discovery_pods(kube, namespace, device)) >= 2 and pods, 60, "discovery pods"
+    )
+    for pod in pods:
+        pod_node = pod["spec"]["nodeName"]
+        text = report_annotation(pod_node, device, serial if pod_node == node else None)
+        kube.client.request(
+            "PATCH",
+            f"/api/v1/namespaces/{namespace}/pods/{pod['metadata']['name']}",
+            {"metadata": {"annotations": {constants.ANNOTATION_DEVICE_REPORT: text}}},
+            content_type="application/merge-patch+json",
+        )
+
+
+def ready_agent_pod(kube: testkit.Kube, namespace: str, device: str) -> dict[str, Any] | None:
+    """The Running and Ready agent pod of device, if any."""
+    selector = f"{constants.LABEL_COMPONENT}=agent,{constants.LABEL_DEVICE}={device}"
+    for pod in kube.client.get(f"/api/v1/namespaces/{namespace}/pods?labelSelector={selector}")["items"]:
+        status = pod.get("status") or {}
+        ready = any(c["type"] == "Ready" and c["status"] == "True" for c in status.get("conditions") or [])
+        if ready and status.get("phase") == "Running" and not pod["metadata"].get("deletionTimestamp"):
+            return pod
+    return None
+
+
+def agent_stub(kube: testkit.Kube, namespace: str, pod: dict[str, Any]) -> hsm_pb2_grpc.HSMAgentStub:
+    """A stub to the agent pod over mTLS, presenting the manager's client certificate."""
+    import base64
+
+    data = kube.client.get(f"/api/v1/namespaces/{namespace}/secrets/hsm-manager-client-tls")["data"]
+    tls = channel.ClientTLS(
+        base64.b64decode(data["ca.crt"]),
+        base64.b64decode(data["tls.crt"]),
+        base64.b64decode(data["tls.key"]),
+        server_name=pod["metadata"]["labels"]["app.kubernetes.io/instance"],
+    )
+    address = f"{pod['status']['podIP']}:{constants.PORT_AGENT_GRPC}"
+    return channel.agent_stub(channel.open_channel(address, tls))
+
+
+@dataclasses.dataclass
+class Device:
+    """A device with its token, reported on a node, with a Ready agent."""
+
+    name: str
+    label: str
+    serial: str
+    node: str
+    stub: hsm_pb2_grpc.HSMAgentStub
+
+
+def deploy_device(op: Operator, conf: pathlib.Path, name: str, node: str = "kwok-node-1") -> Device:
+    """Token → HSMDevice → report → pool Ready → agent pod Ready → a stub to it."""
+    kube, namespace = op.kube, op.namespace
+    label = f"e2e-{uuid.uuid4().hex[:8]}"
+    serial = make_token(conf, label)
+    kube.client.request(
+        "POST", f"{GROUP_PATH}/namespaces/{namespace}/hsmdevices", device_manifest(namespace, name, label)
+    )
+    report_device(kube, namespace, name, serial, node)
+    poll(
+        lambda: (
+            (
+                (get(kube, f"{GROUP_PATH}/namespaces/{namespace}/hsmpools/{name}-pool") or {}).get("status")
+                or {}
+            ).get("phase")
+            == "Ready"
+        ),
+        60,
+        "the pool Ready",
+    )
+    pod = poll(lambda: ready_agent_pod(kube, namespace, name), 90, "the agent pod Running and Ready")
+    return Device(name, label, serial, node, agent_stub(kube, namespace, pod))

@@ -1,0 +1,250 @@
+"""HSMSecret sync end to end: operator as its ServiceAccount, a real hsm-agent pod on a SoftHSM2 token.
+
+Token → HSMDevice → discovery report → pool Ready → agent Deployment → the pod runner starts hsm-agent →
+writes through gRPC (mTLS, the manager's client certificate) → the HSMSecret's Secret. Latencies are printed
+(run with -s to see them).
+"""
+
+import base64
+import pathlib
+import signal
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from devcluster import testkit
+from hsm_common import constants
+from hsmproto.v1 import hsm_pb2
+
+sys.path.insert(0, str(pathlib.Path(__file__).parent))
+import operator_env as env
+
+GP = env.GROUP_PATH
+
+
+class Stack:
+    def __init__(self, op: env.Operator, device: env.Device, conf: pathlib.Path) -> None:
+        self.op, self.device, self.conf = op, device, conf
+
+    @property
+    def kube(self) -> testkit.Kube:
+        return self.op.kube
+
+    def write(self, path: str, data: dict[str, bytes]) -> int:
+        answer = self.device.stub.WriteSecret(
+            hsm_pb2.WriteSecretRequest(path=path, secret_data=hsm_pb2.SecretData(data=data)), timeout=10
+        )
+        return int(answer.version)
+
+    def delete(self, path: str) -> None:
+        self.device.stub.DeleteSecret(hsm_pb2.DeleteSecretRequest(path=path), timeout=10)
+
+    def hsmsecret(self, namespace: str, name: str, **spec: Any) -> None:
+        spec.setdefault("device", self.device.name)
+        self.kube.client.request(
+            "POST", f"{GP}/namespaces/{namespace}/hsmsecrets", env.hsmsecret_manifest(namespace, name, **spec)
+        )
+
+    def secret(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return env.get(self.kube, f"/api/v1/namespaces/{namespace}/secrets/{name}")
+
+    def status(self, namespace: str, name: str) -> dict[str, Any]:
+        obj = env.get(self.kube, f"{GP}/namespaces/{namespace}/hsmsecrets/{name}") or {}
+        return obj.get("status") or {}
+
+    def secret_holding(
+        self, namespace: str, name: str, data: dict[str, bytes], timeout: float
+    ) -> dict[str, Any]:
+        wanted = {k: base64.b64encode(v).decode() for k, v in data.items()}
+        return env.poll(
+            lambda: (s := self.secret(namespace, name)) and s.get("data") == wanted and s,
+            timeout,
+            f"Secret {namespace}/{name} to hold {sorted(data)}",
+            period=0.01,
+        )
+
+
+@pytest.fixture(scope="module")
+def stack(kube: testkit.Kube, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    if kube.devcluster is None:
+        pytest.skip("needs the local devcluster (its pod runner runs the agents)")
+    tmp = tmp_path_factory.mktemp("operator-sync")
+    conf = env.softhsm2_conf(kube)
+    op = env.start_operator(kube, tmp, ("--default-sync-interval=30s",))
+    device = None
+    try:
+        device = env.deploy_device(op, conf, "sync")
+        yield Stack(op, device, conf)
+    finally:
+        env.remove_operator(op)
+        if device is not None:
+            env.delete_token(conf, device.label)
+        print(op.log.read_text()[-3000:])
+
+
+def test_write_creates_the_secret_with_data_and_type(stack: Stack, namespace: str) -> None:
+    stack.hsmsecret(namespace, "db", secretType="kubernetes.io/basic-auth")
+    started = time.monotonic()
+    version = stack.write(f"{namespace}/db", {"username": b"app", "password": b"s3cret"})
+    secret = stack.secret_holding(namespace, "db", {"username": b"app", "password": b"s3cret"}, 10)
+    print(f"\nwrite -> Secret created: {time.monotonic() - started:.3f} s")
+    assert secret["type"] == "kubernetes.io/basic-auth"
+    assert secret["metadata"]["annotations"][constants.ANNOTATION_HSM_VERSION] == str(version)
+    assert secret["metadata"]["labels"][constants.LABEL_MANAGED_BY] == constants.MANAGED_BY_VALUE
+    assert secret["metadata"]["ownerReferences"][0]["name"] == "db"
+
+
+def test_update_reaches_the_secret_within_two_seconds(stack: Stack, namespace: str) -> None:
+    stack.hsmsecret(namespace, "app")
+    stack.write(f"{namespace}/app", {"k": b"v1"})
+    stack.secret_holding(namespace, "app", {"k": b"v1"}, 10)
+    latencies = []
+    for i in range(2, 7):
+        started = time.monotonic()
+        stack.write(f"{namespace}/app", {"k": f"v{i}".encode()})
+        stack.secret_holding(namespace, "app", {"k": f"v{i}".encode()}, 10)
+        latencies.append(time.monotonic() - started)
+    print(f"\nwrite -> Secret updated: {', '.join(f'{x:.3f}' for x in latencies)} s")
+    assert max(latencies) < 2.0
+
+
+def test_status_is_in_sync_with_the_hsm_version(stack: Stack, namespace: str) -> None:
+    stack.hsmsecret(namespace, "versioned")
+    version = stack.write(f"{namespace}/versioned", {"k": b"v"})
+    status = env.poll(
+        lambda: (s := stack.status(namespace, "versioned")).get("syncStatus") == "InSync" and s, 10, "InSync"
+    )
+    assert status["hsmVersion"] == version
+    ready = next(c for c in status["conditions"] if c["type"] == "Ready")
+    assert (ready["status"], ready["reason"]) == ("True", "SecretSynced")
+
+
+def test_edited_secret_data_is_restored(stack: Stack, namespace: str) -> None:
+    stack.hsmsecret(namespace, "drift")
+    stack.write(f"{namespace}/drift", {"k": b"truth"})
+    stack.secret_holding(namespace, "drift", {"k": b"truth"}, 10)
+    stack.kube.client.request(
+        "PATCH",
+        f"/api/v1/namespaces/{namespace}/secrets/drift",
+        {"data": {"k": base64.b64encode(b"tampered").decode()}},
+        content_type="application/merge-patch+json",
+    )
+    started = time.monotonic()
+    stack.secret_holding(namespace, "drift", {"k": b"truth"}, 10)
+    print(f"\nedited Secret restored in {time.monotonic() - started:.3f} s")
+
+
+def test_deleted_secret_is_recreated(stack: Stack, namespace: str) -> None:
+    stack.hsmsecret(namespace, "gone")
+    stack.write(f"{namespace}/gone", {"k": b"v"})
+    first = stack.secret_holding(namespace, "gone", {"k": b"v"}, 10)
+    stack.kube.client.request("DELETE", f"/api/v1/namespaces/{namespace}/secrets/gone")
+    recreated = env.poll(
+        lambda: (
+            (s := stack.secret(namespace, "gone")) and s["metadata"]["uid"] != first["metadata"]["uid"] and s
+        ),
+        10,
+        "the Secret recreated",
+    )
+    assert base64.b64decode(recreated["data"]["k"]) == b"v"
+
+
+def test_tombstone_with_delete_policy_deletes_the_secret(stack: Stack, namespace: str) -> None:
+    stack.hsmsecret(namespace, "doomed", deletionPolicy="Delete")
+    stack.write(f"{namespace}/doomed", {"k": b"v"})
+    stack.secret_holding(namespace, "doomed", {"k": b"v"}, 10)
+    stack.delete(f"{namespace}/doomed")
+    env.poll(lambda: stack.secret(namespace, "doomed") is None, 10, "the Secret deleted")
+    env.poll(lambda: stack.status(namespace, "doomed").get("syncStatus") == "Deleted", 10, "status Deleted")
+
+
+def test_tombstone_with_retain_policy_keeps_the_secret(stack: Stack, namespace: str) -> None:
+    stack.hsmsecret(namespace, "kept", deletionPolicy="Retain")
+    stack.write(f"{namespace}/kept", {"k": b"v"})
+    stack.secret_holding(namespace, "kept", {"k": b"v"}, 10)
+    stack.delete(f"{namespace}/kept")
+    env.poll(lambda: stack.status(namespace, "kept").get("syncStatus") == "Deleted", 10, "status Deleted")
+    secret = stack.secret(namespace, "kept")
+    assert secret is not None
+    assert base64.b64decode(secret["data"]["k"]) == b"v"
+
+
+def _scale_agents(stack: Stack, replicas: int) -> None:
+    selector = f"{constants.LABEL_COMPONENT}=agent,{constants.LABEL_DEVICE}={stack.device.name}"
+    base = f"/apis/apps/v1/namespaces/{stack.op.namespace}/deployments"
+    for deployment in stack.kube.client.get(f"{base}?labelSelector={selector}")["items"]:
+        stack.kube.client.request(
+            "PATCH",
+            f"{base}/{deployment['metadata']['name']}/scale",
+            {"spec": {"replicas": replicas}},
+            content_type="application/merge-patch+json",
+        )
+
+
+def test_stopped_agent_means_device_unavailable_and_the_secret_is_kept(stack: Stack, namespace: str) -> None:
+    stack.hsmsecret(namespace, "steady")
+    stack.write(f"{namespace}/steady", {"k": b"v"})
+    stack.secret_holding(namespace, "steady", {"k": b"v"}, 10)
+    _scale_agents(stack, 0)
+    try:
+        env.poll(
+            lambda: env.ready_agent_pod(stack.kube, stack.op.namespace, stack.device.name) is None,
+            30,
+            "no agent",
+        )
+        ready = env.poll(
+            lambda: next(
+                (c for c in stack.status(namespace, "steady").get("conditions", [])
+                 if c["type"] == "Ready" and c["reason"] == "DeviceUnavailable"),
+                None,
+            ),
+            30,
+            "reason DeviceUnavailable",
+        )  # fmt: skip
+        assert ready["status"] == "False"
+        assert stack.secret(namespace, "steady") is not None
+    finally:
+        _scale_agents(stack, 1)
+    pod = env.poll(
+        lambda: env.ready_agent_pod(stack.kube, stack.op.namespace, stack.device.name), 60, "agent back"
+    )
+    stack.device.stub = env.agent_stub(stack.kube, stack.op.namespace, pod)
+    env.poll(lambda: stack.status(namespace, "steady").get("syncStatus") == "InSync", 30, "InSync again")
+
+
+def test_manager_restart_mid_sync_converges(stack: Stack, namespace: str) -> None:
+    names = [f"r{i}" for i in range(20)]
+    for name in names:
+        stack.hsmsecret(namespace, name)
+    for name in names:
+        stack.write(f"{namespace}/{name}", {"k": b"first"})
+    # Killed while the first round is being replicated; the second round lands while it is down.
+    stack.op.stop(signal.SIGKILL)
+    versions = {name: stack.write(f"{namespace}/{name}", {"k": b"second"}) for name in names}
+    stack.op.start()
+    started = time.monotonic()
+    for name in names:
+        secret = stack.secret_holding(namespace, name, {"k": b"second"}, 60)
+        assert secret["metadata"]["annotations"][constants.ANNOTATION_HSM_VERSION] == str(versions[name])
+    print(f"\nrestarted operator converged 20 HSMSecrets in {time.monotonic() - started:.3f} s")
+    listed = stack.kube.client.get(
+        f"/api/v1/namespaces/{namespace}/secrets?labelSelector={constants.LABEL_MANAGED_BY}={constants.MANAGED_BY_VALUE}"
+    )
+    assert sorted(s["metadata"]["name"] for s in listed["items"]) == sorted(names)
+
+
+def test_hsmsecret_in_another_namespace_cannot_read_this_ones_path(stack: Stack, namespace: str) -> None:
+    other = f"e2e-{uuid.uuid4().hex[:8]}"
+    stack.kube.client.request("POST", "/api/v1/namespaces", {"metadata": {"name": other}})
+    try:
+        stack.write(f"{namespace}/private", {"k": b"mine"})
+        # Same hsmPath, other namespace: it reads other/private, which does not exist.
+        stack.hsmsecret(other, "thief", hsmPath="private")
+        env.poll(lambda: stack.status(other, "thief").get("syncStatus"), 15, "a status")
+        assert stack.secret(other, "thief") is None
+    finally:
+        stack.kube.client.request("DELETE", f"/api/v1/namespaces/{other}")
