@@ -1,10 +1,13 @@
 """Discovery against the cluster: its own ServiceAccount, HSMDevices from the API, the report on its pod."""
 
+import contextlib
 import json
 import os
 import pathlib
+import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -23,6 +26,7 @@ DEVICES = ROOT / "services" / "discovery" / "tests" / "data"
 NODE = "kwok-node-1"
 OTHER_NODE = "kwok-node-2"
 POD = "hsm-discovery-e2e"
+OUTAGE_POD = "hsm-discovery-outage"
 PICO_SERIAL = "DC6A33145E23A42A"
 
 
@@ -68,21 +72,22 @@ def rbac_for(namespace: str) -> str:
     return yaml.safe_dump_all(docs)
 
 
-def pod(namespace: str) -> dict[str, Any]:
+def pod(namespace: str, name: str = POD) -> dict[str, Any]:
     return {
         "apiVersion": "v1",
         "kind": "Pod",
-        "metadata": {"name": POD, "namespace": namespace, "labels": {"app": "hsm-discovery"}},
+        "metadata": {"name": name, "namespace": namespace, "labels": {"app": "hsm-discovery"}},
         "spec": {
             "nodeName": NODE,
             "serviceAccountName": "hsm-discovery",
-            "containers": [{"name": "discovery", "image": "registry.example/hsm-discovery:e2e"}],
+            # Not an image the devcluster's pod runner runs: the test runs discovery itself, under umockdev.
+            "containers": [{"name": "discovery", "image": "registry.example/discovery-placeholder:e2e"}],
         },
     }
 
 
-def device_report(kube: testkit.Kube, namespace: str) -> dict[str, Any] | None:
-    found = kube.client.get(f"/api/v1/namespaces/{namespace}/pods/{POD}")
+def device_report(kube: testkit.Kube, namespace: str, name: str = POD) -> dict[str, Any] | None:
+    found = kube.client.get(f"/api/v1/namespaces/{namespace}/pods/{name}")
     text = (found["metadata"].get("annotations") or {}).get(constants.ANNOTATION_DEVICE_REPORT)
     return None if text is None else dict(json.loads(text))
 
@@ -116,19 +121,26 @@ def setup(kube: testkit.Kube, tmp_path_factory: pytest.TempPathFactory) -> Itera
     kube.client.request("DELETE", f"/api/v1/namespaces/{namespace}")
 
 
+def start_discovery(
+    namespace: str, kubeconfig: pathlib.Path, log_path: pathlib.Path, name: str = POD
+) -> subprocess.Popen[bytes]:
+    """hsm-discovery under umockdev-run with the test devices, as the pod name on NODE."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KUBERNETES_")}
+    env |= {"KUBECONFIG": str(kubeconfig), "POD_NAME": name, "POD_NAMESPACE": namespace, "NODE_NAME": NODE}
+    command = ["umockdev-run"]
+    for name in ("roothub", "pico", "smartcard-hsm", "mouse"):
+        command += ["--device", str(DEVICES / f"{name}.umockdev")]
+    command += ["--", sys.executable, "-m", "hsm_discovery", "--health-listen", "127.0.0.1:0"]
+    with log_path.open("w") as log:
+        return subprocess.Popen(command, env=env, stderr=log)
+
+
 @pytest.fixture(scope="module")
 def discovery(kube: testkit.Kube, setup: tuple[str, pathlib.Path]) -> Iterator[dict[str, Any]]:
     """The discovery process, acting as its ServiceAccount; yields its first report with both entries."""
     namespace, tmp = setup
     config = kube.service_account_kubeconfig(namespace, "hsm-discovery", tmp / "sa.kubeconfig")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("KUBERNETES_")}
-    env |= {"KUBECONFIG": str(config), "POD_NAME": POD, "POD_NAMESPACE": namespace, "NODE_NAME": NODE}
-    command = ["umockdev-run"]
-    for name in ("roothub", "pico", "smartcard-hsm", "mouse"):
-        command += ["--device", str(DEVICES / f"{name}.umockdev")]
-    command += ["--", sys.executable, "-m", "hsm_discovery", "--health-listen", "127.0.0.1:0"]
-    with (tmp / "discovery.log").open("w") as log:
-        proc = subprocess.Popen(command, env=env, stderr=log)
+    proc = start_discovery(namespace, config, tmp / "discovery.log")
     try:
         first = poll(
             lambda: (r := device_report(kube, namespace)) and len(r["devices"]) >= 2 and r,
@@ -201,3 +213,105 @@ def test_service_account_may_only_read_hsm_devices_and_patch_pods(
     assert not allowed(kube, namespace, "get", "secrets")
     assert not allowed(kube, namespace, "delete", "pods")
     assert not allowed(kube, "default", "patch", "pods")
+
+
+class Proxy:
+    """A TCP relay to the API server that the test can cut and restore, to stage an API outage."""
+
+    def __init__(self, upstream: tuple[str, int]) -> None:
+        self._upstream = upstream
+        self._listener: socket.socket | None = None
+        # Guards _open: the accept thread adds connections, cut closes them.
+        self._lock = threading.Lock()
+        self._open: list[socket.socket] = []
+        self.port = 0
+        self.restore()
+
+    def restore(self) -> None:
+        listener = socket.socket()
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", self.port))
+        listener.listen()
+        self.port = listener.getsockname()[1]
+        self._listener = listener
+        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
+
+    def cut(self) -> None:
+        """Refuse new connections and reset the open ones."""
+        assert self._listener is not None
+        # A bare close leaves the port bound while the accept thread sits in accept(); shutdown wakes it.
+        with contextlib.suppress(OSError):
+            self._listener.shutdown(socket.SHUT_RDWR)
+        self._listener.close()
+        with self._lock:
+            for conn in self._open:
+                # shutdown, not just close: it wakes the relay threads and tells the peers at once.
+                with contextlib.suppress(OSError):
+                    conn.shutdown(socket.SHUT_RDWR)
+                conn.close()
+            self._open.clear()
+
+    def _accept(self, listener: socket.socket) -> None:
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return
+            server = socket.create_connection(self._upstream, timeout=5)
+            server.settimeout(None)
+            with self._lock:
+                self._open += [client, server]
+            threading.Thread(target=self._pump, args=(client, server), daemon=True).start()
+            threading.Thread(target=self._pump, args=(server, client), daemon=True).start()
+
+    @staticmethod
+    def _pump(source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while chunk := source.recv(65536):
+                sink.sendall(chunk)
+        except OSError:
+            pass
+        finally:
+            for end in (source, sink):
+                end.close()
+
+
+def log_has(path: pathlib.Path, event: str) -> bool:
+    return any(json.loads(line).get("event") == event for line in path.read_text().splitlines() if line)
+
+
+def test_report_is_current_after_an_api_outage(
+    kube: testkit.Kube, setup: tuple[str, pathlib.Path], discovery: dict[str, Any]
+) -> None:
+    namespace, tmp = setup
+    config = yaml.safe_load((tmp / "sa.kubeconfig").read_text())
+    host, _, port = config["clusters"][0]["cluster"]["server"].removeprefix("https://").rpartition(":")
+    proxy = Proxy((host, int(port)))
+    config["clusters"][0]["cluster"]["server"] = f"https://127.0.0.1:{proxy.port}"
+    (tmp / "proxied.kubeconfig").write_text(yaml.safe_dump(config))
+    # A pod of its own, so the module's discovery process (which sees no outage) cannot answer for it.
+    kube.client.request("POST", f"/api/v1/namespaces/{namespace}/pods", pod(namespace, OUTAGE_POD))
+    log = tmp / "proxied.log"
+    proc = start_discovery(namespace, tmp / "proxied.kubeconfig", log, OUTAGE_POD)
+    try:
+        poll(lambda: log_has(log, "report_written"), timeout=30, what="the first report through the proxy")
+        proxy.cut()
+        poll(
+            lambda: log_has(log, "hsmdevice_watch_failed"), timeout=30, what="discovery to notice the outage"
+        )
+        create_device(
+            kube, namespace, hsm_device(namespace, "after-outage", discovery={"autoDiscovery": True})
+        )
+        proxy.restore()
+        poll(
+            lambda: (r := device_report(kube, namespace, OUTAGE_POD)) and "after-outage" in r["devices"],
+            timeout=30,
+            what="the report made after the outage",
+        )
+        rep = device_report(kube, namespace, OUTAGE_POD)
+        assert rep is not None
+        assert serials(rep, "after-outage") == [PICO_SERIAL, "SCHSM0000001"]
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+        proxy.cut()
