@@ -8,11 +8,15 @@ import functools
 import logging
 import pathlib
 import threading
+import time
 from collections.abc import Callable
 
 from . import ccid, errors, health, kube, monitor, reporter, scan, service, sink, sources, usb
 
 log = logging.getLogger(__name__)
+
+ONCE_TIMEOUT = 30.0
+"""Seconds --once waits for the HSMDevices before giving up."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,7 +80,7 @@ def _require(config: Config) -> None:
         raise errors.ConfigError(f"missing downward-API environment: {', '.join(missing)}")
 
 
-def _parts(config: Config, wake: list[service.Service]) -> tuple[sources.Source, reporter.Reporter]:
+def _parts(config: Config, wake: threading.Event) -> tuple[sources.Source, reporter.Reporter]:
     """The HSMDevice source and the reporter, from files or the API server as configured."""
     client = None
     if not (config.report_file and config.devices_file):
@@ -92,7 +96,7 @@ def _parts(config: Config, wake: list[service.Service]) -> tuple[sources.Source,
             config.node_name,
             config.device_selector,
             config.resync_interval,
-            on_change=lambda: wake[0].wake() if wake else None,
+            on_change=wake.set,
         )
     target: sink.Sink
     if config.report_file:
@@ -108,6 +112,7 @@ def _service(
     source: sources.Source,
     writer: reporter.Reporter,
     scanner: Callable[[], list[usb.UsbDevice]],
+    wake: threading.Event,
 ) -> service.Service:
     allowlist = ccid.load([pathlib.Path(config.ccid_plist)] if config.ccid_plist else ccid.DEFAULT_PATHS)
     settings = service.Settings(
@@ -116,18 +121,17 @@ def _service(
         forget_after=datetime.timedelta(seconds=config.forget_after),
         ccid_allowlist=allowlist,
     )
-    return service.Service(settings, scanner, source, writer)
+    return service.Service(settings, scanner, source, writer, wake)
 
 
 def build(config: Config, stop: threading.Event) -> App:
     """The long-running app: hotplug monitor, HSMDevice source, reporter, probes."""
     _require(config)
-    late: list[service.Service] = []
-    source, writer = _parts(config, late)
+    wake = threading.Event()
+    source, writer = _parts(config, wake)
     context = scan.new_context()
-    svc = _service(config, source, writer, functools.partial(scan.scan, context))
-    late.append(svc)
-    watcher = monitor.Monitor(context, on_change=svc.wake, debounce=config.debounce)
+    svc = _service(config, source, writer, functools.partial(scan.scan, context), wake)
+    watcher = monitor.Monitor(context, on_change=wake.set, debounce=config.debounce)
     probes = health.Server(config.health_listen, live=lambda: svc.live() and watcher.alive(), ready=svc.ready)
     return App(service=svc, source=source, watcher=watcher, probes=probes, stop=stop)
 
@@ -135,15 +139,18 @@ def build(config: Config, stop: threading.Event) -> App:
 def run_once(config: Config) -> bool:
     """Scan and report once; True when the report was written."""
     _require(config)
-    source, writer = _parts(config, [])
-    svc = _service(config, source, writer, functools.partial(scan.scan, scan.new_context()))
+    wake = threading.Event()
+    source, writer = _parts(config, wake)
+    svc = _service(config, source, writer, functools.partial(scan.scan, scan.new_context()), wake)
     source.start()
     try:
-        deadline = threading.Event()
-        for _ in range(100):
+        # The watch source needs a moment for its first list; it sets wake when it has one.
+        deadline = time.monotonic() + ONCE_TIMEOUT
+        while time.monotonic() < deadline:
             if svc.step() is not None:
                 return writer.written
-            deadline.wait(0.1)
+            wake.wait(timeout=max(0.0, deadline - time.monotonic()))
+            wake.clear()
         return False
     finally:
         source.stop()

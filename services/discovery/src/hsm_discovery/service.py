@@ -37,15 +37,17 @@ class Service:
         scanner: Callable[[], list[usb.UsbDevice]],
         source: sources.Source,
         writer: reporter.Reporter,
+        wake: threading.Event,
         clock: Callable[[], datetime.datetime] = lambda: datetime.datetime.now(datetime.UTC),
     ) -> None:
+        """wake is the event hotplug and the HSMDevice watch set to ask for an immediate step."""
         self._settings = settings
         self._scanner = scanner
         self._source = source
         self._reporter = writer
         self._clock = clock
         self._inventory = inventory.Inventory()
-        self._wake = threading.Event()
+        self._wake = wake
         self._last_step = time.monotonic()
 
     def wake(self) -> None:
