@@ -35,6 +35,7 @@ lint: ## ruff, mypy --strict on every package, import-linter contracts
 	$(RUN) ruff format --check .
 	$(RUN) mypy libs/hsmproto/src libs/common/src services/agent/src services/discovery/src services/manager/src
 	$(RUN) lint-imports
+	$(RUN) hadolint services/*/Dockerfile
 
 test: setup lint test-unit test-e2e ## everything CI runs
 
