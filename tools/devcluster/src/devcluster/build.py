@@ -1,5 +1,6 @@
 """Builds the control-plane binaries from Go modules into the version cache (idempotent, resumable)."""
 
+import fcntl
 import json
 import os
 import pathlib
@@ -73,12 +74,18 @@ def _run(args: list[str], cwd: pathlib.Path, log_path: pathlib.Path, label: str)
         )
         assert proc.stdout is not None
         output: list[str] = []
-        for count, line in enumerate(proc.stdout, start=1):
-            log.write(line)
-            output.append(line)
-            if count % 100 == 0:
-                _log(f"{label}: {count} lines of go output, {time.monotonic() - started:.0f}s")
-        code = proc.wait()
+        try:
+            for count, line in enumerate(proc.stdout, start=1):
+                log.write(line)
+                output.append(line)
+                if count % 100 == 0:
+                    _log(f"{label}: {count} lines of go output, {time.monotonic() - started:.0f}s")
+            code = proc.wait()
+        except BaseException:
+            # Ctrl-C or SIGTERM: do not leave a compiler running without anybody to read its output.
+            proc.kill()
+            proc.wait()
+            raise
     if code != 0:
         tail = "".join(output[-40:])
         raise BuildError(f"{label} failed ({' '.join(args[:3])}…), see {log_path}:\n{tail}")
@@ -136,15 +143,32 @@ def build_target(target: versions.Target, bin_dir: pathlib.Path, build_root: pat
 
 
 def build() -> pathlib.Path:
-    """Build every binary that is missing from the cache and return the bin directory."""
+    """Build every binary that is missing from the cache and return the bin directory.
+
+    Holds an exclusive lock on the version directory meanwhile: parallel test sessions on a cold cache
+    wait for one build instead of compiling the same thing twice on a small machine.
+    """
     bin_dir = versions.bin_dir()
     if is_built(bin_dir):
         return bin_dir
     bin_dir.mkdir(parents=True, exist_ok=True)
-    build_root = versions.version_dir() / "build"
-    build_root.mkdir(parents=True, exist_ok=True)
-    started = time.monotonic()
-    for target in versions.targets():
-        build_target(target, bin_dir, build_root)
-    _log(f"all binaries in {bin_dir} ({time.monotonic() - started:.0f}s)")
+    version_dir = versions.version_dir()
+    with (version_dir / "build.lock").open("w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            _log(f"another build holds {version_dir / 'build.lock'}; waiting for it")
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        if is_built(bin_dir):
+            return bin_dir
+        # Scratch directories of an interrupted build (killed before its cleanup ran); the lock says
+        # nobody else uses them.
+        for stale in version_dir.glob(".build-*"):
+            shutil.rmtree(stale, ignore_errors=True)
+        build_root = version_dir / "build"
+        build_root.mkdir(parents=True, exist_ok=True)
+        started = time.monotonic()
+        for target in versions.targets():
+            build_target(target, bin_dir, build_root)
+        _log(f"all binaries in {bin_dir} ({time.monotonic() - started:.0f}s)")
     return bin_dir
