@@ -64,6 +64,10 @@ def bootstrap(cfg: config.OperatorConfig, client: kube.Kube) -> Runtime:
     mac_key = syncer.ensure_mac_key(client, cfg.namespace)
     agents = registry.AgentRegistry(client, registry.SecretTLS(client, cfg.namespace))
     known = devices.Devices(cfg.namespace)
+    # Known before kopf resumes any HSMSecret: else a restart would mark them "device not found" until
+    # their backstop, since HSMSecrets and HSMDevices resume in no particular order.
+    for device in client.list_custom(constants.KIND_DEVICE):
+        known.add(device["metadata"]["namespace"], device["metadata"]["name"])
     sync = syncer.Syncer(client, agents, known, cfg, mac_key)
     work = queue.SyncQueue(sync.run, cfg.workers)
 
@@ -139,7 +143,9 @@ def device_changed(body: kopf.Body, namespace: str | None, name: str, **_: Any) 
 @kopf.on.delete(constants.GROUP, constants.VERSION, constants.PLURAL_DEVICE, optional=True)
 def device_deleted(namespace: str | None, name: str, **_: Any) -> None:
     # Pool, DaemonSet and agents go with the HSMDevice through their ownerReferences.
-    runtime().known.remove(_ns(namespace), name)
+    rt = runtime()
+    rt.known.remove(_ns(namespace), name)
+    _requeue_all(rt)
 
 
 @kopf.timer(constants.GROUP, constants.VERSION, constants.PLURAL_DEVICE, interval=10.0, idle=0)
@@ -187,7 +193,7 @@ def _refresh_watches(rt: Runtime) -> None:
 
 
 def _requeue_all(rt: Runtime) -> None:
-    for key in rt.syncer.paths.tracked():
+    for key in sorted(set(rt.syncer.paths.tracked()) | set(rt.syncer.unresolved())):
         rt.queue.put(key)
 
 

@@ -135,6 +135,12 @@ class Syncer:
         self._lock = threading.Lock()
         self._written: dict[tuple[str, str], str] = {}
         self._statuses: dict[tuple[str, str], str] = {}
+        self._unresolved: set[tuple[str, str]] = set()
+
+    def unresolved(self) -> list[tuple[str, str]]:
+        """HSMSecrets whose device could not be resolved: a new or changed HSMDevice may resolve them."""
+        with self._lock:
+            return sorted(self._unresolved)
 
     def wrote(self, namespace: str, name: str, resource_version: str) -> bool:
         """True when this Secret version is the one the last sync pass wrote (its event needs no pass)."""
@@ -145,6 +151,7 @@ class Syncer:
         """Drop what is known about a deleted HSMSecret."""
         self.paths.set(key, None)
         with self._lock:
+            self._unresolved.discard(key)
             self._statuses.pop(key, None)
             self._publish_statuses()
 
@@ -204,8 +211,18 @@ class Syncer:
         try:
             result = self._pass(*key)
         finally:
+            elapsed = time.monotonic() - started
             metrics.SYNC_CALLS.labels(result).inc()
-            metrics.SYNC_DURATION.observe(time.monotonic() - started)
+            metrics.SYNC_DURATION.observe(elapsed)
+            # Passes that changed nothing are the steady state: only the others are worth a line.
+            if result != "unchanged":
+                extra = {
+                    "namespace": key[0],
+                    "hsmsecret": key[1],
+                    "result": result,
+                    "seconds": round(elapsed, 4),
+                }
+                log.info("sync pass", extra=extra)
 
     def _pass(self, namespace: str, name: str) -> str:
         try:
@@ -224,10 +241,15 @@ class Syncer:
             device_ns, device = self._devices.resolve(namespace, spec.device)
         except (names.InvalidName, devices.UnknownDevice) as exc:
             self.paths.set((namespace, name), None)
+            if isinstance(exc, devices.UnknownDevice):
+                with self._lock:
+                    self._unresolved.add((namespace, name))
             self._finish(obj, previous, secretstatus.invalid(previous, str(exc), generation, now))
             metrics.SYNC_ERRORS.labels(sync.Reason.INVALID.value).inc()
             return "invalid"
         self.paths.set((namespace, name), path)
+        with self._lock:
+            self._unresolved.discard((namespace, name))
         if not spec.auto_sync:
             return "paused"
         endpoints = self._agents.endpoints(device_ns, device)
