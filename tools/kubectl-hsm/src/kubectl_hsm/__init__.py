@@ -1,0 +1,1 @@
+"""``kubectl hsm``: secrets on HSMs through the hsm-secrets-operator REST API."""
