@@ -1,0 +1,203 @@
+"""Benchmark of HSMSecret sync on the devcluster: the operator as its ServiceAccount, a real agent pod.
+
+Prints figures; not a test. Figures:
+- write → Secret updated latency (p50/p99/max) over --updates sequential updates of one HSMSecret;
+- cold convergence: --secrets HSMSecrets (and their paths on the token) exist before the operator starts;
+  time from starting the operator process until every Secret exists, and the operator's RSS;
+- PKCS#11 calls the agent makes during --idle seconds with all of them in sync (target: 0 apart from
+  the agent's own token-presence probe, which is shown separately).
+
+The token store is on tmpfs (/dev/shm): the pod runner, and so the agent, inherit SOFTHSM2_CONF from here.
+Usage: python bench/sync.py [--updates 200] [--secrets 1000 [5000 ...]] [--idle 60]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import pathlib
+import shutil
+import statistics
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+import uuid
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests" / "e2e"))
+
+import operator_env as env  # noqa: E402
+
+from devcluster import build, cluster, testkit  # noqa: E402
+from hsm_common import constants  # noqa: E402
+from hsmproto.v1 import hsm_pb2  # noqa: E402
+
+MANAGED = f"{constants.LABEL_MANAGED_BY}={constants.MANAGED_BY_VALUE}"
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
+
+
+def write(device: env.Device, path: str, data: dict[str, bytes]) -> int:
+    request = hsm_pb2.WriteSecretRequest(path=path, secret_data=hsm_pb2.SecretData(data=data))
+    return int(device.stub.WriteSecret(request, timeout=30).version)
+
+
+def hsmsecret(kube: testkit.Kube, namespace: str, name: str, device: str) -> None:
+    kube.client.request(
+        "POST",
+        f"{env.GROUP_PATH}/namespaces/{namespace}/hsmsecrets",
+        env.hsmsecret_manifest(namespace, name, device=device),
+    )
+
+
+def latency(kube: testkit.Kube, device: env.Device, namespace: str, updates: int) -> None:
+    hsmsecret(kube, namespace, "latency", device.name)
+    secret_path = f"/api/v1/namespaces/{namespace}/secrets/latency"
+
+    def version() -> str:
+        found = env.get(kube, secret_path) or {"metadata": {}}
+        return (found["metadata"].get("annotations") or {}).get(constants.ANNOTATION_HSM_VERSION, "")
+
+    first = write(device, f"{namespace}/latency", {"k": b"0"})
+    env.poll(lambda: version() == str(first), 30, "the first version", period=0.005)
+    samples = []
+    for i in range(1, updates + 1):
+        started = time.monotonic()
+        wanted = str(write(device, f"{namespace}/latency", {"k": str(i).encode()}))
+        env.poll(lambda w=wanted: version() == w, 30, f"update {i}", period=0.005)
+        samples.append(time.monotonic() - started)
+    ms = [s * 1000 for s in samples]
+    print(
+        f"write -> Secret updated over {updates} updates: p50 {percentile(ms, 0.5):.1f} ms, "
+        f"p99 {percentile(ms, 0.99):.1f} ms, max {max(ms):.1f} ms, mean {statistics.mean(ms):.1f} ms"
+    )
+
+
+def managed_count(kube: testkit.Kube, namespace: str) -> int:
+    listing = kube.client.get(f"/api/v1/namespaces/{namespace}/secrets?labelSelector={MANAGED}")
+    return len(listing["items"])
+
+
+def cold(op: env.Operator, device: env.Device, count: int) -> None:
+    kube = op.kube
+    namespace = f"bench-{count}-{uuid.uuid4().hex[:6]}"
+    kube.client.request("POST", "/api/v1/namespaces", {"metadata": {"name": namespace}})
+    op.stop()
+    started = time.monotonic()
+    for i in range(count):
+        write(device, f"{namespace}/s{i}", {"user": b"app", "password": f"pw-{i}".encode()})
+    wrote = time.monotonic() - started
+    started = time.monotonic()
+    for i in range(count):
+        hsmsecret(kube, namespace, f"s{i}", device.name)
+    created = time.monotonic() - started
+    print(
+        f"setup {count}: {count} writes on the agent in {wrote:.1f} s, {count} HSMSecrets in {created:.1f} s"
+    )
+    peak = [0]
+    done = threading.Event()
+
+    def sample_rss() -> None:
+        while not done.wait(0.2):
+            peak[0] = max(peak[0], op.rss_bytes())
+
+    op.start()
+    started = time.monotonic()
+    sampler = threading.Thread(target=sample_rss, daemon=True)
+    sampler.start()
+    env.poll(lambda: managed_count(kube, namespace) >= count, 1800, f"{count} Secrets", period=1.0)
+    elapsed = time.monotonic() - started
+    done.set()
+    sampler.join()
+    rss = op.rss_bytes()
+    print(
+        f"cold convergence of {count} HSMSecrets: {elapsed:.1f} s from operator process start "
+        f"({count / elapsed:.0f}/s); operator RSS {rss / 2**20:.0f} MiB after, peak {peak[0] / 2**20:.0f} MiB"
+    )
+
+
+def agent_calls(kube: testkit.Kube, namespace: str, device: str) -> dict[str, float]:
+    """hsm_agent_pkcs11_calls_total by operation, read from the agent pod's /metrics."""
+    pod = env.ready_agent_pod(kube, namespace, device)
+    assert pod is not None, "no Ready agent pod"
+    url = f"http://{pod['status']['podIP']}:{constants.PORT_AGENT_HEALTH}/metrics"
+    with urllib.request.urlopen(url, timeout=10) as response:
+        text = response.read().decode()
+    by_operation: dict[str, float] = {}
+    for line in text.splitlines():
+        if line.startswith("hsm_agent_pkcs11_calls_total{"):
+            labels, _, value = line.rpartition(" ")
+            operation = labels.split('operation="', 1)[1].split('"', 1)[0]
+            by_operation[operation] = by_operation.get(operation, 0.0) + float(value)
+    return by_operation
+
+
+def operator_passes(op: env.Operator) -> float:
+    url = f"http://127.0.0.1:{op.metrics_port}/metrics"
+    with urllib.request.urlopen(url, timeout=10) as response:
+        text = response.read().decode()
+    return sum(
+        float(line.rpartition(" ")[2])
+        for line in text.splitlines()
+        if line.startswith("hsm_manager_sync_total{")
+    )
+
+
+def idle(op: env.Operator, device: env.Device, seconds: float) -> None:
+    time.sleep(5)  # let the last passes of convergence drain
+    before, passes_before = agent_calls(op.kube, op.namespace, device.name), operator_passes(op)
+    time.sleep(seconds)
+    after, passes_after = agent_calls(op.kube, op.namespace, device.name), operator_passes(op)
+    delta = {k: after.get(k, 0.0) - before.get(k, 0.0) for k in sorted(set(after) | set(before))}
+    delta = {k: v for k, v in delta.items() if v}
+    sync_calls = sum(v for k, v in delta.items() if k != "probe")
+    print(
+        f"idle {seconds:.0f} s: {sync_calls:.0f} PKCS#11 calls besides the agent's token probe "
+        f"(probe: {delta.get('probe', 0):.0f}; all by operation: {delta}); "
+        f"operator sync passes meanwhile: {passes_after - passes_before:.0f}"
+    )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--updates", type=int, default=200)
+    parser.add_argument("--secrets", type=int, nargs="+", default=[1000])
+    parser.add_argument("--idle", type=float, default=60.0)
+    args = parser.parse_args()
+    scratch = pathlib.Path(tempfile.mkdtemp(prefix="bench-sync-"))
+    shm = pathlib.Path("/dev/shm")  # noqa: S108 - tmpfs for the token store, a private subdirectory
+    tokens = pathlib.Path(tempfile.mkdtemp(prefix="bench-sync-tokens-", dir=shm if shm.is_dir() else None))
+    conf = scratch / "softhsm2.conf"
+    conf.write_text(f"directories.tokendir = {tokens}\nobjectstore.backend = file\nlog.level = ERROR\n")
+    os.environ["SOFTHSM2_CONF"] = str(conf)  # inherited by the pod runner, so by the agent pods
+    build.build()
+    running = cluster.up(cluster.Settings(run_dir=scratch / "devcluster"))
+    kube = testkit.from_kubeconfig(running.kubeconfig, scratch, running)
+    op: env.Operator | None = None
+    try:
+        op = env.start_operator(kube, scratch)
+        device = env.deploy_device(op, conf, "bench")
+        namespace = f"bench-{uuid.uuid4().hex[:6]}"
+        kube.client.request("POST", "/api/v1/namespaces", {"metadata": {"name": namespace}})
+        latency(kube, device, namespace, args.updates)
+        for count in args.secrets:
+            cold(op, device, count)
+        idle(op, device, args.idle)
+    finally:
+        if op is not None:
+            op.stop()
+        cluster.down(running.run_dir)
+        shutil.rmtree(tokens, ignore_errors=True)
+        shutil.rmtree(scratch, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
