@@ -70,7 +70,8 @@ def _save(cluster: Cluster) -> None:
         "server": cluster.server,
         "kubeconfig": str(cluster.kubeconfig),
         "processes": [
-            {"name": p.name, "pid": p.pid, "log": str(p.log), "argv0": p.argv0} for p in cluster.processes
+            {"name": p.name, "pid": p.pid, "log": str(p.log), "argv0": p.argv0, "start_ticks": p.start_ticks}
+            for p in cluster.processes
         ],
     }
     tmp = cluster.run_dir / (STATE_FILE + ".tmp")
@@ -85,7 +86,13 @@ def load(run_dir: pathlib.Path) -> Cluster | None:
     except FileNotFoundError:
         return None
     procs = tuple(
-        process.Started(name=p["name"], pid=p["pid"], log=pathlib.Path(p["log"]), argv0=p["argv0"])
+        process.Started(
+            name=p["name"],
+            pid=p["pid"],
+            log=pathlib.Path(p["log"]),
+            argv0=p["argv0"],
+            start_ticks=p["start_ticks"],
+        )
         for p in state["processes"]
     )
     return Cluster(run_dir, state["server"], pathlib.Path(state["kubeconfig"]), procs)

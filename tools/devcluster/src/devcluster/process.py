@@ -18,6 +18,8 @@ class Started:
     pid: int
     log: pathlib.Path
     argv0: str
+    start_ticks: int
+    """Start time from /proc/<pid>/stat: with the PID it names the process even after the PID is reused."""
 
 
 def start(
@@ -43,7 +45,10 @@ def start(
             cwd=cwd,
             start_new_session=True,
         )
-    return Started(name=name, pid=proc.pid, log=log, argv0=str(argv[0]))
+    # Our unreaped child cannot vanish or be replaced before this read.
+    return Started(
+        name=name, pid=proc.pid, log=log, argv0=str(argv[0]), start_ticks=_start_ticks(proc.pid) or 0
+    )
 
 
 def _reap(pid: int) -> None:
@@ -52,17 +57,32 @@ def _reap(pid: int) -> None:
         os.waitpid(pid, os.WNOHANG)
 
 
-def is_alive(started: Started) -> bool:
-    """Whether the process still runs and is the one we started (the PID was not reused)."""
-    _reap(started.pid)
+def _stat_fields(pid: int) -> list[str] | None:
     try:
-        cmdline = pathlib.Path(f"/proc/{started.pid}/cmdline").read_bytes()
-        stat = pathlib.Path(f"/proc/{started.pid}/stat").read_text()
+        stat = pathlib.Path(f"/proc/{pid}/stat").read_text()
     except (FileNotFoundError, ProcessLookupError):
+        return None
+    # Fields after the command name, which is in parentheses and may contain spaces.
+    return stat.rsplit(")", 1)[-1].split()
+
+
+def _start_ticks(pid: int) -> int | None:
+    fields = _stat_fields(pid)
+    # starttime is field 22 of stat; fields[0] here is field 3 (state).
+    return int(fields[19]) if fields else None
+
+
+def is_alive(started: Started) -> bool:
+    """Whether the process still runs and is the one we started (the PID was not reused).
+
+    Identity is the start time, not the command line: between fork and exec a child still shows its
+    parent's command line.
+    """
+    _reap(started.pid)
+    fields = _stat_fields(started.pid)
+    if fields is None or fields[0] == "Z":
         return False
-    # A zombie ("Z") has exited; its cmdline is empty anyway.
-    state = stat.rsplit(")", 1)[-1].split()[0]
-    return state != "Z" and cmdline.split(b"\0", 1)[0].decode(errors="replace") == started.argv0
+    return int(fields[19]) == started.start_ticks
 
 
 def stop(started: Started, grace: float = 10.0) -> None:
