@@ -120,6 +120,19 @@ def versions(provider: agents.Provider, group: agents.Group, path: str) -> dict[
     return {"path": path, "newestVersion": newest.version, "inSync": in_sync, "devices": devices}
 
 
+def newest_metadata(
+    provider: agents.Provider, group: agents.Group, path: str, snapshot: states.Snapshot
+) -> hsm_pb2.SecretMetadata:
+    """The user metadata of the newest live version (index-served; no value is read)."""
+    member = _member(group, _newest_live(path, snapshot))
+    try:
+        response = states.call(provider, member, "ReadMetadata", hsm_pb2.ReadMetadataRequest(path=path))
+    except grpc.RpcError as error:
+        raise agents.as_api_error(error, member) from None
+    metadata: hsm_pb2.SecretMetadata = response.metadata
+    return metadata
+
+
 def metadata_wire(metadata: hsm_pb2.SecretMetadata) -> dict[str, Any]:
     """User metadata as it travels in responses."""
     return {
@@ -133,6 +146,15 @@ def metadata_wire(metadata: hsm_pb2.SecretMetadata) -> dict[str, Any]:
 
 
 def _read_newest(provider: agents.Provider, group: agents.Group, path: str) -> tuple[Any, str]:
+    if len(group.members) == 1:
+        # One device holds the newest state by definition: skip the state round trip.
+        member = group.members[0]
+        try:
+            return states.call(
+                provider, member, "ReadSecret", hsm_pb2.ReadSecretRequest(path=path)
+            ), member.name
+        except grpc.RpcError as error:
+            raise agents.as_api_error(error, member) from None
     snapshot = _snapshot_or_fail(provider, group, path)
     found = _newest_live(path, snapshot)
     member = _member(group, found)

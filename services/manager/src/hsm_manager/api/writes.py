@@ -60,7 +60,7 @@ def replace(
     mirror.check_expected_version(path, snapshot.states, expected_version)
     previous = None
     if metadata is None and mirror.current(snapshot.states).live:
-        _, _, previous = reads.read_data(provider, group, path)
+        previous = reads.newest_metadata(provider, group, path, snapshot)
     return _write(provider, group, path, snapshot, data, _metadata(metadata, previous), writer, 200)
 
 
