@@ -225,6 +225,21 @@ def test_service_account_needs_a_role(kube: testkit.Kube, namespace: str, tmp_pa
     assert listing["kind"] == "ConfigMapList"
 
 
+def test_api_server_restart_keeps_objects_and_serves_again(
+    kube: testkit.Kube, devcluster_run: cluster.Cluster, namespace: str
+) -> None:
+    kube.client.request(
+        "POST",
+        f"/api/v1/namespaces/{namespace}/configmaps",
+        {"metadata": {"name": "survivor"}, "data": {"k": "v"}},
+    )
+    cluster.stop_component(devcluster_run.run_dir, "kube-apiserver")
+    with pytest.raises(ConnectionRefusedError):
+        kube.client.text("GET", "/readyz", timeout=2)
+    cluster.start_component(devcluster_run.run_dir, "kube-apiserver")
+    assert kube.client.get(f"/api/v1/namespaces/{namespace}/configmaps/survivor")["data"] == {"k": "v"}
+
+
 @pytest.fixture
 def second_cluster(devcluster_run: cluster.Cluster, tmp_path: pathlib.Path) -> tuple[cluster.Cluster, float]:
     """Another devcluster from the warm cache, with how long it took to be ready."""

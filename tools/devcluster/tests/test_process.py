@@ -31,7 +31,7 @@ def test_stop_ends_the_process_and_its_children(tmp_path: pathlib.Path) -> None:
 
 def test_a_reused_pid_is_not_mistaken_for_the_process(tmp_path: pathlib.Path) -> None:
     started = process.start("p", [sys.executable, "-c", "import time; time.sleep(3600)"], tmp_path / "p.log")
-    impostor = process.Started("p", started.pid, started.log, started.argv0, started.start_ticks - 1)
+    impostor = process.Started("p", started.pid, started.log, started.argv, started.start_ticks - 1)
     assert not process.is_alive(impostor)
     process.stop(started)
 

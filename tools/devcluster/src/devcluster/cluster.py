@@ -70,7 +70,13 @@ def _save(cluster: Cluster) -> None:
         "server": cluster.server,
         "kubeconfig": str(cluster.kubeconfig),
         "processes": [
-            {"name": p.name, "pid": p.pid, "log": str(p.log), "argv0": p.argv0, "start_ticks": p.start_ticks}
+            {
+                "name": p.name,
+                "pid": p.pid,
+                "log": str(p.log),
+                "argv": list(p.argv),
+                "start_ticks": p.start_ticks,
+            }
             for p in cluster.processes
         ],
     }
@@ -90,7 +96,7 @@ def load(run_dir: pathlib.Path) -> Cluster | None:
             name=p["name"],
             pid=p["pid"],
             log=pathlib.Path(p["log"]),
-            argv0=p["argv0"],
+            argv=tuple(p["argv"]),
             start_ticks=p["start_ticks"],
         )
         for p in state["processes"]
@@ -252,3 +258,48 @@ def status(run_dir: pathlib.Path) -> dict[str, bool]:
     if cluster is None:
         return {}
     return {p.name: process.is_alive(p) for p in cluster.processes}
+
+
+def _component(found: Cluster, name: str) -> process.Started:
+    for proc in found.processes:
+        if proc.name == name:
+            return proc
+    raise KeyError(f"no component {name}; have {[p.name for p in found.processes]}")
+
+
+def stop_component(run_dir: pathlib.Path, name: str) -> None:
+    """Stop one component (fault injection: e.g. the API server goes away)."""
+    found = load(run_dir)
+    if found is None:
+        raise StartError(f"no cluster in {run_dir}")
+    process.stop(_component(found, name))
+
+
+def start_component(run_dir: pathlib.Path, name: str, timeout: float = 60.0) -> Cluster:
+    """Start a stopped component again with its original command line (same ports, same data).
+
+    Returns once it is running, and for the API server once ``/readyz`` answers ok.
+    """
+    found = load(run_dir)
+    if found is None:
+        raise StartError(f"no cluster in {run_dir}")
+    old = _component(found, name)
+    if process.is_alive(old):
+        raise StartError(f"{name} is still running (pid {old.pid})")
+    new = process.start(name, old.argv, old.log, cwd=run_dir)
+    updated = dataclasses.replace(
+        found, processes=tuple(new if p.name == name else p for p in found.processes)
+    )
+    _save(updated)
+    if name == "kube-apiserver":
+        client = updated.client()
+        _await(new, lambda: client.text("GET", "/readyz", timeout=5) == "ok", timeout, "readyz")
+    else:
+        _await(new, lambda: True, timeout, f"{name} to run")
+    return updated
+
+
+def restart_component(run_dir: pathlib.Path, name: str, timeout: float = 60.0) -> Cluster:
+    """Stop and start one component."""
+    stop_component(run_dir, name)
+    return start_component(run_dir, name, timeout)

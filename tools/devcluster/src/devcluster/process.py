@@ -17,7 +17,8 @@ class Started:
     name: str
     pid: int
     log: pathlib.Path
-    argv0: str
+    argv: tuple[str, ...]
+    """The command line, so the process can be started again (restart tests)."""
     start_ticks: int
     """Start time from /proc/<pid>/stat: with the PID it names the process even after the PID is reused."""
 
@@ -47,7 +48,7 @@ def start(
         )
     # Our unreaped child cannot vanish or be replaced before this read.
     return Started(
-        name=name, pid=proc.pid, log=log, argv0=str(argv[0]), start_ticks=_start_ticks(proc.pid) or 0
+        name=name, pid=proc.pid, log=log, argv=tuple(argv), start_ticks=_start_ticks(proc.pid) or 0
     )
 
 
