@@ -10,7 +10,7 @@ import ssl
 import sys
 import time
 import urllib.request
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from . import components, kubeapi, kubeconfig, kwokconfig, nodes, pki, ports, process, versions, wait
 
@@ -36,6 +36,8 @@ class Settings:
     """Extra ``image=command`` mappings for the pod runner (tests run stand-in images)."""
     node_devices: tuple[str, ...] = ()
     """``node=file`` umockdev device descriptions the pod runner wraps that node's pods in."""
+    runner_env: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    """Extra environment for the pod runner and so for every pod process (e.g. ``SOFTHSM2_CONF``)."""
     start_podrunner: bool = True
     """Start the pod runner as part of the cluster."""
     timeout: float = 60.0
@@ -165,8 +167,8 @@ def up(settings: Settings, bin_dir: pathlib.Path | None = None) -> Cluster:
     started: list[process.Started] = []
     cluster = Cluster(run, server, admin, ())
 
-    def launch(name: str, argv: Sequence[str]) -> process.Started:
-        proc = process.start(name, argv, logs / f"{name}.log", cwd=run)
+    def launch(name: str, argv: Sequence[str], env: Mapping[str, str] | None = None) -> process.Started:
+        proc = process.start(name, argv, logs / f"{name}.log", env=env, cwd=run)
         started.append(proc)
         _save(dataclasses.replace(cluster, processes=tuple(started)))
         return proc
@@ -231,7 +233,7 @@ def up(settings: Settings, bin_dir: pathlib.Path | None = None) -> Cluster:
                 argv += ["--command", mapping]
             for mapping in settings.node_devices:
                 argv += ["--node-device", mapping]
-            runner = launch("podrunner", argv)
+            runner = launch("podrunner", argv, {**os.environ, **settings.runner_env})
             ready_file = run / "podrunner" / "ready"
             _await(runner, ready_file.exists, settings.timeout, "pod runner")
     except BaseException:
@@ -278,7 +280,8 @@ def stop_component(run_dir: pathlib.Path, name: str) -> None:
 def start_component(run_dir: pathlib.Path, name: str, timeout: float = 60.0) -> Cluster:
     """Start a stopped component again with its original command line (same ports, same data).
 
-    Returns once it is running, and for the API server once ``/readyz`` answers ok.
+    Returns once it is running, and for the API server once ``/readyz`` answers ok. The environment is
+    the caller's, not the original one.
     """
     found = load(run_dir)
     if found is None:
