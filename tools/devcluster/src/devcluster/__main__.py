@@ -21,6 +21,16 @@ def _parser() -> argparse.ArgumentParser:
     up.add_argument("--nodes", type=int, default=2, help="number of kwok nodes")
     up.add_argument("--no-podrunner", action="store_true", help="do not start the pod runner")
     up.add_argument("--timeout", type=float, default=60.0, help="seconds each component gets to be ready")
+    up.add_argument(
+        "--node-device", action="append", default=[], help="NODE=FILE: run NODE's pods under umockdev-run"
+    )
+    up.add_argument(
+        "--image-command",
+        dest="image_commands",
+        action="append",
+        default=[],
+        help="IMAGE=COMMAND: run IMAGE too",
+    )
     sub.add_parser("down", help="stop the cluster")
     sub.add_parser("status", help="show which processes run")
     sub.add_parser("env", help="print KUBECONFIG=… for eval")
@@ -41,11 +51,13 @@ def main(argv: list[str] | None = None) -> int:
                 node_count=args.nodes,
                 start_podrunner=not args.no_podrunner,
                 timeout=args.timeout,
+                node_devices=tuple(args.node_device),
+                runner_commands=tuple(args.image_commands),
             )
             started = cluster.up(settings)
             print(f"export KUBECONFIG={shlex.quote(str(started.kubeconfig))}")
         elif args.command == "down":
-            for proc in cluster.down(run_dir):
+            for proc in reversed(cluster.down(run_dir)):
                 print(f"stopped {proc.name} (pid {proc.pid})")
         elif args.command == "status":
             states = cluster.status(run_dir)

@@ -98,8 +98,9 @@ def load(run_dir: pathlib.Path) -> Cluster | None:
             name=p["name"],
             pid=p["pid"],
             log=pathlib.Path(p["log"]),
-            argv=tuple(p["argv"]),
-            start_ticks=p["start_ticks"],
+            # States written by older versions lack these; such processes then count as gone.
+            argv=tuple(p.get("argv", ())),
+            start_ticks=p.get("start_ticks", -1),
         )
         for p in state["processes"]
     )
