@@ -1,0 +1,23 @@
+"""The command line parses every subcommand's options without clobbering the subcommand."""
+
+import pathlib
+
+from devcluster import __main__ as cli
+
+
+def test_up_options_keep_the_subcommand() -> None:
+    args = cli._parser().parse_args(
+        ["up", "--nodes", "3", "--node-device", "kwok-node-1=/d", "--image-command", "x=python3 -m x"]
+    )
+    assert args.command == "up"
+    assert args.nodes == 3
+    assert args.node_device == ["kwok-node-1=/d"]
+    assert args.image_commands == ["x=python3 -m x"]
+
+
+def test_status_without_a_cluster_fails(tmp_path: pathlib.Path) -> None:
+    assert cli.main(["--run-dir", str(tmp_path), "status"]) == 1
+
+
+def test_env_without_a_cluster_fails(tmp_path: pathlib.Path) -> None:
+    assert cli.main(["--run-dir", str(tmp_path), "env"]) == 1
