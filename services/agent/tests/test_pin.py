@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import subprocess
 import time
 
 from hsm_agent.store import secret_store
@@ -32,3 +34,32 @@ def test_token_with_another_serial_is_refused(softhsm, start_agent, wait) -> Non
     service = start_agent(softhsm, ready=False, serial="not-this-one")
     wait(lambda: service.store.state is secret_store.State.REFUSED)
     assert service.store.login_attempts == 1
+
+
+def _serial_of(softhsm, label: str) -> str:
+    shown = subprocess.run(
+        ["softhsm2-util", "--show-slots"],
+        env=softhsm.env(),
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    ).stdout
+    for block in shown.split("\nSlot "):
+        if re.search(rf"^\s*Label:\s*{label}\s*$", block, re.MULTILINE):
+            return re.search(r"^\s*Serial number:\s*(\S+)", block, re.MULTILINE).group(1)
+    raise AssertionError(f"no token {label}")
+
+
+def test_without_a_label_the_serial_picks_the_token(softhsm, start_agent) -> None:
+    softhsm.init("second")
+    wanted = _serial_of(softhsm, "second")
+    service = start_agent(softhsm, token_label=None, serial=wanted)
+    assert service.store.info is not None
+    assert (service.store.info.label.strip(), service.store.info.serial) == ("second", wanted)
+
+
+def test_without_a_label_an_unknown_serial_is_unavailable(softhsm, start_agent, wait) -> None:
+    service = start_agent(softhsm, ready=False, token_label=None, serial="0000000000000000")
+    wait(lambda: "no token with serial" in (service.store.message or ""))
+    assert not service.store.ready

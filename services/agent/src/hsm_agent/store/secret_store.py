@@ -74,7 +74,7 @@ class SecretStore:
         self.last_probe_ok: float | None = None
         self._metrics = meters
         self._token = token.Token(
-            config.library_path, config.token_label, config.slot_id, meters.observe_pkcs11
+            config.library_path, config.token_label, config.slot_id, meters.observe_pkcs11, config.serial
         )
         self._pin = pin.PinFile(config.pin_file)
         # Serialises writes, deletes, scans and reconnects: a version is decided from the index and must

@@ -80,10 +80,12 @@ class Token:
         token_label: str | None,
         slot_id: int | None,
         observe: Observer,
+        serial: str | None = None,
     ) -> None:
         self._library_path = library_path
         self._token_label = token_label
         self._slot_id = slot_id
+        self._serial = serial
         self._observe = observe
         self._lib: Any = None
         self._token: Any = None
@@ -111,6 +113,12 @@ class Token:
                 if slot.slot_id == self._slot_id:
                     return slot.get_token()
             raise errors.DeviceUnavailable(f"no token in slot {self._slot_id}")
+        if self._token_label is None and self._serial:
+            # Several devices on one node (or one module): without a label, the serial picks the token.
+            for candidate in self._lib.get_tokens():
+                if candidate.serial.decode(errors="replace").strip() == self._serial:
+                    return candidate
+            raise errors.DeviceUnavailable(f"no token with serial {self._serial!r}")
         try:
             return self._lib.get_token(token_label=self._token_label)
         except p11.NoSuchToken as error:
