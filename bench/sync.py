@@ -112,12 +112,15 @@ def cold(op: env.Operator, device: env.Device, count: int) -> None:
     sampler.start()
     env.poll(lambda: managed_count(kube, namespace) >= count, 1800, f"{count} Secrets", period=1.0)
     elapsed = time.monotonic() - started
+    cpu = op.cpu_seconds()
     done.set()
     sampler.join()
     rss = op.rss_bytes()
     print(
         f"cold convergence of {count} HSMSecrets: {elapsed:.1f} s from operator process start "
-        f"({count / elapsed:.0f}/s); operator RSS {rss / 2**20:.0f} MiB after, peak {peak[0] / 2**20:.0f} MiB"
+        f"({count / elapsed:.0f}/s), operator CPU {cpu:.1f} s ({1000 * cpu / count:.0f} ms per HSMSecret); "
+        f"operator RSS {rss / 2**20:.0f} MiB after, peak {peak[0] / 2**20:.0f} MiB; load average "
+        f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs"
     )
 
 
@@ -181,6 +184,7 @@ def main() -> int:
     running = cluster.up(cluster.Settings(run_dir=scratch / "devcluster"))
     kube = testkit.from_kubeconfig(running.kubeconfig, scratch, running)
     op: env.Operator | None = None
+    device: env.Device | None = None
     try:
         op = env.start_operator(kube, scratch)
         device = env.deploy_device(op, conf, "bench")
@@ -191,6 +195,8 @@ def main() -> int:
             cold(op, device, count)
         idle(op, device, args.idle)
     finally:
+        if device is not None:
+            device.heartbeat.stop()
         if op is not None:
             op.stop()
         cluster.down(running.run_dir)

@@ -19,6 +19,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -129,6 +130,13 @@ class Operator:
             self.proc.kill()
             self.proc.wait(5)
         self.proc = None
+
+    def cpu_seconds(self) -> float:
+        """User and system CPU time the operator process used so far."""
+        if self.proc is None:
+            return 0.0
+        fields = pathlib.Path(f"/proc/{self.proc.pid}/stat").read_text().rpartition(")")[2].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def rss_bytes(self) -> int:
         """Resident set size of the operator process."""
@@ -307,6 +315,26 @@ def agent_stub(kube: testkit.Kube, namespace: str, pod: dict[str, Any]) -> hsm_p
     return channel.agent_stub(channel.open_channel(address, tls))
 
 
+class Heartbeat(threading.Thread):
+    """Re-reports the device every period seconds, as discovery does: reports older than the pool's
+    grace period (5 minutes) are stale, and the operator would then remove the agent."""
+
+    def __init__(self, kube: testkit.Kube, namespace: str, device: str, serial: str, node: str) -> None:
+        super().__init__(name=f"heartbeat-{device}", daemon=True)
+        self._args = (kube, namespace, device, serial, node)
+        self._stop = threading.Event()
+
+    def run(self) -> None:
+        while not self._stop.wait(30.0):
+            try:
+                report_device(*self._args)
+            except Exception:  # noqa: S112 - the namespace may be going; the next beat retries
+                continue
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
 @dataclasses.dataclass
 class Device:
     """A device with its token, reported on a node, with a Ready agent."""
@@ -316,6 +344,7 @@ class Device:
     serial: str
     node: str
     stub: hsm_pb2_grpc.HSMAgentStub
+    heartbeat: Heartbeat
 
 
 def deploy_device(op: Operator, conf: pathlib.Path, name: str, node: str = "kwok-node-1") -> Device:
@@ -327,6 +356,8 @@ def deploy_device(op: Operator, conf: pathlib.Path, name: str, node: str = "kwok
         "POST", f"{GROUP_PATH}/namespaces/{namespace}/hsmdevices", device_manifest(namespace, name, label)
     )
     report_device(kube, namespace, name, serial, node)
+    heartbeat = Heartbeat(kube, namespace, name, serial, node)
+    heartbeat.start()
     poll(
         lambda: (
             (
@@ -339,4 +370,4 @@ def deploy_device(op: Operator, conf: pathlib.Path, name: str, node: str = "kwok
         "the pool Ready",
     )
     pod = poll(lambda: ready_agent_pod(kube, namespace, name), 90, "the agent pod Running and Ready")
-    return Device(name, label, serial, node, agent_stub(kube, namespace, pod))
+    return Device(name, label, serial, node, agent_stub(kube, namespace, pod), heartbeat)

@@ -5,130 +5,32 @@ certificate and MAC key Secrets; HSMSecret status without agents (DeviceUnavaila
 hsmPath escapes refused; deleting one of two HSMDevices removes only its objects.
 """
 
-import os
 import pathlib
-import socket
-import subprocess
 import sys
-import time
 import uuid
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Iterator
 
 import pytest
-import yaml
 
-from devcluster import kubeapi, kubectl, testkit
-from hsm_common import constants
+from devcluster import kubeapi, testkit
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
-CRD_DIR = ROOT / "deploy" / "kustomize" / "base" / "crds"
-RBAC = ROOT / "deploy" / "kustomize" / "base" / "rbac" / "manager.yaml"
-GROUP_PATH = f"/apis/{constants.API_VERSION}"
+sys.path.insert(0, str(pathlib.Path(__file__).parent))
+import operator_env as env
 
-
-def poll(condition: Callable[[], Any], timeout: float, what: str) -> Any:
-    """condition's first truthy result within timeout seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = condition()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.1)
-
-
-def rbac_for(namespace: str, suffix: str) -> str:
-    """The manager RBAC as kustomize would render it into namespace (cluster objects made unique)."""
-    docs = [d for d in yaml.safe_load_all(RBAC.read_text()) if d]
-    for doc in docs:
-        if doc["kind"] == "ServiceAccount":
-            doc["metadata"]["namespace"] = namespace
-        else:
-            doc["metadata"]["name"] += suffix
-        if "roleRef" in doc:
-            doc["roleRef"]["name"] += suffix
-        for subject in doc.get("subjects", []):
-            subject["namespace"] = namespace
-    return yaml.safe_dump_all(docs)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def get(kube: testkit.Kube, path: str) -> dict[str, Any] | None:
-    try:
-        return kube.client.get(path)
-    except kubeapi.ApiError as exc:
-        if exc.status == 404:
-            return None
-        raise
-
-
-def device(namespace: str, name: str) -> dict[str, Any]:
-    return {
-        "apiVersion": constants.API_VERSION,
-        "kind": constants.KIND_DEVICE,
-        "metadata": {"name": name, "namespace": namespace},
-        "spec": {
-            "deviceType": "Generic",
-            "discovery": {"usb": [{"vendorId": "20a0", "productId": "4230"}]},
-            "pkcs11": {
-                "libraryPath": "/usr/lib/softhsm/libsofthsm2.so",
-                "tokenLabel": "e2e",
-                "pinSecret": {"name": "pin", "key": "pin"},
-            },
-        },
-    }
-
-
-def hsmsecret(namespace: str, name: str, **spec: Any) -> dict[str, Any]:
-    return {
-        "apiVersion": constants.API_VERSION,
-        "kind": constants.KIND_SECRET,
-        "metadata": {"name": name, "namespace": namespace},
-        "spec": spec,
-    }
+GROUP_PATH = env.GROUP_PATH
+poll, get = env.poll, env.get
+device, hsmsecret = env.device_manifest, env.hsmsecret_manifest
 
 
 @pytest.fixture(scope="module")
 def operator(kube: testkit.Kube, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The operator process as ServiceAccount hsm-manager of a fresh namespace; yields that namespace."""
-    tmp = tmp_path_factory.mktemp("operator")
-    kube.apply_kustomization(CRD_DIR)
-    crds = [d["metadata"]["name"] for d in yaml.safe_load_all(kubectl.kustomize(CRD_DIR)) if d]
-    kube.wait_crds_established(crds)
-    namespace = f"e2e-op-{uuid.uuid4().hex[:6]}"
-    kube.client.request("POST", "/api/v1/namespaces", {"metadata": {"name": namespace}})
-    suffix = f"-{namespace}"
-    kube.kubectl("apply", "-f", "-", stdin=rbac_for(namespace, suffix))
-    config = kube.service_account_kubeconfig(namespace, "hsm-manager", tmp / "sa.kubeconfig")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("KUBERNETES_")}
-    env["KUBECONFIG"] = str(config)
-    health = f"127.0.0.1:{free_port()}"
-    command = [
-        sys.executable, "-m", "hsm_manager", "operator", f"--namespace={namespace}",
-        f"--metrics-port={free_port()}", f"--health-listen={health}", "--default-sync-interval=10s",
-    ]  # fmt: skip
-    with (tmp / "operator.log").open("w") as log:
-        proc = subprocess.Popen(command, env=env, stderr=log, stdout=log)
+    op = env.start_operator(kube, tmp_path_factory.mktemp("operator"), ("--default-sync-interval=10s",))
     try:
-        poll(
-            lambda: get(kube, f"/api/v1/namespaces/{namespace}/secrets/hsm-manager-client-tls"),
-            60,
-            "the operator's client certificate Secret",
-        )
-        yield namespace
+        yield op.namespace
     finally:
-        proc.terminate()
-        proc.wait(15)
-        print((tmp / "operator.log").read_text()[-4000:])
-        kube.kubectl("delete", "--ignore-not-found", "clusterrole,clusterrolebinding", f"hsm-manager{suffix}")
-        kube.client.request("DELETE", f"/api/v1/namespaces/{namespace}")
+        env.remove_operator(op)
+        print(op.log.read_text()[-4000:])
 
 
 def test_operator_keeps_its_ca_and_mac_key_in_its_namespace(kube: testkit.Kube, operator: str) -> None:
@@ -137,7 +39,9 @@ def test_operator_keeps_its_ca_and_mac_key_in_its_namespace(kube: testkit.Kube, 
 
 
 def test_device_gets_an_owned_pool_and_discovery_daemonset(kube: testkit.Kube, operator: str) -> None:
-    kube.client.request("POST", f"{GROUP_PATH}/namespaces/{operator}/hsmdevices", device(operator, "alpha"))
+    kube.client.request(
+        "POST", f"{GROUP_PATH}/namespaces/{operator}/hsmdevices", device(operator, "alpha", "e2e")
+    )
     pool = poll(
         lambda: (
             (p := get(kube, f"{GROUP_PATH}/namespaces/{operator}/hsmpools/alpha-pool"))
@@ -158,7 +62,9 @@ def test_device_gets_an_owned_pool_and_discovery_daemonset(kube: testkit.Kube, o
 
 
 def test_hsmsecret_without_agents_reports_device_unavailable(kube: testkit.Kube, operator: str) -> None:
-    kube.client.request("POST", f"{GROUP_PATH}/namespaces/{operator}/hsmdevices", device(operator, "beta"))
+    kube.client.request(
+        "POST", f"{GROUP_PATH}/namespaces/{operator}/hsmdevices", device(operator, "beta", "e2e")
+    )
     path = f"{GROUP_PATH}/namespaces/{operator}/hsmsecrets"
     kube.client.request("POST", path, hsmsecret(operator, "lonely", device="beta"))
     ready = poll(
@@ -188,7 +94,7 @@ def test_hsmsecret_path_escape_is_refused(kube: testkit.Kube, operator: str, hsm
 def test_deleting_one_device_leaves_the_other(kube: testkit.Kube, operator: str) -> None:
     base = f"{GROUP_PATH}/namespaces/{operator}"
     for name in ("one", "two"):
-        kube.client.request("POST", f"{base}/hsmdevices", device(operator, name))
+        kube.client.request("POST", f"{base}/hsmdevices", device(operator, name, "e2e"))
     for name in ("one", "two"):
         poll(lambda n=name: get(kube, f"{base}/hsmpools/{n}-pool"), 30, f"pool {name}")
     kube.client.request("DELETE", f"{base}/hsmdevices/one")

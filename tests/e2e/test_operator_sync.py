@@ -82,6 +82,7 @@ def stack(kube: testkit.Kube, tmp_path_factory: pytest.TempPathFactory) -> Itera
     finally:
         env.remove_operator(op)
         if device is not None:
+            device.heartbeat.stop()
             env.delete_token(conf, device.label)
         print(op.log.read_text()[-3000:])
 
@@ -248,3 +249,27 @@ def test_hsmsecret_in_another_namespace_cannot_read_this_ones_path(stack: Stack,
         assert stack.secret(other, "thief") is None
     finally:
         stack.kube.client.request("DELETE", f"/api/v1/namespaces/{other}")
+
+
+def _agent_deployments(stack: Stack, device: str) -> list[str]:
+    selector = f"{constants.LABEL_COMPONENT}=agent,{constants.LABEL_DEVICE}={device}"
+    found = stack.kube.client.get(
+        f"/apis/apps/v1/namespaces/{stack.op.namespace}/deployments?labelSelector={selector}"
+    )
+    return [d["metadata"]["name"] for d in found["items"]]
+
+
+def test_deleting_a_device_removes_its_agent_and_leaves_the_others(stack: Stack) -> None:
+    other = env.deploy_device(stack.op, stack.conf, "other", node="kwok-node-2")
+    try:
+        assert _agent_deployments(stack, "other")
+        stack.kube.client.request("DELETE", f"{GP}/namespaces/{stack.op.namespace}/hsmdevices/other")
+        env.poll(lambda: not _agent_deployments(stack, "other"), 60, "the other device's agent collected")
+        env.poll(
+            lambda: env.ready_agent_pod(stack.kube, stack.op.namespace, "other") is None, 60, "its pod gone"
+        )
+        assert _agent_deployments(stack, stack.device.name)
+        assert env.ready_agent_pod(stack.kube, stack.op.namespace, stack.device.name) is not None
+    finally:
+        other.heartbeat.stop()
+        env.delete_token(stack.conf, other.label)
