@@ -1,5 +1,6 @@
 """The pod runner against a fake API: real processes on pod IPs, status reports, stop on deletion."""
 
+import base64
 import pathlib
 import random
 import shutil
@@ -12,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from devcluster import nodes, wait
+from devcluster import kubeapi, nodes, wait
 from devcluster.podrunner import runner
 
 
@@ -21,6 +22,7 @@ class FakeApi:
 
     def __init__(self) -> None:
         self.pods: dict[str, dict[str, Any]] = {}
+        self.secrets: dict[str, dict[str, str]] = {}
         self.patches: list[tuple[str, dict[str, Any]]] = []
         self.lock = threading.Lock()
         self.changed = threading.Event()
@@ -31,6 +33,13 @@ class FakeApi:
         if path == "/api/v1/pods":
             with self.lock:
                 return {"items": list(self.pods.values()), "metadata": {"resourceVersion": "1"}}
+        prefix = "/api/v1/namespaces/ns/secrets/"
+        if path.startswith(prefix):
+            with self.lock:
+                data = self.secrets.get(path.removeprefix(prefix))
+            if data is None:
+                raise kubeapi.ApiError(404, "not found")
+            return {"data": {k: base64.b64encode(v.encode()).decode() for k, v in data.items()}}
         raise AssertionError(f"unexpected GET {path}")
 
     def request(
@@ -223,3 +232,20 @@ def test_pods_on_a_node_with_a_device_description_run_under_umockdev(
         return phase if phase in ("Succeeded", "Failed") else None
 
     assert wait.until(finished, 20, "the pod to finish") == "Succeeded"
+
+
+def test_changed_secret_reaches_the_running_pods_volume(
+    fake: FakeApi, pod_runner: runner.PodRunner, tmp_path: pathlib.Path
+) -> None:
+    fake.secrets["pin"] = {"pin": "1111"}
+    ip, port = f"127.1.1.{random.randint(2, 250)}", _free_port()
+    pod = _pod("web", "http", ip, ["--bind", "$(POD_IP)", str(port)])
+    pod["spec"]["volumes"] = [{"name": "pin", "secret": {"secretName": "pin"}}]
+    pod["spec"]["containers"][0]["volumeMounts"] = [{"name": "pin", "mountPath": "/etc/pin"}]
+    _add(fake, pod)
+    wait.until(lambda: _answers(ip, port), 20, "the process to listen")
+    (pin_file,) = (tmp_path / "pods").glob("ns_web_*/volumes/pin/pin")
+    assert pin_file.read_text() == "1111"
+    with fake.lock:
+        fake.secrets["pin"] = {"pin": "2222"}
+    wait.until(lambda: pin_file.read_text() == "2222", 20, "the new PIN in the volume")

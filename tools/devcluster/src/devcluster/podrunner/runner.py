@@ -22,6 +22,8 @@ log = logging.getLogger("devcluster.podrunner")
 # Variables of the runner's own environment that must not leak into pods: the pod gets its own identity.
 _PRIVATE_ENV = ("KUBECONFIG", "KUBERNETES_SERVICE_HOST", "KUBERNETES_SERVICE_PORT")
 _PROBE_PERIOD = 1.0
+# How often running pods' Secret/ConfigMap volumes are refreshed (the kubelet takes up to a minute).
+_VOLUME_SYNC_PERIOD = 2.0
 # Longest SIGTERM grace given to a pod's process, whatever terminationGracePeriodSeconds says: tests wait.
 _MAX_GRACE = 10.0
 
@@ -73,6 +75,7 @@ class _Container:
     start_time: str = dataclasses.field(default_factory=status.now)
     next_start: float = 0.0
     next_probe: float = 0.0
+    next_volume_sync: float = 0.0
     grace: float = 10.0
     last_exit: int | None = None
     finished_at: str | None = None
@@ -256,6 +259,7 @@ class PodRunner:
                 box.next_start = time.monotonic() + 2.0
                 return
         box.started_at = status.now()
+        box.next_volume_sync = time.monotonic() + _VOLUME_SYNC_PERIOD
         box.waiting_reason = box.message = None
         log.info("event=started pod=%s/%s pid=%d", box.namespace, box.name, box.proc.pid)
 
@@ -328,6 +332,32 @@ class PodRunner:
         except kubeapi.ApiError as err:
             log.warning("event=status_failed pod=%s/%s error=%s", box.namespace, box.name, err)
 
+    def _sync_volumes(self, pod: Mapping[str, Any], box: _Container) -> None:
+        """Rewrite Secret and ConfigMap volume files whose source changed, as the kubelet does.
+
+        Each changed file is replaced by rename, so a reader never sees half a file (the agent re-reads
+        its PIN file only when the Secret changes).
+        """
+        box.next_volume_sync = time.monotonic() + _VOLUME_SYNC_PERIOD
+        for volume in pod["spec"].get("volumes", []):
+            if "secret" not in volume and "configMap" not in volume:
+                continue
+            try:
+                files = spec.volume_files(pod, volume, self._secret, self._configmap, self._minter(pod)) or {}
+            except (spec.SpecError, kubeapi.ApiError) as err:
+                log.warning("event=volume_sync_failed pod=%s/%s error=%s", box.namespace, box.name, err)
+                continue
+            root = box.pod_dir / "volumes" / volume["name"]
+            for rel, content in files.items():
+                target = root / rel
+                if target.exists() and target.read_bytes() == content:
+                    continue
+                target.parent.mkdir(parents=True, exist_ok=True)
+                scratch = target.with_name(f".{target.name}.tmp")
+                scratch.write_bytes(content)
+                os.replace(scratch, target)
+                log.info("event=volume_updated pod=%s/%s file=%s", box.namespace, box.name, target)
+
     def _forget(self, uid: str) -> None:
         box = self._containers.pop(uid)
         self._kill(box, grace=box.grace)
@@ -353,6 +383,8 @@ class PodRunner:
             self._check_exit(pod, box)
             if box.proc is None and box.phase == "Running" and time.monotonic() >= box.next_start:
                 self._start(pod, box)
+            elif box.proc is not None and time.monotonic() >= box.next_volume_sync:
+                self._sync_volumes(pod, box)
             self._report(pod, box)
 
     def run(self, ready_file: pathlib.Path | None = None, sync_timeout: float = 30.0) -> None:
