@@ -299,3 +299,25 @@ def test_change_pin_updates_the_pin_secret(api: Setup, kube: testkit.Kube) -> No
     response = api.call("POST", "/api/v1/hsm/change-pin", "admin", json={"oldPin": PIN, "newPin": PIN})
     assert response.status_code == 200, response.text
     assert base64.b64decode(kube.client.get(secret)["data"]["pin"]) == PIN.encode()
+
+
+def test_change_pin_is_rolled_back_when_the_pin_secret_cannot_be_written(
+    api: Setup, kube: testkit.Kube
+) -> None:
+    secret = f"/api/v1/namespaces/{api.system}/secrets/pin"
+    kube.client.request("DELETE", secret)
+    try:
+        response = api.call(
+            "POST", "/api/v1/hsm/change-pin", "admin", json={"oldPin": PIN, "newPin": "654321"}
+        )
+        assert response.status_code == 404, response.text
+        assert sorted(response.json()["error"]["details"]["rolledBack"]) == ["hsm-a", "hsm-b"]
+    finally:
+        kube.client.request(
+            "POST",
+            f"/api/v1/namespaces/{api.system}/secrets",
+            {"metadata": {"name": "pin"}, "stringData": {"pin": PIN}},
+        )
+    # The devices kept the old PIN: changing from it still works.
+    again = api.call("POST", "/api/v1/hsm/change-pin", "admin", json={"oldPin": PIN, "newPin": PIN})
+    assert again.status_code == 200, again.text

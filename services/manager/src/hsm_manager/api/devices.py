@@ -111,7 +111,13 @@ def change_pin(
                 {"device": member.name, "rolledBack": rolled_back},
             ) from None
         changed.append(member)
-    pins.update_pin(group.namespace, group.device, new_pin)
+    try:
+        pins.update_pin(group.namespace, group.device, new_pin)
+    except errors.ApiError as error:
+        # Agents re-read the Secret when they log in again: devices must keep the PIN it holds.
+        rolled_back = _roll_back(provider, changed, old_pin, new_pin)
+        error.details = {**error.details, "rolledBack": rolled_back}
+        raise
     return {
         "hsmDevice": group.device,
         "devices": [member.name for member in changed],
