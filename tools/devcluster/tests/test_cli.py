@@ -21,3 +21,13 @@ def test_status_without_a_cluster_fails(tmp_path: pathlib.Path) -> None:
 
 def test_env_without_a_cluster_fails(tmp_path: pathlib.Path) -> None:
     assert cli.main(["--run-dir", str(tmp_path), "env"]) == 1
+
+
+def test_device_add_keeps_node_and_file() -> None:
+    args = cli._parser().parse_args(["device", "add", "kwok-node-2", "/tmp/pico.umockdev"])
+    assert (args.command, args.device_command, args.node) == ("device", "add", "kwok-node-2")
+    assert args.file == pathlib.Path("/tmp/pico.umockdev")
+
+
+def test_device_remove_without_a_testbed_fails(tmp_path: pathlib.Path) -> None:
+    assert cli.main(["--run-dir", str(tmp_path), "device", "remove", "kwok-node-1", "/sys/devices/x"]) == 1

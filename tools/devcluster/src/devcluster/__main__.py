@@ -5,7 +5,7 @@ import pathlib
 import shlex
 import sys
 
-from . import build, cluster
+from . import build, cluster, testbed
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -31,6 +31,17 @@ def _parser() -> argparse.ArgumentParser:
         default=[],
         help="IMAGE=COMMAND: run IMAGE too",
     )
+    up.add_argument(
+        "--testbed", dest="testbeds", action="append", default=[], help="NODE: give NODE a hotplug testbed"
+    )
+    device = sub.add_parser("device", help="plug USB devices in and out of a node's testbed")
+    device_commands = device.add_subparsers(dest="device_command", required=True)
+    add = device_commands.add_parser("add", help="plug in the devices of a umockdev description")
+    add.add_argument("node")
+    add.add_argument("file", type=pathlib.Path)
+    remove = device_commands.add_parser("remove", help="unplug the device at a sysfs path")
+    remove.add_argument("node")
+    remove.add_argument("sys_path", help="/sys/devices/...")
     sub.add_parser("down", help="stop the cluster")
     sub.add_parser("status", help="show which processes run")
     sub.add_parser("env", help="print KUBECONFIG=… for eval")
@@ -53,9 +64,18 @@ def main(argv: list[str] | None = None) -> int:
                 timeout=args.timeout,
                 node_devices=tuple(args.node_device),
                 runner_commands=tuple(args.image_commands),
+                testbed_nodes=tuple(args.testbeds),
             )
             started = cluster.up(settings)
             print(f"export KUBECONFIG={shlex.quote(str(started.kubeconfig))}")
+        elif args.command == "device":
+            bed = testbed.Testbed(run_dir, args.node)
+            if args.device_command == "add":
+                for path in bed.add(args.file):
+                    print(f"added {path} on {args.node}")
+            else:
+                bed.remove(args.sys_path)
+                print(f"removed {args.sys_path} from {args.node}")
         elif args.command == "down":
             for proc in reversed(cluster.down(run_dir)):
                 print(f"stopped {proc.name} (pid {proc.pid})")
@@ -74,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
                 return 1
             for key, value in found.env().items():
                 print(f"export {key}={shlex.quote(value)}")
-    except (build.BuildError, cluster.StartError) as err:
+    except (build.BuildError, cluster.StartError, testbed.TestbedError) as err:
         print(f"devcluster: {err}", file=sys.stderr)
         return 1
     return 0

@@ -12,7 +12,7 @@ import time
 import urllib.request
 from collections.abc import Callable, Mapping, Sequence
 
-from . import components, kubeapi, kubeconfig, kwokconfig, nodes, pki, ports, process, versions, wait
+from . import components, kubeapi, kubeconfig, kwokconfig, nodes, pki, ports, process, testbed, versions, wait
 
 DEFAULT_RUNNER_IMAGES = ("hsm-agent", "hsm-discovery", "hsm-manager")
 STATE_FILE = "state.json"
@@ -36,6 +36,9 @@ class Settings:
     """Extra ``image=command`` mappings for the pod runner (tests run stand-in images)."""
     node_devices: tuple[str, ...] = ()
     """``node=file`` umockdev device descriptions the pod runner wraps that node's pods in."""
+    testbed_nodes: tuple[str, ...] = ()
+    """Nodes that get a runtime umockdev testbed (``testbed.Testbed``) their pods see: devices can be
+    plugged in and out while the cluster runs."""
     runner_env: Mapping[str, str] = dataclasses.field(default_factory=dict)
     """Extra environment for the pod runner and so for every pod process (e.g. ``SOFTHSM2_CONF``)."""
     start_podrunner: bool = True
@@ -218,6 +221,9 @@ def up(settings: Settings, bin_dir: pathlib.Path | None = None) -> Cluster:
                 settings.timeout,
                 f"node {node_name} Ready",
             )
+        for node_name in settings.testbed_nodes:
+            started.append(testbed.start_driver(run, node_name, settings.timeout))
+            _save(dataclasses.replace(cluster, processes=tuple(started)))
         if settings.start_podrunner:
             argv = [
                 sys.executable,
@@ -234,6 +240,8 @@ def up(settings: Settings, bin_dir: pathlib.Path | None = None) -> Cluster:
                 argv += ["--command", mapping]
             for mapping in settings.node_devices:
                 argv += ["--node-device", mapping]
+            for node_name in settings.testbed_nodes:
+                argv += ["--node-testbed", f"{node_name}={testbed.root(run, node_name)}"]
             runner = launch("podrunner", argv, {**os.environ, **settings.runner_env})
             ready_file = run / "podrunner" / "ready"
             _await(runner, ready_file.exists, settings.timeout, "pod runner")

@@ -31,6 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--image", action="append", default=[], help="image name whose console script to run")
     parser.add_argument("--command", action="append", default=[], help="IMAGE=COMMAND for a stand-in image")
     parser.add_argument("--node-device", action="append", default=[], help="NODE=FILE umockdev description")
+    parser.add_argument("--node-testbed", action="append", default=[], help="NODE=DIR umockdev testbed")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     entrypoints = {image: entrypoint(image) for image in (args.image or cluster.DEFAULT_RUNNER_IMAGES)}
@@ -41,6 +42,10 @@ def main(argv: list[str] | None = None) -> int:
     for mapping in args.node_device:
         node, _, path = mapping.partition("=")
         devices[node] = pathlib.Path(path)
+    testbeds = {}
+    for mapping in args.node_testbed:
+        node, _, path = mapping.partition("=")
+        testbeds[node] = pathlib.Path(path)
     config = runner.Config(
         client=kubeapi.Client.from_kubeconfig(args.kubeconfig),
         server=runner.server_of(args.kubeconfig),
@@ -48,6 +53,7 @@ def main(argv: list[str] | None = None) -> int:
         work_dir=args.run_dir / "podrunner" / "pods",
         entrypoints=entrypoints,
         node_devices=devices,
+        node_testbeds=testbeds,
     )
     pod_runner = runner.PodRunner(config)
 

@@ -58,6 +58,8 @@ class Config:
     """Image name → command standing in for the image's entrypoint."""
     node_devices: Mapping[str, pathlib.Path] = dataclasses.field(default_factory=dict)
     """Node name → umockdev device description to run that node's pods under."""
+    node_testbeds: Mapping[str, pathlib.Path] = dataclasses.field(default_factory=dict)
+    """Node name → runtime umockdev testbed directory that node's pods see (``devcluster.testbed``)."""
     poll_interval: float = 0.2
 
 
@@ -240,6 +242,10 @@ class PodRunner:
         device = self.config.node_devices.get(pod["spec"]["nodeName"])
         if device is not None:
             argv = ["umockdev-run", "--device", str(device), "--", *argv]
+        bed = self.config.node_testbeds.get(pod["spec"]["nodeName"])
+        if bed is not None:
+            argv = ["umockdev-wrapper", *argv]
+            env["UMOCKDEV_DIR"] = str(bed)
         logfile = box.pod_dir / f"{container['name']}.log"
         with logfile.open("ab") as out:
             out.write(f"--- start {status.now()} argv={argv}\n".encode())

@@ -1,0 +1,122 @@
+"""Runtime USB hotplug on devcluster nodes: one umockdev testbed per node, owned by a driver process.
+
+The driver (``_testbed_driver``) runs under ``umockdev-wrapper`` with its directory under the cluster's
+run dir (``testbeds/<node>``); the pod runner runs that node's pods under ``umockdev-wrapper`` with
+``UMOCKDEV_DIR`` set to the testbed, so they see the node's devices and their add/remove uevents.
+"""
+
+import dataclasses
+import os
+import pathlib
+import re
+import sys
+import uuid
+
+from . import process, wait
+
+TESTBEDS_DIR = "testbeds"
+_SYS_PATH = re.compile(r"^P:\s*(\S+)", re.MULTILINE)
+
+
+class TestbedError(RuntimeError):
+    """A testbed command failed or its driver does not answer."""
+
+    __test__ = False  # not a pytest test class, despite the name
+
+
+def node_dir(run_dir: pathlib.Path, node: str) -> pathlib.Path:
+    """The directory of ``node``'s testbed driver (control FIFO, replies, root file)."""
+    return run_dir / TESTBEDS_DIR / node
+
+
+def start_driver(run_dir: pathlib.Path, node: str, timeout: float = 30.0) -> process.Started:
+    """Start ``node``'s driver and return once it accepts commands."""
+    directory = node_dir(run_dir, node)
+    directory.mkdir(parents=True, exist_ok=True)
+    # The testbed is a temp dir of the driver's: TMPDIR keeps it inside the run dir, removed with it.
+    env = {**os.environ, "TMPDIR": str(directory)}
+    argv = ["umockdev-wrapper", sys.executable, "-m", "devcluster._testbed_driver", str(directory)]
+    started = process.start(f"testbed-{node}", argv, run_dir / "logs" / f"testbed-{node}.log", env=env)
+
+    def ready() -> bool:
+        if not process.is_alive(started):
+            raise TestbedError(f"testbed driver of {node} exited:\n{process.log_tail(started)}")
+        return (directory / "root").exists()
+
+    try:
+        wait.until(ready, timeout, f"testbed driver of {node}")
+    except wait.TimeoutExpiredError as err:
+        process.stop(started)
+        if isinstance(err.__cause__, TestbedError):
+            raise err.__cause__ from None
+        raise TestbedError(f"{err}\n{process.log_tail(started)}") from None
+    return started
+
+
+def root(run_dir: pathlib.Path, node: str) -> pathlib.Path:
+    """``node``'s testbed directory: the ``UMOCKDEV_DIR`` of its pods."""
+    try:
+        return pathlib.Path((node_dir(run_dir, node) / "root").read_text())
+    except FileNotFoundError:
+        raise TestbedError(f"node {node} has no testbed in {run_dir}") from None
+
+
+def nodes(run_dir: pathlib.Path) -> list[str]:
+    """Nodes of the cluster in ``run_dir`` that have a testbed."""
+    base = run_dir / TESTBEDS_DIR
+    return sorted(p.name for p in base.iterdir() if (p / "root").exists()) if base.exists() else []
+
+
+def sys_paths(description: str) -> list[str]:
+    """The sysfs paths a umockdev device description adds (``P:`` lines), as ``/sys/devices/...``."""
+    return ["/sys" + p if not p.startswith("/sys/") else p for p in _SYS_PATH.findall(description)]
+
+
+def _command(run_dir: pathlib.Path, node: str, text: str, timeout: float) -> None:
+    directory = node_dir(run_dir, node)
+    request_id = uuid.uuid4().hex
+    try:
+        # Non-blocking: opening fails at once (ENXIO) when no driver holds the FIFO open for reading.
+        fd = os.open(directory / "control", os.O_WRONLY | os.O_NONBLOCK)
+    except (FileNotFoundError, OSError) as err:
+        raise TestbedError(f"testbed driver of {node} is not running ({err.strerror})") from None
+    try:
+        # One line below PIPE_BUF: written atomically even with other clients writing too.
+        os.write(fd, f"{request_id} {text}\n".encode())
+    finally:
+        os.close(fd)
+    reply = directory / "replies" / request_id
+    try:
+        wait.until(reply.exists, timeout, f"testbed driver of {node} to answer")
+    except wait.TimeoutExpiredError:
+        raise TestbedError(f"testbed driver of {node} did not answer {text!r}") from None
+    answer = reply.read_text()
+    reply.unlink()
+    if answer != "ok":
+        raise TestbedError(f"{node}: {text}: {answer.removeprefix('error ')}")
+
+
+@dataclasses.dataclass(frozen=True)
+class Testbed:
+    """A handle on one node's testbed."""
+
+    __test__ = False  # not a pytest test class, despite the name
+
+    run_dir: pathlib.Path
+    node: str
+
+    def add(self, description: pathlib.Path, timeout: float = 10.0) -> list[str]:
+        """Plug in the devices of a umockdev description file; return their sysfs paths."""
+        self._command(f"add {description.resolve()}", timeout)
+        return sys_paths(description.read_text())
+
+    def remove(self, sys_path: str, timeout: float = 10.0) -> None:
+        """Unplug the device at ``sys_path`` (``/sys/devices/...``): a "remove" uevent, then it is gone."""
+        self._command(f"remove {sys_path}", timeout)
+
+    def present(self, sys_path: str) -> bool:
+        """Whether a device is plugged in at ``sys_path``."""
+        return (root(self.run_dir, self.node) / sys_path.lstrip("/")).is_dir()
+
+    def _command(self, text: str, timeout: float) -> None:
+        _command(self.run_dir, self.node, text, timeout)
