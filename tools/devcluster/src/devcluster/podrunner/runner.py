@@ -10,12 +10,12 @@ import subprocess
 import threading
 import time
 import urllib.parse
-from collections.abc import Iterator, Mapping
-from typing import Any, Protocol
+from collections.abc import Mapping
+from typing import Any
 
-from devcluster import kubeapi, kubeconfig, nodes
+from devcluster import kubeapi, kubeconfig
 
-from . import probes, spec, status
+from . import podwatch, probes, spec, status
 
 log = logging.getLogger("devcluster.podrunner")
 
@@ -28,28 +28,11 @@ _VOLUME_SYNC_PERIOD = 2.0
 _MAX_GRACE = 10.0
 
 
-class Api(Protocol):
-    """The calls the runner makes (``kubeapi.Client`` in production, a fake in unit tests)."""
-
-    def get(self, path: str) -> dict[str, Any]: ...
-
-    def request(
-        self,
-        method: str,
-        path: str,
-        body: dict[str, Any] | None = None,
-        content_type: str = "application/json",
-        timeout: float = 30.0,
-    ) -> dict[str, Any]: ...
-
-    def watch(self, path: str, timeout_seconds: int = 300) -> Iterator[dict[str, Any]]: ...
-
-
 @dataclasses.dataclass(frozen=True)
 class Config:
     """What the runner runs and where."""
 
-    client: Api
+    client: podwatch.Api
     server: str
     ca_cert: pathlib.Path
     work_dir: pathlib.Path
@@ -94,57 +77,9 @@ class PodRunner:
 
     def __init__(self, config: Config) -> None:
         self.config = config
-        self._pods: dict[str, dict[str, Any]] = {}
-        # Guards _pods: the watch thread writes it, the reconcile loop reads it.
-        self._pods_lock = threading.Lock()
         self._containers: dict[str, _Container] = {}
         self._stopping = threading.Event()
-        self._synced = threading.Event()
-        self._nodes: set[str] = set()
-        self._nodes_checked = 0.0
-
-    # --- watching -------------------------------------------------------------------------------------
-    def _watch_pods(self) -> None:
-        client = self.config.client
-        while not self._stopping.is_set():
-            try:
-                listing = client.get("/api/v1/pods")
-                with self._pods_lock:
-                    self._pods = {p["metadata"]["uid"]: p for p in listing["items"]}
-                self._synced.set()
-                version = listing["metadata"]["resourceVersion"]
-                for event in client.watch(f"/api/v1/pods?resourceVersion={version}", timeout_seconds=120):
-                    if self._stopping.is_set():
-                        return
-                    obj = event["object"]
-                    if event["type"] == "ERROR":
-                        break
-                    if event["type"] == "BOOKMARK":
-                        continue
-                    uid = obj["metadata"]["uid"]
-                    with self._pods_lock:
-                        if event["type"] == "DELETED":
-                            self._pods.pop(uid, None)
-                        else:
-                            self._pods[uid] = obj
-            except Exception as err:
-                log.warning("event=watch_failed error=%r", err)
-                self._stopping.wait(1.0)
-
-    def _kwok_nodes(self) -> set[str]:
-        if time.monotonic() - self._nodes_checked > 5.0:
-            try:
-                listing = self.config.client.get("/api/v1/nodes")
-                self._nodes = {
-                    n["metadata"]["name"]
-                    for n in listing["items"]
-                    if n["metadata"].get("annotations", {}).get(nodes.KWOK_ANNOTATION)
-                    == nodes.KWOK_ANNOTATION_VALUE
-                }
-                self._nodes_checked = time.monotonic()
-            except Exception as err:
-                log.warning("event=list_nodes_failed error=%r", err)
-        return self._nodes
+        self._cache = podwatch.PodCache(config.client, self._stopping)
 
     def _eligible(self, pod: Mapping[str, Any], kwok_nodes: set[str]) -> bool:
         containers = pod["spec"].get("containers", [])
@@ -373,9 +308,8 @@ class PodRunner:
 
     def reconcile(self) -> None:
         """One pass: start, check, restart, report or stop every pod's process."""
-        kwok_nodes = self._kwok_nodes()
-        with self._pods_lock:
-            pods = {uid: p for uid, p in self._pods.items() if self._eligible(p, kwok_nodes)}
+        kwok_nodes = self._cache.kwok_nodes()
+        pods = {uid: p for uid, p in self._cache.snapshot().items() if self._eligible(p, kwok_nodes)}
         for uid in list(self._containers):
             if uid not in pods:
                 self._forget(uid)
@@ -395,9 +329,8 @@ class PodRunner:
 
     def run(self, ready_file: pathlib.Path | None = None, sync_timeout: float = 30.0) -> None:
         """Reconcile until ``stop``; touch ``ready_file`` once the first pod list arrived."""
-        watcher = threading.Thread(target=self._watch_pods, name="pod-watch", daemon=True)
-        watcher.start()
-        if not self._synced.wait(sync_timeout):
+        self._cache.start()
+        if not self._cache.wait_synced(sync_timeout):
             raise RuntimeError("pod list did not arrive in time")
         if ready_file is not None:
             ready_file.parent.mkdir(parents=True, exist_ok=True)
