@@ -99,6 +99,8 @@ def run(settings: ServerSettings) -> int:
     # prometheus_client chooses its multiprocess storage at first import: set the directory first.
     if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="hsm-api-metrics-")
+    # A pod names a directory on an emptyDir that may not exist yet.
+    os.makedirs(os.environ["PROMETHEUS_MULTIPROC_DIR"], exist_ok=True)
     os.environ.setdefault(
         "HSM_MANAGER_MIRROR_LOCK", os.path.join(os.environ["PROMETHEUS_MULTIPROC_DIR"], "mirror.lock")
     )
