@@ -97,6 +97,17 @@ def test_token_label_and_slot_are_exclusive() -> None:
         cli.config_from(args)
 
 
+def test_serial_alone_picks_the_token() -> None:
+    args = cli.build_parser().parse_args(["--pin-file", "/p", "--serial", "abc123"])
+    store = cli.config_from(args).store
+    assert (store.token_label, store.slot_id, store.serial) == (None, None, "abc123")
+
+
+def test_a_token_must_be_named_somehow() -> None:
+    with pytest.raises(ValueError, match="--serial"):
+        cli.config_from(cli.build_parser().parse_args(["--pin-file", "/p"]))
+
+
 def test_opensc_module_turns_on_pcscd_supervision() -> None:
     args = cli.build_parser().parse_args(
         ["--pin-file", "/p", "--token-label", "t", "--pkcs11-library", "/usr/lib/opensc-pkcs11.so"]

@@ -59,8 +59,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def config_from(args: argparse.Namespace) -> agent.AgentConfig:
     """The agent configuration of parsed arguments; ValueError when they do not fit together."""
-    if (args.token_label is None) == (args.slot_id is None):
+    if args.token_label is not None and args.slot_id is not None:
         raise ValueError("give exactly one of --token-label and --slot-id")
+    if args.token_label is None and args.slot_id is None and not args.serial:
+        # The serial alone picks the token when several devices sit behind one module.
+        raise ValueError("give exactly one of --token-label and --slot-id, or --serial")
     if args.max_object_size < 1:
         raise ValueError("--max-object-size must be positive")
     listen = args.listen or f"{os.environ.get('POD_IP', '0.0.0.0')}:{constants.PORT_AGENT_GRPC}"  # noqa: S104
