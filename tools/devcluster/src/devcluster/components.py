@@ -54,6 +54,13 @@ def apiserver(bin_dir: pathlib.Path, run_dir: pathlib.Path, ports: Ports, certs:
         "--endpoint-reconciler-type=none",
         "--authorization-mode=RBAC",
         f"--client-ca-file={certs.ca_cert}",
+        # Published in kube-system/extension-apiserver-authentication; without it controller-manager and
+        # scheduler log an error about the missing request-header CA every few seconds.
+        f"--requestheader-client-ca-file={certs.ca_cert}",
+        "--requestheader-allowed-names=front-proxy-client",
+        "--requestheader-username-headers=X-Remote-User",
+        "--requestheader-group-headers=X-Remote-Group",
+        "--requestheader-extra-headers-prefix=X-Remote-Extra-",
         f"--tls-cert-file={certs.server_cert}",
         f"--tls-private-key-file={certs.server_key}",
         f"--cert-dir={run_dir / 'apiserver-certs'}",
