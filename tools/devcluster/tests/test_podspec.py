@@ -178,3 +178,11 @@ def test_mount_path_inside_another_path_is_left_alone() -> None:
     mounts = {"/tmp": pathlib.Path("/host/tmp")}
     assert spec.rewrite_paths("/var/tmp/x", mounts) == "/var/tmp/x"
     assert spec.rewrite_paths("--dir=/tmp", mounts) == "--dir=/host/tmp"
+
+
+def test_host_path_volumes_are_the_host_paths_themselves(tmp_path: pathlib.Path) -> None:
+    pod = _pod(volumeMounts=[{"name": "sys", "mountPath": "/sys"}], args=["--sysfs=/sys/bus/usb"])
+    pod["spec"]["volumes"].append({"name": "sys", "hostPath": {"path": "/sys", "type": "Directory"}})
+    plan = _launch(pod, tmp_path)
+    assert plan.argv[1] == "--sysfs=/sys/bus/usb"
+    assert pathlib.Path("/sys") not in plan.dirs

@@ -229,6 +229,11 @@ def launch(
     dirs: list[pathlib.Path] = []
     volume_dirs: dict[str, pathlib.Path] = {}
     for name, volume in volumes.items():
+        if "hostPath" in volume:
+            # Pods run on this host: a hostPath volume is the host path itself (the pod runner's
+            # umockdev wrapper redirects /sys and /dev to the node's testbed).
+            volume_dirs[name] = pathlib.Path(volume["hostPath"]["path"])
+            continue
         root = pod_dir / "volumes" / name
         volume_dirs[name] = root
         dirs.append(root)
