@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import logging
+import os
 from typing import Any
 
 import kubernetes
@@ -15,13 +16,26 @@ from . import auth, errors
 
 log = logging.getLogger(__name__)
 
+#: The client imports its API classes lazily; resolving them here lets gunicorn's master import them once.
+_APIS = (
+    kubernetes.client.AuthenticationV1Api,
+    kubernetes.client.AuthorizationV1Api,
+    kubernetes.client.CoreV1Api,
+    kubernetes.client.CustomObjectsApi,
+)
+
 #: Seconds one review or read may take before the API reports its backend unavailable.
 REQUEST_TIMEOUT = 5.0
 
 
 def load_client(kubeconfig: str | None = None) -> kubernetes.client.ApiClient:
-    """An API client from kubeconfig, else the in-cluster ServiceAccount."""
+    """An API client from kubeconfig, else the in-cluster ServiceAccount, else $KUBECONFIG.
+
+    The last is how pods run on the devcluster (no in-cluster service variables there).
+    """
     configuration = kubernetes.client.Configuration()
+    if not kubeconfig and not os.environ.get("KUBERNETES_SERVICE_HOST"):
+        kubeconfig = os.environ.get("KUBECONFIG") or None
     if kubeconfig:
         kubernetes.config.load_kube_config(  # type: ignore[no-untyped-call]
             config_file=kubeconfig, client_configuration=configuration
