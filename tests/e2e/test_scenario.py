@@ -1,0 +1,236 @@
+"""The whole system end to end (issue #8): two nodes, each with a mocked USB HSM and its own SoftHSM2 token.
+
+The module installs the system on its OWN devcluster (``devcluster.system.install``: the e2e overlay
+applied for real, the operator and the API as pods) and walks through the user's story in order; each test
+asserts one step and records it on the printed timeline. Later steps rely on earlier ones.
+"""
+
+import base64
+import contextlib
+import os
+import pathlib
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from devcluster import build, cluster, kubeapi, kubectl, nodes, pico, system, testkit, wait
+
+NODE_A, NODE_B = nodes.name(1), nodes.name(2)
+NS_A, NS_B = "team-a", "team-b"
+GRACE_SECONDS = 8
+"""The shortened HSMPool grace period: discovery pods heartbeat every 2 s, so reports stay fresh."""
+POOL = f"{system.GROUP_PATH}/namespaces/{system.NAMESPACE}/hsmpools/{system.DEVICE}-pool"
+STEP_TIMEOUT = 90.0
+OVERLAYS = pathlib.Path(__file__).resolve().parents[2] / "deploy" / "kustomize" / "overlays"
+
+
+class Timeline:
+    """Steps of the scenario with their time since the start, printed at the end of the module."""
+
+    def __init__(self) -> None:
+        self.start = time.monotonic()
+        self.steps: list[str] = []
+
+    def record(self, step: str) -> None:
+        line = f"{system.elapsed_since(self.start)}  {step}"
+        self.steps.append(line)
+        print(line)
+
+
+class Scenario:
+    """The installed system and the scenario's timeline."""
+
+    def __init__(self, installed: system.System, timeline: Timeline) -> None:
+        self.system = installed
+        self.timeline = timeline
+        self.client = installed.client
+        self.api = installed.api
+        self.marks: dict[str, float] = {}
+
+
+@pytest.fixture(scope="module")
+def scenario(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Iterator[Scenario]:
+    build.build()
+    timeline = Timeline()
+    options = system.Options(
+        run_dir=tmp_path_factory.mktemp("scenario") / "devcluster",
+        repo_root=system.repo_root(),
+        user_namespaces=(NS_A, NS_B),
+        runner_env={"HSM_DISCOVERY_HEARTBEAT_INTERVAL": "2s"},
+    )
+    installed = system.install(options, timeline.record)
+    failed_before = request.session.testsfailed
+    try:
+        yield Scenario(installed, timeline)
+    finally:
+        text = "\n".join(["", "scenario timeline:", *timeline.steps])
+        if request.session.testsfailed > failed_before:
+            text += "\n" + testkit.log_tails(installed.cluster.run_dir)
+        capture = request.config.pluginmanager.get_plugin("capturemanager")
+        # Printed past pytest's capture: the timeline is the scenario's report, wanted on every run.
+        with capture.global_and_fixture_disabled() if capture else contextlib.nullcontext():
+            print(text, flush=True)
+        cluster.down(installed.cluster.run_dir)
+
+
+def _pool(scenario: Scenario) -> dict[str, Any]:
+    return system.pool(scenario.client)
+
+
+def _secret_data(scenario: Scenario, namespace: str, name: str) -> dict[str, bytes] | None:
+    try:
+        found = scenario.client.get(f"/api/v1/namespaces/{namespace}/secrets/{name}")
+    except kubeapi.ApiError as err:
+        if err.status == 404:
+            return None
+        raise
+    return {k: base64.b64decode(v) for k, v in (found.get("data") or {}).items()}
+
+
+def _wait_secret(scenario: Scenario, namespace: str, name: str, expected: dict[str, bytes]) -> None:
+    wait.until(
+        lambda: _secret_data(scenario, namespace, name) == expected,
+        STEP_TIMEOUT,
+        f"Secret {namespace}/{name} to hold {sorted(expected)} with the expected values",
+    )
+
+
+def _kubectl_hsm(scenario: Scenario, *args: str) -> str:
+    env = {k: v for k, v in os.environ.items() if k not in ("HSM_TOKEN", "HSM_API_URL")}
+    env["KUBECONFIG"] = str(scenario.system.user_kubeconfig)
+    result = subprocess.run(
+        [sys.executable, "-m", "kubectl_hsm.cli", "--server", scenario.api.base_url, *args],
+        env=env, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def test_discovery_pods_report_each_nodes_device(scenario: Scenario) -> None:
+    reports = {
+        pod["spec"]["nodeName"]: pod["metadata"].get("annotations", {}).get("hsm.j5t.io/device-report", "")
+        for pod in system.pods(scenario.client, "discovery")
+    }
+    for node, serial in scenario.system.serials.items():
+        assert serial in reports[node], f"{node} reports no device with serial {serial}"
+    scenario.timeline.record("discovery pods report both devices")
+
+
+def test_the_pool_is_ready_with_both_devices(scenario: Scenario) -> None:
+    status = _pool(scenario)
+    assert status["phase"] == "Ready"
+    assert status["availableDevices"] == 2
+    assert {d["serialNumber"] for d in status["aggregatedDevices"]} == set(scenario.system.serials.values())
+
+
+def test_an_agent_runs_on_each_node(scenario: Scenario) -> None:
+    assert set(system.ready_agents(scenario.client)) == {NODE_A, NODE_B}
+
+
+def test_a_secret_written_through_the_api_is_mirrored_to_both_devices(scenario: Scenario) -> None:
+    for namespace in (NS_A, NS_B):
+        scenario.api.put_secret(f"{namespace}/db", {"password": b"first", "user": namespace.encode()})
+    versions = scenario.api.versions(f"{NS_A}/db")
+    assert versions["inSync"]
+    assert [d["version"] for d in versions["devices"]] == [1, 1]
+    scenario.timeline.record("secret written through the REST API, version 1 on both devices")
+
+
+def test_hsmsecrets_in_two_namespaces_get_their_secrets(scenario: Scenario) -> None:
+    for namespace in (NS_A, NS_B):
+        body = {
+            "apiVersion": "hsm.j5t.io/v1alpha1",
+            "kind": "HSMSecret",
+            "metadata": {"name": "db", "namespace": namespace},
+            "spec": {},
+        }
+        scenario.client.request("POST", f"{system.GROUP_PATH}/namespaces/{namespace}/hsmsecrets", body)
+    for namespace in (NS_A, NS_B):
+        _wait_secret(scenario, namespace, "db", {"password": b"first", "user": namespace.encode()})
+    scenario.timeline.record("HSMSecrets in team-a and team-b have their Secrets")
+
+
+def test_an_update_through_kubectl_hsm_reaches_both_secrets(scenario: Scenario) -> None:
+    for namespace in (NS_A, NS_B):
+        _kubectl_hsm(scenario, "-n", namespace, "update", "db", "--from-literal", "password=second")
+    for namespace in (NS_A, NS_B):
+        _wait_secret(scenario, namespace, "db", {"password": b"second"})
+    scenario.timeline.record("kubectl hsm update reached both Secrets")
+
+
+def test_unplugging_a_device_makes_the_pool_partial(scenario: Scenario) -> None:
+    scenario.client.request(
+        "PATCH",
+        POOL,
+        {"spec": {"gracePeriod": f"{GRACE_SECONDS}s"}},
+        content_type="application/merge-patch+json",
+    )
+    scenario.system.testbed(NODE_B).remove(pico.SYS_PATH)
+    scenario.marks["unplugged"] = time.monotonic()
+    scenario.timeline.record(f"USB device unplugged on {NODE_B}")
+    wait.until(
+        lambda: _pool(scenario).get("phase") == "Partial" and _pool(scenario).get("availableDevices") == 1,
+        STEP_TIMEOUT,
+        "the pool Partial with one device available",
+    )
+    scenario.timeline.record("pool Partial")
+
+
+def test_the_unplugged_devices_agent_is_removed_after_the_grace_period(scenario: Scenario) -> None:
+    def agent_nodes() -> set[str]:
+        return {p["spec"]["nodeName"] for p in system.pods(scenario.client, "agent")}
+
+    wait.until(lambda: agent_nodes() == {NODE_A}, STEP_TIMEOUT, f"the agent on {NODE_B} removed")
+    took = time.monotonic() - scenario.marks["unplugged"]
+    scenario.timeline.record(
+        f"agent on {NODE_B} removed {took:.1f}s after the unplug (grace {GRACE_SECONDS}s)"
+    )
+    # Not earlier than the grace period allows (less the discovery heartbeat the device was last seen in).
+    assert took >= GRACE_SECONDS - 3
+
+
+def test_the_secret_is_still_served_from_the_other_device(scenario: Scenario) -> None:
+    assert scenario.api.get_secret(f"{NS_A}/db") == {"password": b"second"}
+    scenario.api.put_secret(f"{NS_A}/db", {"password": b"third"})
+    _wait_secret(scenario, NS_A, "db", {"password": b"third"})
+    scenario.timeline.record("secret read and updated with one device; the Secret followed")
+
+
+def test_a_replugged_device_gets_its_agent_back(scenario: Scenario) -> None:
+    scenario.system.testbed(NODE_B).add(scenario.system.descriptions[NODE_B])
+    scenario.timeline.record(f"USB device plugged back on {NODE_B}")
+    wait.until(
+        lambda: set(system.ready_agents(scenario.client)) == {NODE_A, NODE_B},
+        STEP_TIMEOUT,
+        f"the agent on {NODE_B} back and Ready",
+    )
+    assert _pool(scenario)["availableDevices"] == 2
+    scenario.timeline.record(f"agent on {NODE_B} Ready again")
+
+
+def test_mirror_sync_brings_the_returning_device_up_to_date(scenario: Scenario) -> None:
+    # The API must see the returning agent before it can repair it.
+    wait.until(
+        lambda: len(scenario.api.versions(f"{NS_A}/db")["devices"]) == 2,
+        STEP_TIMEOUT,
+        "the API to list both agents",
+    )
+    scenario.api.mirror_sync()
+    versions = scenario.api.versions(f"{NS_A}/db")
+    assert versions["inSync"], versions
+    assert [d["version"] for d in versions["devices"]] == [3, 3]
+    scenario.timeline.record("mirror sync: version 3 on both devices again")
+
+
+@pytest.mark.parametrize("overlay", sorted(p.name for p in OVERLAYS.iterdir() if p.is_dir()))
+def test_every_overlay_passes_a_server_side_dry_run(scenario: Scenario, overlay: str) -> None:
+    manifests = kubectl.kustomize(OVERLAYS / overlay)
+    kubectl.run(
+        scenario.system.cluster.kubeconfig,
+        "apply", "--server-side", "--force-conflicts", "--dry-run=server", "-f", "-",
+        stdin=manifests,
+    )  # fmt: skip
