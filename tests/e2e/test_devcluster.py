@@ -1,5 +1,6 @@
 """The local control plane behaves like a real cluster where the operator depends on it."""
 
+import ipaddress
 import json
 import os
 import pathlib
@@ -92,7 +93,8 @@ def test_server_reports_the_pinned_version(kube: testkit.Kube, devcluster_run: c
 
 def test_fake_nodes_are_ready_and_schedulable(kube: testkit.Kube, devcluster_run: cluster.Cluster) -> None:
     node_list = kube.client.get("/api/v1/nodes")["items"]
-    assert {n["spec"]["podCIDR"] for n in node_list} == {"127.1.1.0/24", "127.1.2.0/24"}
+    block = int((devcluster_run.run_dir / "pod-block").read_text())
+    assert {n["spec"]["podCIDR"] for n in node_list} == {f"127.{block}.1.0/24", f"127.{block}.2.0/24"}
     for node in node_list:
         assert not node["spec"].get("taints")
         assert {"type": "Ready", "status": "True"}.items() <= next(
@@ -128,7 +130,9 @@ def test_deployment_pod_runs_on_a_fake_node_and_answers_on_its_ip(
     pod = wait.until(lambda: _ready_pod(kube, namespace, "app=web"), 60, "a Ready pod")
     ip = pod["status"]["podIP"]
     assert pod["spec"]["nodeName"].startswith("kwok-node-")
-    assert ip.startswith("127.1.")
+    node = kube.client.get(f"/api/v1/nodes/{pod['spec']['nodeName']}")
+    assert ipaddress.ip_address(ip) in ipaddress.ip_network(node["spec"]["podCIDR"])
+    assert ipaddress.ip_address(ip).is_loopback
     assert _http_get(f"http://{ip}:8080/") == 200
 
 

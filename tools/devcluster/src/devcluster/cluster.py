@@ -12,7 +12,20 @@ import time
 import urllib.request
 from collections.abc import Callable, Mapping, Sequence
 
-from . import components, kubeapi, kubeconfig, kwokconfig, nodes, pki, ports, process, testbed, versions, wait
+from . import (
+    components,
+    ipblock,
+    kubeapi,
+    kubeconfig,
+    kwokconfig,
+    nodes,
+    pki,
+    ports,
+    process,
+    testbed,
+    versions,
+    wait,
+)
 
 DEFAULT_RUNNER_IMAGES = ("hsm-agent", "hsm-discovery", "hsm-manager")
 STATE_FILE = "state.json"
@@ -29,7 +42,8 @@ class Settings:
     run_dir: pathlib.Path
     """Holds PKI, etcd data, logs, kubeconfigs and the state file; one cluster per directory."""
     node_count: int = 2
-    """Number of kwok nodes; node N hands out pod IPs from 127.1.N.0/24."""
+    """Number of kwok nodes; node N hands out pod IPs from 127.B.N.0/24, B the cluster's address block
+    (1 unless another cluster on the machine holds it, see ``ipblock``)."""
     runner_images: tuple[str, ...] = DEFAULT_RUNNER_IMAGES
     """Image names whose pods the pod runner runs (kwok only assigns their IPs)."""
     runner_commands: tuple[str, ...] = ()
@@ -171,15 +185,23 @@ def up(settings: Settings, bin_dir: pathlib.Path | None = None) -> Cluster:
     started: list[process.Started] = []
     cluster = Cluster(run, server, admin, ())
 
-    def launch(name: str, argv: Sequence[str], env: Mapping[str, str] | None = None) -> process.Started:
-        proc = process.start(name, argv, logs / f"{name}.log", env=env, cwd=run)
+    def launch(
+        name: str, argv: Sequence[str], env: Mapping[str, str] | None = None, pass_fds: Sequence[int] = ()
+    ) -> process.Started:
+        proc = process.start(name, argv, logs / f"{name}.log", env=env, cwd=run, pass_fds=pass_fds)
         started.append(proc)
         _save(dataclasses.replace(cluster, processes=tuple(started)))
         return proc
 
     t0 = time.monotonic()
     try:
-        etcd = launch("etcd", components.etcd(bins, run, p))
+        block, lock_fd = ipblock.claim()
+        try:
+            # etcd holds the claim on the pod address block from now on: it lives as long as the cluster.
+            etcd = launch("etcd", components.etcd(bins, run, p), pass_fds=(lock_fd,))
+        finally:
+            os.close(lock_fd)
+        (run / "pod-block").write_text(f"{block}\n")
         _await(
             etcd,
             lambda: '"true"' in _insecure_get(f"http://127.0.0.1:{p.etcd_client}/health"),
@@ -193,7 +215,7 @@ def up(settings: Settings, bin_dir: pathlib.Path | None = None) -> Cluster:
         sched = launch("kube-scheduler", components.scheduler(bins, admin, p))
         kwok = launch("kwok", components.kwok(bins, admin, p, kwok_config))
         for index in range(1, settings.node_count + 1):
-            client.request("POST", "/api/v1/nodes", nodes.manifest(index))
+            client.request("POST", "/api/v1/nodes", nodes.manifest(index, block))
         _await(
             cm,
             lambda: _insecure_get(f"https://127.0.0.1:{p.controller_manager}/healthz") == "ok",

@@ -1,4 +1,7 @@
-"""Fake Node objects for kwok: node N gets pod IPs from 127.1.N.0/24 (every 127.x address is local)."""
+"""Fake Node objects for kwok: node N gets pod IPs from 127.B.N.0/24 (every 127.x address is local).
+
+B is the cluster's address block (``ipblock``): 1 for the first cluster on the machine.
+"""
 
 from typing import Any
 
@@ -11,14 +14,14 @@ def name(index: int) -> str:
     return f"kwok-node-{index}"
 
 
-def pod_cidr(index: int) -> str:
-    """The loopback pod CIDR of the ``index``-th node."""
-    if not 1 <= index <= 254:
-        raise ValueError(f"node index {index} out of range 1..254")
-    return f"127.1.{index}.0/24"
+def pod_cidr(index: int, block: int = 1) -> str:
+    """The loopback pod CIDR of the ``index``-th node of the cluster with address block ``block``."""
+    if not 1 <= index <= 254 or not 1 <= block <= 254:
+        raise ValueError(f"node index {index} or block {block} out of range 1..254")
+    return f"127.{block}.{index}.0/24"
 
 
-def manifest(index: int) -> dict[str, Any]:
+def manifest(index: int, block: int = 1) -> dict[str, Any]:
     """The Node object; kwok manages it because of the annotation, and it has no NoSchedule taint.
 
     Its address is left to kwok (``--node-ip``, 127.0.0.1) so no pod IP of the range is taken by the node.
@@ -37,5 +40,5 @@ def manifest(index: int) -> dict[str, Any]:
                 "type": "kwok",
             },
         },
-        "spec": {"podCIDR": pod_cidr(index), "podCIDRs": [pod_cidr(index)]},
+        "spec": {"podCIDR": pod_cidr(index, block), "podCIDRs": [pod_cidr(index, block)]},
     }

@@ -29,11 +29,12 @@ def start(
     log: pathlib.Path,
     env: Mapping[str, str] | None = None,
     cwd: pathlib.Path | None = None,
+    pass_fds: Sequence[int] = (),
 ) -> Started:
     """Start ``argv`` as the leader of a new session, output appended to ``log``.
 
     A session of its own keeps terminal signals (Ctrl-C on `up`) away from it, and lets `stop` signal
-    the whole group, children included.
+    the whole group, children included. ``pass_fds`` stay open in the child (a lock it should hold).
     """
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("ab") as out:
@@ -45,6 +46,7 @@ def start(
             env=dict(env) if env is not None else None,
             cwd=cwd,
             start_new_session=True,
+            pass_fds=tuple(pass_fds),
         )
     # Our unreaped child cannot vanish or be replaced before this read.
     return Started(
