@@ -6,6 +6,7 @@ ServiceAccounts with tokens from TokenRequest and Roles granting exactly what ea
 """
 
 import base64
+import dataclasses
 import json
 import os
 import pathlib
@@ -200,7 +201,7 @@ def api(kube: testkit.Kube, tmp_path_factory: pytest.TempPathFactory) -> Iterato
         env=env, stderr=(tmp / "api.log").open("wb"),
     )  # fmt: skip
     try:
-        poll(lambda: _get_ok(f"http://127.0.0.1:{port}/api/v1/health"), 30, "the API ready")
+        poll(lambda: _get_ok(f"http://127.0.0.1:{port}/api/v1/health"), 90, "the API ready")
         setup = Setup(f"http://127.0.0.1:{port}", system, ns_a, ns_b, tokens)
         seeded = setup.call(
             "POST", f"/api/v1/hsm/secrets/{ns_a}/seed", "admin", json={"data": {"k": b64(b"v")}}
@@ -321,3 +322,134 @@ def test_change_pin_is_rolled_back_when_the_pin_secret_cannot_be_written(
     # The devices kept the old PIN: changing from it still works.
     again = api.call("POST", "/api/v1/hsm/change-pin", "admin", json={"oldPin": PIN, "newPin": PIN})
     assert again.status_code == 200, again.text
+
+
+# ---------------------------------------------------------------- with the operator's agent registry
+
+
+@dataclasses.dataclass
+class Full:
+    url: str
+    token: str
+    namespace: str
+    operator_namespace: str
+    device: str
+
+
+@pytest.fixture(scope="module")
+def full(kube: testkit.Kube, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Full]:
+    """Operator + an agent pod it deployed (mTLS) + the API finding it through the agent registry."""
+    if kube.devcluster is None:
+        pytest.skip("needs the local devcluster (its pod runner runs the agents)")
+    sys.path.insert(0, str(pathlib.Path(__file__).parent))
+    import operator_env as env
+
+    tmp = tmp_path_factory.mktemp("api-full")
+    op = env.start_operator(kube, tmp, ("--default-sync-interval=30s",))
+    conf = env.softhsm2_conf(kube)
+    device = None
+    server = None
+    user_ns = f"e2e-api-u-{uuid.uuid4().hex[:6]}"
+    try:
+        device = env.deploy_device(op, conf, "full")
+        if not _mtls_works(device):
+            pytest.skip("the operator's own mTLS client cannot reach its agent (a precondition, not the API)")
+        kube.kubectl("apply", "-f", "-", stdin=rbac_for(op.namespace))
+        kube.client.request("POST", "/api/v1/namespaces", {"metadata": {"name": user_ns}})
+        kube.client.request(
+            "POST", f"/api/v1/namespaces/{op.namespace}/serviceaccounts", {"metadata": {"name": "writer"}}
+        )
+        grant(
+            kube,
+            user_ns,
+            op.namespace,
+            "writer",
+            "hsmsecrets",
+            ["get", "list", "create", "update", "patch", "delete"],
+        )
+        grant(kube, op.namespace, op.namespace, "writer", "hsmdevices", ["get"])
+        token = access.service_account_token(kube.client, op.namespace, "writer")
+        config = kube.service_account_kubeconfig(op.namespace, "hsm-api", tmp / "hsm-api.kubeconfig")
+        port = free_port()
+        environ = {k: v for k, v in os.environ.items() if not k.startswith(("KUBERNETES_", "HSM_MANAGER_"))}
+        environ |= {
+            "HSM_MANAGER_KUBECONFIG": str(config),
+            "HSM_MANAGER_DEVICE_NAMESPACE": op.namespace,
+            "PROMETHEUS_MULTIPROC_DIR": str(tmp / "metrics"),
+        }
+        server = subprocess.Popen(
+            [sys.executable, "-m", "hsm_manager", "api", "--listen", f"127.0.0.1:{port}",
+             "--metrics-listen", f"127.0.0.1:{free_port()}", "--workers", "2"],
+            env=environ, stderr=(tmp / "api.log").open("wb"),
+        )  # fmt: skip
+        poll(lambda: _get_ok(f"http://127.0.0.1:{port}/api/v1/health"), 90, "the API ready")
+        yield Full(f"http://127.0.0.1:{port}", token, user_ns, op.namespace, "full")
+    finally:
+        if server is not None:
+            stop(server)
+            print((tmp / "api.log").read_text()[-3000:])
+        env.remove_operator(op)
+        if device is not None:
+            device.heartbeat.stop()
+            env.delete_token(conf, device.label)
+        kube.client.request("DELETE", f"/api/v1/namespaces/{user_ns}")
+
+
+def _mtls_works(device: Any, timeout: float = 20.0) -> bool:
+    """True once the manager's client certificate gets a GetInfo through to the agent."""
+    from hsmproto.v1 import hsm_pb2
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            device.stub.GetInfo(hsm_pb2.GetInfoRequest(), timeout=5)
+        except Exception:
+            time.sleep(0.5)
+            continue
+        return True
+    return False
+
+
+def _call(full: Full, method: str, route: str, **kwargs: Any) -> requests.Response:
+    headers = {"Authorization": f"Bearer {full.token}"}
+    return requests.request(method, full.url + route, headers=headers, timeout=30, **kwargs)
+
+
+def test_the_api_finds_the_operators_agent_through_the_registry(full: Full) -> None:
+    info = _call(full, "GET", "/api/v1/hsm/info").json()
+    assert info["data"]["hsmDevice"] == full.device
+    (agent,) = info["data"]["devices"]
+    assert agent["available"] is True, agent
+
+
+def test_a_write_through_the_api_reaches_the_hsmsecrets_secret(full: Full, kube: testkit.Kube) -> None:
+    kube.client.request(
+        "POST",
+        f"/apis/hsm.j5t.io/v1alpha1/namespaces/{full.namespace}/hsmsecrets",
+        {
+            "apiVersion": "hsm.j5t.io/v1alpha1",
+            "kind": "HSMSecret",
+            "metadata": {"name": "db", "namespace": full.namespace},
+            "spec": {"device": full.device},
+        },
+    )
+    route = f"/api/v1/hsm/secrets/{full.namespace}/db"
+    created = _call(full, "POST", route, json={"data": {"password": b64(b"first")}})
+    assert created.status_code == 201, created.text
+
+    def secret_data() -> dict[str, str] | None:
+        try:
+            found = kube.client.get(f"/api/v1/namespaces/{full.namespace}/secrets/db")
+        except Exception:
+            return None
+        data: dict[str, str] = found.get("data") or {}
+        return data
+
+    poll(
+        lambda: (secret_data() or {}).get("password") == b64(b"first"), 20, "the Secret with the first value"
+    )
+    started = time.monotonic()
+    updated = _call(full, "PUT", route, json={"data": {"password": b64(b"second")}})
+    assert updated.status_code == 200, updated.text
+    poll(lambda: (secret_data() or {}).get("password") == b64(b"second"), 20, "the Secret updated")
+    print(f"\nAPI PUT -> Secret updated in {time.monotonic() - started:.3f} s")

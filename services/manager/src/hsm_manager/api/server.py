@@ -61,8 +61,6 @@ class _Application(base.BaseApplication):  # type: ignore[misc]
             self.cfg.set(key, value)
 
     def load(self) -> Any:
-        if self._settings.pythonpath:
-            sys.path.insert(0, self._settings.pythonpath)
         module_name, _, attribute = self._settings.app.partition(":")
         factory: Callable[[], Any] = getattr(importlib.import_module(module_name), attribute)
         return factory()
@@ -104,6 +102,11 @@ def run(settings: ServerSettings) -> int:
     os.environ.setdefault(
         "HSM_MANAGER_MIRROR_LOCK", os.path.join(os.environ["PROMETHEUS_MULTIPROC_DIR"], "mirror.lock")
     )
+    # Import the app's modules once in the master so forked workers start warm (the kubernetes client
+    # alone takes seconds to import, more where no bytecode cache is written).
+    if settings.pythonpath:
+        sys.path.insert(0, settings.pythonpath)
+    importlib.import_module(settings.app.partition(":")[0])
     _Application(settings).run()
     return 0
 
