@@ -8,11 +8,8 @@ on.create/on.update (kopf would store their data in a last-handled annotation).
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import logging
-import random
-import time
 from typing import Any
 
 import kopf
@@ -23,7 +20,7 @@ from hsm_manager.agents import pki, registry, watch
 from hsm_manager.decide import agentspec, discoveryspec
 from hsmproto.v1 import hsm_pb2
 
-from . import config, devices, metrics, pools, queue, syncer
+from . import backstop, config, devices, metrics, pools, queue, syncer
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +41,7 @@ class Runtime:
     queue: queue.SyncQueue
     reconciler: pools.Reconciler
     watches: watch.Watches
-    due: dict[tuple[str, str], float] = dataclasses.field(default_factory=dict)
+    backstop: backstop.Backstop
 
 
 _runtime: Runtime | None = None
@@ -69,13 +66,22 @@ def bootstrap(cfg: config.OperatorConfig, client: kube.Kube) -> Runtime:
     for device in client.list_custom(constants.KIND_DEVICE):
         known.add(device["metadata"]["namespace"], device["metadata"]["name"])
     sync = syncer.Syncer(client, agents, known, cfg, mac_key)
-    work = queue.SyncQueue(sync.run, cfg.workers)
+
+    def run(key: tuple[str, str]) -> None:
+        if sync.run(key) == "gone":
+            checks.forget(key)  # deleted while the operator was down: no delete handler will say so
+
+    work = queue.SyncQueue(run, cfg.workers)
+    checks = backstop.Backstop(work.put)
 
     def on_event(endpoint: registry.AgentEndpoint, event: hsm_pb2.SecretEvent) -> None:
         if event.kind == hsm_pb2.SecretEvent.KIND_SNAPSHOT_END:
             return
+        snapshot = event.kind == hsm_pb2.SecretEvent.KIND_SNAPSHOT
         for key in sync.paths.readers(event.path):
-            work.put(key)
+            # A (re)connect replays every head: only those that moved since the last pass need one.
+            if not (snapshot and sync.in_sync_at(key, event.version)):
+                work.put(key)
 
     def on_state(endpoint: registry.AgentEndpoint, connected: bool) -> None:
         if connected:
@@ -96,8 +102,10 @@ def bootstrap(cfg: config.OperatorConfig, client: kube.Kube) -> Runtime:
         queue=work,
         reconciler=pools.Reconciler(client, ca, cfg),
         watches=watch.Watches(agents, on_event, on_state),
+        backstop=checks,
     )
     work.start()
+    checks.start()
     return _runtime
 
 
@@ -122,6 +130,7 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
 @kopf.on.cleanup()
 def shutdown(**_: Any) -> None:
     if _runtime is not None:
+        _runtime.backstop.stop()
         _runtime.watches.stop_all()
         _runtime.queue.stop()
         _runtime.agents.close()
@@ -203,8 +212,11 @@ def _requeue_all(rt: Runtime) -> None:
 @kopf.on.resume(constants.GROUP, constants.VERSION, constants.PLURAL_SECRET)
 @kopf.on.create(constants.GROUP, constants.VERSION, constants.PLURAL_SECRET)
 @kopf.on.update(constants.GROUP, constants.VERSION, constants.PLURAL_SECRET, field="spec")
-async def hsmsecret_changed(namespace: str | None, name: str, **_: Any) -> None:
-    runtime().queue.put((_ns(namespace), name))
+async def hsmsecret_changed(spec: kopf.Spec, namespace: str | None, name: str, **_: Any) -> None:
+    rt = runtime()
+    key = (_ns(namespace), name)
+    rt.backstop.track(key, float(spec.get("syncInterval") or rt.cfg.default_sync_interval))
+    rt.queue.put(key)
 
 
 @kopf.on.delete(constants.GROUP, constants.VERSION, constants.PLURAL_SECRET, optional=True)
@@ -212,23 +224,7 @@ async def hsmsecret_deleted(namespace: str | None, name: str, **_: Any) -> None:
     # The Secret goes with the HSMSecret through its ownerReference.
     rt = runtime()
     rt.syncer.forget((_ns(namespace), name))
-    rt.due.pop((_ns(namespace), name), None)
-
-
-@kopf.timer(constants.GROUP, constants.VERSION, constants.PLURAL_SECRET, interval=5.0)
-async def hsmsecret_backstop(spec: kopf.Spec, namespace: str | None, name: str, **_: Any) -> None:
-    rt = runtime()
-    key = (_ns(namespace), name)
-    interval = float(spec.get("syncInterval") or rt.cfg.default_sync_interval)
-    now = time.monotonic()
-    due = rt.due.get(key)
-    if due is None:
-        # Jittered first check: a restart with thousands of HSMSecrets must not stampede the agents.
-        rt.due[key] = now + random.uniform(0, interval)
-    elif now >= due:
-        rt.due[key] = now + interval
-        rt.queue.put(key)
-    await asyncio.sleep(0)
+    rt.backstop.forget((_ns(namespace), name))
 
 
 @kopf.on.event("v1", "secrets", labels=MANAGED)

@@ -136,6 +136,12 @@ class Syncer:
         self._written: dict[tuple[str, str], str] = {}
         self._statuses: dict[tuple[str, str], str] = {}
         self._unresolved: set[tuple[str, str]] = set()
+        self._in_sync: dict[tuple[str, str], int] = {}
+
+    def in_sync_at(self, key: tuple[str, str], version: int) -> bool:
+        """True when the last pass of key left its Secret in sync with this HSM version."""
+        with self._lock:
+            return self._in_sync.get(key) == version
 
     def unresolved(self) -> list[tuple[str, str]]:
         """HSMSecrets whose device could not be resolved: a new or changed HSMDevice may resolve them."""
@@ -152,6 +158,7 @@ class Syncer:
         self.paths.set(key, None)
         with self._lock:
             self._unresolved.discard(key)
+            self._in_sync.pop(key, None)
             self._statuses.pop(key, None)
             self._publish_statuses()
 
@@ -204,8 +211,8 @@ class Syncer:
         manifest["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
         return self._client.replace(manifest)
 
-    def run(self, key: tuple[str, str]) -> None:
-        """One pass for key; the outcome lands in status, events and metrics."""
+    def run(self, key: tuple[str, str]) -> str:
+        """One pass for key; the outcome lands in status, events and metrics, and is returned."""
         started = time.monotonic()
         result = "error"
         try:
@@ -223,6 +230,7 @@ class Syncer:
                     "seconds": round(elapsed, 4),
                 }
                 log.info("sync pass", extra=extra)
+        return result
 
     def _pass(self, namespace: str, name: str) -> str:
         try:
@@ -302,6 +310,11 @@ class Syncer:
             now=now,
         )
         self._finish(obj, previous, status)
+        with self._lock:
+            if decision.sync_status == models.SyncStatus.IN_SYNC and decision.version is not None:
+                self._in_sync[(namespace, name)] = decision.version
+            else:
+                self._in_sync.pop((namespace, name), None)
         if decision.sync_status == models.SyncStatus.ERROR:
             metrics.SYNC_ERRORS.labels(decision.reason.value).inc()
             return "error"
