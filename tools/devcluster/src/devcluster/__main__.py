@@ -5,7 +5,7 @@ import pathlib
 import shlex
 import sys
 
-from . import build, cluster, testbed
+from . import build, cluster, demo, kubectl, softhsm, testbed, wait
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -42,6 +42,8 @@ def _parser() -> argparse.ArgumentParser:
     remove = device_commands.add_parser("remove", help="unplug the device at a sysfs path")
     remove.add_argument("node")
     remove.add_argument("sys_path", help="/sys/devices/...")
+    sub.add_parser("demo", help="the whole system with a sample secret, left running (own run dir)")
+    sub.add_parser("demo-down", help="stop the demo")
     sub.add_parser("down", help="stop the cluster")
     sub.add_parser("status", help="show which processes run")
     sub.add_parser("env", help="print KUBECONFIG=… for eval")
@@ -53,6 +55,10 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     run_dir: pathlib.Path = args.run_dir or cluster.default_run_dir()
     try:
+        if args.command == "demo":
+            return demo.up(args.run_dir)
+        if args.command == "demo-down":
+            return demo.down(args.run_dir)
         if args.command == "build":
             print(build.build())
         elif args.command == "up":
@@ -94,7 +100,15 @@ def main(argv: list[str] | None = None) -> int:
                 return 1
             for key, value in found.env().items():
                 print(f"export {key}={shlex.quote(value)}")
-    except (build.BuildError, cluster.StartError, testbed.TestbedError) as err:
+    except (
+        build.BuildError,
+        cluster.StartError,
+        testbed.TestbedError,
+        demo.DemoError,
+        wait.TimeoutExpiredError,
+        kubectl.KubectlError,
+        softhsm.SoftHsmError,
+    ) as err:
         print(f"devcluster: {err}", file=sys.stderr)
         return 1
     return 0

@@ -1,0 +1,136 @@
+"""``python -m devcluster demo`` / ``demo-down``: the whole system on a local devcluster, left running.
+
+Sets up what is missing (control-plane binaries; tells which apt packages to add), installs the system
+(``system.install``), stores a sample secret through the REST API, creates an HSMSecret, shows the synced
+Secret and the HSMSecret's status columns, and prints how to reach the API and use ``kubectl hsm``.
+"""
+
+import pathlib
+import secrets
+import shlex
+import shutil
+import sys
+import time
+
+from . import build, cluster, kubeapi, kubectl, pico, system, versions, wait
+
+NAMESPACE = "demo"
+SAMPLE = "database"
+_TOOLS = {
+    "kubectl": "kubectl (v1.32 or newer, on PATH)",
+    "softhsm2-util": "softhsm2 (make apt)",
+    "umockdev-wrapper": "umockdev (make apt)",
+}
+
+
+class DemoError(RuntimeError):
+    """Something the demo needs is missing or did not come up."""
+
+
+def run_dir() -> pathlib.Path:
+    """Where the demo cluster lives (kept apart from the CLI's default cluster)."""
+    return versions.cache_root() / "run" / "demo"
+
+
+def _check_tools() -> None:
+    missing = [hint for tool, hint in _TOOLS.items() if shutil.which(tool) is None]
+    if missing:
+        raise DemoError("missing: " + "; ".join(missing))
+
+
+def _say(text: str) -> None:
+    print(text, flush=True)
+
+
+def up(directory: pathlib.Path | None = None) -> int:
+    """Start the demo unless it already runs, then print how to use it."""
+    directory = directory or run_dir()
+    states = cluster.status(directory)
+    if states and all(states.values()):
+        _say(f"the demo is already running in {directory}")
+        _usage(directory)
+        return 0
+    if states:
+        # A half-dead demo (e.g. after a reboot): start over.
+        cluster.down(directory)
+    _check_tools()
+    _say("== control-plane binaries (a cold build from Go modules takes a while)")
+    _say(str(build.build()))
+    start = time.monotonic()
+    options = system.Options(run_dir=directory, repo_root=system.repo_root(), user_namespaces=(NAMESPACE,))
+    installed = system.install(options, lambda step: _say(f"{system.elapsed_since(start)}  {step}"))
+    _sample(installed)
+    _usage(directory)
+    return 0
+
+
+def _sample(installed: system.System) -> None:
+    path = f"{NAMESPACE}/{SAMPLE}"
+    password = secrets.token_urlsafe(12).encode()
+    written = installed.api.put_secret(
+        path, {"username": b"app", "password": password}, description="sample secret of make demo"
+    )
+    devices = len(written["devices"])
+    _say(f"== stored {path} through the REST API (version {written['version']} on {devices} devices)")
+    hsmsecret = {
+        "apiVersion": "hsm.j5t.io/v1alpha1",
+        "kind": "HSMSecret",
+        "metadata": {"name": SAMPLE, "namespace": NAMESPACE},
+        "spec": {},
+    }
+    try:
+        installed.client.request("POST", f"{system.GROUP_PATH}/namespaces/{NAMESPACE}/hsmsecrets", hsmsecret)
+    except kubeapi.ApiError as err:
+        if err.status != 409:
+            raise
+
+    def synced() -> bool:
+        found = installed.client.get(f"{system.GROUP_PATH}/namespaces/{NAMESPACE}/hsmsecrets/{SAMPLE}")
+        return (found.get("status") or {}).get("syncStatus") == "InSync"
+
+    wait.until(synced, 60, f"HSMSecret {path} InSync")
+    config = installed.cluster.kubeconfig
+    _say(f"== kubectl get hsmsec -n {NAMESPACE}")
+    _say(kubectl.run(config, "get", "hsmsec", "-n", NAMESPACE).rstrip())
+    _say(f"== kubectl get secret {SAMPLE} -n {NAMESPACE} -o yaml (the synced replica; values are base64)")
+    _say(kubectl.run(config, "get", "secret", SAMPLE, "-n", NAMESPACE, "-o", "yaml").rstrip())
+
+
+def _usage(directory: pathlib.Path) -> None:
+    found = cluster.load(directory)
+    if found is None:
+        raise DemoError(f"no cluster in {directory}")
+    url = system.api_url(found.client()) or "http://<hsm-api pod IP>:8090"
+    user_config = directory / "user.kubeconfig"
+    venv_bin = pathlib.Path(sys.executable).parent
+    q = shlex.quote
+    cli = f"python -m devcluster --run-dir {q(str(directory))} device"
+    description = q(str(directory / "devices" / "kwok-node-2.umockdev"))
+    _say(
+        f"""
+== the demo runs (control plane, operator, API, discovery and two agents as local processes)
+admin:    export KUBECONFIG={q(str(found.kubeconfig))}
+          kubectl get hsmdev,hsmpool,pods -n {system.NAMESPACE}; kubectl get hsmsec -A
+REST API: {url}  (no Service routing on the devcluster: the hsm-api pod's IP)
+          TOKEN=$(kubectl create token {system.USER} -n default)
+          curl -H "Authorization: Bearer $TOKEN" {url}/api/v1/hsm/secrets/{NAMESPACE}/{SAMPLE}
+kubectl hsm, as the user {system.USER} (may use namespace {NAMESPACE}):
+          export PATH={q(str(venv_bin))}:$PATH HSM_API_URL={url} KUBECONFIG={q(str(user_config))}
+          kubectl hsm -n {NAMESPACE} get {SAMPLE}
+          kubectl hsm -n {NAMESPACE} update {SAMPLE} --from-literal password=changed
+          kubectl hsm -n {NAMESPACE} versions {SAMPLE}
+USB hotplug (each node has a mocked Pico HSM):
+          {cli} remove kwok-node-2 {pico.SYS_PATH}
+          {cli} add kwok-node-2 {description}
+stop:     make demo-down   (python -m devcluster demo-down)"""
+    )
+
+
+def down(directory: pathlib.Path | None = None) -> int:
+    """Stop the demo cluster and every pod process."""
+    stopped = cluster.down(directory or run_dir())
+    if not stopped:
+        _say("no demo running")
+    for proc in reversed(stopped):
+        _say(f"stopped {proc.name} (pid {proc.pid})")
+    return 0
