@@ -2,6 +2,8 @@
 
 import pathlib
 
+import pytest
+
 from devcluster import __main__ as cli
 
 
@@ -31,3 +33,8 @@ def test_device_add_keeps_node_and_file() -> None:
 
 def test_device_remove_without_a_testbed_fails(tmp_path: pathlib.Path) -> None:
     assert cli.main(["--run-dir", str(tmp_path), "device", "remove", "kwok-node-1", "/sys/devices/x"]) == 1
+
+
+def test_demo_down_without_a_demo_says_so(tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["--run-dir", str(tmp_path), "demo-down"]) == 0
+    assert "no demo running" in capsys.readouterr().out

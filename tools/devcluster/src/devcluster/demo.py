@@ -128,9 +128,12 @@ stop:     make demo-down   (python -m devcluster demo-down)"""
 
 def down(directory: pathlib.Path | None = None) -> int:
     """Stop the demo cluster and every pod process."""
-    stopped = cluster.down(directory or run_dir())
-    if not stopped:
+    directory = directory or run_dir()
+    alive = {name for name, running in cluster.status(directory).items() if running}
+    if not alive:
         _say("no demo running")
-    for proc in reversed(stopped):
-        _say(f"stopped {proc.name} (pid {proc.pid})")
+        return 0
+    for proc in reversed(cluster.down(directory)):
+        if proc.name in alive:
+            _say(f"stopped {proc.name} (pid {proc.pid})")
     return 0

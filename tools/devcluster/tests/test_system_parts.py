@@ -1,0 +1,48 @@
+"""The pieces system.install is made of that need no cluster: tokens, device descriptions, settings."""
+
+import pathlib
+
+from devcluster import pico, softhsm, system, testbed
+
+SLOTS = """Available slots:
+Slot 1
+    Slot info:
+        Token present:    yes
+    Token info:
+        Label:            kwok-node-1-token
+        Serial number:    1111aaaa2222bbbb
+Slot 2
+    Token info:
+        Label:            kwok-node-2-token
+        Serial number:    3333cccc4444dddd
+"""
+
+
+def test_serial_of_finds_the_token_by_its_exact_label() -> None:
+    assert softhsm.serial_of(SLOTS, "kwok-node-2-token") == "3333cccc4444dddd"
+    assert softhsm.serial_of(SLOTS, "kwok-node") is None
+
+
+def test_a_new_token_reports_the_serial_softhsm_lists(tmp_path: pathlib.Path) -> None:
+    conf = softhsm.write_conf(tmp_path / "softhsm")
+    serial = softhsm.init_token(conf, "node-token", system.PIN, system.SO_PIN)
+    assert len(serial) == 16
+    assert softhsm.init_token(conf, "other-token", system.PIN, system.SO_PIN) != serial
+
+
+def test_pico_description_carries_the_serial_as_usb_serial() -> None:
+    text = pico.description("3333cccc4444dddd")
+    assert "A: serial=3333cccc4444dddd" in text.splitlines()
+    assert "E: ID_SERIAL_SHORT=3333cccc4444dddd" in text.splitlines()
+    assert testbed.sys_paths(text) == [pico.SYS_PATH]
+
+
+def test_cluster_settings_give_every_node_a_testbed_and_the_token_store(tmp_path: pathlib.Path) -> None:
+    options = system.Options(run_dir=tmp_path, repo_root=tmp_path, runner_env={"X": "1"})
+    settings = system.cluster_settings(options)
+    assert settings.testbed_nodes == ("kwok-node-1", "kwok-node-2")
+    assert settings.runner_env == {"SOFTHSM2_CONF": str(tmp_path / "softhsm" / "softhsm2.conf"), "X": "1"}
+
+
+def test_repo_root_holds_the_kustomizations() -> None:
+    assert (system.repo_root() / "deploy" / "kustomize" / "overlays" / "e2e").is_dir()
