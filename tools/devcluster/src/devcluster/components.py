@@ -121,4 +121,6 @@ def kwok(bin_dir: pathlib.Path, kubeconfig: pathlib.Path, ports: Ports, config: 
         "--node-ip=127.0.0.1",
         "--node-lease-duration-seconds=40",
         f"--server-address=127.0.0.1:{ports.kwok}",
+        # INFO logs a line per node lease renewal every 10 s, drowning what matters in failure reports.
+        "-v=WARN",
     ]
