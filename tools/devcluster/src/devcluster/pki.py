@@ -8,7 +8,7 @@ import pathlib
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.x509 import oid
 
 _VALIDITY = datetime.timedelta(days=30)
 
@@ -44,9 +44,9 @@ class Paths:
 
 
 def _name(common_name: str, organization: str | None = None) -> x509.Name:
-    attrs = [x509.NameAttribute(NameOID.COMMON_NAME, common_name)]
+    attrs = [x509.NameAttribute(oid.NameOID.COMMON_NAME, common_name)]
     if organization:
-        attrs.append(x509.NameAttribute(NameOID.ORGANIZATION_NAME, organization))
+        attrs.append(x509.NameAttribute(oid.NameOID.ORGANIZATION_NAME, organization))
     return x509.Name(attrs)
 
 
@@ -121,11 +121,11 @@ def create(paths: Paths) -> None:
         x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
     ]
     server_cert, server_key = _leaf(
-        ca_key, ca_name, _name("kube-apiserver"), ExtendedKeyUsageOID.SERVER_AUTH, server_sans
+        ca_key, ca_name, _name("kube-apiserver"), oid.ExtendedKeyUsageOID.SERVER_AUTH, server_sans
     )
     # O=system:masters puts the admin in the group RBAC grants everything without any binding.
     admin_cert, admin_key = _leaf(
-        ca_key, ca_name, _name("devcluster-admin", "system:masters"), ExtendedKeyUsageOID.CLIENT_AUTH, []
+        ca_key, ca_name, _name("devcluster-admin", "system:masters"), oid.ExtendedKeyUsageOID.CLIENT_AUTH, []
     )
     # Service-account tokens are signed with RS256 by default, so this key is RSA.
     sa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
