@@ -213,12 +213,12 @@ def test_a_replugged_device_gets_its_agent_back(scenario: Scenario) -> None:
 
 
 def test_mirror_sync_brings_the_returning_device_up_to_date(scenario: Scenario) -> None:
-    # The API must see the returning agent before it can repair it.
-    wait.until(
-        lambda: len(scenario.api.versions(f"{NS_A}/db")["devices"]) == 2,
-        STEP_TIMEOUT,
-        "the API to list both agents",
-    )
+    # The API must reach the returning agent before it can repair it.
+    def both_reachable() -> bool:
+        devices = scenario.api.versions(f"{NS_A}/db")["devices"]
+        return len(devices) == 2 and all(d["available"] for d in devices)
+
+    wait.until(both_reachable, STEP_TIMEOUT, "the API to reach both agents")
     scenario.api.mirror_sync()
     versions = scenario.api.versions(f"{NS_A}/db")
     assert versions["inSync"], versions

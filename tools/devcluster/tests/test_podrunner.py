@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from devcluster import kubeapi, nodes, wait
+from devcluster import kubeapi, nodes, pico, process, testbed, wait
 from devcluster.podrunner import runner
 
 
@@ -29,7 +29,7 @@ class FakeApi:
 
     def get(self, path: str) -> dict[str, Any]:
         if path == "/api/v1/nodes":
-            return {"items": [nodes.manifest(1)]}
+            return {"items": [nodes.manifest(1), nodes.manifest(2)]}
         if path == "/api/v1/pods":
             with self.lock:
                 return {"items": list(self.pods.values()), "metadata": {"resourceVersion": "1"}}
@@ -249,3 +249,65 @@ def test_changed_secret_reaches_the_running_pods_volume(
     with fake.lock:
         fake.secrets["pin"] = {"pin": "2222"}
     wait.until(lambda: pin_file.read_text() == "2222", 20, "the new PIN in the volume")
+
+
+# --- hotplug testbeds
+
+_SERIAL = "5e1a11ed0123abcd"
+# Exits 0 only when the node's device, with its serial, shows in /sys (as umockdev presents it).
+_CHECK = (
+    "import pathlib, sys; "
+    f"sys.exit(0 if pathlib.Path('{pico.SYS_PATH}/serial').read_text().strip() == '{_SERIAL}' else 1)"
+)
+
+
+def _testbed_pod(node: str) -> dict[str, Any]:
+    return {
+        "metadata": {"name": f"probe-{node}", "namespace": "ns", "uid": str(uuid.uuid4())},
+        "spec": {
+            "nodeName": node,
+            "automountServiceAccountToken": False,
+            "restartPolicy": "Never",
+            "containers": [{"name": "main", "image": "example.org/check:1"}],
+        },
+        "status": {"podIP": "127.1.2.9", "phase": "Pending"},
+    }
+
+
+def test_pods_on_a_node_with_a_testbed_see_its_devices(tmp_path: pathlib.Path) -> None:
+    node_with, node_without = nodes.name(2), nodes.name(1)
+    driver = testbed.start_driver(tmp_path, node_with, timeout=20)
+    description = tmp_path / "pico.umockdev"
+    description.write_text(pico.description(_SERIAL))
+    testbed.Testbed(tmp_path, node_with).add(description)
+    fake = FakeApi()
+    config = runner.Config(
+        client=fake,
+        server="https://127.0.0.1:1",
+        ca_cert=tmp_path / "ca.crt",
+        work_dir=tmp_path / "pods",
+        entrypoints={"check": (sys.executable, "-c", _CHECK)},
+        node_testbeds={node_with: testbed.root(tmp_path, node_with)},
+        poll_interval=0.05,
+    )
+    the_runner = runner.PodRunner(config)
+    thread = threading.Thread(target=the_runner.run, daemon=True)
+    thread.start()
+    try:
+        for node in (node_with, node_without):
+            pod = _testbed_pod(node)
+            with fake.lock:
+                fake.pods[pod["metadata"]["uid"]] = pod
+            fake.changed.set()
+
+        def phase(node: str) -> str | None:
+            status = fake.last_status(f"probe-{node}")
+            found = status["phase"] if status else None
+            return found if found in ("Succeeded", "Failed") else None
+
+        assert wait.until(lambda: phase(node_with), 30, "the pod with the testbed to finish") == "Succeeded"
+        assert wait.until(lambda: phase(node_without), 30, "the pod without it to finish") == "Failed"
+    finally:
+        the_runner.stop()
+        thread.join(timeout=30)
+        process.stop(driver)
