@@ -6,12 +6,12 @@ RUN := $(UV) run --frozen
 PYTEST_PACKAGES := libs/hsmproto libs/common services/agent services/discovery services/manager tools
 CACHE := $(HOME)/.cache/hsm-secrets-operator
 
-.PHONY: help setup apt uv-sync proto crds pants-requirements lint test test-unit test-e2e bench
+.PHONY: help setup apt uv-sync cluster-build cluster-up cluster-down demo demo-down proto crds pants-requirements lint test test-unit test-e2e bench
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
-setup: apt uv-sync ## install apt packages, uv and the workspace (idempotent)
+setup: apt uv-sync cluster-build ## install apt packages, uv, the workspace and the control plane (idempotent)
 
 apt: ## install the Debian packages the project needs (skipped when already present)
 	@bash scripts/apt.sh
@@ -19,6 +19,21 @@ apt: ## install the Debian packages the project needs (skipped when already pres
 uv-sync:
 	@command -v $(UV) >/dev/null || python3 -m pip install --quiet 'uv>=0.8,<0.14'
 	@$(UV) sync --frozen --all-packages --quiet
+
+cluster-build: ## build (or find cached) etcd, kube-apiserver, controller-manager, scheduler, kwok
+	$(RUN) python -m devcluster build
+
+cluster-up: ## a bare local control plane with two fake nodes (prints KUBECONFIG)
+	$(RUN) python -m devcluster up
+
+cluster-down:
+	$(RUN) python -m devcluster down
+
+demo: setup ## the whole system on the local control plane with a synced sample secret, left running
+	$(RUN) python -m devcluster demo
+
+demo-down: ## stop the demo
+	$(RUN) python -m devcluster demo-down
 
 proto: ## regenerate libs/hsmproto/src/hsmproto/v1 from the .proto
 	$(RUN) python libs/hsmproto/generate.py
@@ -33,7 +48,8 @@ pants-requirements: ## export the third-party requirements Pants resolves from u
 lint: ## ruff, mypy --strict on every package, import-linter contracts
 	$(RUN) ruff check .
 	$(RUN) ruff format --check .
-	$(RUN) mypy libs/hsmproto/src libs/common/src services/agent/src services/discovery/src services/manager/src
+	$(RUN) mypy libs/hsmproto/src libs/common/src services/agent/src services/discovery/src services/manager/src \
+		tools/devcluster/src tools/kubectl-hsm/src
 	$(RUN) lint-imports
 	$(RUN) hadolint services/*/Dockerfile
 
