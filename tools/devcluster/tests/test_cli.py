@@ -38,3 +38,8 @@ def test_device_remove_without_a_testbed_fails(tmp_path: pathlib.Path) -> None:
 def test_demo_down_without_a_demo_says_so(tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["--run-dir", str(tmp_path), "demo-down"]) == 0
     assert "no demo running" in capsys.readouterr().out
+
+
+def test_up_takes_testbed_nodes() -> None:
+    args = cli._parser().parse_args(["up", "--testbed", "kwok-node-1", "--testbed", "kwok-node-2"])
+    assert args.testbeds == ["kwok-node-1", "kwok-node-2"]
