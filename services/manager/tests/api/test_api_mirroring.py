@@ -3,12 +3,28 @@
 from __future__ import annotations
 
 import collections.abc
+import concurrent.futures
 
 import pytest
 
 from .conftest import Agent, Api, b64, wait_until
 
 SECRETS = "/api/v1/hsm/secrets"
+
+
+def _all_connected(api: Api) -> bool:
+    # Each gunicorn worker has its own channels: ask several times so both have reconnected.
+    for _ in range(10):
+        devices = api.call("GET", "/api/v1/hsm/status").json()["data"]["devices"]
+        if not all(device["connected"] for device in devices):
+            return False
+    return True
+
+
+@pytest.fixture(autouse=True)
+def _connected(api: Api) -> None:
+    """Start every test with both agents reachable from every worker (restarts leave channels backing off)."""
+    wait_until(lambda: _all_connected(api), 30, "both agents reachable from every worker")
 
 
 @pytest.fixture
@@ -47,7 +63,7 @@ def test_a_write_with_one_device_down_is_partial_and_later_repaired(api: Api, on
     assert results == {"hsm-a": True, "hsm-b": False}
     assert api.call("GET", f"{SECRETS}/team-m/partial").json()["data"]["data"] == {"k": b64(b"v")}
     one_down.start()
-    wait_until(lambda: _in_sync(api, "team-m/partial"), 15, "mirror loop repairs hsm-b")
+    wait_until(lambda: _in_sync(api, "team-m/partial"), 30, "mirror loop repairs hsm-b")
     assert _versions(api, "team-m/partial")["hsm-b"]["version"] == 1
 
 
@@ -58,7 +74,7 @@ def test_a_secret_deleted_while_a_device_was_offline_stays_deleted(api: Api, age
         assert api.call("DELETE", f"{SECRETS}/team-m/doomed").status_code == 207
     finally:
         agent_pair[1].start()
-    wait_until(lambda: _in_sync(api, "team-m/doomed"), 15, "mirror loop spreads the tombstone")
+    wait_until(lambda: _in_sync(api, "team-m/doomed"), 30, "mirror loop spreads the tombstone")
     devices = _versions(api, "team-m/doomed")
     assert devices["hsm-b"]["deleted"] is True
     assert api.call("GET", f"{SECRETS}/team-m/doomed").status_code == 404
@@ -88,15 +104,6 @@ def test_every_device_down_is_unavailable_and_writes_nothing(api: Api, agent_pai
     assert api.call("GET", f"{SECRETS}/team-m/nowhere").status_code == 404
 
 
-def _all_connected(api: Api) -> bool:
-    # Each gunicorn worker has its own channels: ask several times so both have reconnected.
-    for _ in range(4):
-        devices = api.call("GET", "/api/v1/hsm/status").json()["data"]["devices"]
-        if not all(device["connected"] for device in devices):
-            return False
-    return True
-
-
 def test_change_pin_refuses_when_a_device_is_down(api: Api, one_down: Agent, agent_pair: list[Agent]) -> None:
     response = api.call("POST", "/api/v1/hsm/change-pin", json={"oldPin": "123456", "newPin": "777777"})
     assert response.status_code == 503
@@ -104,7 +111,6 @@ def test_change_pin_refuses_when_a_device_is_down(api: Api, one_down: Agent, age
 
 
 def test_change_pin_updates_every_device_and_the_pin_files(api: Api, agent_pair: list[Agent]) -> None:
-    wait_until(lambda: _all_connected(api), 15, "both agents reachable from every worker")
     new_pin = "654321"
     response = api.call("POST", "/api/v1/hsm/change-pin", json={"oldPin": "123456", "newPin": new_pin})
     assert response.status_code == 200, response.text
@@ -116,9 +122,22 @@ def test_change_pin_updates_every_device_and_the_pin_files(api: Api, agent_pair:
 
 
 def test_change_pin_with_a_wrong_old_pin_changes_nothing(api: Api, agent_pair: list[Agent]) -> None:
-    wait_until(lambda: _all_connected(api), 15, "both agents reachable from every worker")
     response = api.call("POST", "/api/v1/hsm/change-pin", json={"oldPin": "000000", "newPin": "999999"})
     assert response.status_code == 422, response.text
     assert [agent.pin_file.read_text() for agent in agent_pair] == ["123456", "123456"]
     api.call("POST", f"{SECRETS}/team-m/after-pin", json={"data": {"k": b64(b"v")}})
     assert api.call("GET", f"{SECRETS}/team-m/after-pin").status_code == 200
+
+
+def test_concurrent_writes_without_if_match_all_land_and_devices_converge(api: Api) -> None:
+    api.call("POST", f"{SECRETS}/team-m/raced", json={"data": {"k": b64(b"0")}})
+
+    def put(n: int) -> int:
+        return api.call(
+            "PUT", f"{SECRETS}/team-m/raced", json={"data": {"k": b64(str(n).encode())}}
+        ).status_code
+
+    with concurrent.futures.ThreadPoolExecutor(3) as pool:
+        statuses = list(pool.map(put, range(12)))
+    assert set(statuses) <= {200, 207}, statuses
+    wait_until(lambda: _in_sync(api, "team-m/raced"), 15, "devices agree after the race")

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
-from collections.abc import Mapping
+import random
+import time
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import grpc
@@ -32,7 +34,7 @@ class Reply:
         return self.status == errors.STATUS[errors.Code.PARTIAL_FAILURE]
 
 
-def create(
+def _create(
     provider: agents.Provider,
     group: agents.Group,
     path: str,
@@ -46,7 +48,7 @@ def create(
     return _write(provider, group, path, snapshot, data, _metadata(metadata, None), writer, 201)
 
 
-def replace(
+def _replace(
     provider: agents.Provider,
     group: agents.Group,
     path: str,
@@ -64,7 +66,7 @@ def replace(
     return _write(provider, group, path, snapshot, data, _metadata(metadata, previous), writer, 200)
 
 
-def patch(
+def _patch(
     provider: agents.Provider,
     group: agents.Group,
     path: str,
@@ -87,7 +89,7 @@ def patch(
     return _write(provider, group, path, snapshot, merged, _metadata(metadata, previous), writer, 200)
 
 
-def delete_key(
+def _delete_key(
     provider: agents.Provider, group: agents.Group, path: str, key: str, writer: str, expected: int | None
 ) -> Reply:
     """Remove one key (a new version without it); removing the last key deletes the secret."""
@@ -101,13 +103,13 @@ def delete_key(
         )
     remaining = {k: v for k, v in current.items() if k != key}
     if not remaining:
-        return delete(provider, group, path, writer, version)
+        return _delete(provider, group, path, writer, version)
     snapshot = _snapshot(provider, group, path)
     mirror.check_expected_version(path, snapshot.states, version)
     return _write(provider, group, path, snapshot, remaining, previous, writer, 200)
 
 
-def delete(
+def _delete(
     provider: agents.Provider, group: agents.Group, path: str, writer: str, expected_version: int | None
 ) -> Reply:
     """Write a tombstone (version max + 1) on every device that holds path, so it cannot come back."""
@@ -133,6 +135,83 @@ def delete(
         )
         results.append(_apply(provider, member, "DeleteSecret", request))
     return _reply(path, version, results, 200)
+
+
+#: Attempts of a write that lost a race on a device while the caller asked for no particular version.
+RACE_ATTEMPTS = 6
+#: Upper bound of the random pause before attempt n, times 2**n (seconds): racers spread out.
+RACE_BACKOFF = 0.01
+
+
+def _retried(run: Callable[[], Reply], expected_version: int | None) -> Reply:
+    """run, again from fresh device states when it lost a race (ABORTED) and no version was asked for.
+
+    With If-Match the caller wants exactly that version, so a conflict is their answer (412).
+    """
+    for attempt in range(RACE_ATTEMPTS):
+        try:
+            return run()
+        except errors.VersionConflict:
+            if expected_version is not None or attempt == RACE_ATTEMPTS - 1:
+                raise
+        time.sleep(random.uniform(0, RACE_BACKOFF * 2**attempt))
+    raise AssertionError("unreachable")
+
+
+def create(
+    provider: agents.Provider,
+    group: agents.Group,
+    path: str,
+    data: Mapping[str, bytes],
+    metadata: schemas.Metadata | None,
+    writer: str,
+) -> Reply:
+    """Create path on every device; AlreadyExists when any device holds it live."""
+    return _retried(lambda: _create(provider, group, path, data, metadata, writer), None)
+
+
+def replace(
+    provider: agents.Provider,
+    group: agents.Group,
+    path: str,
+    data: Mapping[str, bytes],
+    metadata: schemas.Metadata | None,
+    writer: str,
+    expected_version: int | None,
+) -> Reply:
+    """Replace (or create) path on every device; VersionConflict when expected_version is stale."""
+    return _retried(
+        lambda: _replace(provider, group, path, data, metadata, writer, expected_version), expected_version
+    )
+
+
+def patch(
+    provider: agents.Provider,
+    group: agents.Group,
+    path: str,
+    changes: Mapping[str, bytes | None],
+    metadata: schemas.Metadata | None,
+    writer: str,
+    expected_version: int | None,
+) -> Reply:
+    """Merge changes into the newest version of path (null removes a key) and mirror the result."""
+    return _retried(
+        lambda: _patch(provider, group, path, changes, metadata, writer, expected_version), expected_version
+    )
+
+
+def delete_key(
+    provider: agents.Provider, group: agents.Group, path: str, key: str, writer: str, expected: int | None
+) -> Reply:
+    """Remove one key (a new version without it); removing the last key deletes the secret."""
+    return _retried(lambda: _delete_key(provider, group, path, key, writer, expected), expected)
+
+
+def delete(
+    provider: agents.Provider, group: agents.Group, path: str, writer: str, expected_version: int | None
+) -> Reply:
+    """Write a tombstone (version max + 1) on every device that holds path, so it cannot come back."""
+    return _retried(lambda: _delete(provider, group, path, writer, expected_version), expected_version)
 
 
 def _write(
