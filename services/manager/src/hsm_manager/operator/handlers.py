@@ -235,7 +235,10 @@ def managed_secret_event(event: kopf.RawEvent, **_: Any) -> None:
     if not owner:
         return
     rt = runtime()
-    ours = rt.syncer.wrote(meta["namespace"], meta["name"], meta.get("resourceVersion", ""))
-    if event.get("type") != "DELETED" and ours:
-        return  # our own write coming back
-    rt.queue.put((meta["namespace"], owner))
+    key = (meta["namespace"], owner)
+    if event.get("type") != "DELETED":
+        if rt.syncer.wrote(meta["namespace"], meta["name"], meta.get("resourceVersion", "")):
+            return  # our own write coming back
+        if rt.syncer.intact(key, dict(obj)):
+            return  # a re-list after a watch restart, or a change of something we do not manage
+    rt.queue.put(key)

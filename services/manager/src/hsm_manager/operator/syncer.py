@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import datetime
+import hmac
 import logging
 import secrets
 import threading
@@ -137,6 +138,18 @@ class Syncer:
         self._statuses: dict[tuple[str, str], str] = {}
         self._unresolved: set[tuple[str, str]] = set()
         self._in_sync: dict[tuple[str, str], int] = {}
+
+    def intact(self, key: tuple[str, str], secret: kube.Obj) -> bool:
+        """True when secret still holds what the last pass of key left in sync: that HSM version, and data
+        whose keyed MAC matches its annotation (an edit of either shows; the MAC key is not in reach)."""
+        annotations = secret.get("metadata", {}).get("annotations") or {}
+        with self._lock:
+            version = self._in_sync.get(key)
+        if version is None or annotations.get(constants.ANNOTATION_HSM_VERSION) != str(version):
+            return False
+        data = {k: base64.b64decode(v) for k, v in (secret.get("data") or {}).items()}
+        expected = annotations.get(constants.ANNOTATION_DATA_MAC, "")
+        return hmac.compare_digest(expected, checksum.mac(self._mac_key, data))
 
     def in_sync_at(self, key: tuple[str, str], version: int) -> bool:
         """True when the last pass of key left its Secret in sync with this HSM version."""
