@@ -347,27 +347,31 @@ class Device:
     heartbeat: Heartbeat
 
 
+def pool_phase(kube: testkit.Kube, namespace: str, device: str) -> str | None:
+    pool = get(kube, f"{GROUP_PATH}/namespaces/{namespace}/hsmpools/{device}-pool") or {}
+    phase: str | None = (pool.get("status") or {}).get("phase")
+    return phase
+
+
 def deploy_device(op: Operator, conf: pathlib.Path, name: str, node: str = "kwok-node-1") -> Device:
     """Token → HSMDevice → report → pool Ready → agent pod Ready → a stub to it."""
     kube, namespace = op.kube, op.namespace
     label = f"e2e-{uuid.uuid4().hex[:8]}"
     serial = make_token(conf, label)
-    kube.client.request(
-        "POST", f"{GROUP_PATH}/namespaces/{namespace}/hsmdevices", device_manifest(namespace, name, label)
-    )
-    report_device(kube, namespace, name, serial, node)
-    heartbeat = Heartbeat(kube, namespace, name, serial, node)
-    heartbeat.start()
-    poll(
-        lambda: (
-            (
-                (get(kube, f"{GROUP_PATH}/namespaces/{namespace}/hsmpools/{name}-pool") or {}).get("status")
-                or {}
-            ).get("phase")
-            == "Ready"
-        ),
-        60,
-        "the pool Ready",
-    )
-    pod = poll(lambda: ready_agent_pod(kube, namespace, name), 90, "the agent pod Running and Ready")
+    heartbeat: Heartbeat | None = None
+    try:
+        kube.client.request(
+            "POST", f"{GROUP_PATH}/namespaces/{namespace}/hsmdevices", device_manifest(namespace, name, label)
+        )
+        report_device(kube, namespace, name, serial, node)
+        heartbeat = Heartbeat(kube, namespace, name, serial, node)
+        heartbeat.start()
+        poll(lambda: pool_phase(kube, namespace, name) == "Ready", 60, "the pool Ready")
+        pod = poll(lambda: ready_agent_pod(kube, namespace, name), 90, "the agent pod Running and Ready")
+    except BaseException:
+        # Not handed to the caller yet, so nobody else would remove the token or stop the reports.
+        if heartbeat is not None:
+            heartbeat.stop()
+        delete_token(conf, label)
+        raise
     return Device(name, label, serial, node, agent_stub(kube, namespace, pod), heartbeat)
