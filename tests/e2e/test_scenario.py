@@ -9,6 +9,7 @@ import base64
 import contextlib
 import os
 import pathlib
+import re
 import subprocess
 import sys
 import time
@@ -17,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from devcluster import build, cluster, kubeapi, kubectl, nodes, pico, system, testkit, wait
+from devcluster import build, cluster, demo, kubeapi, kubectl, nodes, pico, system, testkit, wait
 
 NODE_A, NODE_B = nodes.name(1), nodes.name(2)
 NS_A, NS_B = "team-a", "team-b"
@@ -59,7 +60,7 @@ def scenario(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRe
     options = system.Options(
         run_dir=tmp_path_factory.mktemp("scenario") / "devcluster",
         repo_root=system.repo_root(),
-        user_namespaces=(NS_A, NS_B),
+        user_namespaces=(NS_A, NS_B, demo.NAMESPACE),
         runner_env={"HSM_DISCOVERY_HEARTBEAT_INTERVAL": "2s"},
     )
     installed = system.install(options, timeline.record)
@@ -97,6 +98,15 @@ def _wait_secret(scenario: Scenario, namespace: str, name: str, expected: dict[s
         STEP_TIMEOUT,
         f"Secret {namespace}/{name} to hold {sorted(expected)} with the expected values",
     )
+
+
+def _wait_status(scenario: Scenario, namespace: str, name: str, version: int) -> None:
+    def in_sync() -> bool:
+        found = scenario.client.get(f"{system.GROUP_PATH}/namespaces/{namespace}/hsmsecrets/{name}")
+        status = found.get("status") or {}
+        return status.get("syncStatus") == "InSync" and status.get("hsmVersion") == version
+
+    wait.until(in_sync, STEP_TIMEOUT, f"HSMSecret {namespace}/{name} InSync at version {version}")
 
 
 def _kubectl_hsm(scenario: Scenario, *args: str) -> str:
@@ -151,6 +161,7 @@ def test_hsmsecrets_in_two_namespaces_get_their_secrets(scenario: Scenario) -> N
         scenario.client.request("POST", f"{system.GROUP_PATH}/namespaces/{namespace}/hsmsecrets", body)
     for namespace in (NS_A, NS_B):
         _wait_secret(scenario, namespace, "db", {"password": b"first", "user": namespace.encode()})
+        _wait_status(scenario, namespace, "db", 1)
     scenario.timeline.record("HSMSecrets in team-a and team-b have their Secrets")
 
 
@@ -159,6 +170,7 @@ def test_an_update_through_kubectl_hsm_reaches_both_secrets(scenario: Scenario) 
         _kubectl_hsm(scenario, "-n", namespace, "update", "db", "--from-literal", "password=second")
     for namespace in (NS_A, NS_B):
         _wait_secret(scenario, namespace, "db", {"password": b"second"})
+        _wait_status(scenario, namespace, "db", 2)
     scenario.timeline.record("kubectl hsm update reached both Secrets")
 
 
@@ -197,6 +209,7 @@ def test_the_secret_is_still_served_from_the_other_device(scenario: Scenario) ->
     assert scenario.api.get_secret(f"{NS_A}/db") == {"password": b"second"}
     scenario.api.put_secret(f"{NS_A}/db", {"password": b"third"})
     _wait_secret(scenario, NS_A, "db", {"password": b"third"})
+    _wait_status(scenario, NS_A, "db", 3)
     scenario.timeline.record("secret read and updated with one device; the Secret followed")
 
 
@@ -208,7 +221,11 @@ def test_a_replugged_device_gets_its_agent_back(scenario: Scenario) -> None:
         STEP_TIMEOUT,
         f"the agent on {NODE_B} back and Ready",
     )
-    assert _pool(scenario)["availableDevices"] == 2
+    wait.until(
+        lambda: _pool(scenario).get("phase") == "Ready" and _pool(scenario).get("availableDevices") == 2,
+        STEP_TIMEOUT,
+        "the pool Ready with both devices again",
+    )
     scenario.timeline.record(f"agent on {NODE_B} Ready again")
 
 
@@ -235,3 +252,14 @@ def test_every_overlay_passes_a_server_side_dry_run(scenario: Scenario, overlay:
         "apply", "--server-side", "--force-conflicts", "--dry-run=server", "-f", "-",
         stdin=manifests,
     )  # fmt: skip
+
+
+def test_the_demo_stores_a_synced_sample_and_says_how_to_use_it(
+    scenario: Scenario, capsys: pytest.CaptureFixture[str]
+) -> None:
+    demo.store_sample(scenario.system)
+    demo.print_usage(scenario.system.cluster.run_dir)
+    shown = capsys.readouterr().out
+    assert re.search(rf"^{demo.SAMPLE}\s+{demo.SAMPLE}\s+InSync\s", shown, re.MULTILINE), shown
+    assert f"HSM_API_URL={scenario.api.base_url}" in shown
+    assert set(_secret_data(scenario, demo.NAMESPACE, demo.SAMPLE) or {}) == {"username", "password"}

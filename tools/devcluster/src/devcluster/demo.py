@@ -48,7 +48,7 @@ def up(directory: pathlib.Path | None = None) -> int:
     states = cluster.status(directory)
     if states and all(states.values()):
         _say(f"the demo is already running in {directory}")
-        _usage(directory)
+        print_usage(directory)
         return 0
     if states:
         # A half-dead demo (e.g. after a reboot): start over.
@@ -59,12 +59,13 @@ def up(directory: pathlib.Path | None = None) -> int:
     start = time.monotonic()
     options = system.Options(run_dir=directory, repo_root=system.repo_root(), user_namespaces=(NAMESPACE,))
     installed = system.install(options, lambda step: _say(f"{system.elapsed_since(start)}  {step}"))
-    _sample(installed)
-    _usage(directory)
+    store_sample(installed)
+    print_usage(directory)
     return 0
 
 
-def _sample(installed: system.System) -> None:
+def store_sample(installed: system.System) -> None:
+    """Store the sample secret through the API, sync an HSMSecret of it, and show both."""
     path = f"{NAMESPACE}/{SAMPLE}"
     password = secrets.token_urlsafe(12).encode()
     written = installed.api.put_secret(
@@ -96,7 +97,8 @@ def _sample(installed: system.System) -> None:
     _say(kubectl.run(config, "get", "secret", SAMPLE, "-n", NAMESPACE, "-o", "yaml").rstrip())
 
 
-def _usage(directory: pathlib.Path) -> None:
+def print_usage(directory: pathlib.Path) -> None:
+    """Print how to reach the running demo's API and use kubectl hsm against it."""
     found = cluster.load(directory)
     if found is None:
         raise DemoError(f"no cluster in {directory}")
