@@ -48,7 +48,7 @@ def _in_sync(api: Api, path: str) -> bool:
 
 def test_a_write_reaches_every_device_with_the_same_version(api: Api) -> None:
     api.call("POST", f"{SECRETS}/team-m/both", json={"data": {"k": b64(b"1")}})
-    api.call("PUT", f"{SECRETS}/team-m/both", json={"data": {"k": b64(b"2")}})
+    assert api.call("PUT", f"{SECRETS}/team-m/both", json={"data": {"k": b64(b"2")}}).status_code == 200
     devices = _versions(api, "team-m/both")
     assert devices["hsm-a"]["version"] == devices["hsm-b"]["version"] == 2
     assert devices["hsm-a"]["checksum"] == devices["hsm-b"]["checksum"]
@@ -64,7 +64,7 @@ def test_a_write_with_one_device_down_is_partial_and_later_repaired(api: Api, on
     assert api.call("GET", f"{SECRETS}/team-m/partial").json()["data"]["data"] == {"k": b64(b"v")}
     one_down.start()
     wait_until(lambda: _in_sync(api, "team-m/partial"), 30, "mirror loop repairs hsm-b")
-    assert _versions(api, "team-m/partial")["hsm-b"]["version"] == 1
+    assert _versions(api, "team-m/partial")["hsm-b"].get("version") == 1
 
 
 def test_a_secret_deleted_while_a_device_was_offline_stays_deleted(api: Api, agent_pair: list[Agent]) -> None:

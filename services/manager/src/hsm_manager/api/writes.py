@@ -138,7 +138,7 @@ def _delete(
 
 
 #: Attempts of a write that lost a race on a device while the caller asked for no particular version.
-RACE_ATTEMPTS = 6
+RACE_ATTEMPTS = 8
 #: Upper bound of the random pause before attempt n, times 2**n (seconds): racers spread out.
 RACE_BACKOFF = 0.01
 
