@@ -5,7 +5,7 @@ Target (issue #7): >= 500 reads/s and p99 <= 50 ms. Authentication uses the stat
 integration tests at the Deps seam (review results are cached for 30 s in production, so a steady
 load pays the same as here); the load generator shares the machine's cores with the server.
 
-Run: uv run python bench/api.py [--seconds 8] [--clients 8]
+Run: uv run python bench/api.py [--seconds 8] [--clients 8] [--workers 4] [--threads 1]
 """
 
 from __future__ import annotations
@@ -76,12 +76,13 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=8.0)
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--workers", type=int, default=4)
+    parser.add_argument("--threads", type=int, default=1, help="threads per gunicorn worker")
     args = parser.parse_args()
     harness = _harness()
     root = pathlib.Path(tempfile.mkdtemp(prefix="bench-api-"))
     agent = harness.make_agent(root, "bench-hsm")
     agent.start()
-    api = harness.start_api(root / "api", {"bench": [agent]}, workers=args.workers)
+    api = harness.start_api(root / "api", {"bench": [agent]}, workers=args.workers, threads=args.threads)
     headers = {"Authorization": "Bearer admin", "Content-Type": "application/json"}
     url = f"{api.url}/api/v1/hsm/secrets"
     value = base64.b64encode(b"x" * 64).decode()
@@ -105,8 +106,10 @@ def main() -> int:
             route = f"{url}/bench/w{client}-{count % 20:02d}"
             return session.put(route, data=body, headers=headers, timeout=30).status_code
 
-        print(f"gunicorn workers={args.workers} threads=4, 1 SoftHSM2 agent, {args.clients} client threads, "
-              f"{args.seconds:.0f} s per phase, 100 secrets of 2 keys")  # fmt: skip
+        print(
+            f"gunicorn workers={args.workers} threads={args.threads}, 1 SoftHSM2 agent, "
+            f"{args.clients} client threads, {args.seconds:.0f} s per phase, 100 secrets of 2 keys"
+        )
         for name, request in (
             ("GET secret", get_secret),
             ("GET list (100)", list_secrets),

@@ -151,7 +151,11 @@ TOKENS = {"admin": "admin", "team-a": "team-a", "reader": "reader", "nobody": "n
 
 
 def start_api(
-    root: pathlib.Path, devices: dict[str, list[Agent]], workers: int = 2, mirror_interval: float = 0
+    root: pathlib.Path,
+    devices: dict[str, list[Agent]],
+    workers: int = 2,
+    mirror_interval: float = 0,
+    threads: int = 4,
 ) -> Api:
     config = {
         "tokens": TOKENS,
@@ -183,6 +187,7 @@ def start_api(
             "--listen", f"127.0.0.1:{port}",
             "--metrics-listen", f"127.0.0.1:{metrics_port}",
             "--workers", str(workers),
+            "--threads", str(threads),
         ],
         env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT,
     )  # fmt: skip
