@@ -106,7 +106,7 @@ def print_usage(directory: pathlib.Path) -> None:
     user_config = directory / "user.kubeconfig"
     venv_bin = pathlib.Path(sys.executable).parent
     q = shlex.quote
-    cli = f"python -m devcluster --run-dir {q(str(directory))} device"
+    cli = f"uv run python -m devcluster --run-dir {q(str(directory))} device"
     description = q(str(directory / "devices" / "kwok-node-2.umockdev"))
     _say(
         f"""
@@ -124,7 +124,7 @@ kubectl hsm, as the user {system.USER} (may use namespace {NAMESPACE}):
 USB hotplug (each node has a mocked Pico HSM):
           {cli} remove kwok-node-2 {pico.SYS_PATH}
           {cli} add kwok-node-2 {description}
-stop:     make demo-down   (python -m devcluster demo-down)"""
+stop:     make demo-down   (uv run python -m devcluster demo-down)"""
     )
 
 
