@@ -96,6 +96,12 @@ def test_command_naming_the_entrypoint_runs_the_resolved_script(tmp_path: pathli
     assert plan.argv == ("/venv/bin/hsm-agent", "serve")
 
 
+def test_an_entrypoint_under_a_mount_path_is_not_rewritten(tmp_path: pathlib.Path) -> None:
+    pod = _pod(args=["--cache=/tmp/cache"], volumeMounts=[{"name": "scratch", "mountPath": "/tmp"}])
+    plan = spec.launch(pod, ("/tmp/checkout/.venv/bin/hsm-agent",), tmp_path, {}, _secret, _configmap, _mint)
+    assert plan.argv == ("/tmp/checkout/.venv/bin/hsm-agent", f"--cache={tmp_path}/volumes/scratch/cache")
+
+
 def test_other_command_replaces_the_entrypoint(tmp_path: pathlib.Path) -> None:
     plan = _launch(_pod(command=["/bin/sh", "-c"], args=["echo hi"]), tmp_path)
     assert plan.argv == ("/bin/sh", "-c", "echo hi")

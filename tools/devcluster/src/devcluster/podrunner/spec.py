@@ -254,13 +254,18 @@ def launch(
     env.setdefault("HOSTNAME", pod["metadata"]["name"])
     command = [expand(c, env) for c in container.get("command", [])]
     args = [expand(a, env) for a in container.get("args", [])]
+    # Only what the pod spec says is rewritten: the resolved entrypoint is a host path already (and may
+    # well lie under a mount path such as /tmp when the checkout does).
     if command:
         program = pathlib.Path(command[0]).name
-        head = list(entrypoint) if program == pathlib.Path(entrypoint[0]).name else [command[0]]
-        argv = head + command[1:] + args
+        if program == pathlib.Path(entrypoint[0]).name:
+            head = list(entrypoint)
+        else:
+            head = [rewrite_paths(command[0], mounts)]
+        rest = command[1:] + args
     else:
-        argv = list(entrypoint) + args
-    argv = [rewrite_paths(a, mounts) for a in argv]
+        head, rest = list(entrypoint), args
+    argv = head + [rewrite_paths(a, mounts) for a in rest]
     return Launch(tuple(argv), env, files, tuple(dirs))
 
 
