@@ -108,3 +108,24 @@ def test_tls_secret_holds_cert_key_and_client_ca() -> None:
     secret = agentspec.tls_secret("hsm", "hsm-agent-x", "ns", OWNER, b"c", b"k", b"ca")
     assert sorted(secret["data"]) == ["ca.crt", "tls.crt", "tls.key"]
     assert secret["metadata"]["name"] == agentspec.tls_secret_name("hsm-agent-x")
+
+
+def _args(spec: models.HSMDeviceSpec) -> list[str]:
+    container = agentspec.deployment("hsm", "ns", spec, device("A"), OWNER, CONFIG)["spec"]["template"][
+        "spec"
+    ]["containers"][0]
+    return list(container["args"])
+
+
+def test_without_label_or_slot_the_usb_serial_names_the_token() -> None:
+    pkcs11 = SPEC.pkcs11.model_copy(update={"token_label": None, "slot_id": None})
+    args = _args(SPEC.model_copy(update={"pkcs11": pkcs11}))
+    assert "--serial=A" in args
+    assert not any(a.startswith(("--token-label", "--slot-id")) for a in args)
+
+
+def test_a_token_label_names_the_token_without_a_serial_check() -> None:
+    pkcs11 = SPEC.pkcs11.model_copy(update={"token_label": "PicoHSM", "slot_id": None})
+    args = _args(SPEC.model_copy(update={"pkcs11": pkcs11}))
+    assert "--token-label=PicoHSM" in args
+    assert not any(a.startswith("--serial") for a in args)

@@ -130,12 +130,15 @@ def _args(spec: models.HSMDeviceSpec, agent: str, serial: str) -> list[str]:
         f"--tls-key={TLS_MOUNT}/tls.key",
         f"--tls-client-ca={TLS_MOUNT}/ca.crt",
         f"--device-name={agent}",
-        f"--serial={serial}",
     ]
     if pkcs11.token_label:
         args.append(f"--token-label={pkcs11.token_label}")
     if pkcs11.slot_id is not None:
         args.append(f"--slot-id={pkcs11.slot_id}")
+    if not pkcs11.token_label and pkcs11.slot_id is None:
+        # Without a label or slot the USB serial names the token. With one, the token is named already, and
+        # a token's PKCS#11 serial need not equal the USB serial discovery reads, so it is not checked.
+        args.append(f"--serial={serial}")
     if spec.max_object_size:
         args.append(f"--max-object-size={spec.max_object_size}")
     return args
