@@ -353,7 +353,7 @@ def full(kube: testkit.Kube, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     try:
         device = env.deploy_device(op, conf, "full")
         if not _mtls_works(device):
-            pytest.skip("the operator's own mTLS client cannot reach its agent (a precondition, not the API)")
+            pytest.fail("the operator's mTLS client cannot reach the agent it deployed")
         kube.kubectl("apply", "-f", "-", stdin=rbac_for(op.namespace))
         kube.client.request("POST", "/api/v1/namespaces", {"metadata": {"name": user_ns}})
         kube.client.request(
