@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the project needs; does nothing when they are all present.
 set -euo pipefail
-packages=(softhsm2 opensc pcscd libccid pcsc-tools umockdev libumockdev0)
+packages=(softhsm2 opensc pcscd libccid pcsc-tools umockdev libumockdev0 wrk)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from hsm_manager.api import errors, mirror
+from hsm_manager.api import errors, mirror, states
+from hsmproto.v1 import hsm_pb2
 
 S = mirror.PathState
 
@@ -118,3 +119,19 @@ def test_no_device_at_all_is_unavailable() -> None:
 def test_merge_adds_replaces_and_removes_keys() -> None:
     merged = mirror.merge({"a": b"1", "b": b"2"}, {"b": b"3", "c": b"4", "a": None})
     assert merged == {"b": b"3", "c": b"4"}
+
+
+def test_newest_entry_of_a_listing_follows_the_conflict_order() -> None:
+    def entry(version: int, updated_at: str, writer: str, deleted: bool = False) -> hsm_pb2.SecretEntry:
+        return hsm_pb2.SecretEntry(
+            path="ns/x", version=version, updated_at=updated_at, writer=writer, deleted=deleted
+        )
+
+    newer_tombstone = entry(5, "2026-01-01T00:00:01Z", "alice", deleted=True)
+    assert states.newest_entry({"a": entry(4, "2026-01-01T00:00:09Z", "zed"), "b": newer_tombstone}) is (
+        newer_tombstone
+    )
+    later = entry(5, "2026-01-01T00:00:02Z", "alice")
+    assert states.newest_entry({"a": newer_tombstone, "b": later}) is later
+    only = entry(1, "", "")
+    assert states.newest_entry({"a": only}) is only

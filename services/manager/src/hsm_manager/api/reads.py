@@ -18,22 +18,18 @@ def list_secrets(
     by_path, failed = states.listing(provider, group, f"{namespace}/{prefix}", include_deleted=True)
     if failed and len(failed) == len(group.members):
         raise _unavailable(failed)
-    live: dict[str, mirror.PathState] = {}
-    keys: dict[str, list[str]] = {}
-    for path, entries in by_path.items():
-        found = mirror.newest({member: states.state_of(entry) for member, entry in entries.items()})
-        if found and found[1].live:
-            live[path] = found[1]
-            keys[path] = sorted(entries[found[0]].keys)
-    page = paging.paginate(live, limit, after)
+    newest = {path: states.newest_entry(entries) for path, entries in by_path.items()}
+    page = paging.paginate(
+        (path for path, entry in newest.items() if entry.version > 0 and not entry.deleted), limit, after
+    )
     return {
         "namespace": namespace,
         "items": [
             {
                 "path": path,
-                "version": live[path].version,
-                "keys": keys[path],
-                "updatedAt": live[path].updated_at,
+                "version": newest[path].version,
+                "keys": sorted(newest[path].keys),
+                "updatedAt": newest[path].updated_at,
             }
             for path in page.items
         ],

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from typing import Any
 
 import grpc
@@ -47,6 +48,16 @@ def state_of(entry: hsm_pb2.SecretEntry) -> mirror.PathState:
         updated_at=entry.updated_at,
         writer=entry.writer,
     )
+
+
+def newest_entry(entries: Mapping[str, hsm_pb2.SecretEntry]) -> hsm_pb2.SecretEntry:
+    """The newest of one path's entries across members, in the mirror's conflict order."""
+    if len(entries) == 1:
+        # The common case of a listing: no order to decide, so no PathState per entry.
+        return next(iter(entries.values()))
+    found = mirror.newest({member: state_of(entry) for member, entry in entries.items()})
+    assert found is not None  # index entries carry versions >= 1
+    return entries[found[0]]
 
 
 def listing(
