@@ -1,8 +1,9 @@
 """``kubectl hsm`` end to end against the API on the devcluster (real TokenReview/SAR, real agents).
 
 The API, its agents and the users come from the module fixture of test_api.py (loaded by path: e2e
-test modules are not importable by name). The devcluster has no kubelet to port-forward through, so
-the plugin is pointed at the API with --server; credentials come from a ServiceAccount kubeconfig.
+test modules are not importable by name). That API runs as a local process, not a pod, so the plugin is
+pointed at it with --server; credentials come from a ServiceAccount kubeconfig. The port-forward path to
+the API Service is exercised by test_scenario.py, where the API runs as a pod.
 """
 
 import base64

@@ -18,7 +18,20 @@ from typing import Any
 
 import pytest
 
-from devcluster import build, cluster, demo, kubeapi, kubectl, nodes, pico, system, testkit, wait
+from devcluster import (
+    access,
+    build,
+    cluster,
+    demo,
+    kubeapi,
+    kubeconfig,
+    kubectl,
+    nodes,
+    pico,
+    system,
+    testkit,
+    wait,
+)
 
 NODE_A, NODE_B = nodes.name(1), nodes.name(2)
 NS_A, NS_B = "team-a", "team-b"
@@ -109,13 +122,19 @@ def _wait_status(scenario: Scenario, namespace: str, name: str, version: int) ->
     wait.until(in_sync, STEP_TIMEOUT, f"HSMSecret {namespace}/{name} InSync at version {version}")
 
 
-def _kubectl_hsm(scenario: Scenario, *args: str) -> str:
+def _run_kubectl_hsm(kubeconfig: pathlib.Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """The plugin as a user runs it: no --server, so it port-forwards to the API Service (kwok's server
+    plays the kubelet) and authenticates with the kubeconfig's token."""
     env = {k: v for k, v in os.environ.items() if k not in ("HSM_TOKEN", "HSM_API_URL")}
-    env["KUBECONFIG"] = str(scenario.system.user_kubeconfig)
-    result = subprocess.run(
-        [sys.executable, "-m", "kubectl_hsm.cli", "--server", scenario.api.base_url, *args],
+    env["KUBECONFIG"] = str(kubeconfig)
+    return subprocess.run(
+        [sys.executable, "-m", "kubectl_hsm.cli", "--api-namespace", system.NAMESPACE, *args],
         env=env, capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip
+
+
+def _kubectl_hsm(scenario: Scenario, *args: str) -> str:
+    result = _run_kubectl_hsm(scenario.system.user_kubeconfig, *args)
     assert result.returncode == 0, result.stderr
     return result.stdout
 
@@ -171,7 +190,26 @@ def test_an_update_through_kubectl_hsm_reaches_both_secrets(scenario: Scenario) 
     for namespace in (NS_A, NS_B):
         _wait_secret(scenario, namespace, "db", {"password": b"second"})
         _wait_status(scenario, namespace, "db", 2)
-    scenario.timeline.record("kubectl hsm update reached both Secrets")
+    scenario.timeline.record("kubectl hsm update (by port-forward) reached both Secrets")
+
+
+def test_kubectl_hsm_without_the_api_client_role_is_refused_the_port_forward(
+    scenario: Scenario, tmp_path: pathlib.Path
+) -> None:
+    scenario.client.request(
+        "POST", "/api/v1/namespaces/default/serviceaccounts", {"metadata": {"name": "no-forward"}}
+    )
+    token = access.service_account_token(scenario.client, "default", "no-forward")
+    config = kubeconfig.write(
+        tmp_path / "no-forward.kubeconfig",
+        kubeconfig.for_token(
+            scenario.system.cluster.server, scenario.system.cluster.run_dir / "pki" / "ca.crt", token, NS_A
+        ),
+    )
+    result = _run_kubectl_hsm(config, "get", "db")
+    assert result.returncode == 1
+    assert "port-forward to svc/hsm-api" in result.stderr
+    assert "forbidden" in result.stderr
 
 
 def test_unplugging_a_device_makes_the_pool_partial(scenario: Scenario) -> None:
@@ -261,5 +299,8 @@ def test_the_demo_stores_a_synced_sample_and_says_how_to_use_it(
     demo.print_usage(scenario.system.cluster.run_dir)
     shown = capsys.readouterr().out
     assert re.search(rf"^{demo.SAMPLE}\s+{demo.SAMPLE}\s+InSync\s", shown, re.MULTILINE), shown
-    assert f"HSM_API_URL={scenario.api.base_url}" in shown
+    assert f"{scenario.api.base_url}/api/v1/hsm/secrets/{demo.NAMESPACE}/{demo.SAMPLE}" in shown
+    assert f"KUBECONFIG={scenario.system.user_kubeconfig}" in shown
+    shown_get = _kubectl_hsm(scenario, "-n", demo.NAMESPACE, "get", demo.SAMPLE, "--key", "username")
+    assert shown_get == "app"
     assert set(_secret_data(scenario, demo.NAMESPACE, demo.SAMPLE) or {}) == {"username", "password"}

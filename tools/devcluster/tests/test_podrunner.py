@@ -18,12 +18,13 @@ from devcluster.podrunner import runner
 
 
 class FakeApi:
-    """Serves a node and a mutable pod list; records status patches."""
+    """Serves a node and a mutable pod list; records status patches and applied PortForwards."""
 
     def __init__(self) -> None:
         self.pods: dict[str, dict[str, Any]] = {}
         self.secrets: dict[str, dict[str, str]] = {}
         self.patches: list[tuple[str, dict[str, Any]]] = []
+        self.applied: list[tuple[str, dict[str, Any]]] = []
         self.lock = threading.Lock()
         self.changed = threading.Event()
 
@@ -51,8 +52,12 @@ class FakeApi:
         timeout: float = 30.0,
     ) -> dict[str, Any]:
         assert method == "PATCH"
-        assert path.endswith("/status")
         assert body is not None
+        if content_type == "application/apply-patch+yaml":
+            with self.lock:
+                self.applied.append((path, body))
+            return body
+        assert path.endswith("/status")
         with self.lock:
             self.patches.append((path, body["status"]))
         return {}
@@ -185,6 +190,27 @@ def test_pod_process_listens_on_the_pod_ip_and_is_reported_ready(
     status = fake.last_status("web")
     assert status is not None
     assert status["phase"] == "Running"
+
+
+def test_a_pod_with_container_ports_gets_a_port_forward_to_its_ip(
+    fake: FakeApi, pod_runner: runner.PodRunner
+) -> None:
+    ip, port = f"127.1.1.{random.randint(2, 250)}", _free_port()
+    pod = _pod("web", "http", ip, ["--bind", "$(POD_IP)", str(port)])
+    pod["spec"]["containers"][0]["ports"] = [{"containerPort": port}, {"containerPort": 9}]
+    _add(fake, pod)
+    _add(fake, _pod("portless", "http", "127.1.1.1", ["--bind", "$(POD_IP)", str(_free_port())]))
+    wait.until(lambda: _ready(fake, "web") and _ready(fake, "portless"), 20, "both pods Ready")
+    with fake.lock:
+        applied = list(fake.applied)
+    assert [path.partition("?")[0] for path, _ in applied] == [
+        "/apis/kwok.x-k8s.io/v1alpha1/namespaces/ns/portforwards/web"
+    ]
+    body = applied[0][1]
+    assert body["metadata"]["ownerReferences"][0]["uid"] == pod["metadata"]["uid"]
+    assert body["spec"]["forwards"] == [
+        {"ports": [p], "target": {"address": ip, "port": p}} for p in sorted((port, 9))
+    ]
 
 
 def test_deleted_pod_process_is_stopped(fake: FakeApi, pod_runner: runner.PodRunner) -> None:

@@ -18,6 +18,7 @@ from . import (
     kubeapi,
     kubeconfig,
     kwokconfig,
+    kwokcrd,
     nodes,
     pki,
     ports,
@@ -213,7 +214,10 @@ def up(settings: Settings, bin_dir: pathlib.Path | None = None) -> Cluster:
         _await(api, lambda: client.text("GET", "/readyz", timeout=5) == "ok", settings.timeout, "readyz")
         cm = launch("kube-controller-manager", components.controller_manager(bins, admin, p, certs))
         sched = launch("kube-scheduler", components.scheduler(bins, admin, p))
-        kwok = launch("kwok", components.kwok(bins, admin, p, kwok_config))
+        # kwok watches PortForward objects only when their CRD is served before it starts.
+        crd = kwokcrd.install(client)
+        _await(api, functools.partial(kwokcrd.established, client, crd), settings.timeout, f"CRD {crd}")
+        kwok = launch("kwok", components.kwok(bins, admin, p, kwok_config, certs))
         for index in range(1, settings.node_count + 1):
             client.request("POST", "/api/v1/nodes", nodes.manifest(index, block))
         _await(

@@ -116,8 +116,8 @@ admin:    export KUBECONFIG={q(str(found.kubeconfig))}
 REST API: {url}  (no Service routing on the devcluster: the hsm-api pod's IP)
           TOKEN=$(kubectl create token {system.USER} -n default)
           curl -H "Authorization: Bearer $TOKEN" {url}/api/v1/hsm/secrets/{NAMESPACE}/{SAMPLE}
-kubectl hsm, as the user {system.USER} (may use namespace {NAMESPACE}):
-          export PATH={q(str(venv_bin))}:$PATH HSM_API_URL={url} KUBECONFIG={q(str(user_config))}
+kubectl hsm, as the user {system.USER} (may use namespace {NAMESPACE}; reaches the API by port-forward):
+          export PATH={q(str(venv_bin))}:$PATH KUBECONFIG={q(str(user_config))}
           kubectl hsm -n {NAMESPACE} get {SAMPLE}
           kubectl hsm -n {NAMESPACE} update {SAMPLE} --from-literal password=changed
           kubectl hsm -n {NAMESPACE} versions {SAMPLE}

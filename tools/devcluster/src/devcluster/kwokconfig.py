@@ -32,8 +32,11 @@ conditions:
 addresses:
 - address: {{ NodeIP | Quote }}
   type: InternalIP
-- address: {{ NodeName | Quote }}
+- address: {{ .metadata.name | Quote }}
   type: Hostname
+daemonEndpoints:
+  kubeletEndpoint:
+    Port: {{ NodePort }}
 allocatable:
   cpu: "32"
   memory: 64Gi

@@ -1,4 +1,4 @@
-"""Certificates and keys for one cluster run: a CA, the apiserver's serving cert, the admin client cert."""
+"""Certificates and keys for one cluster run: a CA, serving certs (apiserver, kwok), the admin client cert."""
 
 import dataclasses
 import datetime
@@ -25,6 +25,8 @@ class Paths:
     server_key: pathlib.Path
     admin_cert: pathlib.Path
     admin_key: pathlib.Path
+    kwok_cert: pathlib.Path
+    kwok_key: pathlib.Path
     sa_key: pathlib.Path
     sa_pub: pathlib.Path
 
@@ -38,6 +40,8 @@ class Paths:
             server_key=directory / "apiserver.key",
             admin_cert=directory / "admin.crt",
             admin_key=directory / "admin.key",
+            kwok_cert=directory / "kwok.crt",
+            kwok_key=directory / "kwok.key",
             sa_key=directory / "sa.key",
             sa_pub=directory / "sa.pub",
         )
@@ -127,6 +131,14 @@ def create(paths: Paths) -> None:
     admin_cert, admin_key = _leaf(
         ca_key, ca_name, _name("devcluster-admin", "system:masters"), oid.ExtendedKeyUsageOID.CLIENT_AUTH, []
     )
+    # kwok's server plays the nodes' kubelets (port-forward); the apiserver verifies it by its node IP.
+    kwok_cert, kwok_key = _leaf(
+        ca_key,
+        ca_name,
+        _name("kwok"),
+        oid.ExtendedKeyUsageOID.SERVER_AUTH,
+        [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))],
+    )
     # Service-account tokens are signed with RS256 by default, so this key is RSA.
     sa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     files: dict[pathlib.Path, bytes] = {
@@ -136,6 +148,8 @@ def create(paths: Paths) -> None:
         paths.server_key: _key_pem(server_key),
         paths.admin_cert: admin_cert.public_bytes(serialization.Encoding.PEM),
         paths.admin_key: _key_pem(admin_key),
+        paths.kwok_cert: kwok_cert.public_bytes(serialization.Encoding.PEM),
+        paths.kwok_key: _key_pem(kwok_key),
         paths.sa_key: _key_pem(sa_key),
         paths.sa_pub: sa_key.public_key().public_bytes(
             serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo

@@ -191,8 +191,9 @@ def api_url(client: kubeapi.Client) -> str | None:
 
 
 def create_user(client: kubeapi.Client, namespaces: tuple[str, ...]) -> None:
-    """The user ServiceAccount ``default/hsm-user`` with a Role on hsmsecrets in each namespace, and the
-    right to trigger mirror repairs (update on hsmdevices in the operator namespace)."""
+    """The user ServiceAccount ``default/hsm-user`` with a Role on hsmsecrets in each namespace, the
+    right to trigger mirror repairs (update on hsmdevices in the operator namespace) and to port-forward
+    to the API (the shipped ``hsm-api-client`` Role)."""
     _create(client, "/api/v1/namespaces/default/serviceaccounts", {"metadata": {"name": USER}})
     verbs = ["get", "list", "watch", "create", "update", "patch", "delete"]
     grants = [(ns, "hsmsecrets", verbs) for ns in namespaces] + [
@@ -214,6 +215,13 @@ def create_user(client: kubeapi.Client, namespaces: tuple[str, ...]) -> None:
             "subjects": [{"kind": "ServiceAccount", "name": USER, "namespace": "default"}],
         }
         _create(client, f"{rbac}/rolebindings", binding)
+    # `kubectl hsm` without --server port-forwards to the API Service: the Role the deployment ships for that.
+    binding = {
+        "metadata": {"name": f"{USER}-api-client", "namespace": NAMESPACE},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "hsm-api-client"},
+        "subjects": [{"kind": "ServiceAccount", "name": USER, "namespace": "default"}],
+    }
+    _create(client, f"/apis/rbac.authorization.k8s.io/v1/namespaces/{NAMESPACE}/rolebindings", binding)
 
 
 def install(options: Options, on_step: Step | None = None) -> System:

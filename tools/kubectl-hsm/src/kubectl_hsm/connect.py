@@ -97,8 +97,8 @@ def port_forward(
         line = _first_line(process, timeout)
         found = _FORWARDING.search(line)
         if not found:
-            error = process.stderr.read() if process.stderr and process.poll() is not None else line
-            raise ConnectError(f"port-forward to svc/{service} in {namespace} failed: {error.strip()}")
+            reason = _failure(process, line)
+            raise ConnectError(f"port-forward to svc/{service} in {namespace} failed: {reason}")
         yield f"http://127.0.0.1:{found.group(1)}"
     finally:
         process.terminate()
@@ -107,6 +107,15 @@ def port_forward(
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(5)
+
+
+def _failure(process: subprocess.Popen[str], line: str) -> str:
+    """Why kubectl did not forward: its stderr once it exited (an empty first line means it is exiting)."""
+    try:
+        _, error = process.communicate(timeout=5)
+    except subprocess.TimeoutExpired:
+        return line.strip() or "kubectl printed no forwarding address"
+    return (error or line).strip() or f"kubectl exited with status {process.returncode}"
 
 
 def _first_line(process: subprocess.Popen[str], timeout: float) -> str:

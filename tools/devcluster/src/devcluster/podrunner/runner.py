@@ -15,7 +15,7 @@ from typing import Any
 
 from devcluster import kubeapi, kubeconfig
 
-from . import podwatch, probes, spec, status
+from . import forwards, podwatch, probes, spec, status
 
 log = logging.getLogger("devcluster.podrunner")
 
@@ -299,6 +299,13 @@ class PodRunner:
                 os.replace(scratch, target)
                 log.info("event=volume_updated pod=%s/%s file=%s", box.namespace, box.name, target)
 
+    def _publish_forwards(self, pod: Mapping[str, Any]) -> None:
+        try:
+            forwards.publish(self.config.client, pod)
+        except (kubeapi.ApiError, OSError) as err:
+            # The pod runs all the same; only `kubectl port-forward` to it will fail.
+            log.warning("event=port_forward_failed pod=%s/%s error=%s", *_ref(pod), err)
+
     def _forget(self, uid: str) -> None:
         box = self._containers.pop(uid)
         self._kill(box, grace=box.grace)
@@ -320,6 +327,7 @@ class PodRunner:
                 pod_dir = self.config.work_dir / f"{meta['namespace']}_{meta['name']}_{uid[:8]}"
                 box = self._containers[uid] = _Container(uid, meta["namespace"], meta["name"], pod_dir)
                 box.grace = min(_MAX_GRACE, float(pod["spec"].get("terminationGracePeriodSeconds", 30)))
+                self._publish_forwards(pod)
             self._check_exit(pod, box)
             if box.proc is None and box.phase == "Running" and time.monotonic() >= box.next_start:
                 self._start(pod, box)
@@ -349,6 +357,10 @@ class PodRunner:
     def stop(self) -> None:
         """Ask ``run`` to stop every process and return."""
         self._stopping.set()
+
+
+def _ref(pod: Mapping[str, Any]) -> tuple[str, str]:
+    return pod["metadata"]["namespace"], pod["metadata"]["name"]
 
 
 def server_of(kubeconfig_path: pathlib.Path) -> str:
