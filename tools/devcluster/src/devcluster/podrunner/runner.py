@@ -304,7 +304,8 @@ class PodRunner:
             forwards.publish(self.config.client, pod)
         except (kubeapi.ApiError, OSError) as err:
             # The pod runs all the same; only `kubectl port-forward` to it will fail.
-            log.warning("event=port_forward_failed pod=%s/%s error=%s", *_ref(pod), err)
+            meta = pod["metadata"]
+            log.warning("event=port_forward_failed pod=%s/%s error=%s", meta["namespace"], meta["name"], err)
 
     def _forget(self, uid: str) -> None:
         box = self._containers.pop(uid)
@@ -357,10 +358,6 @@ class PodRunner:
     def stop(self) -> None:
         """Ask ``run`` to stop every process and return."""
         self._stopping.set()
-
-
-def _ref(pod: Mapping[str, Any]) -> tuple[str, str]:
-    return pod["metadata"]["namespace"], pod["metadata"]["name"]
 
 
 def server_of(kubeconfig_path: pathlib.Path) -> str:
