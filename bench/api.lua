@@ -1,4 +1,4 @@
--- wrk script for bench/api.py: one phase per run (get, list or put), chosen by the argument after "--".
+-- wrk script for bench/api.py: one phase per run (health, get, list or put), chosen by the argument after "--".
 -- done() prints one JSON line the Python side parses; latencies are in microseconds.
 
 local phase
@@ -20,7 +20,9 @@ end
 
 function request()
   counter = counter + 1
-  if phase == "get" then
+  if phase == "health" then
+    return wrk.format("GET", "/api/v1/health")
+  elseif phase == "get" then
     return wrk.format("GET", string.format("/api/v1/hsm/secrets/bench/s%03d", counter % 100))
   elseif phase == "list" then
     return wrk.format("GET", "/api/v1/hsm/secrets?namespace=bench&limit=100")
