@@ -64,12 +64,12 @@ def latency(kube: testkit.Kube, device: env.Device, namespace: str, updates: int
         return (found["metadata"].get("annotations") or {}).get(constants.ANNOTATION_HSM_VERSION, "")
 
     first = write(device, f"{namespace}/latency", {"k": b"0"})
-    env.poll(lambda: version() == str(first), 30, "the first version", period=0.005)
+    testkit.poll(lambda: version() == str(first), 30, "the first version", period=0.005)
     samples = []
     for i in range(1, updates + 1):
         started = time.monotonic()
         wanted = str(write(device, f"{namespace}/latency", {"k": str(i).encode()}))
-        env.poll(lambda w=wanted: version() == w, 30, f"update {i}", period=0.005)
+        testkit.poll(lambda w=wanted: version() == w, 30, f"update {i}", period=0.005)
         samples.append(time.monotonic() - started)
     ms = [s * 1000 for s in samples]
     print(
@@ -110,7 +110,7 @@ def cold(op: env.Operator, device: env.Device, count: int) -> None:
     started = time.monotonic()
     sampler = threading.Thread(target=sample_rss, daemon=True)
     sampler.start()
-    env.poll(lambda: managed_count(kube, namespace) >= count, 1800, f"{count} Secrets", period=1.0)
+    testkit.poll(lambda: managed_count(kube, namespace) >= count, 1800, f"{count} Secrets", period=1.0)
     elapsed = time.monotonic() - started
     cpu = op.cpu_seconds()
     done.set()

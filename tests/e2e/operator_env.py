@@ -20,9 +20,7 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 import uuid
-from collections.abc import Callable
 from typing import Any
 
 import yaml
@@ -41,22 +39,6 @@ SO_PIN = "13579246"
 INERT_DISCOVERY_IMAGE = "e2e-discovery-stand-in:latest"
 """Not run by the pod runner: the tests write the discovery reports themselves."""
 DEFAULT_SOFTHSM2_CONF = pathlib.Path("/etc/softhsm/softhsm2.conf")
-
-
-class Timeout(AssertionError):
-    """A polled condition did not come true in time."""
-
-
-def poll(condition: Callable[[], Any], timeout: float, what: str, period: float = 0.05) -> Any:
-    """condition's first truthy result within timeout seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = condition()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise Timeout(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(period)
 
 
 def free_port() -> int:
@@ -166,7 +148,7 @@ def start_operator(kube: testkit.Kube, tmp: pathlib.Path, extra_args: tuple[str,
     config = kube.service_account_kubeconfig(namespace, "hsm-manager", tmp / f"{namespace}.kubeconfig")
     op = Operator(kube, namespace, config, tmp / f"{namespace}-operator.log", extra_args)
     op.start()
-    poll(
+    testkit.poll(
         lambda: get(kube, f"/api/v1/namespaces/{namespace}/secrets/hsm-manager-client-tls"),
         60,
         "the operator's client certificate Secret",
@@ -275,7 +257,7 @@ def discovery_pods(kube: testkit.Kube, namespace: str, device: str) -> list[dict
 
 def report_device(kube: testkit.Kube, namespace: str, device: str, serial: str, node: str) -> None:
     """Every discovery pod of device reports; the one on node has the token, the others nothing."""
-    pods = poll(
+    pods = testkit.poll(
         lambda: len(pods := discovery_pods(kube, namespace, device)) >= 2 and pods, 60, "discovery pods"
     )
     for pod in pods:
@@ -366,8 +348,10 @@ def deploy_device(op: Operator, conf: pathlib.Path, name: str, node: str = "kwok
         report_device(kube, namespace, name, serial, node)
         heartbeat = Heartbeat(kube, namespace, name, serial, node)
         heartbeat.start()
-        poll(lambda: pool_phase(kube, namespace, name) == "Ready", 60, "the pool Ready")
-        pod = poll(lambda: ready_agent_pod(kube, namespace, name), 90, "the agent pod Running and Ready")
+        testkit.poll(lambda: pool_phase(kube, namespace, name) == "Ready", 60, "the pool Ready")
+        pod = testkit.poll(
+            lambda: ready_agent_pod(kube, namespace, name), 90, "the agent pod Running and Ready"
+        )
     except BaseException:
         # Not handed to the caller yet, so nobody else would remove the token or stop the reports.
         if heartbeat is not None:

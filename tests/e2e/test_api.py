@@ -16,7 +16,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -30,17 +30,6 @@ CRD_DIR = ROOT / "deploy" / "kustomize" / "base" / "crds"
 RBAC = ROOT / "deploy" / "kustomize" / "base" / "rbac" / "api.yaml"
 PIN = "123456"
 DEVICE = "pair"
-
-
-def poll(condition: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = condition()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.05)
 
 
 def free_port() -> int:
@@ -107,7 +96,7 @@ def start_agent(root: pathlib.Path, name: str) -> subprocess.Popen[bytes]:
          "--pcscd", "never", "--log-level", "warning"],
         env=env, stderr=(root / name / "agent.log").open("wb"),
     )  # fmt: skip
-    poll(lambda: _get_ok(f"http://127.0.0.1:{health}/readyz"), 20, f"agent {name} ready")
+    testkit.poll(lambda: _get_ok(f"http://127.0.0.1:{health}/readyz"), 20, f"agent {name} ready")
     process.address = f"127.0.0.1:{port}"  # type: ignore[attr-defined]
     return process
 
@@ -201,7 +190,7 @@ def api(kube: testkit.Kube, tmp_path_factory: pytest.TempPathFactory) -> Iterato
         env=env, stderr=(tmp / "api.log").open("wb"),
     )  # fmt: skip
     try:
-        poll(lambda: _get_ok(f"http://127.0.0.1:{port}/api/v1/health"), 90, "the API ready")
+        testkit.poll(lambda: _get_ok(f"http://127.0.0.1:{port}/api/v1/health"), 90, "the API ready")
         setup = Setup(f"http://127.0.0.1:{port}", system, ns_a, ns_b, tokens)
         seeded = setup.call(
             "POST", f"/api/v1/hsm/secrets/{ns_a}/seed", "admin", json={"data": {"k": b64(b"v")}}
@@ -382,7 +371,7 @@ def full(kube: testkit.Kube, tmp_path_factory: pytest.TempPathFactory) -> Iterat
              "--metrics-listen", f"127.0.0.1:{free_port()}", "--workers", "2"],
             env=environ, stderr=(tmp / "api.log").open("wb"),
         )  # fmt: skip
-        poll(lambda: _get_ok(f"http://127.0.0.1:{port}/api/v1/health"), 90, "the API ready")
+        testkit.poll(lambda: _get_ok(f"http://127.0.0.1:{port}/api/v1/health"), 90, "the API ready")
         yield Full(f"http://127.0.0.1:{port}", token, user_ns, op.namespace, "full")
     finally:
         if server is not None:
@@ -445,11 +434,11 @@ def test_a_write_through_the_api_reaches_the_hsmsecrets_secret(full: Full, kube:
         data: dict[str, str] = found.get("data") or {}
         return data
 
-    poll(
+    testkit.poll(
         lambda: (secret_data() or {}).get("password") == b64(b"first"), 20, "the Secret with the first value"
     )
     started = time.monotonic()
     updated = _call(full, "PUT", route, json={"data": {"password": b64(b"second")}})
     assert updated.status_code == 200, updated.text
-    poll(lambda: (secret_data() or {}).get("password") == b64(b"second"), 20, "the Secret updated")
+    testkit.poll(lambda: (secret_data() or {}).get("password") == b64(b"second"), 20, "the Secret updated")
     print(f"\nAPI PUT -> Secret updated in {time.monotonic() - started:.3f} s")

@@ -8,9 +8,8 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -28,18 +27,6 @@ OTHER_NODE = "kwok-node-2"
 POD = "hsm-discovery-e2e"
 OUTAGE_POD = "hsm-discovery-outage"
 PICO_SERIAL = "DC6A33145E23A42A"
-
-
-def poll(condition: Callable[[], Any], timeout: float, what: str) -> Any:
-    """condition's first truthy result within timeout seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = condition()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.1)
 
 
 def hsm_device(namespace: str, name: str, **spec: Any) -> dict[str, Any]:
@@ -142,7 +129,7 @@ def discovery(kube: testkit.Kube, setup: tuple[str, pathlib.Path]) -> Iterator[d
     config = kube.service_account_kubeconfig(namespace, "hsm-discovery", tmp / "sa.kubeconfig")
     proc = start_discovery(namespace, config, tmp / "discovery.log")
     try:
-        first = poll(
+        first = testkit.poll(
             lambda: (r := device_report(kube, namespace)) and len(r["devices"]) >= 2 and r,
             timeout=30,
             what="the discovery report",
@@ -178,7 +165,7 @@ def test_hsm_device_created_later_is_reported_through_the_watch(
     namespace, _ = setup
     schsm = {"usb": [{"vendorId": "04e6", "productId": "5817", "serialNumber": "SCHSM0000001"}]}
     create_device(kube, namespace, hsm_device(namespace, "schsm", discovery=schsm))
-    rep = poll(
+    rep = testkit.poll(
         lambda: (r := device_report(kube, namespace)) and "schsm" in r["devices"] and r,
         timeout=5,
         what="the new HSMDevice's entry",
@@ -294,16 +281,18 @@ def test_report_is_current_after_an_api_outage(
     log = tmp / "proxied.log"
     proc = start_discovery(namespace, tmp / "proxied.kubeconfig", log, OUTAGE_POD)
     try:
-        poll(lambda: log_has(log, "report_written"), timeout=30, what="the first report through the proxy")
+        testkit.poll(
+            lambda: log_has(log, "report_written"), timeout=30, what="the first report through the proxy"
+        )
         proxy.cut()
-        poll(
+        testkit.poll(
             lambda: log_has(log, "hsmdevice_watch_failed"), timeout=30, what="discovery to notice the outage"
         )
         create_device(
             kube, namespace, hsm_device(namespace, "after-outage", discovery={"autoDiscovery": True})
         )
         proxy.restore()
-        poll(
+        testkit.poll(
             lambda: (r := device_report(kube, namespace, OUTAGE_POD)) and "after-outage" in r["devices"],
             timeout=30,
             what="the report made after the outage",

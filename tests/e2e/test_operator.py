@@ -18,7 +18,7 @@ sys.path.insert(0, str(pathlib.Path(__file__).parent))
 import operator_env as env
 
 GROUP_PATH = env.GROUP_PATH
-poll, get = env.poll, env.get
+poll, get = testkit.poll, env.get
 device, hsmsecret = env.device_manifest, env.hsmsecret_manifest
 
 

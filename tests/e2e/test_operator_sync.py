@@ -60,7 +60,7 @@ class Stack:
         self, namespace: str, name: str, data: dict[str, bytes], timeout: float
     ) -> dict[str, Any]:
         wanted = {k: base64.b64encode(v).decode() for k, v in data.items()}
-        return env.poll(
+        return testkit.poll(
             lambda: (s := self.secret(namespace, name)) and s.get("data") == wanted and s,
             timeout,
             f"Secret {namespace}/{name} to hold {sorted(data)}",
@@ -116,7 +116,7 @@ def test_update_reaches_the_secret_within_two_seconds(stack: Stack, namespace: s
 def test_status_is_in_sync_with_the_hsm_version(stack: Stack, namespace: str) -> None:
     stack.hsmsecret(namespace, "versioned")
     version = stack.write(f"{namespace}/versioned", {"k": b"v"})
-    status = env.poll(
+    status = testkit.poll(
         lambda: (s := stack.status(namespace, "versioned")).get("syncStatus") == "InSync" and s, 10, "InSync"
     )
     assert status["hsmVersion"] == version
@@ -144,7 +144,7 @@ def test_deleted_secret_is_recreated(stack: Stack, namespace: str) -> None:
     stack.write(f"{namespace}/gone", {"k": b"v"})
     first = stack.secret_holding(namespace, "gone", {"k": b"v"}, 10)
     stack.kube.client.request("DELETE", f"/api/v1/namespaces/{namespace}/secrets/gone")
-    recreated = env.poll(
+    recreated = testkit.poll(
         lambda: (
             (s := stack.secret(namespace, "gone")) and s["metadata"]["uid"] != first["metadata"]["uid"] and s
         ),
@@ -159,8 +159,10 @@ def test_tombstone_with_delete_policy_deletes_the_secret(stack: Stack, namespace
     stack.write(f"{namespace}/doomed", {"k": b"v"})
     stack.secret_holding(namespace, "doomed", {"k": b"v"}, 10)
     stack.delete(f"{namespace}/doomed")
-    env.poll(lambda: stack.secret(namespace, "doomed") is None, 10, "the Secret deleted")
-    env.poll(lambda: stack.status(namespace, "doomed").get("syncStatus") == "Deleted", 10, "status Deleted")
+    testkit.poll(lambda: stack.secret(namespace, "doomed") is None, 10, "the Secret deleted")
+    testkit.poll(
+        lambda: stack.status(namespace, "doomed").get("syncStatus") == "Deleted", 10, "status Deleted"
+    )
 
 
 def test_tombstone_with_retain_policy_keeps_the_secret(stack: Stack, namespace: str) -> None:
@@ -168,7 +170,7 @@ def test_tombstone_with_retain_policy_keeps_the_secret(stack: Stack, namespace: 
     stack.write(f"{namespace}/kept", {"k": b"v"})
     stack.secret_holding(namespace, "kept", {"k": b"v"}, 10)
     stack.delete(f"{namespace}/kept")
-    env.poll(lambda: stack.status(namespace, "kept").get("syncStatus") == "Deleted", 10, "status Deleted")
+    testkit.poll(lambda: stack.status(namespace, "kept").get("syncStatus") == "Deleted", 10, "status Deleted")
     secret = stack.secret(namespace, "kept")
     assert secret is not None
     assert base64.b64decode(secret["data"]["k"]) == b"v"
@@ -192,12 +194,12 @@ def test_stopped_agent_means_device_unavailable_and_the_secret_is_kept(stack: St
     stack.secret_holding(namespace, "steady", {"k": b"v"}, 10)
     _scale_agents(stack, 0)
     try:
-        env.poll(
+        testkit.poll(
             lambda: env.ready_agent_pod(stack.kube, stack.op.namespace, stack.device.name) is None,
             30,
             "no agent",
         )
-        ready = env.poll(
+        ready = testkit.poll(
             lambda: next(
                 (c for c in stack.status(namespace, "steady").get("conditions", [])
                  if c["type"] == "Ready" and c["reason"] == "DeviceUnavailable"),
@@ -210,11 +212,11 @@ def test_stopped_agent_means_device_unavailable_and_the_secret_is_kept(stack: St
         assert stack.secret(namespace, "steady") is not None
     finally:
         _scale_agents(stack, 1)
-    pod = env.poll(
+    pod = testkit.poll(
         lambda: env.ready_agent_pod(stack.kube, stack.op.namespace, stack.device.name), 60, "agent back"
     )
     stack.device.stub = env.agent_stub(stack.kube, stack.op.namespace, pod)
-    env.poll(lambda: stack.status(namespace, "steady").get("syncStatus") == "InSync", 30, "InSync again")
+    testkit.poll(lambda: stack.status(namespace, "steady").get("syncStatus") == "InSync", 30, "InSync again")
 
 
 def test_manager_restart_mid_sync_converges(stack: Stack, namespace: str) -> None:
@@ -245,7 +247,7 @@ def test_hsmsecret_in_another_namespace_cannot_read_this_ones_path(stack: Stack,
         stack.write(f"{namespace}/private", {"k": b"mine"})
         # Same hsmPath, other namespace: it reads other/private, which does not exist.
         stack.hsmsecret(other, "thief", hsmPath="private")
-        env.poll(lambda: stack.status(other, "thief").get("syncStatus"), 15, "a status")
+        testkit.poll(lambda: stack.status(other, "thief").get("syncStatus"), 15, "a status")
         assert stack.secret(other, "thief") is None
     finally:
         stack.kube.client.request("DELETE", f"/api/v1/namespaces/{other}")
@@ -264,8 +266,8 @@ def test_deleting_a_device_removes_its_agent_and_leaves_the_others(stack: Stack)
     try:
         assert _agent_deployments(stack, "other")
         stack.kube.client.request("DELETE", f"{GP}/namespaces/{stack.op.namespace}/hsmdevices/other")
-        env.poll(lambda: not _agent_deployments(stack, "other"), 60, "the other device's agent collected")
-        env.poll(
+        testkit.poll(lambda: not _agent_deployments(stack, "other"), 60, "the other device's agent collected")
+        testkit.poll(
             lambda: env.ready_agent_pod(stack.kube, stack.op.namespace, "other") is None, 60, "its pod gone"
         )
         assert _agent_deployments(stack, stack.device.name)

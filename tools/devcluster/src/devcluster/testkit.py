@@ -8,16 +8,41 @@ import base64
 import dataclasses
 import pathlib
 import sys
+import time
+from collections.abc import Callable
+from typing import TypeVar
 
 import yaml
 
 from . import access, cluster, kubeapi, kubectl
+
+T = TypeVar("T")
 
 STAND_IN_HTTP_IMAGE = "hsm-test-http"
 """An image the pod runner runs as ``python -m http.server``, to test the runner without our services."""
 
 STAND_IN_COMMANDS = (f"{STAND_IN_HTTP_IMAGE}={sys.executable} -m http.server",)
 """``image=command`` mappings for ``cluster.Settings.runner_commands``."""
+
+
+class PollTimeout(AssertionError):
+    """A polled condition did not come true in time (an AssertionError: the test fails, not errors)."""
+
+
+def poll(condition: Callable[[], T], timeout: float, what: str, period: float = 0.05) -> T:
+    """condition's first truthy result within timeout seconds.
+
+    Unlike ``wait.until``, an exception from condition propagates (a failing call is the test's failure,
+    not "not yet") and falsy results such as 0 or [] count as "not yet".
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        result = condition()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise PollTimeout(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(period)
 
 
 @dataclasses.dataclass(frozen=True)
