@@ -155,3 +155,62 @@ def test_the_namespace_defaults_to_the_kubeconfig_context(
 @pytest.mark.parametrize("args", [["get"], ["bogus"], ["update"]])
 def test_usage_errors_exit_2(api: "harness.Setup", args: list[str]) -> None:
     assert kubectl_hsm(api, *args).returncode == 2
+
+
+def test_the_context_flag_picks_the_credentials_and_the_namespace(
+    api: "harness.Setup", kube: testkit.Kube, tmp_path: pathlib.Path
+) -> None:
+    ok(kubectl_hsm(api, "-n", api.ns_a, "create", "by-context", "--from-literal", "k=alice-may-read"))
+    users = {}
+    for user in ("alice", "nobody"):
+        single = kube.service_account_kubeconfig(api.system, user, tmp_path / f"{user}.kubeconfig")
+        users[user] = yaml.safe_load(single.read_text())
+    cluster = users["alice"]["clusters"][0]
+    merged = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [cluster],
+        "users": [{"name": name, "user": doc["users"][0]["user"]} for name, doc in users.items()],
+        "contexts": [
+            {"name": name, "context": {"cluster": cluster["name"], "user": name, "namespace": api.ns_a}}
+            for name in users
+        ],
+        "current-context": "nobody",
+    }
+    config = tmp_path / "two-contexts.kubeconfig"
+    config.write_text(yaml.safe_dump(merged))
+    config.chmod(0o600)
+    refused = kubectl_hsm(api, "get", "by-context", kubeconfig=str(config))
+    assert refused.returncode == 1
+    assert b"403" in refused.stderr
+    chosen = kubectl_hsm(api, "--context", "alice", "get", "by-context", "--key", "k", kubeconfig=str(config))
+    assert ok(chosen) == "alice-may-read"
+
+
+def test_a_service_account_acts_through_a_minted_token(api: "harness.Setup", kube: testkit.Kube) -> None:
+    # The admin kubeconfig (any identity that may create serviceaccounts/token) mints alice's token.
+    result = kubectl_hsm(
+        api, "--service-account", f"{api.system}/alice", "-n", api.ns_a,
+        "create", "by-token-request", "--from-literal", "k=v",
+        kubeconfig=str(kube.kubeconfig),
+    )  # fmt: skip
+    assert ok(result).startswith(f"secret {api.ns_a}/by-token-request created")
+    written = api.call("GET", f"/api/v1/hsm/secrets/{api.ns_a}/by-token-request/versions", "admin").json()
+    assert {d["writer"] for d in written["data"]["devices"]} == {f"system:serviceaccount:{api.system}:alice"}
+    refused = kubectl_hsm(
+        api, "--service-account", f"{api.system}/alice", "-n", api.ns_b, "get", "anything",
+        kubeconfig=str(kube.kubeconfig),
+    )  # fmt: skip
+    assert refused.returncode == 1
+    assert b"403" in refused.stderr
+
+
+def test_a_client_certificate_kubeconfig_is_told_how_to_get_a_token(
+    api: "harness.Setup", kube: testkit.Kube
+) -> None:
+    if kube.devcluster is None:
+        pytest.skip("needs the devcluster's admin kubeconfig, which authenticates with a client certificate")
+    result = kubectl_hsm(api, "-n", api.ns_a, "list", kubeconfig=str(kube.kubeconfig))
+    assert result.returncode == 1
+    assert b"no bearer token" in result.stderr
+    assert b"--service-account" in result.stderr
