@@ -30,6 +30,7 @@ from devcluster import (
     pico,
     system,
     testkit,
+    versions,
     wait,
 )
 
@@ -127,6 +128,7 @@ def _run_kubectl_hsm(kubeconfig: pathlib.Path, *args: str) -> subprocess.Complet
     plays the kubelet) and authenticates with the kubeconfig's token."""
     env = {k: v for k, v in os.environ.items() if k not in ("HSM_TOKEN", "HSM_API_URL")}
     env["KUBECONFIG"] = str(kubeconfig)
+    env["PATH"] = f"{versions.bin_dir()}{os.pathsep}{env.get('PATH', '')}"  # the version-matched kubectl
     return subprocess.run(
         [sys.executable, "-m", "kubectl_hsm.cli", "--api-namespace", system.NAMESPACE, *args],
         env=env, capture_output=True, text=True, timeout=60, check=False,
@@ -163,9 +165,9 @@ def test_an_agent_runs_on_each_node(scenario: Scenario) -> None:
 def test_a_secret_written_through_the_api_is_mirrored_to_both_devices(scenario: Scenario) -> None:
     for namespace in (NS_A, NS_B):
         scenario.api.put_secret(f"{namespace}/db", {"password": b"first", "user": namespace.encode()})
-    versions = scenario.api.versions(f"{NS_A}/db")
-    assert versions["inSync"]
-    assert [d["version"] for d in versions["devices"]] == [1, 1]
+    held = scenario.api.versions(f"{NS_A}/db")
+    assert held["inSync"]
+    assert [d["version"] for d in held["devices"]] == [1, 1]
     scenario.timeline.record("secret written through the REST API, version 1 on both devices")
 
 
@@ -272,13 +274,13 @@ def test_mirror_sync_brings_the_returning_device_up_to_date(scenario: Scenario) 
         # Each gunicorn worker learns of the returning agent on its own: a sync served by one that has not
         # yet reaches only one device, so repeat it until both hold the newest version.
         scenario.api.mirror_sync()
-        versions = scenario.api.versions(f"{NS_A}/db")
-        return versions if versions["inSync"] and len(versions["devices"]) == 2 else None
+        held = scenario.api.versions(f"{NS_A}/db")
+        return held if held["inSync"] and len(held["devices"]) == 2 else None
 
-    versions = wait.until(
+    held = wait.until(
         synced, STEP_TIMEOUT, "mirror sync to bring both devices to the newest version", interval=1.0
     )
-    assert [d["version"] for d in versions["devices"]] == [3, 3]
+    assert [d["version"] for d in held["devices"]] == [3, 3]
     scenario.timeline.record("mirror sync: version 3 on both devices again")
 
 

@@ -10,6 +10,8 @@ from typing import Any
 import pytest
 import yaml
 
+from devcluster import kubectl
+
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 OVERLAYS = sorted(
     p.parent.name for p in (ROOT / "deploy" / "kustomize" / "overlays").glob("*/kustomization.yaml")
@@ -19,7 +21,7 @@ OUR_IMAGES = ("hsm-manager", "hsm-agent", "hsm-discovery")
 
 def build(overlay: str) -> list[dict[str, Any]]:
     out = subprocess.run(
-        ["kubectl", "kustomize", str(ROOT / "deploy" / "kustomize" / "overlays" / overlay)],
+        [kubectl.binary(), "kustomize", str(ROOT / "deploy" / "kustomize" / "overlays" / overlay)],
         check=True, capture_output=True, text=True, timeout=120,
     ).stdout  # fmt: skip
     return [doc for doc in yaml.safe_load_all(out) if doc]

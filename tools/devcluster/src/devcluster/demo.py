@@ -17,7 +17,6 @@ from . import build, cluster, kubeapi, kubectl, pico, system, versions, wait
 NAMESPACE = "demo"
 SAMPLE = "database"
 _TOOLS = {
-    "kubectl": "kubectl (v1.32 or newer, on PATH)",
     "softhsm2-util": "softhsm2 (make apt)",
     "umockdev-wrapper": "umockdev (make apt)",
 }
@@ -111,13 +110,13 @@ def print_usage(directory: pathlib.Path) -> None:
     _say(
         f"""
 == the demo runs (control plane, operator, API, discovery and two agents as local processes)
-admin:    export KUBECONFIG={q(str(found.kubeconfig))}
+admin:    export PATH={q(str(versions.bin_dir()))}:$PATH KUBECONFIG={q(str(found.kubeconfig))}
           kubectl get hsmdev,hsmpool,pods -n {system.NAMESPACE}; kubectl get hsmsec -A
 REST API: {url}  (no Service routing on the devcluster: the hsm-api pod's IP)
           TOKEN=$(kubectl create token {system.USER} -n default)
           curl -H "Authorization: Bearer $TOKEN" {url}/api/v1/hsm/secrets/{NAMESPACE}/{SAMPLE}
 kubectl hsm, as the user {system.USER} (may use namespace {NAMESPACE}; reaches the API by port-forward):
-          export PATH={q(str(venv_bin))}:$PATH KUBECONFIG={q(str(user_config))}
+          export PATH={q(str(venv_bin))}:{q(str(versions.bin_dir()))}:$PATH KUBECONFIG={q(str(user_config))}
           kubectl hsm -n {NAMESPACE} get {SAMPLE}
           kubectl hsm -n {NAMESPACE} update {SAMPLE} --from-literal password=changed
           kubectl hsm -n {NAMESPACE} versions {SAMPLE}

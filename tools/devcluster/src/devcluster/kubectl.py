@@ -2,8 +2,9 @@
 
 import os
 import pathlib
-import shutil
 import subprocess
+
+from . import versions
 
 
 class KubectlError(RuntimeError):
@@ -11,11 +12,14 @@ class KubectlError(RuntimeError):
 
 
 def binary() -> str:
-    """kubectl from PATH (``$KUBECTL`` overrides)."""
-    found = os.environ.get("KUBECTL") or shutil.which("kubectl")
-    if not found:
-        raise KubectlError("kubectl not found on PATH")
-    return found
+    """The kubectl devcluster builds beside the control plane (``$KUBECTL`` overrides)."""
+    override = os.environ.get("KUBECTL")
+    if override:
+        return override
+    built = versions.bin_dir() / "kubectl"
+    if not os.access(built, os.X_OK):
+        raise KubectlError(f"{built} is missing: run `make setup` (python -m devcluster build)")
+    return str(built)
 
 
 def run(kubeconfig: pathlib.Path, *args: str, stdin: str | None = None, timeout: float = 60.0) -> str:

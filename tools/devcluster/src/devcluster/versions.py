@@ -8,7 +8,7 @@ KUBERNETES = "v1.34.4"
 ETCD = "v3.6.16"
 KWOK = "v0.8.0"
 
-BINARIES = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok")
+BINARIES = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok", "kubectl")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -98,6 +98,16 @@ def targets() -> tuple[Target, ...]:
                 "k8s.io/kubernetes/cmd/kube-controller-manager",
                 "k8s.io/kubernetes/cmd/kube-scheduler",
             ),
+            ldflags=kube_ldflags(KUBERNETES),
+        ),
+        # Its own wrapper module, so a cache built before kubectl joined only compiles kubectl; the tests,
+        # the demo and `kubectl hsm`'s port-forward use this one, matched to the apiserver's version.
+        Target(
+            name="kubectl",
+            module="k8s.io/kubernetes",
+            version=KUBERNETES,
+            sibling_version=kube_sibling_version(KUBERNETES),
+            packages=("k8s.io/kubernetes/cmd/kubectl",),
             ldflags=kube_ldflags(KUBERNETES),
         ),
     )
