@@ -165,7 +165,8 @@ def test_probes_and_metrics_answer(
     status, metrics = get(port, "/metrics")
     assert status == 200
     assert 'hsm_discovery_devices_found{hsm_device="pico"} 1.0' in metrics
-    assert 'hsm_discovery_udev_events_total{action="add"}' in metrics
+    for source in ("udev", "kernel"):
+        assert f'hsm_discovery_udev_events_total{{action="add",source="{source}"}}' in metrics
     assert "hsm_discovery_report_patches_total" in metrics
 
 

@@ -15,7 +15,10 @@ DEVICES_FOUND = prometheus_client.Gauge(
 SCANS = prometheus_client.Counter("hsm_discovery_scans", "Full USB scans", registry=REGISTRY)
 SCAN_ERRORS = prometheus_client.Counter("hsm_discovery_scan_errors", "Failed USB scans", registry=REGISTRY)
 UDEV_EVENTS = prometheus_client.Counter(
-    "hsm_discovery_udev_events", "USB udev events received", ["action"], registry=REGISTRY
+    "hsm_discovery_udev_events",
+    "USB uevents received, by action and netlink source (udev or kernel)",
+    ["action", "source"],
+    registry=REGISTRY,
 )
 REPORT_PATCHES = prometheus_client.Counter(
     "hsm_discovery_report_patches", "Reports written (content changes and heartbeats)", registry=REGISTRY
