@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hypothesis
+from hypothesis import strategies as st
+
 from hsm_agent.store import index, layout
 
 
@@ -67,3 +70,39 @@ def test_watcher_that_falls_behind_is_marked() -> None:
     for version in range(index.WATCH_QUEUE_SIZE + 1):
         idx.put(head("a/x", version + 1))
     assert subscription.overflowed
+
+
+_PATHS = st.sampled_from(["a/x", "a/y", "a/x/z", "ab/x", "b", "b/a", "a", "ns/long-name"])
+_OPS = st.lists(
+    st.one_of(
+        st.tuples(st.just("put"), _PATHS, st.booleans()),
+        st.tuples(st.just("drop"), _PATHS, st.booleans()),
+        st.tuples(st.just("scan"), st.frozensets(_PATHS), st.booleans()),
+    ),
+    max_size=40,
+)
+
+
+@hypothesis.given(ops=_OPS, prefix=st.sampled_from(["", "a", "a/", "a/x", "b", "c", "ns/"]))
+def test_prefix_listings_match_a_sorted_filter_after_any_changes(
+    ops: list[tuple[str, object, bool]], prefix: str
+) -> None:
+    idx = index.Index()
+    model: dict[str, layout.Head] = {}
+    for step, (op, arg, deleted) in enumerate(ops, start=1):
+        if op == "put":
+            assert isinstance(arg, str)
+            model[arg] = head(arg, step, deleted)
+            idx.put(model[arg])
+        elif op == "drop":
+            assert isinstance(arg, str)
+            model.pop(arg, None)
+            idx.replace_path(arg, None)
+        else:
+            assert isinstance(arg, frozenset)
+            model = {path: head(path, step, deleted) for path in arg}
+            idx.replace_all(model)
+    expected = [model[p] for p in sorted(model) if p.startswith(prefix)]
+    assert idx.entries(prefix, include_deleted=True) == expected
+    assert idx.entries(prefix) == [h for h in expected if not h.deleted]
+    assert idx.subscribe(prefix)[1] == expected

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import enum
 import queue
@@ -47,6 +48,9 @@ class Index:
         # Guards _heads and _subscribers: gRPC threads read while the writer and the rescan update.
         self._lock = threading.Lock()
         self._heads: dict[str, layout.Head] = {}
+        # The keys of _heads in order: a prefix listing is a bisect and a short walk instead of a sort of
+        # every path under the lock (4.4 ms for one namespace's 100 of 10,000 secrets).
+        self._paths: list[str] = []
         self._subscribers: list[Subscription] = []
 
     def get(self, path: str) -> layout.Head | None:
@@ -64,16 +68,13 @@ class Index:
     def entries(self, prefix: str = "", include_deleted: bool = False) -> list[layout.Head]:
         """Heads whose path starts with prefix, sorted by path."""
         with self._lock:
-            return [
-                self._heads[path]
-                for path in sorted(self._heads)
-                if path.startswith(prefix) and (include_deleted or not self._heads[path].deleted)
-            ]
+            heads = (self._heads[path] for path in self._under(prefix))
+            return [head for head in heads if include_deleted or not head.deleted]
 
     def put(self, head: layout.Head) -> None:
         """Record head as its path's current state and tell the watchers."""
         with self._lock:
-            self._heads[head.path] = head
+            self._set(head)
             self._publish(Event(Kind.DELETED if head.deleted else Kind.CHANGED, head))
 
     def replace_all(self, heads: Mapping[str, layout.Head]) -> int:
@@ -92,6 +93,7 @@ class Index:
                     self._heads[path] = head
                     changes += 1
                     self._publish(Event(Kind.DELETED if head.deleted else Kind.CHANGED, head))
+            self._paths = sorted(self._heads)
         return changes
 
     def replace_path(self, path: str, head: layout.Head | None) -> None:
@@ -101,10 +103,11 @@ class Index:
             if head is None:
                 if old is not None:
                     del self._heads[path]
+                    del self._paths[bisect.bisect_left(self._paths, path)]
                     if not old.deleted:
                         self._publish(Event(Kind.DELETED, dataclasses.replace(old, deleted=True, keys=())))
             elif old is None or old.rank() != head.rank():
-                self._heads[path] = head
+                self._set(head)
                 self._publish(Event(Kind.DELETED if head.deleted else Kind.CHANGED, head))
 
     def subscribe(self, prefix: str) -> tuple[Subscription, list[layout.Head]]:
@@ -112,7 +115,7 @@ class Index:
         subscription = Subscription(prefix)
         with self._lock:
             self._subscribers.append(subscription)
-            snapshot = [self._heads[path] for path in sorted(self._heads) if path.startswith(prefix)]
+            snapshot = [self._heads[path] for path in self._under(prefix)]
         return subscription, snapshot
 
     def unsubscribe(self, subscription: Subscription) -> None:
@@ -126,6 +129,19 @@ class Index:
             for subscription in self._subscribers:
                 subscription.offer(None)
             self._subscribers.clear()
+
+    def _set(self, head: layout.Head) -> None:
+        if head.path not in self._heads:
+            bisect.insort(self._paths, head.path)
+        self._heads[head.path] = head
+
+    def _under(self, prefix: str) -> list[str]:
+        """Paths starting with prefix, in order (they are contiguous in the sorted list)."""
+        start = bisect.bisect_left(self._paths, prefix)
+        end = start
+        while end < len(self._paths) and self._paths[end].startswith(prefix):
+            end += 1
+        return self._paths[start:end]
 
     def _publish(self, event: Event) -> None:
         for subscription in self._subscribers:
