@@ -6,9 +6,10 @@ import stat
 import sys
 import time
 
+import docker
 import pytest
 
-from devcluster import podman_service, process
+from devcluster import podman, podman_service, process
 
 # A stand-in for podman that serves /_ping on the socket it is given, as the real service does.
 _FAKE_SERVICE = """#!{python}
@@ -82,3 +83,16 @@ def test_a_socket_in_use_is_refused(tmp_path: pathlib.Path, serving_env: dict[st
     (tmp_path / "svc" / "podman.sock").touch()
     with pytest.raises(podman_service.PodmanServiceError, match="exists"):
         podman_service.start(tmp_path / "svc", serving_env)
+
+
+def test_the_real_service_uses_the_projects_storage(tmp_path: pathlib.Path) -> None:
+    service = podman_service.start(tmp_path / "svc", timeout=30)
+    try:
+        client = docker.DockerClient(base_url=service.docker_host)
+        try:
+            root = client.info()["DockerRootDir"]
+        finally:
+            client.close()
+    finally:
+        service.stop()
+    assert root == str(podman.cache_dir() / "storage")

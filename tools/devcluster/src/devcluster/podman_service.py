@@ -10,7 +10,7 @@ import socket
 import time
 from collections.abc import Mapping
 
-from . import process
+from . import podman, process
 
 SOCKET_NAME = "podman.sock"
 LOG_NAME = "podman-service.log"
@@ -80,12 +80,14 @@ class Service:
         self.socket.unlink(missing_ok=True)
 
 
-def start(directory: pathlib.Path, env: Mapping[str, str], timeout: float = 30.0) -> Service:
+def start(directory: pathlib.Path, env: Mapping[str, str] | None = None, timeout: float = 30.0) -> Service:
     """Start the service on ``directory``/podman.sock (log beside it) and return once it answers a ping.
 
-    ``env`` decides which containers.conf and storage podman uses (``podman.environment()``): the
-    service only sees the images built into that storage.
+    ``env`` defaults to ``podman.environment()``: the project's containers.conf and storage, the one the
+    images are built into (any other storage would not have them).
     """
+    if env is None:
+        env = podman.environment()
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / SOCKET_NAME
     if path.exists():
