@@ -61,5 +61,9 @@ test-unit:
 test-e2e:
 	$(RUN) python scripts/pytest_strict.py tests/e2e
 
+.PHONY: test-containers
+test-containers: ## the images (from `make images`) in containers: testcontainers on podman's Docker API
+	$(RUN) python scripts/pytest_strict.py tests/containers
+
 bench: ## run every benchmark and print its figures
 	@for b in bench/*.py; do echo "== $$b"; $(RUN) python $$b || exit 1; done

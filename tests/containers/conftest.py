@@ -75,6 +75,11 @@ def require_image(docker_host: str) -> Iterator[Callable[[str], str]]:
         try:
             client.images.get(reference)
         except docker.errors.ImageNotFound:
+            found = False
+        else:
+            found = True
+        # Failed outside the except block: the API's 404 would only clutter the message.
+        if not found:
             pytest.fail(f"image {reference} is missing: build it with `make images`", pytrace=False)
         return reference
 
