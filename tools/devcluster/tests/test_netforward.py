@@ -137,6 +137,19 @@ def test_connect_target_refuses_what_it_must_not_tunnel(head: bytes, status: htt
     assert refused.value.status == status
 
 
+def test_a_listener_that_cannot_listen_fails_the_start(tmp_path: pathlib.Path) -> None:
+    missing = pathlib.Path(f"/run/netns/nfwtest-missing-{secrets.token_hex(4)}")
+    rule = netforward.Forward(
+        netforward.Endpoint("10.123.45.1", 80, missing), netforward.Endpoint("127.0.0.1", 9)
+    )
+    done = subprocess.run(
+        netforward.argv([rule], tmp_path / "ready.json"), capture_output=True, text=True, timeout=30
+    )
+    assert done.returncode == 1
+    assert "event=listen_failed" in done.stderr
+    assert not (tmp_path / "ready.json").exists()
+
+
 # -- The process, against a real network namespace --------------------------------------------------------
 
 
