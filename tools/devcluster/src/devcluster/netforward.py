@@ -174,7 +174,8 @@ def argv(rules: Sequence[Rule], ready_file: pathlib.Path, allow: Sequence[str] =
 def read_ready(path: pathlib.Path) -> dict[str, str]:
     """The ready file: each rule's spec mapped to where it listens (an endpoint, or the socket path).
 
-    Raises FileNotFoundError until the process listens on every rule (the file appears atomically).
+    Raises FileNotFoundError until the process listens on every rule (the file appears atomically), and
+    again once it has exited cleanly (it removes the file, and a stale one when it starts).
     """
     data = json.loads(path.read_text())
     if not isinstance(data, dict) or not all(
