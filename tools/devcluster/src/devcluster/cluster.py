@@ -1,4 +1,8 @@
-"""Starts and stops one local control plane: etcd → kube-apiserver → controller-manager → scheduler → kwok."""
+"""Starts and stops one local cluster: etcd → kube-apiserver → controller-manager → scheduler → nodes.
+
+Nodes are real (kubelet, containerd and kube-proxy in namespaces of their own, see ``realnodes``) or kwok's
+fake nodes whose pods of the project's images the pod runner plays as host processes.
+"""
 
 import dataclasses
 import functools
@@ -14,15 +18,19 @@ from collections.abc import Callable, Mapping, Sequence
 
 from . import (
     components,
+    hosthygiene,
     ipblock,
     kubeapi,
     kubeconfig,
     kwokconfig,
     kwokcrd,
+    netforward,
+    network,
     nodes,
     pki,
     ports,
     process,
+    realnodes,
     testbed,
     versions,
     wait,
@@ -57,7 +65,13 @@ class Settings:
     runner_env: Mapping[str, str] = dataclasses.field(default_factory=dict)
     """Extra environment for the pod runner and so for every pod process (e.g. ``SOFTHSM2_CONF``)."""
     start_podrunner: bool = True
-    """Start the pod runner as part of the cluster."""
+    """Start the pod runner as part of the cluster (kwok nodes only)."""
+    real_nodes: bool = False
+    """Real nodes (kubelet, containerd, kube-proxy) instead of kwok's fake nodes and the pod runner."""
+    images: tuple[pathlib.Path, ...] = ()
+    """Image archives every real node loads before its kubelet starts (the sandbox image among them)."""
+    sandbox_image: str = ""
+    """containerd's sandbox ("pause") image on real nodes; one of ``images``."""
     timeout: float = 60.0
     """Seconds each component gets to become ready."""
 
@@ -78,6 +92,10 @@ class Cluster:
     def client(self) -> kubeapi.Client:
         """An admin client."""
         return kubeapi.Client.from_kubeconfig(self.kubeconfig)
+
+    def node_names(self) -> list[str]:
+        """Names of the cluster's nodes."""
+        return [n["metadata"]["name"] for n in self.client().get("/api/v1/nodes")["items"]]
 
 
 def default_run_dir() -> pathlib.Path:
@@ -167,22 +185,21 @@ def up(settings: Settings, bin_dir: pathlib.Path | None = None) -> Cluster:
     missing = [b for b in versions.BINARIES if not os.access(bins / b, os.X_OK)]
     if missing:
         raise StartError(f"binaries missing in {bins}: {missing}; run `python -m devcluster build`")
+    if settings.real_nodes and os.geteuid() != 0:
+        raise StartError("real nodes need root (network and mount namespaces, cgroups)")
     run = settings.run_dir
     if run.exists():
         shutil.rmtree(run)
     run.mkdir(parents=True)
     logs = run / "logs"
     certs = pki.Paths.under(run / "pki")
-    pki.create(certs)
+    pki.create(certs, extra_server_ips=(network.KUBERNETES_SERVICE_IP, network.APISERVER_IP))
     p = components.Ports(*(ports.free_port() for _ in range(6)))
     server = f"https://127.0.0.1:{p.apiserver}"
     admin = kubeconfig.write(
         run / "kubeconfig",
         kubeconfig.for_certificate(server, certs.ca_cert, certs.admin_cert, certs.admin_key),
     )
-    kwok_config = run / "kwok.yaml"
-    extra_images = tuple(mapping.partition("=")[0] for mapping in settings.runner_commands)
-    kwok_config.write_text(kwokconfig.render(settings.runner_images + extra_images))
     started: list[process.Started] = []
     cluster = Cluster(run, server, admin, ())
 
@@ -195,31 +212,45 @@ def up(settings: Settings, bin_dir: pathlib.Path | None = None) -> Cluster:
         return proc
 
     t0 = time.monotonic()
+    block = 0
     try:
         block, lock_fd = ipblock.claim()
         try:
-            # etcd holds the claim on the pod address block from now on: it lives as long as the cluster.
+            # etcd holds the claim on the address block from now on: it lives as long as the cluster.
             etcd = launch("etcd", components.etcd(bins, run, p), pass_fds=(lock_fd,))
         finally:
             os.close(lock_fd)
         (run / "pod-block").write_text(f"{block}\n")
+        apiserver_extra: list[str] = []
+        if settings.real_nodes:
+            (run / "real-nodes").write_text(f"{settings.node_count}\n")
+            hosthygiene.before_nodes(block)
+            realnodes.create_network(block, settings.node_count)
+            ready_file = run / "netforward.json"
+            forwarder = launch(
+                "netforward", realnodes.forwarder_argv(block, settings.node_count, p.apiserver, ready_file)
+            )
+            _await(forwarder, ready_file.exists, settings.timeout, "forwarder")
+            apiserver_extra = realnodes.apiserver_args(run, block, certs)
         _await(
             etcd,
             lambda: '"true"' in _insecure_get(f"http://127.0.0.1:{p.etcd_client}/health"),
             settings.timeout,
             "etcd health",
         )
-        api = launch("kube-apiserver", components.apiserver(bins, run, p, certs))
+        api = launch("kube-apiserver", components.apiserver(bins, run, p, certs) + apiserver_extra)
         client = kubeapi.Client.from_kubeconfig(admin)
         _await(api, lambda: client.text("GET", "/readyz", timeout=5) == "ok", settings.timeout, "readyz")
         cm = launch("kube-controller-manager", components.controller_manager(bins, admin, p, certs))
         sched = launch("kube-scheduler", components.scheduler(bins, admin, p))
-        # kwok watches PortForward objects only when their CRD is served before it starts.
-        crd = kwokcrd.install(client)
-        _await(api, functools.partial(kwokcrd.established, client, crd), settings.timeout, f"CRD {crd}")
-        kwok = launch("kwok", components.kwok(bins, admin, p, kwok_config, certs))
-        for index in range(1, settings.node_count + 1):
-            client.request("POST", "/api/v1/nodes", nodes.manifest(index, block))
+        # Before the nodes: a real node mounts its testbed when it starts.
+        for node_name in settings.testbed_nodes:
+            started.append(testbed.start_driver(run, node_name, settings.timeout))
+            _save(dataclasses.replace(cluster, processes=tuple(started)))
+        if settings.real_nodes:
+            node_names = _start_real_nodes(settings, run, block, bins, p.apiserver, certs, client, launch)
+        else:
+            node_names = _start_kwok(settings, run, block, bins, p, certs, admin, client, api, launch)
         _await(
             cm,
             lambda: _insecure_get(f"https://127.0.0.1:{p.controller_manager}/healthz") == "ok",
@@ -239,44 +270,133 @@ def up(settings: Settings, bin_dir: pathlib.Path | None = None) -> Cluster:
             settings.timeout,
             "scheduler healthz",
         )
-        for index in range(1, settings.node_count + 1):
-            node_name = nodes.name(index)
+        node_procs = {proc.name: proc for proc in started}
+        for node_name in node_names:
+            # Real nodes load the images before their kubelet registers: that takes a while on a cold start.
             _await(
-                kwok,
+                node_procs.get(node_name, api),
                 functools.partial(_node_ready, client, node_name),
-                settings.timeout,
+                settings.timeout * (4 if settings.real_nodes else 1),
                 f"node {node_name} Ready",
             )
-        for node_name in settings.testbed_nodes:
-            started.append(testbed.start_driver(run, node_name, settings.timeout))
-            _save(dataclasses.replace(cluster, processes=tuple(started)))
-        if settings.start_podrunner:
-            argv = [
-                sys.executable,
-                "-m",
-                "devcluster.podrunner",
-                "--kubeconfig",
-                str(admin),
-                "--run-dir",
-                str(run),
-            ]
-            for image in settings.runner_images:
-                argv += ["--image", image]
-            for mapping in settings.runner_commands:
-                argv += ["--command", mapping]
-            for mapping in settings.node_devices:
-                argv += ["--node-device", mapping]
-            for node_name in settings.testbed_nodes:
-                argv += ["--node-testbed", f"{node_name}={testbed.root(run, node_name)}"]
-            runner = launch("podrunner", argv, {**os.environ, **settings.runner_env})
-            ready_file = run / "podrunner" / "ready"
-            _await(runner, ready_file.exists, settings.timeout, "pod runner")
+        if not settings.real_nodes and settings.start_podrunner:
+            _start_podrunner(settings, run, admin, launch)
     except BaseException:
         for proc in reversed(started):
-            process.stop(proc)
+            process.stop(proc, grace=_grace(proc))
+        if settings.real_nodes and block:
+            hosthygiene.after_nodes(block)
         raise
     print(f"devcluster up in {time.monotonic() - t0:.1f}s: {server}", file=sys.stderr)
     return dataclasses.replace(cluster, processes=tuple(started))
+
+
+Launch = Callable[..., process.Started]
+
+
+def _grace(proc: process.Started) -> float:
+    # A node supervisor stops its kubelet, then every container: give it longer than a plain process.
+    return 40.0 if proc.name.startswith("node-") else 10.0
+
+
+def _start_real_nodes(
+    settings: Settings,
+    run: pathlib.Path,
+    block: int,
+    bins: pathlib.Path,
+    api_port: int,
+    certs: pki.Paths,
+    client: kubeapi.Client,
+    launch: Launch,
+) -> list[str]:
+    wait.until(
+        lambda: client.get("/api/v1/namespaces/default/services/kubernetes"),
+        settings.timeout,
+        "the kubernetes Service",
+    )
+    realnodes.publish_apiserver(client, api_port)
+    node_list = network.nodes(block, settings.node_count)
+    for node in node_list:
+        data = realnodes.data_dir(run, node.name)
+        data.mkdir(parents=True, exist_ok=True)
+        binds = [(data, pathlib.Path("/var/lib/hsm-devcluster"))]
+        if node.name in settings.testbed_nodes:
+            binds.append((testbed.root(run, node.name), pathlib.Path("/var/lib/hsm-devcluster/umockdev")))
+        spec_file = realnodes.prepare(
+            run, node, certs, bins, api_port, settings.sandbox_image, settings.images, tuple(binds)
+        )
+        launch(node.name, realnodes.supervisor_argv(node, spec_file))
+    return [node.name for node in node_list]
+
+
+def _start_kwok(
+    settings: Settings,
+    run: pathlib.Path,
+    block: int,
+    bins: pathlib.Path,
+    p: components.Ports,
+    certs: pki.Paths,
+    admin: pathlib.Path,
+    client: kubeapi.Client,
+    api: process.Started,
+    launch: Launch,
+) -> list[str]:
+    kwok_config = run / "kwok.yaml"
+    extra_images = tuple(mapping.partition("=")[0] for mapping in settings.runner_commands)
+    kwok_config.write_text(kwokconfig.render(settings.runner_images + extra_images))
+    # kwok watches PortForward objects only when their CRD is served before it starts.
+    crd = kwokcrd.install(client)
+    _await(api, functools.partial(kwokcrd.established, client, crd), settings.timeout, f"CRD {crd}")
+    launch("kwok", components.kwok(bins, admin, p, kwok_config, certs))
+    for index in range(1, settings.node_count + 1):
+        client.request("POST", "/api/v1/nodes", nodes.manifest(index, block))
+    return [nodes.name(index) for index in range(1, settings.node_count + 1)]
+
+
+def _start_podrunner(settings: Settings, run: pathlib.Path, admin: pathlib.Path, launch: Launch) -> None:
+    argv = [sys.executable, "-m", "devcluster.podrunner", "--kubeconfig", str(admin), "--run-dir", str(run)]
+    for image in settings.runner_images:
+        argv += ["--image", image]
+    for mapping in settings.runner_commands:
+        argv += ["--command", mapping]
+    for mapping in settings.node_devices:
+        argv += ["--node-device", mapping]
+    for node_name in settings.testbed_nodes:
+        argv += ["--node-testbed", f"{node_name}={testbed.root(run, node_name)}"]
+    runner = launch("podrunner", argv, {**os.environ, **settings.runner_env})
+    ready_file = run / "podrunner" / "ready"
+    _await(runner, ready_file.exists, settings.timeout, "pod runner")
+
+
+def forward(run_dir: pathlib.Path, name: str, ip: str, port: int, node: int = 1) -> str:
+    """``HOST:PORT`` on the host's loopback that reaches ``ip:port`` as seen from inside a real node.
+
+    A Service's ClusterIP works too: kube-proxy's rules in the node's namespace translate it. The forwarder
+    becomes one of the cluster's processes (``down`` stops it).
+    """
+    found = load(run_dir)
+    if found is None:
+        raise StartError(f"no cluster in {run_dir}")
+    block = int((run_dir / "pod-block").read_text())
+    node_ns = pathlib.Path("/run/netns") / network.Node(block, node).netns
+    rule = netforward.Forward(
+        listen=netforward.Endpoint("127.0.0.1", 0), target=netforward.Endpoint(ip, port, node_ns)
+    )
+    ready_file = run_dir / f"{name}.json"
+    started = process.start(name, netforward.argv([rule], ready_file), run_dir / "logs" / f"{name}.log")
+    _save(dataclasses.replace(found, processes=(*found.processes, started)))
+    _await(started, ready_file.exists, 30, f"forwarder {name}")
+    listening = netforward.listening(netforward.read_ready(ready_file), rule)
+    return f"{listening.host}:{listening.port}"
+
+
+def forwarded(run_dir: pathlib.Path, name: str) -> str | None:
+    """``HOST:PORT`` of the forwarder ``name`` that ``forward`` started, None when there is none."""
+    try:
+        ready = netforward.read_ready(run_dir / f"{name}.json")
+    except FileNotFoundError:
+        return None
+    return next(iter(ready.values()), None)
 
 
 def down(run_dir: pathlib.Path) -> list[process.Started]:
@@ -285,7 +405,10 @@ def down(run_dir: pathlib.Path) -> list[process.Started]:
     if cluster is None:
         return []
     for proc in reversed(cluster.processes):
-        process.stop(proc)
+        process.stop(proc, grace=_grace(proc))
+    if (run_dir / "real-nodes").exists():
+        # Whatever a killed supervisor left (containers, cgroups, namespaces) and the kubelet's sysctls.
+        hosthygiene.after_nodes(int((run_dir / "pod-block").read_text()))
     return list(cluster.processes)
 
 

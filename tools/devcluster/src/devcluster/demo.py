@@ -12,7 +12,7 @@ import shutil
 import sys
 import time
 
-from . import build, cluster, kubeapi, kubectl, pico, system, versions, wait
+from . import build, cluster, kubeapi, kubectl, nodes, pico, system, versions, wait
 
 NAMESPACE = "demo"
 SAMPLE = "database"
@@ -101,18 +101,21 @@ def print_usage(directory: pathlib.Path) -> None:
     found = cluster.load(directory)
     if found is None:
         raise DemoError(f"no cluster in {directory}")
-    url = system.api_url(found.client()) or "http://<hsm-api pod IP>:8090"
+    address = cluster.forwarded(directory, system.API_FORWARD)
+    url = f"http://{address}" if address else "(the API's forwarder is not running)"
     user_config = directory / "user.kubeconfig"
     venv_bin = pathlib.Path(sys.executable).parent
     q = shlex.quote
     cli = f"uv run python -m devcluster --run-dir {q(str(directory))} device"
-    description = q(str(directory / "devices" / "kwok-node-2.umockdev"))
+    node = nodes.name(2)
+    description = q(str(directory / "devices" / f"{node}.umockdev"))
     _say(
         f"""
-== the demo runs (control plane, operator, API, discovery and two agents as local processes)
+== the demo runs (control plane on 127.0.0.1; two real nodes run the operator, API, discovery and agents)
 admin:    export PATH={q(str(versions.bin_dir()))}:$PATH KUBECONFIG={q(str(found.kubeconfig))}
-          kubectl get hsmdev,hsmpool,pods -n {system.NAMESPACE}; kubectl get hsmsec -A
-REST API: {url}  (no Service routing on the devcluster: the hsm-api pod's IP)
+          kubectl get hsmdev,hsmpool -n {system.NAMESPACE}; kubectl get pods -n {system.NAMESPACE} -o wide
+          kubectl get hsmsec -A
+REST API: {url}  (the {system.API_SERVICE} Service, forwarded from this machine's loopback)
           TOKEN=$(kubectl create token {system.USER} -n default)
           curl -H "Authorization: Bearer $TOKEN" {url}/api/v1/hsm/secrets/{NAMESPACE}/{SAMPLE}
 kubectl hsm, as the user {system.USER} (may use namespace {NAMESPACE}; reaches the API by port-forward):
@@ -121,8 +124,8 @@ kubectl hsm, as the user {system.USER} (may use namespace {NAMESPACE}; reaches t
           kubectl hsm -n {NAMESPACE} update {SAMPLE} --from-literal password=changed
           kubectl hsm -n {NAMESPACE} versions {SAMPLE}
 USB hotplug (each node has a mocked Pico HSM):
-          {cli} remove kwok-node-2 {pico.SYS_PATH}
-          {cli} add kwok-node-2 {description}
+          {cli} remove {node} {pico.SYS_PATH}
+          {cli} add {node} {description}
 stop:     make demo-down   (uv run python -m devcluster demo-down)"""
     )
 

@@ -11,7 +11,7 @@ KWOK_ANNOTATION_VALUE = "fake"
 
 def name(index: int) -> str:
     """Name of the ``index``-th fake node (1-based)."""
-    return f"kwok-node-{index}"
+    return f"node-{index}"
 
 
 def pod_cidr(index: int, block: int = 1) -> str:

@@ -1,4 +1,4 @@
-"""Certificates and keys for one cluster run: a CA, serving certs (apiserver, kwok), the admin client cert."""
+"""Certificates and keys for one cluster run: a CA, serving certs (apiserver, nodes), client certificates."""
 
 import dataclasses
 import datetime
@@ -94,7 +94,7 @@ def _leaf(
     return builder.sign(ca_key, hashes.SHA256()), key
 
 
-def create(paths: Paths) -> None:
+def create(paths: Paths, extra_server_ips: tuple[str, ...] = ()) -> None:
     """Write a fresh CA, serving and admin certificates and the service-account key pair."""
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_name = _name("devcluster-ca")
@@ -123,6 +123,8 @@ def create(paths: Paths) -> None:
         x509.DNSName("kubernetes.default"),
         x509.DNSName("kubernetes.default.svc"),
         x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+        # Inside the cluster: the `kubernetes` Service and the forwarder address in every node namespace.
+        *(x509.IPAddress(ipaddress.ip_address(ip)) for ip in extra_server_ips),
     ]
     server_cert, server_key = _leaf(
         ca_key, ca_name, _name("kube-apiserver"), oid.ExtendedKeyUsageOID.SERVER_AUTH, server_sans
@@ -160,3 +162,27 @@ def create(paths: Paths) -> None:
         path.write_bytes(data)
         if path.suffix == ".key":
             path.chmod(0o600)
+
+
+def issue(
+    paths: Paths,
+    cert: pathlib.Path,
+    common_name: str,
+    organization: str | None = None,
+    server_ips: tuple[str, ...] = (),
+) -> pathlib.Path:
+    """Write a leaf signed by the run's CA to ``cert`` (key beside it, ``.key``); a client certificate unless
+    ``server_ips`` are given, then a serving certificate for those addresses. Returns the key's path."""
+    ca_key = serialization.load_pem_private_key(paths.ca_key.read_bytes(), password=None)
+    if not isinstance(ca_key, ec.EllipticCurvePrivateKey):
+        raise TypeError(f"{paths.ca_key} is not the EC key this module writes")
+    ca_name = x509.load_pem_x509_certificate(paths.ca_cert.read_bytes()).subject
+    usage = oid.ExtendedKeyUsageOID.SERVER_AUTH if server_ips else oid.ExtendedKeyUsageOID.CLIENT_AUTH
+    sans: list[x509.GeneralName] = [x509.IPAddress(ipaddress.ip_address(ip)) for ip in server_ips]
+    leaf, key = _leaf(ca_key, ca_name, _name(common_name, organization), usage, sans)
+    key_path = cert.with_suffix(".key")
+    cert.parent.mkdir(parents=True, exist_ok=True)
+    cert.write_bytes(leaf.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(_key_pem(key))
+    key_path.chmod(0o600)
+    return key_path

@@ -12,13 +12,18 @@ class SoftHsmError(RuntimeError):
     """softhsm2-util failed or did not list a token it made (never carries a PIN)."""
 
 
-def write_conf(directory: pathlib.Path) -> pathlib.Path:
+def conf_text(tokens: pathlib.Path) -> str:
+    """A SoftHSM2 configuration keeping its tokens in ``tokens``."""
+    # The file backend: this build of SoftHSM2 has no sqlite for the db backend.
+    return f"directories.tokendir = {tokens}\nobjectstore.backend = file\nlog.level = ERROR\n"
+
+
+def write_conf(directory: pathlib.Path, name: str = "softhsm2.conf") -> pathlib.Path:
     """Create ``directory`` with a token dir and a config using it; return the config (``SOFTHSM2_CONF``)."""
     tokens = directory / "tokens"
     tokens.mkdir(parents=True, exist_ok=True)
-    conf = directory / "softhsm2.conf"
-    # The file backend: this build of SoftHSM2 has no sqlite for the db backend.
-    conf.write_text(f"directories.tokendir = {tokens}\nobjectstore.backend = file\nlog.level = ERROR\n")
+    conf = directory / name
+    conf.write_text(conf_text(tokens))
     return conf
 
 

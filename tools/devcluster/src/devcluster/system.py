@@ -1,9 +1,11 @@
 """Installs the whole system on a devcluster, as the scenario test and the demo both use it.
 
-Two kwok nodes, each with its own SoftHSM2 token and a hotplug testbed holding a mocked Pico HSM whose USB
-serial is that token's serial (so the agent the operator starts for the device picks that token). The
-system comes from ``kubectl kustomize deploy/kustomize/overlays/e2e | kubectl apply -f -``; then a PIN
-Secret and an HSMDevice, and a user ServiceAccount allowed to use the REST API in the user namespaces.
+Two real nodes (kubelet, containerd, kube-proxy) running the images ``make images`` builds, each with its own
+SoftHSM2 token and a hotplug testbed holding a mocked Pico HSM whose USB serial is that token's serial (so
+the agent the operator starts for the device picks that token). The system comes from ``kubectl kustomize
+deploy/kustomize/overlays/e2e | kubectl apply -f -``; then a PIN Secret and an HSMDevice, and a user
+ServiceAccount allowed to use the REST API in the user namespaces, which the tests reach through the API's
+Service (kube-proxy in a node's namespace, a forwarder from the host's loopback).
 """
 
 import dataclasses
@@ -13,7 +15,21 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from . import access, cluster, hsmapi, kubeapi, kubeconfig, kubectl, nodes, pico, softhsm, testbed, wait
+from . import (
+    access,
+    cluster,
+    hsmapi,
+    kubeapi,
+    kubeconfig,
+    kubectl,
+    nodeconfig,
+    nodes,
+    pico,
+    realnodes,
+    softhsm,
+    testbed,
+    wait,
+)
 
 NAMESPACE = "hsm-secrets-operator-system"
 GROUP_PATH = "/apis/hsm.j5t.io/v1alpha1"
@@ -25,6 +41,11 @@ SO_PIN = "13579246"
 USER = "hsm-user"
 """The user ServiceAccount (in ``default``) that calls the REST API and kubectl hsm."""
 API_PORT = 8090
+API_SERVICE = "hsm-api"
+API_FORWARD = "forward-api"
+"""The forwarder from the host's loopback to the API's Service (a cluster process)."""
+AGENT_UID = 65532
+"""The agents' user: their token stores must be theirs."""
 _LABEL_COMPONENT = "app.kubernetes.io/component"
 _LABEL_DEVICE = "hsm.j5t.io/device"
 
@@ -39,8 +60,6 @@ class Options:
     repo_root: pathlib.Path
     user_namespaces: tuple[str, ...] = ("team-a", "team-b")
     node_count: int = 2
-    runner_env: Mapping[str, str] = dataclasses.field(default_factory=dict)
-    """Extra environment of every pod (e.g. a short discovery heartbeat for a short grace period)."""
     timeout: float = 120.0
     """Seconds each wait (pool Ready, agents Ready, …) may take."""
 
@@ -51,13 +70,14 @@ class System:
 
     cluster: cluster.Cluster
     client: kubeapi.Client
-    softhsm2_conf: pathlib.Path
+    softhsm2_confs: dict[str, pathlib.Path]
+    """Node name → SoftHSM2 configuration of its token store as the host reaches it."""
     serials: dict[str, str]
     """Node name → serial of its token (and USB serial of its mocked device)."""
     descriptions: dict[str, pathlib.Path]
     """Node name → umockdev description of its device."""
     api: hsmapi.HsmApi
-    """The REST API at the hsm-api pod's IP, acting as the user ServiceAccount."""
+    """The REST API through its Service, acting as the user ServiceAccount."""
     user_kubeconfig: pathlib.Path
 
     def testbed(self, node: str) -> testbed.Testbed:
@@ -74,20 +94,16 @@ def repo_root() -> pathlib.Path:
 
 
 def cluster_settings(options: Options) -> cluster.Settings:
-    """A cluster whose nodes all have hotplug testbeds and whose pods see the SoftHSM2 store."""
+    """Real nodes running the e2e images, each with a hotplug testbed."""
+    archives, sandbox = realnodes.image_archives()
     return cluster.Settings(
         run_dir=options.run_dir,
         node_count=options.node_count,
         testbed_nodes=tuple(nodes.name(i) for i in range(1, options.node_count + 1)),
-        runner_env={
-            "SOFTHSM2_CONF": str(_softhsm_dir(options.run_dir) / "softhsm2.conf"),
-            **options.runner_env,
-        },
+        real_nodes=True,
+        images=archives,
+        sandbox_image=sandbox,
     )
-
-
-def _softhsm_dir(run_dir: pathlib.Path) -> pathlib.Path:
-    return run_dir / "softhsm"
 
 
 def _create(client: kubeapi.Client, path: str, body: dict[str, Any]) -> None:
@@ -99,19 +115,33 @@ def _create(client: kubeapi.Client, path: str, body: dict[str, Any]) -> None:
             raise
 
 
+def _chown_tree(top: pathlib.Path, uid: int) -> None:
+    for path in [top, *top.rglob("*")]:
+        os.chown(path, uid, uid)
+
+
 def make_tokens(
     run_dir: pathlib.Path, node_names: list[str]
-) -> tuple[pathlib.Path, dict[str, str], dict[str, pathlib.Path]]:
-    """One SoftHSM2 token per node and a Pico HSM description carrying its serial."""
-    conf = softhsm.write_conf(_softhsm_dir(run_dir))
+) -> tuple[dict[str, pathlib.Path], dict[str, str], dict[str, pathlib.Path]]:
+    """One SoftHSM2 token per node in the node's own store, and a Pico HSM description carrying its serial.
+
+    Each store has two configurations: one with the host's path of its tokens (softhsm2-util runs here) and
+    one with the path the node's agent sees (``nodeconfig.HOST_DATA``), which the agent pods are given.
+    """
+    confs: dict[str, pathlib.Path] = {}
     serials: dict[str, str] = {}
     descriptions: dict[str, pathlib.Path] = {}
     (run_dir / "devices").mkdir(exist_ok=True)
     for node in node_names:
-        serials[node] = softhsm.init_token(conf, f"{node}-token", PIN, SO_PIN)
+        store = realnodes.data_dir(run_dir, node) / "softhsm"
+        confs[node] = softhsm.write_conf(store, name=f"host-{node}.conf")
+        in_node = nodeconfig.HOST_DATA / "softhsm"
+        (store / "softhsm2.conf").write_text(softhsm.conf_text(in_node / "tokens"))
+        serials[node] = softhsm.init_token(confs[node], f"{node}-token", PIN, SO_PIN)
+        _chown_tree(store / "tokens", AGENT_UID)
         descriptions[node] = run_dir / "devices" / f"{node}.umockdev"
         descriptions[node].write_text(pico.description(serials[node]))
-    return conf, serials, descriptions
+    return confs, serials, descriptions
 
 
 def apply_overlay(kubeconfig: pathlib.Path, repo: pathlib.Path, overlay: str = "e2e") -> None:
@@ -182,12 +212,13 @@ def ready_agents(client: kubeapi.Client) -> dict[str, dict[str, Any]]:
     return found
 
 
-def api_url(client: kubeapi.Client) -> str | None:
-    """``http://<pod IP>:8090`` of a Ready hsm-api pod (the devcluster has no Service routing)."""
-    for pod in pods(client, "api"):
-        if _ready(pod) and pod["status"].get("podIP"):
-            return f"http://{pod['status']['podIP']}:{API_PORT}"
-    return None
+def api_service_ip(client: kubeapi.Client) -> str | None:
+    """The ClusterIP of the API's Service, once its pod is Ready (kube-proxy routes to Ready pods only)."""
+    if not any(_ready(pod) for pod in pods(client, "api")):
+        return None
+    found = client.get(f"/api/v1/namespaces/{NAMESPACE}/services/{API_SERVICE}")
+    ip: str | None = found["spec"].get("clusterIP")
+    return ip
 
 
 def create_user(client: kubeapi.Client, namespaces: tuple[str, ...]) -> None:
@@ -243,7 +274,7 @@ def install(options: Options, on_step: Step | None = None) -> System:
 def _install(options: Options, running: cluster.Cluster, node_names: list[str], step: Step) -> System:
     client = running.client()
     step("cluster up")
-    conf, serials, descriptions = make_tokens(options.run_dir, node_names)
+    confs, serials, descriptions = make_tokens(options.run_dir, node_names)
     for node in node_names:
         testbed.Testbed(options.run_dir, node).add(descriptions[node])
     step(f"tokens and USB devices on {', '.join(node_names)}: serials {', '.join(serials.values())}")
@@ -265,7 +296,8 @@ def _install(options: Options, running: cluster.Cluster, node_names: list[str], 
     wait.until(lambda: len(ready_agents(client)) == len(node_names), options.timeout, "every agent Ready")
     step("agents Ready")
     create_user(client, options.user_namespaces)
-    url = wait.until(lambda: api_url(client), options.timeout, "the hsm-api pod Ready")
+    service_ip = wait.until(lambda: api_service_ip(client), options.timeout, "the hsm-api pod Ready")
+    url = "http://" + cluster.forward(running.run_dir, API_FORWARD, service_ip, API_PORT)
     user_kubeconfig = running.run_dir / "user.kubeconfig"
     token = access.service_account_token(client, "default", USER, expiration_seconds=24 * 3600)
     kubeconfig.write(
@@ -279,7 +311,7 @@ def _install(options: Options, running: cluster.Cluster, node_names: list[str], 
         lambda: api.call("GET", "/hsm/status") is not None, options.timeout, "the API to reach the agents"
     )
     step(f"API at {url}")
-    return System(running, client, conf, serials, descriptions, api, user_kubeconfig)
+    return System(running, client, confs, serials, descriptions, api, user_kubeconfig)
 
 
 def elapsed_since(start: float) -> str:

@@ -8,7 +8,16 @@ KUBERNETES = "v1.34.4"
 ETCD = "v3.6.16"
 KWOK = "v0.8.0"
 
-BINARIES = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok", "kubectl")
+BINARIES = (
+    "etcd",
+    "kube-apiserver",
+    "kube-controller-manager",
+    "kube-scheduler",
+    "kwok",
+    "kubectl",
+    "kubelet",
+    "kube-proxy",
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -108,6 +117,16 @@ def targets() -> tuple[Target, ...]:
             version=KUBERNETES,
             sibling_version=kube_sibling_version(KUBERNETES),
             packages=("k8s.io/kubernetes/cmd/kubectl",),
+            ldflags=kube_ldflags(KUBERNETES),
+        ),
+        # The devcluster's real nodes: same module and version as the control plane, own wrapper module so a
+        # cache built before the nodes joined compiles only these two.
+        Target(
+            name="node",
+            module="k8s.io/kubernetes",
+            version=KUBERNETES,
+            sibling_version=kube_sibling_version(KUBERNETES),
+            packages=("k8s.io/kubernetes/cmd/kubelet", "k8s.io/kubernetes/cmd/kube-proxy"),
             ldflags=kube_ldflags(KUBERNETES),
         ),
     )
