@@ -5,7 +5,7 @@ import pathlib
 import shlex
 import sys
 
-from . import build, cluster, demo, kubectl, softhsm, testbed, wait
+from . import build, cluster, demo, kubectl, realnodes, softhsm, testbed, wait
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -19,6 +19,11 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("build", help="build the control-plane binaries into the cache")
     up = sub.add_parser("up", help="build if needed, start the cluster and return when it is ready")
     up.add_argument("--nodes", type=int, default=2, help="number of kwok nodes")
+    up.add_argument(
+        "--real-nodes",
+        action="store_true",
+        help="real nodes (kubelet, containerd, kube-proxy) running the e2e images instead of kwok's",
+    )
     up.add_argument("--no-podrunner", action="store_true", help="do not start the pod runner")
     up.add_argument("--timeout", type=float, default=60.0, help="seconds each component gets to be ready")
     up.add_argument(
@@ -63,6 +68,7 @@ def main(argv: list[str] | None = None) -> int:
             print(build.build())
         elif args.command == "up":
             build.build()
+            archives, sandbox = realnodes.image_archives() if args.real_nodes else ((), "")
             settings = cluster.Settings(
                 run_dir=run_dir,
                 node_count=args.nodes,
@@ -71,6 +77,9 @@ def main(argv: list[str] | None = None) -> int:
                 node_devices=tuple(args.node_device),
                 runner_commands=tuple(args.image_commands),
                 testbed_nodes=tuple(args.testbeds),
+                real_nodes=args.real_nodes,
+                images=archives,
+                sandbox_image=sandbox,
             )
             started = cluster.up(settings)
             print(f"export KUBECONFIG={shlex.quote(str(started.kubeconfig))}")
