@@ -129,3 +129,66 @@ def test_a_token_label_names_the_token_without_a_serial_check() -> None:
     args = _args(SPEC.model_copy(update={"pkcs11": pkcs11}))
     assert "--token-label=PicoHSM" in args
     assert not any(a.startswith("--serial") for a in args)
+
+
+EXTRAS = agentspec.AgentConfig(
+    image="hsm-agent:dev",
+    host_paths=("/var/lib/softhsm/tokens", "/etc/softhsm2.conf"),
+    env=(("SOFTHSM2_CONF", "/etc/softhsm2.conf"), ("TRACE", "1")),
+)
+
+
+def _pod(config: agentspec.AgentConfig) -> dict:  # type: ignore[type-arg]
+    return agentspec.deployment("hsm", "ns", SPEC, device("A"), OWNER, config)["spec"]["template"]["spec"]
+
+
+def test_default_template_hash_is_the_one_agents_had_before_pod_extras() -> None:
+    # Pinned: a change here would restart every agent on upgrade.
+    assert HASH == "96fc515e815d14e2"
+
+
+def test_without_extras_the_pod_has_only_its_own_env_and_volumes() -> None:
+    pod = _pod(CONFIG)
+    assert [e["name"] for e in pod["containers"][0]["env"]] == ["POD_IP"]
+    assert [v["name"] for v in pod["volumes"]] == ["pin", "tls", "tmp"]
+    assert [m["name"] for m in pod["containers"][0]["volumeMounts"]] == ["pin", "tls", "tmp"]
+
+
+def test_host_paths_are_mounted_read_write_at_the_same_path() -> None:
+    pod = _pod(EXTRAS)
+    assert pod["volumes"][3:] == [
+        {"name": "host-0", "hostPath": {"path": "/var/lib/softhsm/tokens", "type": ""}},
+        {"name": "host-1", "hostPath": {"path": "/etc/softhsm2.conf", "type": ""}},
+    ]
+    assert pod["containers"][0]["volumeMounts"][3:] == [
+        {"name": "host-0", "mountPath": "/var/lib/softhsm/tokens"},
+        {"name": "host-1", "mountPath": "/etc/softhsm2.conf"},
+    ]
+
+
+def test_extra_env_follows_pod_ip_in_order() -> None:
+    env = _pod(EXTRAS)["containers"][0]["env"]
+    assert env[1:] == [
+        {"name": "SOFTHSM2_CONF", "value": "/etc/softhsm2.conf"},
+        {"name": "TRACE", "value": "1"},
+    ]
+    assert env[0]["name"] == "POD_IP"
+
+
+def test_changed_host_paths_change_the_template_hash() -> None:
+    assert agentspec.template_hash(SPEC, agentspec.AgentConfig("hsm-agent:dev", host_paths=("/a",))) != HASH
+    assert agentspec.template_hash(SPEC, EXTRAS) != agentspec.template_hash(
+        SPEC, agentspec.AgentConfig("hsm-agent:dev", host_paths=("/a",), env=EXTRAS.env)
+    )
+
+
+def test_changed_env_changes_the_template_hash() -> None:
+    assert agentspec.template_hash(SPEC, agentspec.AgentConfig("hsm-agent:dev", env=(("A", "1"),))) != HASH
+    assert agentspec.template_hash(
+        SPEC, agentspec.AgentConfig("hsm-agent:dev", env=(("A", "1"),))
+    ) != agentspec.template_hash(SPEC, agentspec.AgentConfig("hsm-agent:dev", env=(("A", "2"),)))
+
+
+def test_agents_with_another_extras_hash_are_recreated() -> None:
+    plan = agentspec.plan("hsm", [device("A")], [existing("A")], agentspec.template_hash(SPEC, EXTRAS))
+    assert len(plan.recreate) == 1

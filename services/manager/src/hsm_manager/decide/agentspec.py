@@ -20,6 +20,8 @@ ANNOTATION_TEMPLATE_HASH = f"{constants.GROUP}/template-hash"
 ANNOTATION_SERIAL = constants.LABEL_SERIAL
 TLS_MOUNT = "/etc/hsm/tls"
 PIN_MOUNT = "/etc/hsm/pin"
+#: The container's own mount points, which no host path may take.
+MOUNT_PATHS = (PIN_MOUNT, TLS_MOUNT, "/tmp")  # noqa: S108 - an emptyDir, not a shared /tmp
 HOSTNAME_LABEL = "kubernetes.io/hostname"
 
 
@@ -31,6 +33,10 @@ class AgentConfig:
     """Agent image; overlays set its tag."""
     run_as_root: bool = False
     """Real USB readers need pcscd with device access; SoftHSM2 and CCID-less devices do not."""
+    host_paths: tuple[str, ...] = ()
+    """Node paths mounted read-write at the same path (SoftHSM2 token stores, vendor modules on the node)."""
+    env: tuple[tuple[str, str], ...] = ()
+    """(NAME, VALUE) pairs added to the container's environment after POD_IP (e.g. SOFTHSM2_CONF)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -153,6 +159,17 @@ def _probe(path: str, period: int, failures: int) -> dict[str, Any]:
     }
 
 
+def _host_volumes(config: AgentConfig) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    # Type "": a path may be a file or a directory, so the kubelet checks nothing; indexes are DNS-safe names.
+    names = [f"host-{index}" for index in range(len(config.host_paths))]
+    volumes = [
+        {"name": name, "hostPath": {"path": path, "type": ""}}
+        for name, path in zip(names, config.host_paths, strict=True)
+    ]
+    mounts = [{"name": name, "mountPath": path} for name, path in zip(names, config.host_paths, strict=True)]
+    return volumes, mounts
+
+
 def _pod_spec(
     device: str, spec: models.HSMDeviceSpec, agent: str, serial: str, node: str, config: AgentConfig
 ) -> dict[str, Any]:
@@ -164,6 +181,7 @@ def _pod_spec(
     }
     if not config.run_as_root:
         security |= {"runAsNonRoot": True, "runAsUser": 65532, "runAsGroup": 65532}
+    host_volumes, host_mounts = _host_volumes(config)
     return {
         "serviceAccountName": service_account_name(device),
         "automountServiceAccountToken": False,
@@ -174,7 +192,10 @@ def _pod_spec(
                 "name": "agent",
                 "image": config.image,
                 "args": _args(spec, agent, serial),
-                "env": [{"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}}],
+                "env": [
+                    {"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
+                    *({"name": name, "value": value} for name, value in config.env),
+                ],
                 "ports": [
                     {"name": "grpc", "containerPort": constants.PORT_AGENT_GRPC},
                     {"name": "health", "containerPort": constants.PORT_AGENT_HEALTH},
@@ -190,6 +211,7 @@ def _pod_spec(
                     {"name": "pin", "mountPath": PIN_MOUNT, "readOnly": True},
                     {"name": "tls", "mountPath": TLS_MOUNT, "readOnly": True},
                     {"name": "tmp", "mountPath": "/tmp"},  # noqa: S108 - an emptyDir, not a shared /tmp
+                    *host_mounts,
                 ],
             }
         ],
@@ -197,13 +219,19 @@ def _pod_spec(
             {"name": "pin", "secret": {"secretName": spec.pkcs11.pin_secret.name, "defaultMode": 0o400}},
             {"name": "tls", "secret": {"secretName": tls_secret_name(agent), "defaultMode": 0o400}},
             {"name": "tmp", "emptyDir": {"medium": "Memory", "sizeLimit": "16Mi"}},
+            *host_volumes,
         ],
     }
 
 
 def template_hash(spec: models.HSMDeviceSpec, config: AgentConfig) -> str:
     """A digest of every input of the pod template except serial and node (those are compared directly)."""
-    material = json.dumps([spec.to_wire(), dataclasses.asdict(config)], sort_keys=True)
+    inputs = dataclasses.asdict(config)
+    # Unset extras stay out of the digest, so agents made before the settings existed keep their hash.
+    for field in ("host_paths", "env"):
+        if not inputs[field]:
+            del inputs[field]
+    material = json.dumps([spec.to_wire(), inputs], sort_keys=True)
     return hashlib.sha256(material.encode()).hexdigest()[:16]
 
 

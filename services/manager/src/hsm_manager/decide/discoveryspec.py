@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from hsm_common import models
@@ -16,6 +17,21 @@ HEALTH_PORT = 8080
 #: discovery.yaml: HSMDevices and its own pod, in the operator namespace); one for every device's pods.
 SERVICE_ACCOUNT = "hsm-discovery"
 
+#: The container's own mount points, which no host path may take.
+MOUNT_PATHS = ("/sys", "/run/udev")
+
+
+@dataclasses.dataclass(frozen=True)
+class DiscoveryConfig:
+    """Operator-wide choices for discovery pods."""
+
+    image: str
+    """Discovery image; overlays set its tag."""
+    host_paths: tuple[str, ...] = ()
+    """Node paths mounted read-only at the same path, like /sys (e.g. a umockdev testbed)."""
+    env: tuple[tuple[str, str], ...] = ()
+    """(NAME, VALUE) pairs added to the container's environment after the spec's own (e.g. LD_PRELOAD)."""
+
 
 def name(device: str) -> str:
     """The DaemonSet's name."""
@@ -26,16 +42,31 @@ def _field_env(variable: str, path: str) -> dict[str, Any]:
     return {"name": variable, "valueFrom": {"fieldRef": {"fieldPath": path}}}
 
 
+def _host_volumes(config: DiscoveryConfig) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    # Type "": a path may be a file or a directory, so the kubelet checks nothing; indexes are DNS-safe names.
+    volume_names = [f"host-{index}" for index in range(len(config.host_paths))]
+    volumes = [
+        {"name": volume, "hostPath": {"path": path, "type": ""}}
+        for volume, path in zip(volume_names, config.host_paths, strict=True)
+    ]
+    mounts = [
+        {"name": volume, "mountPath": path, "readOnly": True}
+        for volume, path in zip(volume_names, config.host_paths, strict=True)
+    ]
+    return volumes, mounts
+
+
 def daemonset(
-    device: str, namespace: str, spec: models.HSMDeviceSpec, owner: owners.Owner, image: str
+    device: str, namespace: str, spec: models.HSMDeviceSpec, owner: owners.Owner, config: DiscoveryConfig
 ) -> dict[str, Any]:
     """One discovery pod per node matching the device's nodeSelector, reading /sys and udev read-only."""
     ds_name = name(device)
+    host_volumes, host_mounts = _host_volumes(config)
     labels = owners.labels(COMPONENT, device, ds_name)
     selector = {"app.kubernetes.io/component": COMPONENT, "app.kubernetes.io/instance": ds_name}
     container: dict[str, Any] = {
         "name": "discovery",
-        "image": image,
+        "image": config.image,
         "env": [
             _field_env("POD_NAME", "metadata.name"),
             _field_env("POD_NAMESPACE", "metadata.namespace"),
@@ -43,6 +74,7 @@ def daemonset(
             _field_env("POD_IP", "status.podIP"),
             # Pod IP, not 0.0.0.0: on the devcluster every pod shares the host's network namespace.
             {"name": "HSM_DISCOVERY_HEALTH_LISTEN", "value": f"$(POD_IP):{HEALTH_PORT}"},
+            *({"name": variable, "value": value} for variable, value in config.env),
         ],
         "ports": [{"name": "health", "containerPort": HEALTH_PORT}],
         "readinessProbe": {"httpGet": {"path": "/readyz", "port": HEALTH_PORT}, "periodSeconds": 5},
@@ -59,6 +91,7 @@ def daemonset(
         "volumeMounts": [
             {"name": "sys", "mountPath": "/sys", "readOnly": True},
             {"name": "udev", "mountPath": "/run/udev", "readOnly": True},
+            *host_mounts,
         ],
     }
     return {
@@ -83,6 +116,7 @@ def daemonset(
                     "volumes": [
                         {"name": "sys", "hostPath": {"path": "/sys", "type": "Directory"}},
                         {"name": "udev", "hostPath": {"path": "/run/udev", "type": "DirectoryOrCreate"}},
+                        *host_volumes,
                     ],
                 },
             },

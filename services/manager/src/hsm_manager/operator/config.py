@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 
+from . import podextras
+
 
 @dataclasses.dataclass(frozen=True)
 class OperatorConfig:
@@ -23,3 +25,7 @@ class OperatorConfig:
     """Deadline of one gRPC call to an agent during sync (seconds)."""
     agent_run_as_root: bool = False
     """Run agents as root (real USB readers with pcscd); SoftHSM2 needs no root."""
+    agent_extras: podextras.PodExtras = dataclasses.field(default_factory=podextras.PodExtras)
+    """Node paths and variables for agent pods (SoftHSM2 token stores, modules installed on the node)."""
+    discovery_extras: podextras.PodExtras = dataclasses.field(default_factory=podextras.PodExtras)
+    """Node paths (read-only) and variables for discovery pods (e.g. a umockdev testbed)."""

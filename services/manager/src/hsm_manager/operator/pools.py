@@ -7,6 +7,7 @@ import datetime
 import hashlib
 import logging
 import threading
+from typing import Any
 
 import pydantic
 
@@ -29,7 +30,13 @@ class Reconciler:
         self._client = client
         self._ca = ca
         self._cfg = cfg
-        self._agent_cfg = agentspec.AgentConfig(cfg.agent_image, cfg.agent_run_as_root)
+        agent_extras, discovery_extras = cfg.agent_extras, cfg.discovery_extras
+        self._agent_cfg = agentspec.AgentConfig(
+            cfg.agent_image, cfg.agent_run_as_root, agent_extras.host_paths, agent_extras.env
+        )
+        self._discovery_cfg = discoveryspec.DiscoveryConfig(
+            cfg.discovery_image, discovery_extras.host_paths, discovery_extras.env
+        )
         # One lock per device: kopf serialises handlers per object, but pod events of a device come
         # from other objects and must not reconcile it concurrently.
         self._guard = threading.Lock()
@@ -47,8 +54,7 @@ class Reconciler:
             spec = models.HSMDeviceSpec.model_validate(device.get("spec") or {})
             owner = owners.device_owner(name, meta["uid"])
             self._client.ensure(pool.manifest(name, namespace, owner))
-            image = self._cfg.discovery_image
-            self._ensure_daemonset(discoveryspec.daemonset(name, namespace, spec, owner, image))
+            self._ensure_daemonset(discoveryspec.daemonset(name, namespace, spec, owner, self._discovery_cfg))
             self._client.ensure(agentspec.service_account(name, namespace, owner))
             status = self._aggregate(namespace, name)
             if status is not None:
@@ -60,7 +66,8 @@ class Reconciler:
         current = self._client.ensure(desired)
         have, want = current["spec"]["template"]["spec"], desired["spec"]["template"]["spec"]
         image_changed = have["containers"][0].get("image") != want["containers"][0]["image"]
-        if image_changed or have.get("nodeSelector", {}) != want["nodeSelector"]:
+        extras_changed = _settings_view(have) != _settings_view(want)
+        if image_changed or extras_changed or have.get("nodeSelector", {}) != want["nodeSelector"]:
             desired["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
             self._client.replace(desired)
 
@@ -170,6 +177,17 @@ class Reconciler:
             annotations[TLS_ROLL_ANNOTATION] = stamp
             self._client.replace(deployment)
             metrics.AGENT_DEPLOYMENT_CHANGES.labels("renew").inc()
+
+
+def _settings_view(pod_spec: kube.Obj) -> tuple[Any, ...]:
+    """Env, mounts and volumes of a pod template, without the fields the API server fills in by default."""
+    container = pod_spec["containers"][0]
+    env = [(e["name"], e.get("value")) for e in container.get("env") or []]
+    mounts = [
+        (m["name"], m["mountPath"], bool(m.get("readOnly"))) for m in container.get("volumeMounts") or []
+    ]
+    volumes = [(v["name"], (v.get("hostPath") or {}).get("path")) for v in pod_spec.get("volumes") or []]
+    return env, mounts, volumes
 
 
 def _stamp(cert: bytes) -> str:

@@ -1,0 +1,47 @@
+import pytest
+
+from hsm_manager import __main__ as cli
+from hsm_manager.operator import podextras
+
+
+def config_of(*argv: str):  # type: ignore[no-untyped-def]
+    return cli.operator_config(cli.build_parser().parse_args(["operator", *argv]))
+
+
+def test_operator_runs_without_pod_extras_by_default() -> None:
+    cfg = config_of()
+    assert cfg.agent_extras == podextras.PodExtras()
+    assert cfg.discovery_extras == podextras.PodExtras()
+
+
+def test_flags_give_agent_and_discovery_pods_their_own_extras() -> None:
+    cfg = config_of(
+        "--agent-host-paths=/var/lib/softhsm",
+        "--agent-env=SOFTHSM2_CONF=/var/lib/softhsm/softhsm2.conf",
+        "--discovery-host-paths=/run/umockdev",
+        "--discovery-env=UMOCKDEV_DIR=/run/umockdev",
+    )
+    assert cfg.agent_extras.host_paths == ("/var/lib/softhsm",)
+    assert cfg.agent_extras.env == (("SOFTHSM2_CONF", "/var/lib/softhsm/softhsm2.conf"),)
+    assert cfg.discovery_extras.host_paths == ("/run/umockdev",)
+    assert cfg.discovery_extras.env == (("UMOCKDEV_DIR", "/run/umockdev"),)
+
+
+def test_environment_variables_set_the_extras(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HSM_MANAGER_AGENT_HOST_PATHS", "/a,/b")
+    monkeypatch.setenv("HSM_MANAGER_DISCOVERY_ENV", "LD_PRELOAD=/usr/lib/libumockdev-preload.so.0")
+    cfg = config_of()
+    assert cfg.agent_extras.host_paths == ("/a", "/b")
+    assert cfg.discovery_extras.env == (("LD_PRELOAD", "/usr/lib/libumockdev-preload.so.0"),)
+
+
+def test_a_host_path_over_the_agents_own_mount_is_refused() -> None:
+    with pytest.raises(ValueError, match="--agent-host-paths: '/tmp' is already a mount point"):
+        config_of("--agent-host-paths=/tmp")
+
+
+def test_an_invalid_setting_stops_the_operator_with_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["operator", "--discovery-env=POD_IP=1.2.3.4"])
+    assert exited.value.code == 2
+    assert "--discovery-env: POD_IP is set by the operator itself" in capsys.readouterr().err

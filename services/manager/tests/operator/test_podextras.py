@@ -1,0 +1,67 @@
+import pytest
+
+from hsm_manager.operator import podextras
+
+
+def test_empty_settings_add_nothing() -> None:
+    assert podextras.parse("", "") == podextras.PodExtras((), ())
+
+
+def test_paths_and_env_keep_their_order_and_skip_blank_entries() -> None:
+    extras = podextras.parse(
+        " /var/lib/softhsm/tokens, /etc/softhsm2.conf ,", "SOFTHSM2_CONF=/etc/softhsm2.conf,EMPTY="
+    )
+    assert extras.host_paths == ("/var/lib/softhsm/tokens", "/etc/softhsm2.conf")
+    assert extras.env == (("SOFTHSM2_CONF", "/etc/softhsm2.conf"), ("EMPTY", ""))
+
+
+def test_a_value_may_contain_equals_signs() -> None:
+    assert podextras.parse("", "OPTS=a=b").env == (("OPTS", "a=b"),)
+
+
+def test_a_relative_path_is_refused() -> None:
+    with pytest.raises(ValueError, match="'var/lib' is not an absolute path"):
+        podextras.parse("var/lib", "")
+
+
+@pytest.mark.parametrize("path", ["/var/../lib", "/var/./lib", "/var//lib", "/var/lib/", "//var", "/"])
+def test_an_unnormalized_path_is_refused(path: str) -> None:
+    with pytest.raises(ValueError, match="is not normalized"):
+        podextras.parse(path, "")
+
+
+def test_a_duplicate_path_is_refused() -> None:
+    with pytest.raises(ValueError, match="'/opt/hsm' is listed twice"):
+        podextras.parse("/opt/hsm,/opt/hsm", "")
+
+
+def test_a_path_the_pod_mounts_itself_is_refused() -> None:
+    with pytest.raises(ValueError, match="'/sys' is already a mount point"):
+        podextras.parse("/sys", "", taken_paths=("/sys", "/run/udev"))
+
+
+def test_an_entry_without_equals_is_refused() -> None:
+    with pytest.raises(ValueError, match="'LD_PRELOAD' is not NAME=VALUE"):
+        podextras.parse("", "LD_PRELOAD")
+
+
+@pytest.mark.parametrize("name", ["1ABC", "A-B", "A B", ""])
+def test_a_name_that_is_no_c_identifier_is_refused(name: str) -> None:
+    with pytest.raises(ValueError, match="is not a valid name"):
+        podextras.parse("", f"{name}=x")
+
+
+@pytest.mark.parametrize("name", sorted(podextras.RESERVED_ENV))
+def test_a_variable_the_spec_sets_is_refused(name: str) -> None:
+    with pytest.raises(ValueError, match=f"{name} is set by the operator itself"):
+        podextras.parse("", f"{name}=x")
+
+
+def test_a_duplicate_variable_is_refused() -> None:
+    with pytest.raises(ValueError, match="UMOCKDEV_DIR is listed twice"):
+        podextras.parse("", "UMOCKDEV_DIR=/a,UMOCKDEV_DIR=/b")
+
+
+def test_messages_name_the_setting_they_came_from() -> None:
+    with pytest.raises(ValueError, match=r"^--agent-env: "):
+        podextras.parse("", "1=x", names=("--agent-host-paths", "--agent-env"))
