@@ -238,7 +238,9 @@ def up(settings: Settings, bin_dir: pathlib.Path | None = None) -> Cluster:
             settings.timeout,
             "etcd health",
         )
-        api = launch("kube-apiserver", components.apiserver(bins, run, p, certs) + apiserver_extra)
+        api = launch(
+            "kube-apiserver", _with_flags(components.apiserver(bins, run, p, certs), apiserver_extra)
+        )
         client = kubeapi.Client.from_kubeconfig(admin)
         _await(api, lambda: client.text("GET", "/readyz", timeout=5) == "ok", settings.timeout, "readyz")
         cm = launch("kube-controller-manager", components.controller_manager(bins, admin, p, certs))
@@ -292,6 +294,12 @@ def up(settings: Settings, bin_dir: pathlib.Path | None = None) -> Cluster:
 
 
 Launch = Callable[..., process.Started]
+
+
+def _with_flags(argv: list[str], flags: list[str]) -> list[str]:
+    """``argv`` with each ``--name=value`` of ``flags`` replacing a flag of the same name, or added."""
+    names = {flag.partition("=")[0] for flag in flags}
+    return [arg for arg in argv if arg.partition("=")[0] not in names] + flags
 
 
 def _grace(proc: process.Started) -> float:

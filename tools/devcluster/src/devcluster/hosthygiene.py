@@ -1,9 +1,10 @@
 """What real nodes change on the host, put back: kernel sysctls, and leftovers of interrupted runs.
 
 The kubelet sets machine-wide sysctls (``vm.overcommit_memory``, ``kernel.panic``, ...) whatever its
-configuration says. The first cluster to start on the machine records their values; the last one to stop
-writes them back. A run that was killed leaves the record behind, and its namespaces and cgroups; the next
-start finds them by their address block (whose lock nobody holds any more) and removes them first.
+configuration says, and ``ip netns add`` turns ``/run/netns`` into a shared bind mount of itself the first
+time. The first cluster to start on the machine records both; the last one to stop puts them back. A run
+that was killed leaves the record behind, and its namespaces and cgroups; the next start finds them by
+their address block (whose lock nobody holds any more) and removes them first.
 """
 
 import contextlib
@@ -14,6 +15,7 @@ import pathlib
 import shutil
 import subprocess
 from collections.abc import Iterator
+from typing import Any
 
 from . import cgroups, ipblock, network
 
@@ -48,6 +50,21 @@ def write_sysctls(values: dict[str, str]) -> None:
         path = _sysctl_path(name)
         if path.read_text().strip() != value:
             path.write_text(f"{value}\n")
+
+
+def _netns_dir_state() -> str:
+    if not NETNS_DIR.exists():
+        return "absent"
+    mounts = pathlib.Path("/proc/self/mountinfo").read_text().splitlines()
+    return "mount" if any(line.split()[4] == str(NETNS_DIR) for line in mounts) else "dir"
+
+
+def _restore(record: dict[str, Any]) -> None:
+    write_sysctls(record["sysctls"])
+    if record["netns_dir"] != "mount" and _netns_dir_state() == "mount" and not any(NETNS_DIR.iterdir()):
+        subprocess.run(["umount", str(NETNS_DIR)], check=True, capture_output=True)
+    if record["netns_dir"] == "absent" and NETNS_DIR.is_dir() and not any(NETNS_DIR.iterdir()):
+        NETNS_DIR.rmdir()
 
 
 def scratch_dir(block: int) -> pathlib.Path:
@@ -86,15 +103,16 @@ def before_nodes(block: int, lock_dir: pathlib.Path = ipblock.LOCK_DIR) -> None:
     """Called by a starting cluster that holds ``block``: clean up after dead runs, record the sysctls."""
     with _host_lock(lock_dir):
         held = _held_blocks(lock_dir, ignore=block)
-        sweep(held | {block})
+        # Our own block too: a killed run may have held it before us.
+        sweep(held)
         snapshot = _snapshot_file(lock_dir)
         if not held and snapshot.exists():
             # Nobody else runs: the record is from a run that never stopped. Its values are the host's own.
-            write_sysctls(json.loads(snapshot.read_text()))
+            _restore(json.loads(snapshot.read_text()))
             snapshot.unlink()
         if not snapshot.exists():
             tmp = snapshot.with_suffix(".tmp")
-            tmp.write_text(json.dumps(read_sysctls()))
+            tmp.write_text(json.dumps({"sysctls": read_sysctls(), "netns_dir": _netns_dir_state()}))
             os.replace(tmp, snapshot)
 
 
@@ -105,7 +123,7 @@ def after_nodes(block: int, lock_dir: pathlib.Path = ipblock.LOCK_DIR) -> None:
         remove_block(block)
         snapshot = _snapshot_file(lock_dir)
         if not held and snapshot.exists():
-            write_sysctls(json.loads(snapshot.read_text()))
+            _restore(json.loads(snapshot.read_text()))
             snapshot.unlink()
 
 

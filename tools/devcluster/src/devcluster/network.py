@@ -21,6 +21,8 @@ SERVICE_NETWORK = ipaddress.ip_network("10.96.0.0/16")
 """ClusterIPs; kube-proxy's rules in every node namespace answer for them."""
 KUBERNETES_SERVICE_IP = "10.96.0.1"
 """The ``kubernetes`` Service's ClusterIP (the first address of the range)."""
+CLUSTER_DNS_IP = "10.96.0.10"
+"""The DNS address pods are given; no Service has it, so lookups fail inside the cluster at once."""
 APISERVER_IP = "172.30.255.1"
 """Where the API server is reached inside every node namespace (a forwarder to the host's 127.0.0.1, same
 port)."""

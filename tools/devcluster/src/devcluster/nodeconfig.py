@@ -136,7 +136,10 @@ def kubelet_config(node: network.Node, files: NodeFiles, ca_cert: pathlib.Path) 
         "failSwapOn": False,
         "containerRuntimeEndpoint": f"unix://{CONTAINERD_SOCKET}",
         "imageServiceEndpoint": f"unix://{CONTAINERD_SOCKET}",
-        # No cluster DNS here: pods get a resolver configuration that names no server outside the node.
+        # No DNS server runs here: pods are told of a ClusterIP nobody serves (kube-proxy rejects it at once),
+        # and the node's own resolver configuration names no server at all.
+        "clusterDNS": [network.CLUSTER_DNS_IP],
+        "clusterDomain": "cluster.local",
         "resolvConf": str(files.etc / "resolv.conf"),
         # Images are loaded, never pulled: nothing may collect them.
         "imageGCHighThresholdPercent": 100,

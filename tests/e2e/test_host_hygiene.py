@@ -1,0 +1,70 @@
+"""Real nodes change the host (the kubelet's sysctls, ``/run/netns``, network namespaces, cgroups, processes);
+``down``, and the next start after a run that was killed, put every one of them back.
+
+Each test starts its own small cluster whose nodes load only the sandbox image: what is compared is the
+host, not the system on it.
+"""
+
+import os
+import pathlib
+import signal
+
+from devcluster import build, cluster, hoststate, images, kubectl, process, testkit
+
+
+def _settings(run_dir: pathlib.Path) -> cluster.Settings:
+    pause = images.pause_image()
+    return cluster.Settings(
+        run_dir=run_dir, real_nodes=True, images=(images.archive(pause),), sandbox_image=images.PAUSE_IMAGE
+    )
+
+
+def _run_a_pod(running: cluster.Cluster) -> None:
+    """A pod on each node, so containers, shims, pod network namespaces and their mounts exist."""
+    for node in running.node_names():
+        overrides = f'{{"spec": {{"nodeName": "{node}"}}}}'
+        kubectl.run(
+            running.kubeconfig, "run", f"sleeper-{node}", f"--image={images.PAUSE_IMAGE}",
+            "--image-pull-policy=Never", f"--overrides={overrides}",
+        )  # fmt: skip
+    testkit.poll(
+        lambda: (
+            kubectl.run(running.kubeconfig, "get", "pods", "-o", "jsonpath={.items[*].status.phase}").split()
+            == ["Running", "Running"]
+        ),
+        60,
+        "both pods Running",
+    )
+
+
+def test_down_leaves_the_host_as_it_was(tmp_path: pathlib.Path) -> None:
+    build.build()
+    before = hoststate.capture()
+    running = cluster.up(_settings(tmp_path / "run"))
+    try:
+        _run_a_pod(running)
+        during = hoststate.capture()
+    finally:
+        cluster.down(running.run_dir)
+    # The nodes did change the host, or this test would prove nothing.
+    assert hoststate.differences(before, during)
+    assert hoststate.differences(before, hoststate.capture()) == []
+
+
+def test_the_next_start_cleans_up_after_a_killed_run(tmp_path: pathlib.Path) -> None:
+    build.build()
+    before = hoststate.capture()
+    killed = cluster.up(_settings(tmp_path / "killed"))
+    _run_a_pod(killed)
+    # As a crash would leave it: every process the cluster started dies at once, cleanup never runs.
+    for proc in killed.processes:
+        os.kill(proc.pid, signal.SIGKILL)
+    testkit.poll(
+        lambda: not any(process.is_alive(p) for p in killed.processes), 30, "the killed processes gone"
+    )
+    left = hoststate.differences(before, hoststate.capture())
+    assert any("cgroups new" in line for line in left), left
+    assert any("node_processes new" in line for line in left), left
+    second = cluster.up(_settings(tmp_path / "second"))
+    cluster.down(second.run_dir)
+    assert hoststate.differences(before, hoststate.capture()) == []
