@@ -1,5 +1,6 @@
 """Real nodes for a cluster: their network, files, forwarders and supervisors (``network``, ``noderun``)."""
 
+import os
 import pathlib
 import subprocess
 import sys
@@ -7,7 +8,7 @@ from typing import Any
 
 import yaml
 
-from . import hosthygiene, images, kubeapi, kubeconfig, netforward, network, nodeconfig, noderun, pki
+from . import hosthygiene, images, kubeapi, kubeconfig, netforward, network, nodeconfig, noderun, pki, softhsm
 
 NODES_DIR = "nodes"
 
@@ -20,6 +21,46 @@ def files(run_dir: pathlib.Path, node: network.Node) -> nodeconfig.NodeFiles:
 def data_dir(run_dir: pathlib.Path, node_name: str) -> pathlib.Path:
     """The host directory a node sees as ``nodeconfig.HOST_DATA`` (SoftHSM2 tokens, the testbed)."""
     return run_dir / NODES_DIR / node_name / "data"
+
+
+AGENT_UID = 65532
+"""The agents' user: the token stores on the nodes must be theirs."""
+
+
+def softhsm_store(run_dir: pathlib.Path, node_name: str) -> pathlib.Path:
+    """``node_name``'s SoftHSM2 token store; returns the configuration the host uses (``softhsm2-util``).
+
+    The store has a second configuration, ``softhsm2.conf``, with the path the node's pods see
+    (``nodeconfig.HOST_DATA``/softhsm): agent pods are given that one.
+    """
+    store = data_dir(run_dir, node_name) / "softhsm"
+    host_conf = softhsm.write_conf(store, name="host.conf")
+    (store / "softhsm2.conf").write_text(softhsm.conf_text(nodeconfig.HOST_DATA / "softhsm" / "tokens"))
+    give_tokens(host_conf)
+    return host_conf
+
+
+def give_tokens(host_conf: pathlib.Path) -> None:
+    """Hand the store's tokens to the agents' user (softhsm2-util, run as root here, makes them root's)."""
+    tokens = host_conf.parent / "tokens"
+    for path in [tokens, *tokens.rglob("*")]:
+        os.chown(path, AGENT_UID, AGENT_UID)
+
+
+def netns_path(run_dir: pathlib.Path, node: int = 1) -> pathlib.Path:
+    """The network namespace file of the cluster's ``node``-th node."""
+    block = int((run_dir / "pod-block").read_text())
+    return pathlib.Path("/run/netns") / network.Node(block, node).netns
+
+
+def in_node(run_dir: pathlib.Path, argv: list[str], node: int = 1) -> list[str]:
+    """``argv`` run inside a node's network namespace: where pod and Service addresses are reachable."""
+    return ["nsenter", f"--net={netns_path(run_dir, node)}", "--", *argv]
+
+
+def in_cluster_server(server: str) -> str:
+    """The API server's URL as seen from inside a node (``server`` is the host's https://127.0.0.1:PORT)."""
+    return f"https://{network.APISERVER_IP}:{server.rsplit(':', 1)[1]}"
 
 
 def create_network(block: int, count: int) -> None:

@@ -22,7 +22,6 @@ from . import (
     kubeapi,
     kubeconfig,
     kubectl,
-    nodeconfig,
     nodes,
     pico,
     realnodes,
@@ -44,8 +43,6 @@ API_PORT = 8090
 API_SERVICE = "hsm-api"
 API_FORWARD = "forward-api"
 """The forwarder from the host's loopback to the API's Service (a cluster process)."""
-AGENT_UID = 65532
-"""The agents' user: their token stores must be theirs."""
 _LABEL_COMPONENT = "app.kubernetes.io/component"
 _LABEL_DEVICE = "hsm.j5t.io/device"
 
@@ -115,30 +112,18 @@ def _create(client: kubeapi.Client, path: str, body: dict[str, Any]) -> None:
             raise
 
 
-def _chown_tree(top: pathlib.Path, uid: int) -> None:
-    for path in [top, *top.rglob("*")]:
-        os.chown(path, uid, uid)
-
-
 def make_tokens(
     run_dir: pathlib.Path, node_names: list[str]
 ) -> tuple[dict[str, pathlib.Path], dict[str, str], dict[str, pathlib.Path]]:
-    """One SoftHSM2 token per node in the node's own store, and a Pico HSM description carrying its serial.
-
-    Each store has two configurations: one with the host's path of its tokens (softhsm2-util runs here) and
-    one with the path the node's agent sees (``nodeconfig.HOST_DATA``), which the agent pods are given.
-    """
+    """One SoftHSM2 token per node in the node's own store, and a Pico HSM description carrying its serial."""
     confs: dict[str, pathlib.Path] = {}
     serials: dict[str, str] = {}
     descriptions: dict[str, pathlib.Path] = {}
     (run_dir / "devices").mkdir(exist_ok=True)
     for node in node_names:
-        store = realnodes.data_dir(run_dir, node) / "softhsm"
-        confs[node] = softhsm.write_conf(store, name=f"host-{node}.conf")
-        in_node = nodeconfig.HOST_DATA / "softhsm"
-        (store / "softhsm2.conf").write_text(softhsm.conf_text(in_node / "tokens"))
+        confs[node] = realnodes.softhsm_store(run_dir, node)
         serials[node] = softhsm.init_token(confs[node], f"{node}-token", PIN, SO_PIN)
-        _chown_tree(store / "tokens", AGENT_UID)
+        realnodes.give_tokens(confs[node])
         descriptions[node] = run_dir / "devices" / f"{node}.umockdev"
         descriptions[node].write_text(pico.description(serials[node]))
     return confs, serials, descriptions
