@@ -6,7 +6,7 @@ RUN := $(UV) run --frozen
 PYTEST_PACKAGES := libs/hsmproto libs/common services/agent services/discovery services/manager tools
 CACHE := $(HOME)/.cache/hsm-secrets-operator
 
-.PHONY: help setup apt uv-sync cluster-build cluster-up cluster-down demo demo-down proto crds pants-requirements lint test test-unit test-e2e bench
+.PHONY: help setup apt uv-sync cluster-build images cluster-up cluster-down demo demo-down proto crds pants-requirements lint test test-unit test-e2e bench
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -22,6 +22,9 @@ uv-sync:
 
 cluster-build: ## build (or find cached) etcd, kube-apiserver, controller-manager, scheduler, kwok
 	$(RUN) python -m devcluster build
+
+images: ## build the e2e images (tag e2e, agent with SoftHSM2) and the sandbox image with buildah
+	$(RUN) python -m devcluster images --tag e2e --agent-target softhsm
 
 cluster-up: ## a bare local control plane with two fake nodes (prints KUBECONFIG)
 	$(RUN) python -m devcluster up

@@ -5,7 +5,7 @@ import pathlib
 import shlex
 import sys
 
-from . import build, cluster, demo, kubectl, realnodes, softhsm, testbed, wait
+from . import build, cluster, demo, images, kubectl, podman, realnodes, softhsm, testbed, wait
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -52,6 +52,9 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("down", help="stop the cluster")
     sub.add_parser("status", help="show which processes run")
     sub.add_parser("env", help="print KUBECONFIG=… for eval")
+    image_args = sub.add_parser("images", help="build the service images and the sandbox image with buildah")
+    image_args.add_argument("--tag", default="dev", help="tag of docker.io/library/hsm-<service>:<tag>")
+    image_args.add_argument("--agent-target", choices=["softhsm"], help="Dockerfile stage of the agent image")
     return parser
 
 
@@ -66,6 +69,9 @@ def main(argv: list[str] | None = None) -> int:
             return demo.down(args.run_dir)
         if args.command == "build":
             print(build.build())
+        elif args.command == "images":
+            for image in [*images.build(args.tag, args.agent_target), images.pause_image()]:
+                print(f"{image.name} {image.id}")
         elif args.command == "up":
             build.build()
             archives, sandbox = realnodes.image_archives() if args.real_nodes else ((), "")
@@ -117,6 +123,8 @@ def main(argv: list[str] | None = None) -> int:
         wait.TimeoutExpiredError,
         kubectl.KubectlError,
         softhsm.SoftHsmError,
+        images.ImageError,
+        podman.PodmanError,
     ) as err:
         print(f"devcluster: {err}", file=sys.stderr)
         return 1

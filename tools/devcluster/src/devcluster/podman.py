@@ -114,7 +114,5 @@ def _run(
         raise PodmanError(f"{program} {' '.join(args[:2])} timed out after {timeout:.0f}s{where}") from err
     if check and proc.returncode != 0:
         where = f" (log: {log})" if log is not None else ""
-        raise PodmanError(
-            f"{program} {' '.join(args[:2])} exited {proc.returncode}{where}:\n{tail(output)}"
-        )
+        raise PodmanError(f"{program} {' '.join(args[:2])} exited {proc.returncode}{where}:\n{tail(output)}")
     return proc
