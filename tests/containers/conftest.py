@@ -63,14 +63,16 @@ def docker_host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def require_image(docker_host: str) -> Iterator[Callable[[str], str]]:
-    """``require_image("agent")``: that image's reference, or the test fails saying how to build it.
+def new_container(docker_host: str) -> Iterator[Callable[[str], tc_container.DockerContainer]]:
+    """``new_container("agent")``: an unstarted container of that image on the host network.
 
-    Checked before a container starts: testcontainers pulls a missing image, and no registry is reachable.
+    Every container of these tests comes from here. The image must exist (testcontainers would pull a
+    missing one, and no registry is reachable: the test fails saying how to build it instead), and the
+    host network keeps podman from creating a bridge, CNI firewall chains and veths on the host.
     """
     client = docker.DockerClient(base_url=docker_host)
 
-    def require(name: str) -> str:
+    def new(name: str) -> tc_container.DockerContainer:
         reference = IMAGES[name]
         try:
             client.images.get(reference)
@@ -81,9 +83,9 @@ def require_image(docker_host: str) -> Iterator[Callable[[str], str]]:
         # Failed outside the except block: the API's 404 would only clutter the message.
         if not found:
             pytest.fail(f"image {reference} is missing: build it with `make images`", pytrace=False)
-        return reference
+        return tc_container.DockerContainer(reference, network_mode="host")
 
-    yield require
+    yield new
     client.close()
 
 
@@ -170,12 +172,13 @@ class RunningAgent:
 
 
 @pytest.fixture(scope="module")
-def agent(require_image: Callable[[str], str], soft_token: SoftToken) -> Iterator[RunningAgent]:
+def agent(
+    new_container: Callable[[str], tc_container.DockerContainer], soft_token: SoftToken
+) -> Iterator[RunningAgent]:
     """The agent image serving soft_token on 127.0.0.1 (host network), ready (logged in, index loaded)."""
-    image = require_image("agent")
     grpc_port, health_port = ports.free_port(), ports.free_port()
     container = (
-        tc_container.DockerContainer(image, network_mode="host")
+        new_container("agent")
         .with_volume_mapping(soft_token.root, str(soft_token.root), mode="rw")
         .with_env("SOFTHSM2_CONF", str(soft_token.conf))
         .with_command(

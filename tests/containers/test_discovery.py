@@ -25,13 +25,12 @@ def hsm_device(name: str, discovery: dict[str, Any]) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def report(
-    require_image: Callable[[str], str],
+    new_container: Callable[[str], tc_container.DockerContainer],
     pico_testbed: Any,
     tmp_path_factory: pytest.TempPathFactory,
     container_logs: Callable[[tc_container.DockerContainer], str],
 ) -> dict[str, Any]:
     """The report of one ``hsm-discovery --once`` run in the image, against the Pico testbed."""
-    image = require_image("discovery")
     given, out = tmp_path_factory.mktemp("given"), tmp_path_factory.mktemp("out")
     (given / "devices.json").write_text(
         json.dumps([hsm_device("pico", {"usb": [PICO_IDS]}), hsm_device("auto", {"autoDiscovery": True})])
@@ -40,7 +39,7 @@ def report(
     given.chmod(0o755)
     out.chmod(0o777)
     container = (
-        tc_container.DockerContainer(image, network_mode="host")
+        new_container("discovery")
         .with_volume_mapping(PRELOAD, PRELOAD, mode="ro")
         .with_volume_mapping(pico_testbed.root, str(pico_testbed.root), mode="ro")
         .with_volume_mapping(given, "/hsm-test/given", mode="ro")
