@@ -192,13 +192,20 @@ def agent(
         )
         .waiting_for(wait_strategies.LogMessageWaitStrategy("agent started").with_startup_timeout(60))
     )
-    with container:
+    try:
+        failure = ""
         try:
+            container.start()
             wait.until(lambda: _get(health_port, "/readyz")[0] == 200, 30, "the agent's /readyz")
-        except wait.TimeoutExpiredError as err:
-            pytest.fail(f"{err}\n{logs_of(container)}", pytrace=False)
+        except (RuntimeError, TimeoutError) as err:
+            # The wait strategy's error leaves out the logs of a container that exited: they say why.
+            failure = f"{err}\n{logs_of(container)}"
+        if failure:
+            pytest.fail(failure, pytrace=False)
         with grpc.insecure_channel(f"127.0.0.1:{grpc_port}", options=channel.channel_options()) as chan:
             yield RunningAgent(container, channel.agent_stub(chan), health_port)
+    finally:
+        container.stop()
 
 
 # ------------------------------------------------------------------ discovery
