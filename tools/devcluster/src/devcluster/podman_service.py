@@ -93,7 +93,7 @@ def start(directory: pathlib.Path, env: Mapping[str, str] | None = None, timeout
     if path.exists():
         raise PodmanServiceError(f"{path} exists: another service may be using it")
     if shutil.which("podman", path=env.get("PATH")) is None:
-        raise PodmanServiceError("podman is not on PATH: install it (make apt)")
+        raise PodmanServiceError("podman is not on PATH (Debian package podman)")
     argv = ["podman", "system", "service", "--time=0", f"unix://{path}"]
     started = process.start("podman-service", argv, directory / LOG_NAME, env=env)
     service = Service(started, path)
