@@ -8,6 +8,7 @@ docker-archive tarballs that ``ctr -n k8s.io images import`` loads.
 
 import dataclasses
 import fcntl
+import fnmatch
 import hashlib
 import json
 import os
@@ -235,13 +236,56 @@ def image_name(service: str, tag: str) -> str:
 
 def archive_name(image: Image) -> str:
     """File name of an image's docker-archive: its name and ID, so a rebuilt image never reuses it."""
-    slug = re.sub(r"[^A-Za-z0-9.-]", "_", image.name)
-    return f"{slug}@{image.id[:16]}.tar"
+    return f"{_slug(image.name)}@{image.id[:16]}.tar"
 
 
 def describe(image: Image, seconds: float) -> str:
     """The report line of one image: name, size, build time, short ID."""
     return f"{image.name:<40} {image.size / 1e6:7.1f} MB {seconds:7.1f} s  {image.id[:12]}"
+
+
+def copy_sources(dockerfile: str) -> list[str] | None:
+    """Context paths the Dockerfile's COPY/ADD instructions read; None when it cannot tell (read all)."""
+    sources: list[str] = []
+    for line in dockerfile.splitlines():
+        words = line.split()
+        if not words or words[0].upper() not in ("COPY", "ADD"):
+            continue
+        if any(word.startswith("--from") for word in words):
+            continue
+        paths = [word for word in words[1:] if not word.startswith("--")]
+        if line.rstrip().endswith("\\") or any(c in line for c in "[*?$") or len(paths) < 2:
+            return None
+        sources += paths[:-1]
+    return sources
+
+
+def dockerignored(path: str, patterns: list[str]) -> bool:
+    """Whether .dockerignore ``patterns`` leave the context path ``path`` out (``**/`` means any depth).
+
+    Only the forms our .dockerignore uses; with a ``!`` exception nothing counts as ignored, so an input
+    hash covers too much rather than too little.
+    """
+    if any(pattern.startswith("!") for pattern in patterns):
+        return False
+    parts = path.split("/")
+    for pattern in patterns:
+        if pattern.startswith("**/"):
+            tails = ["/".join(parts[i:]) for i in range(len(parts))]
+            if any(fnmatch.fnmatchcase(tail, pattern[3:]) for tail in tails):
+                return True
+        elif fnmatch.fnmatchcase(path, pattern.strip("/")):
+            return True
+    return False
+
+
+def inputs_hash(parts: list[tuple[str, bytes]]) -> str:
+    """Hash of named inputs of an image build (Dockerfile, arguments, context files), order-independent."""
+    digest = hashlib.sha256()
+    for name, data in sorted(parts):
+        digest.update(f"{name}\0{len(data)}\0".encode())
+        digest.update(data)
+    return digest.hexdigest()
 
 
 def inspect(name: str) -> Image | None:
@@ -257,6 +301,7 @@ def base_image() -> Image:
     recipe = base_recipe()
     digest = recipe_hash(recipe)
     cache = podman.cache_dir()
+    cache.mkdir(parents=True, exist_ok=True)
     # One lock per cache: a second session waits for the debootstrap in progress instead of running another.
     with (cache / "base.lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
@@ -271,22 +316,33 @@ def base_image() -> Image:
 def build(tag: str = "dev", agent_target: str | None = None) -> list[Image]:
     """Build the three service images as ``docker.io/library/hsm-<service>:<tag>`` (layers cached).
 
-    ``agent_target`` names a stage of the agent's Dockerfile (``softhsm``: the agent with SoftHSM2).
+    ``agent_target`` names a stage of the agent's Dockerfile (``softhsm``: the agent with SoftHSM2). An
+    image whose inputs (Dockerfile, arguments, base, the context files it copies) are unchanged is kept
+    without running buildah, whose cache check alone takes seconds (it hashes the copied venv).
     """
     root = _repo_root()
-    base_image()
+    base = base_image()
     built = []
     for service in SERVICES:
+        started = time.monotonic()
         name = image_name(service, tag)
+        dockerfile = root / "services" / service / "Dockerfile"
         args = ["bud", "--layers", "--network", "host", "--pull=never"]
-        args += ["--build-arg", f"PYTHON_IMAGE={BASE_IMAGE}", "-t", name]
-        args += ["-f", str(root / "services" / service / "Dockerfile")]
+        args += ["--build-arg", f"PYTHON_IMAGE={BASE_IMAGE}", "-f", str(dockerfile), "-t", name]
         if service == "agent" and agent_target is not None:
             args += ["--target", agent_target]
-        started = time.monotonic()
-        log = _log_path(f"{service}-{tag}")
-        log.unlink(missing_ok=True)
-        podman.buildah(*args, str(root), log=log)
+        parts = [("args", " ".join(args).encode()), ("base", base.id.encode())]
+        digest = inputs_hash(parts + _context_inputs(root, dockerfile))
+        # The inputs are recorded beside the image, not in a label: buildah drops --label when the last
+        # step comes from its cache.
+        stamp = podman.cache_dir() / "inputs" / f"{_slug(name)}.json"
+        found = inspect(name)
+        if found is None or _read_stamp(stamp) != {"inputs": digest, "id": found.id}:
+            log = _log_path(f"{service}-{tag}")
+            log.unlink(missing_ok=True)
+            podman.buildah(*args, str(root), log=log)
+            stamp.parent.mkdir(parents=True, exist_ok=True)
+            stamp.write_text(json.dumps({"inputs": digest, "id": _require(name).id}))
         built.append(_report(name, time.monotonic() - started))
     return built
 
@@ -340,11 +396,37 @@ def archive(image: Image) -> pathlib.Path:
         os.replace(scratch, path)
     finally:
         pathlib.Path(scratch).unlink(missing_ok=True)
-    slug = archive_name(image).rsplit("@", 1)[0]
-    for older in directory.glob(f"{slug}@*.tar"):
+    for older in directory.glob(f"{_slug(image.name)}@*.tar"):
         if older != path:
             older.unlink(missing_ok=True)
     return path
+
+
+def _context_inputs(root: pathlib.Path, dockerfile: pathlib.Path) -> list[tuple[str, bytes]]:
+    """The Dockerfile, .dockerignore and every context file the Dockerfile copies, with mode and contents."""
+    ignore_file = root / ".dockerignore"
+    ignore_text = ignore_file.read_text() if ignore_file.is_file() else ""
+    patterns = [
+        line.strip() for line in ignore_text.splitlines() if line.strip() and not line.startswith("#")
+    ]
+    text = dockerfile.read_text()
+    parts = [("Dockerfile", text.encode()), (".dockerignore", ignore_text.encode())]
+    sources = copy_sources(text)
+    for source in ["."] if sources is None else sources:
+        start = root / source
+        found = [start] if start.is_file() else []
+        for current, dirs, files in os.walk(start):
+            here = pathlib.Path(current)
+            dirs[:] = [
+                d for d in dirs if not dockerignored((here / d).relative_to(root).as_posix(), patterns)
+            ]
+            found += [here / name for name in files]
+        for path in found:
+            relative = path.relative_to(root).as_posix()
+            if not dockerignored(relative, patterns):
+                mode = "x" if os.access(path, os.X_OK) else "-"
+                parts.append((f"{relative} {mode}", path.read_bytes()))
+    return parts
 
 
 def _build_base(recipe: BaseRecipe, digest: str, cache: pathlib.Path) -> None:
@@ -458,6 +540,17 @@ def _run(
         raise ImageError(
             f"{argv[0]} exited {code} (log: {log}):\n{podman.tail(log.read_text(errors='replace'))}"
         )
+
+
+def _slug(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9.-]", "_", name)
+
+
+def _read_stamp(path: pathlib.Path) -> object:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
 
 
 def _inspect(name: str) -> dict[str, Any] | None:
