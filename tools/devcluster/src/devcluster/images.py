@@ -6,6 +6,7 @@ Everything lives in podman's storage under the project cache (see :mod:`devclust
 docker-archive tarballs that ``ctr -n k8s.io images import`` loads.
 """
 
+import contextlib
 import dataclasses
 import fcntl
 import fnmatch
@@ -20,6 +21,7 @@ import sys
 import tarfile
 import tempfile
 import time
+from collections.abc import Iterator
 from typing import Any
 
 from . import build as gobuild
@@ -31,7 +33,8 @@ SERVICES = ("agent", "discovery", "manager")
 RELEASE = "bookworm"
 BASE_PACKAGES = ("python3", "python3-pip", "ca-certificates")
 RECIPE_LABEL = "org.hsm-secrets-operator.recipe"
-"""Label holding the hash of the inputs an image was made from; equal hash, no rebuild."""
+"""Label of the base and pause images: the hash of their inputs; equal hash, no rebuild. The service images
+inherit the base's value (their own inputs are recorded in the cache, see ``build``)."""
 CA_DIR = pathlib.Path("/usr/local/share/ca-certificates")
 """Certificates the machine trusts beyond Debian's (the package proxy's CA): the base trusts them too."""
 
@@ -301,10 +304,7 @@ def base_image() -> Image:
     recipe = base_recipe()
     digest = recipe_hash(recipe)
     cache = podman.cache_dir()
-    cache.mkdir(parents=True, exist_ok=True)
-    # One lock per cache: a second session waits for the debootstrap in progress instead of running another.
-    with (cache / "base.lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with _locked(cache):
         if _label(BASE_IMAGE) != digest:
             started = time.monotonic()
             _log(f"{BASE_IMAGE}: debootstrap {RELEASE} (about 2 min; log: {_log_path('base')})")
@@ -351,6 +351,34 @@ def pause_image() -> Image:
     """The sandbox image: the static ``pause`` binary of this package alone in a scratch image."""
     started = time.monotonic()
     work = podman.cache_dir() / "pause"
+    with _locked(podman.cache_dir()):
+        _build_pause(work)
+    return _report(PAUSE_IMAGE, time.monotonic() - started)
+
+
+def archive(image: Image) -> pathlib.Path:
+    """A docker-archive of ``image`` for ``ctr images import``, saved once per image ID."""
+    directory = podman.cache_dir() / "archives"
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / archive_name(image)
+    if path.exists():
+        return path
+    # Save beside the target and rename: a reader never sees half an archive, and parallel saves are harmless.
+    fd, scratch = tempfile.mkstemp(dir=directory, prefix=".save-")
+    os.close(fd)
+    os.unlink(scratch)
+    try:
+        podman.run("save", "--format", "docker-archive", "-o", scratch, image.name)
+        os.replace(scratch, path)
+    finally:
+        pathlib.Path(scratch).unlink(missing_ok=True)
+    for older in directory.glob(f"{_slug(image.name)}@*.tar"):
+        if older != path:
+            older.unlink(missing_ok=True)
+    return path
+
+
+def _build_pause(work: pathlib.Path) -> None:
     work.mkdir(parents=True, exist_ok=True)
     binary = work / "pause"
     env = dict(os.environ, CGO_ENABLED="0", GOFLAGS="-buildvcs=false")
@@ -377,29 +405,6 @@ def pause_image() -> Image:
             PAUSE_IMAGE,
         )
         layer.unlink()
-    return _report(PAUSE_IMAGE, time.monotonic() - started)
-
-
-def archive(image: Image) -> pathlib.Path:
-    """A docker-archive of ``image`` for ``ctr images import``, saved once per image ID."""
-    directory = podman.cache_dir() / "archives"
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / archive_name(image)
-    if path.exists():
-        return path
-    # Save beside the target and rename: a reader never sees half an archive, and parallel saves are harmless.
-    fd, scratch = tempfile.mkstemp(dir=directory, prefix=".save-")
-    os.close(fd)
-    os.unlink(scratch)
-    try:
-        podman.run("save", "--format", "docker-archive", "-o", scratch, image.name)
-        os.replace(scratch, path)
-    finally:
-        pathlib.Path(scratch).unlink(missing_ok=True)
-    for older in directory.glob(f"{_slug(image.name)}@*.tar"):
-        if older != path:
-            older.unlink(missing_ok=True)
-    return path
 
 
 def _context_inputs(root: pathlib.Path, dockerfile: pathlib.Path) -> list[tuple[str, bytes]]:
@@ -540,6 +545,16 @@ def _run(
         raise ImageError(
             f"{argv[0]} exited {code} (log: {log}):\n{podman.tail(log.read_text(errors='replace'))}"
         )
+
+
+@contextlib.contextmanager
+def _locked(cache: pathlib.Path) -> Iterator[None]:
+    """Serialise the base and pause builds of one cache: they write fixed paths in it (debootstrap's work
+    directory, the pause binary and layer), and a second session should wait rather than debootstrap again."""
+    cache.mkdir(parents=True, exist_ok=True)
+    with (cache / "images.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
 
 
 def _slug(name: str) -> str:
