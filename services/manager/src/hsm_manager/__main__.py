@@ -87,6 +87,7 @@ def operator_config(args: argparse.Namespace) -> config.OperatorConfig:
         args.discovery_env,
         names=("--discovery-host-paths", "--discovery-env"),
         taken_paths=discoveryspec.MOUNT_PATHS,
+        read_only_default=True,
     )
     return config.OperatorConfig(
         namespace=args.namespace,

@@ -65,3 +65,15 @@ def test_a_duplicate_variable_is_refused() -> None:
 def test_messages_name_the_setting_they_came_from() -> None:
     with pytest.raises(ValueError, match=r"^--agent-env: "):
         podextras.parse("", "1=x", names=("--agent-host-paths", "--agent-env"))
+
+
+def test_a_mode_suffix_picks_read_only_or_read_write_per_path() -> None:
+    extras = podextras.parse("/a:rw,/b:ro,/c", "", read_only_default=True)
+    assert extras.host_paths == ("/a", "/b", "/c")
+    assert extras.read_only == (False, True, True)
+    assert podextras.parse("/c", "").read_only == (False,)
+
+
+def test_a_path_listed_twice_with_different_modes_is_refused() -> None:
+    with pytest.raises(ValueError, match="'/a' is listed twice"):
+        podextras.parse("/a:ro,/a:rw", "")

@@ -192,3 +192,16 @@ def test_changed_env_changes_the_template_hash() -> None:
 def test_agents_with_another_extras_hash_are_recreated() -> None:
     plan = agentspec.plan("hsm", [device("A")], [existing("A")], agentspec.template_hash(SPEC, EXTRAS))
     assert len(plan.recreate) == 1
+
+
+def test_a_host_path_marked_read_only_is_mounted_read_only() -> None:
+    config = agentspec.AgentConfig("hsm-agent:dev", host_paths=("/a", "/b"), read_only=(True, False))
+    mounts = _pod(config)["containers"][0]["volumeMounts"]
+    assert {m["mountPath"]: m.get("readOnly", False) for m in mounts if m["name"].startswith("host-")} == {
+        "/a": True,
+        "/b": False,
+    }
+
+
+def test_service_links_stay_out_of_the_environment() -> None:
+    assert _pod(agentspec.AgentConfig("hsm-agent:dev"))["enableServiceLinks"] is False

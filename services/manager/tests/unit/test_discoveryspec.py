@@ -76,6 +76,18 @@ def test_host_paths_are_mounted_read_only_at_the_same_path() -> None:
     ]
 
 
+def test_a_host_path_marked_read_write_is_mounted_writable() -> None:
+    config = discoveryspec.DiscoveryConfig(
+        "hsm-discovery:dev", host_paths=("/run/umockdev", "/lib/x.so"), read_only=(False, True)
+    )
+    mounts = _pod(config)["containers"][0]["volumeMounts"][2:]
+    assert [m["readOnly"] for m in mounts] == [False, True]
+
+
+def test_service_links_stay_out_of_the_environment() -> None:
+    assert _pod(UMOCKDEV)["enableServiceLinks"] is False
+
+
 def test_extra_env_follows_the_specs_own_variables() -> None:
     env = _pod(UMOCKDEV)["containers"][0]["env"]
     assert env[5:] == [

@@ -15,6 +15,8 @@ import uuid
 from . import process, wait
 
 TESTBEDS_DIR = "testbeds"
+POD_UID = 65532
+"""The user the project's pods run as: discovery pods open the testbed's event sockets as that user."""
 _SYS_PATH = re.compile(r"^P:\s*(\S+)", re.MULTILINE)
 
 
@@ -50,7 +52,17 @@ def start_driver(run_dir: pathlib.Path, node: str, timeout: float = 30.0) -> pro
         if isinstance(err.__cause__, TestbedError):
             raise err.__cause__ from None
         raise TestbedError(f"{err}\n{process.log_tail(started)}") from None
+    _open_to_pods(root(run_dir, node))
     return started
+
+
+def _open_to_pods(bed: pathlib.Path) -> None:
+    # umockdev makes the testbed private to its creator, root. A pod's preloaded libumockdev binds its
+    # "netlink" socket in event_sockets/ and the driver sends uevents there: the pod's user must own it.
+    bed.chmod(0o755)
+    sockets = bed / "event_sockets"
+    sockets.mkdir(mode=0o755, exist_ok=True)
+    os.chown(sockets, POD_UID, POD_UID)
 
 
 def root(run_dir: pathlib.Path, node: str) -> pathlib.Path:

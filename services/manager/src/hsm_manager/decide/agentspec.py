@@ -37,6 +37,8 @@ class AgentConfig:
     """Node paths mounted read-write at the same path (SoftHSM2 token stores, vendor modules on the node)."""
     env: tuple[tuple[str, str], ...] = ()
     """(NAME, VALUE) pairs added to the container's environment after POD_IP (e.g. SOFTHSM2_CONF)."""
+    read_only: tuple[bool, ...] = ()
+    """Per host path: mounted read-only instead (empty: every one read-write)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -166,7 +168,11 @@ def _host_volumes(config: AgentConfig) -> tuple[list[dict[str, Any]], list[dict[
         {"name": name, "hostPath": {"path": path, "type": ""}}
         for name, path in zip(names, config.host_paths, strict=True)
     ]
-    mounts = [{"name": name, "mountPath": path} for name, path in zip(names, config.host_paths, strict=True)]
+    read_only = config.read_only or (False,) * len(config.host_paths)
+    mounts = [
+        {"name": name, "mountPath": path, **({"readOnly": True} if ro else {})}
+        for name, path, ro in zip(names, config.host_paths, read_only, strict=True)
+    ]
     return volumes, mounts
 
 
@@ -185,6 +191,8 @@ def _pod_spec(
     return {
         "serviceAccountName": service_account_name(device),
         "automountServiceAccountToken": False,
+        # Settings come from HSM_* variables: no Service may inject look-alikes (``<SERVICE>_PORT=tcp://…``).
+        "enableServiceLinks": False,
         "nodeSelector": {**spec.node_selector, HOSTNAME_LABEL: node},
         "terminationGracePeriodSeconds": 10,
         "containers": [
@@ -228,7 +236,7 @@ def template_hash(spec: models.HSMDeviceSpec, config: AgentConfig) -> str:
     """A digest of every input of the pod template except serial and node (those are compared directly)."""
     inputs = dataclasses.asdict(config)
     # Unset extras stay out of the digest, so agents made before the settings existed keep their hash.
-    for field in ("host_paths", "env"):
+    for field in ("host_paths", "env", "read_only"):
         if not inputs[field]:
             del inputs[field]
     material = json.dumps([spec.to_wire(), inputs], sort_keys=True)

@@ -28,9 +28,11 @@ class DiscoveryConfig:
     image: str
     """Discovery image; overlays set its tag."""
     host_paths: tuple[str, ...] = ()
-    """Node paths mounted read-only at the same path, like /sys (e.g. a umockdev testbed)."""
+    """Node paths mounted at the same path (e.g. a umockdev testbed)."""
     env: tuple[tuple[str, str], ...] = ()
     """(NAME, VALUE) pairs added to the container's environment after the spec's own (e.g. LD_PRELOAD)."""
+    read_only: tuple[bool, ...] = ()
+    """Per host path: mounted read-only (empty: every one read-only, like /sys)."""
 
 
 def name(device: str) -> str:
@@ -49,9 +51,10 @@ def _host_volumes(config: DiscoveryConfig) -> tuple[list[dict[str, Any]], list[d
         {"name": volume, "hostPath": {"path": path, "type": ""}}
         for volume, path in zip(volume_names, config.host_paths, strict=True)
     ]
+    read_only = config.read_only or (True,) * len(config.host_paths)
     mounts = [
-        {"name": volume, "mountPath": path, "readOnly": True}
-        for volume, path in zip(volume_names, config.host_paths, strict=True)
+        {"name": volume, "mountPath": path, "readOnly": ro}
+        for volume, path, ro in zip(volume_names, config.host_paths, read_only, strict=True)
     ]
     return volumes, mounts
 
@@ -110,6 +113,8 @@ def daemonset(
                 "metadata": {"labels": labels},
                 "spec": {
                     "serviceAccountName": SERVICE_ACCOUNT,
+                    # Settings come from HSM_* variables: no Service may inject look-alikes.
+                    "enableServiceLinks": False,
                     "nodeSelector": dict(spec.node_selector),
                     "terminationGracePeriodSeconds": 5,
                     "containers": [container],

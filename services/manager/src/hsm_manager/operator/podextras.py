@@ -21,6 +21,8 @@ class PodExtras:
     """Absolute, normalized node paths, each mounted at the same path in the pod."""
     env: tuple[tuple[str, str], ...] = ()
     """(NAME, VALUE) pairs added to the container's environment, in the order given."""
+    read_only: tuple[bool, ...] = ()
+    """Per host path: mounted read-only (``PATH:ro``) or read-write (``PATH:rw``); empty when no paths."""
 
 
 def parse(
@@ -29,15 +31,21 @@ def parse(
     *,
     names: tuple[str, str] = ("host paths", "env"),
     taken_paths: Collection[str] = (),
+    read_only_default: bool = False,
 ) -> PodExtras:
     """The extras of comma-separated paths and NAME=VALUE pairs; ValueError with a message for the user.
 
     names label the two inputs in messages (the flags they came from); taken_paths are the pod's own mount
-    points, which a host path may not reuse. Blank entries (a trailing comma) are ignored.
+    points, which a host path may not reuse. A path may end in ``:ro`` or ``:rw``; without either it is
+    mounted as ``read_only_default`` says. Blank entries (a trailing comma) are ignored.
     """
     paths_name, env_name = names
     paths: list[str] = []
-    for path in _entries(host_paths_text):
+    read_only: list[bool] = []
+    for entry in _entries(host_paths_text):
+        path, mode = entry, read_only_default
+        if entry.endswith((":ro", ":rw")):
+            path, mode = entry[:-3], entry.endswith(":ro")
         if not path.startswith("/"):
             raise ValueError(f"{paths_name}: {path!r} is not an absolute path")
         if path == "/" or "//" in path or posixpath.normpath(path) != path:
@@ -47,6 +55,7 @@ def parse(
         if path in paths:
             raise ValueError(f"{paths_name}: {path!r} is listed twice")
         paths.append(path)
+        read_only.append(mode)
     env: list[tuple[str, str]] = []
     for entry in _entries(env_text):
         name, equals, value = entry.partition("=")
@@ -59,7 +68,7 @@ def parse(
         if any(name == seen for seen, _ in env):
             raise ValueError(f"{env_name}: {name} is listed twice")
         env.append((name, value))
-    return PodExtras(tuple(paths), tuple(env))
+    return PodExtras(tuple(paths), tuple(env), tuple(read_only))
 
 
 def _entries(text: str) -> list[str]:

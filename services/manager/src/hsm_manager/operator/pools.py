@@ -32,10 +32,14 @@ class Reconciler:
         self._cfg = cfg
         agent_extras, discovery_extras = cfg.agent_extras, cfg.discovery_extras
         self._agent_cfg = agentspec.AgentConfig(
-            cfg.agent_image, cfg.agent_run_as_root, agent_extras.host_paths, agent_extras.env
+            cfg.agent_image,
+            cfg.agent_run_as_root,
+            agent_extras.host_paths,
+            agent_extras.env,
+            agent_extras.read_only,
         )
         self._discovery_cfg = discoveryspec.DiscoveryConfig(
-            cfg.discovery_image, discovery_extras.host_paths, discovery_extras.env
+            cfg.discovery_image, discovery_extras.host_paths, discovery_extras.env, discovery_extras.read_only
         )
         # One lock per device: kopf serialises handlers per object, but pod events of a device come
         # from other objects and must not reconcile it concurrently.
