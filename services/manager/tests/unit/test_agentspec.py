@@ -205,3 +205,9 @@ def test_a_host_path_marked_read_only_is_mounted_read_only() -> None:
 
 def test_service_links_stay_out_of_the_environment() -> None:
     assert _pod(agentspec.AgentConfig("hsm-agent:dev"))["enableServiceLinks"] is False
+
+
+def test_a_non_root_agent_owns_its_secret_volumes_through_its_group() -> None:
+    pod = _pod(agentspec.AgentConfig("hsm-agent:dev"))
+    assert pod["securityContext"] == {"fsGroup": pod["containers"][0]["securityContext"]["runAsGroup"]}
+    assert _pod(agentspec.AgentConfig("hsm-agent:dev", run_as_root=True))["securityContext"] == {}

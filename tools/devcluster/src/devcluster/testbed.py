@@ -58,11 +58,12 @@ def start_driver(run_dir: pathlib.Path, node: str, timeout: float = 30.0) -> pro
 
 def _open_to_pods(bed: pathlib.Path) -> None:
     # umockdev makes the testbed private to its creator, root. A pod's preloaded libumockdev binds its
-    # "netlink" socket in event_sockets/ and the driver sends uevents there: the pod's user must own it.
+    # "netlink" socket (event<fd>) in the testbed's root and connects to its ioctl sockets: the pod's user
+    # must own the root and may use the sockets. The driver, root, writes everywhere regardless.
     bed.chmod(0o755)
-    sockets = bed / "event_sockets"
-    sockets.mkdir(mode=0o755, exist_ok=True)
-    os.chown(sockets, POD_UID, POD_UID)
+    os.chown(bed, POD_UID, POD_UID)
+    for ioctl_socket in (bed / "ioctl").glob("*"):
+        ioctl_socket.chmod(0o666)
 
 
 def root(run_dir: pathlib.Path, node: str) -> pathlib.Path:

@@ -23,6 +23,8 @@ PIN_MOUNT = "/etc/hsm/pin"
 #: The container's own mount points, which no host path may take.
 MOUNT_PATHS = (PIN_MOUNT, TLS_MOUNT, "/tmp")  # noqa: S108 - an emptyDir, not a shared /tmp
 HOSTNAME_LABEL = "kubernetes.io/hostname"
+AGENT_UID = 65532
+"""User and group of agents that do not run as root."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -185,10 +187,14 @@ def _pod_spec(
         "capabilities": {"drop": ["ALL"]},
         "seccompProfile": {"type": "RuntimeDefault"},
     }
+    # The PIN and TLS Secrets are mounted 0400: the agent's group must own them to read them as non-root.
+    pod_security: dict[str, Any] = {}
     if not config.run_as_root:
-        security |= {"runAsNonRoot": True, "runAsUser": 65532, "runAsGroup": 65532}
+        security |= {"runAsNonRoot": True, "runAsUser": AGENT_UID, "runAsGroup": AGENT_UID}
+        pod_security = {"fsGroup": AGENT_UID}
     host_volumes, host_mounts = _host_volumes(config)
     return {
+        "securityContext": pod_security,
         "serviceAccountName": service_account_name(device),
         "automountServiceAccountToken": False,
         # Settings come from HSM_* variables: no Service may inject look-alikes (``<SERVICE>_PORT=tcp://…``).
