@@ -1,7 +1,7 @@
 """The whole system end to end (issue #8): two nodes, each with a mocked USB HSM and its own SoftHSM2 token.
 
-The module installs the system on its OWN devcluster (``devcluster.system.install``: the e2e overlay
-applied for real, the operator and the API as pods) and walks through the user's story in order; each test
+The module installs the system on its OWN devcluster (``devcluster.system.install``: real kubelets running
+our images, the e2e overlay applied for real, the operator and the API as pods) and walks through the user's story in order; each test
 asserts one step and records it on the printed timeline. Later steps rely on earlier ones.
 """
 
@@ -75,7 +75,6 @@ def scenario(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRe
         run_dir=tmp_path_factory.mktemp("scenario") / "devcluster",
         repo_root=system.repo_root(),
         user_namespaces=(NS_A, NS_B, demo.NAMESPACE),
-        runner_env={"HSM_DISCOVERY_HEARTBEAT_INTERVAL": "2s"},
     )
     installed = system.install(options, timeline.record)
     failed_before = request.session.testsfailed
@@ -124,8 +123,8 @@ def _wait_status(scenario: Scenario, namespace: str, name: str, version: int) ->
 
 
 def _run_kubectl_hsm(kubeconfig: pathlib.Path, *args: str) -> subprocess.CompletedProcess[str]:
-    """The plugin as a user runs it: no --server, so it port-forwards to the API Service (kwok's server
-    plays the kubelet) and authenticates with the kubeconfig's token."""
+    """The plugin as a user runs it: no --server, so it port-forwards to the API Service (through the API
+    server to the node's kubelet) and authenticates with the kubeconfig's token."""
     env = {k: v for k, v in os.environ.items() if k not in ("HSM_TOKEN", "HSM_API_URL")}
     env["KUBECONFIG"] = str(kubeconfig)
     env["PATH"] = f"{versions.bin_dir()}{os.pathsep}{env.get('PATH', '')}"  # the version-matched kubectl
