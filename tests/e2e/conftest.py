@@ -1,18 +1,17 @@
 """The Kubernetes cluster the end-to-end tests run against.
 
-Provider, in order: ``E2E_KUBECONFIG`` (an existing cluster), a reachable Docker daemon (testcontainers'
-K3s module), else the local devcluster (built on first use; a cold build takes a long while).
+``E2E_KUBECONFIG`` (an existing cluster), else the local devcluster with two real nodes running the
+images ``make images`` builds (the control plane is built on first use; a cold build takes a long while).
 """
 
 import os
 import pathlib
-import shutil
 import uuid
 from collections.abc import Generator, Iterator
 
 import pytest
 
-from devcluster import build, cluster, testkit
+from devcluster import build, cluster, realnodes, testkit
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -28,11 +27,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.e2e)
 
 
-def _docker_reachable() -> bool:
-    host = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
-    return host.startswith("unix://") and pathlib.Path(host.removeprefix("unix://")).exists()
-
-
 @pytest.fixture(scope="session")
 def kube(tmp_path_factory: pytest.TempPathFactory) -> Iterator[testkit.Kube]:
     """The session's cluster (see the module docstring for how it is chosen)."""
@@ -41,16 +35,11 @@ def kube(tmp_path_factory: pytest.TempPathFactory) -> Iterator[testkit.Kube]:
     if external:
         yield testkit.from_kubeconfig(pathlib.Path(external), scratch, None)
         return
-    if _docker_reachable() and shutil.which("docker"):
-        from testcontainers.k3s import K3SContainer  # type: ignore[import-not-found]
-
-        with K3SContainer() as k3s:
-            path = scratch / "k3s.kubeconfig"
-            path.write_text(k3s.config_yaml())
-            yield testkit.from_kubeconfig(path, scratch, None)
-        return
     build.build()
-    settings = cluster.Settings(run_dir=scratch / "devcluster", runner_commands=testkit.STAND_IN_COMMANDS)
+    archives, sandbox = realnodes.image_archives()
+    settings = cluster.Settings(
+        run_dir=scratch / "devcluster", real_nodes=True, images=archives, sandbox_image=sandbox
+    )
     running = cluster.up(settings)
     try:
         yield testkit.from_kubeconfig(running.kubeconfig, scratch, running)

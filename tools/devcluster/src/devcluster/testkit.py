@@ -6,23 +6,17 @@ does not make conftest modules importable).
 
 import base64
 import dataclasses
+import os
 import pathlib
-import sys
 import time
 from collections.abc import Callable
 from typing import TypeVar
 
 import yaml
 
-from . import access, cluster, kubeapi, kubectl
+from . import access, cluster, kubeapi, kubectl, realnodes
 
 T = TypeVar("T")
-
-STAND_IN_HTTP_IMAGE = "hsm-test-http"
-"""An image the pod runner runs as ``python -m http.server``, to test the runner without our services."""
-
-STAND_IN_COMMANDS = (f"{STAND_IN_HTTP_IMAGE}={sys.executable} -m http.server",)
-"""``image=command`` mappings for ``cluster.Settings.runner_commands``."""
 
 
 class PollTimeout(AssertionError):
@@ -45,7 +39,7 @@ def poll(condition: Callable[[], T], timeout: float, what: str, period: float = 
         time.sleep(period)
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass
 class Kube:
     """A cluster as the tests see it: an admin kubeconfig and client, plus helpers."""
 
@@ -55,6 +49,7 @@ class Kube:
     ca_cert: pathlib.Path
     devcluster: cluster.Cluster | None
     """Set when the cluster is the local devcluster (process-level tests need it)."""
+    _forwards: int = 0
 
     def kubectl(self, *args: str, stdin: str | None = None) -> str:
         """Run kubectl as admin."""
@@ -68,11 +63,35 @@ class Kube:
         """Return once the named CRDs serve."""
         access.wait_crds_established(self.client, names, timeout)
 
-    def service_account_kubeconfig(self, namespace: str, name: str, path: pathlib.Path) -> pathlib.Path:
-        """A kubeconfig acting as the ServiceAccount, with a token minted by TokenRequest."""
-        return access.service_account_kubeconfig(
-            self.client, self.server, self.ca_cert, namespace, name, path
-        )
+    def service_account_kubeconfig(
+        self, namespace: str, name: str, path: pathlib.Path, in_node: bool = False
+    ) -> pathlib.Path:
+        """A kubeconfig acting as the ServiceAccount, with a token minted by TokenRequest; ``in_node`` for a
+        process run with ``in_node`` (it reaches the API server at its address inside the nodes)."""
+        server = realnodes.in_cluster_server(self.server) if in_node else self.server
+        return access.service_account_kubeconfig(self.client, server, self.ca_cert, namespace, name, path)
+
+    def _run_dir(self) -> pathlib.Path:
+        if self.devcluster is None:
+            raise RuntimeError("only the local devcluster has node namespaces to run in")
+        return self.devcluster.run_dir
+
+    def in_node(self, argv: list[str], node: int = 1) -> list[str]:
+        """``argv`` run inside a node's network namespace, where pod and Service addresses are reachable
+        (a host process that talks to pods, as the operator does from its pod)."""
+        return realnodes.in_node(self._run_dir(), argv, node)
+
+    def forward(self, ip: str, port: int, node: int = 1) -> str:
+        """``127.0.0.1:PORT`` on the host that reaches ``ip:port`` from inside a node (a pod, a Service's
+        ClusterIP, or 127.0.0.1 of a process started with ``in_node``)."""
+        self._forwards += 1
+        name = f"forward-{os.getpid()}-{self._forwards}"
+        return cluster.forward(self._run_dir(), name, ip, port, node)
+
+    def softhsm_conf(self, node: str) -> pathlib.Path:
+        """The host's SoftHSM2 configuration of ``node``'s token store (agent pods there see its tokens;
+        call ``realnodes.give_tokens`` after making one)."""
+        return realnodes.softhsm_store(self._run_dir(), node)
 
 
 def from_kubeconfig(path: pathlib.Path, scratch: pathlib.Path, devcluster: cluster.Cluster | None) -> Kube:
@@ -87,7 +106,9 @@ def from_kubeconfig(path: pathlib.Path, scratch: pathlib.Path, devcluster: clust
 def log_tails(run_dir: pathlib.Path, lines: int = 40) -> str:
     """The last lines of every control-plane and pod log of a devcluster run."""
     parts = []
-    for log in sorted(run_dir.glob("logs/*.log")) + sorted(run_dir.glob("podrunner/pods/*/*.log")):
+    logs = sorted(run_dir.glob("logs/*.log")) + sorted(run_dir.glob("nodes/*/logs/*.log"))
+    logs += sorted(run_dir.glob("nodes/*/var-log/pods/*/*/*.log"))
+    for log in logs:
         text = log.read_text(errors="replace").splitlines()[-lines:]
         parts.append(f"--- {log.relative_to(run_dir)} ---\n" + "\n".join(text))
     return "\n".join(parts)
