@@ -15,15 +15,15 @@ from typing import Any
 import pytest
 import yaml
 
-from devcluster import kubectl, testkit
+from devcluster import images, kubectl, nodes, testkit
 from hsm_common import constants, report
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 CRD_DIR = ROOT / "deploy" / "kustomize" / "base" / "crds"
 RBAC = ROOT / "deploy" / "kustomize" / "base" / "rbac" / "discovery.yaml"
 DEVICES = ROOT / "services" / "discovery" / "tests" / "data"
-NODE = "kwok-node-1"
-OTHER_NODE = "kwok-node-2"
+NODE = nodes.name(1)
+OTHER_NODE = nodes.name(2)
 POD = "hsm-discovery-e2e"
 OUTAGE_POD = "hsm-discovery-outage"
 PICO_SERIAL = "DC6A33145E23A42A"
@@ -67,8 +67,8 @@ def pod(namespace: str, name: str = POD) -> dict[str, Any]:
         "spec": {
             "nodeName": NODE,
             "serviceAccountName": "hsm-discovery",
-            # Not an image the devcluster's pod runner runs: the test runs discovery itself, under umockdev.
-            "containers": [{"name": "discovery", "image": "registry.example/discovery-placeholder:e2e"}],
+            # A container that only blocks: the test runs discovery itself, on the host under umockdev.
+            "containers": [{"name": "discovery", "image": images.PAUSE_IMAGE, "imagePullPolicy": "Never"}],
         },
     }
 
