@@ -39,6 +39,15 @@ def free_port() -> int:
         return port
 
 
+def node_free_port(kube: testkit.Kube) -> int:
+    """A port free on 127.0.0.1 inside node-1's network namespace (for a process started with in_node)."""
+    probe = "import socket; s = socket.socket(); s.bind(('127.0.0.1', 0)); print(s.getsockname()[1])"
+    found = subprocess.run(
+        kube.in_node([sys.executable, "-c", probe]), capture_output=True, text=True, check=True, timeout=30
+    )
+    return int(found.stdout)
+
+
 def b64(value: bytes) -> str:
     return base64.b64encode(value).decode()
 
@@ -329,7 +338,7 @@ class Full:
 def full(kube: testkit.Kube, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Full]:
     """Operator + an agent pod it deployed (mTLS) + the API finding it through the agent registry."""
     if kube.devcluster is None:
-        pytest.skip("needs the local devcluster (its pod runner runs the agents)")
+        pytest.skip("needs the local devcluster (the API runs in a node's network namespace)")
     sys.path.insert(0, str(pathlib.Path(__file__).parent))
     import operator_env as env
 
@@ -358,21 +367,27 @@ def full(kube: testkit.Kube, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         )
         grant(kube, op.namespace, op.namespace, "writer", "hsmdevices", ["get"])
         token = access.service_account_token(kube.client, op.namespace, "writer")
-        config = kube.service_account_kubeconfig(op.namespace, "hsm-api", tmp / "hsm-api.kubeconfig")
-        port = free_port()
+        config = kube.service_account_kubeconfig(
+            op.namespace, "hsm-api", tmp / "hsm-api.kubeconfig", in_node=True
+        )
+        port = node_free_port(kube)
         environ = {k: v for k, v in os.environ.items() if not k.startswith(("KUBERNETES_", "HSM_MANAGER_"))}
         environ |= {
             "HSM_MANAGER_KUBECONFIG": str(config),
             "HSM_MANAGER_DEVICE_NAMESPACE": op.namespace,
             "PROMETHEUS_MULTIPROC_DIR": str(tmp / "metrics"),
         }
+        # In node-1's network namespace, as from its pod: the registry gives it the agents' pod IPs.
         server = subprocess.Popen(
-            [sys.executable, "-m", "hsm_manager", "api", "--listen", f"127.0.0.1:{port}",
-             "--metrics-listen", f"127.0.0.1:{free_port()}", "--workers", "2"],
+            kube.in_node(
+                [sys.executable, "-m", "hsm_manager", "api", "--listen", f"127.0.0.1:{port}",
+                 "--metrics-listen", f"127.0.0.1:{node_free_port(kube)}", "--workers", "2"]
+            ),
             env=environ, stderr=(tmp / "api.log").open("wb"),
         )  # fmt: skip
-        testkit.poll(lambda: _get_ok(f"http://127.0.0.1:{port}/api/v1/health"), 90, "the API ready")
-        yield Full(f"http://127.0.0.1:{port}", token, user_ns, op.namespace, "full")
+        url = f"http://{kube.forward('127.0.0.1', port)}"
+        testkit.poll(lambda: _get_ok(f"{url}/api/v1/health"), 90, "the API ready")
+        yield Full(url, token, user_ns, op.namespace, "full")
     finally:
         if server is not None:
             stop(server)
