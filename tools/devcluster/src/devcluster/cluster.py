@@ -325,6 +325,8 @@ def _start_real_nodes(
     realnodes.publish_apiserver(client, api_port)
     node_list = network.nodes(block, settings.node_count)
     for node in node_list:
+        # Registered ahead of its kubelet, with the pod range its CNI configuration hands out.
+        client.request("POST", "/api/v1/nodes", realnodes.node_object(node))
         data = realnodes.data_dir(run, node.name)
         data.mkdir(parents=True, exist_ok=True)
         binds = [(data, pathlib.Path("/var/lib/hsm-devcluster"))]

@@ -129,6 +129,16 @@ def apiserver_args(run_dir: pathlib.Path, block: int, certs: pki.Paths) -> list[
     ]
 
 
+def node_object(node: network.Node) -> dict[str, Any]:
+    """The Node as created before its kubelet starts: the kubelet never sets ``spec.podCIDR`` itself."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Node",
+        "metadata": {"name": node.name, "labels": {"kubernetes.io/hostname": node.name}},
+        "spec": {"podCIDR": node.pod_cidr, "podCIDRs": [node.pod_cidr]},
+    }
+
+
 def publish_apiserver(client: kubeapi.Client, api_port: int) -> None:
     """Point the ``kubernetes`` Service at the forwarder address every node namespace has.
 
