@@ -1,10 +1,11 @@
 """The operator's end-to-end environment, shared by tests/e2e/test_operator*.py and bench/sync.py.
 
-The operator runs as a subprocess (``python -m hsm_manager operator``) with a kubeconfig of the
-hsm-manager ServiceAccount holding exactly the RBAC of deploy/kustomize/base/rbac/manager.yaml. Agents are
-real ``hsm-agent`` processes the devcluster pod runner starts from the Deployments the operator creates, on
-SoftHSM2 tokens made here. Discovery is stood in for: the test writes the report annotation onto the
-discovery pods (their image is one the pod runner does not run, so no real discovery process overwrites it).
+The operator runs as a host subprocess (``python -m hsm_manager operator``) inside node-1's network
+namespace, as it would in its pod, so it reaches agent pods by their pod IPs; it acts with a kubeconfig of
+the hsm-manager ServiceAccount holding exactly the RBAC of deploy/kustomize/base/rbac/manager.yaml. Agents
+are pods of the e2e agent image (with SoftHSM2) that the nodes' kubelets run from the Deployments the
+operator creates, on SoftHSM2 tokens made here in the node's token store. Discovery is stood in for: its
+pods run the inert sandbox image, and the test writes the report annotation onto them.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ import os
 import pathlib
 import re
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -25,7 +25,7 @@ from typing import Any
 
 import yaml
 
-from devcluster import kubeapi, kubectl, testkit
+from devcluster import images, kubeapi, kubectl, nodeconfig, nodes, realnodes, softhsm, testkit
 from hsm_common import constants, report
 from hsmproto import channel
 from hsmproto.v1 import hsm_pb2_grpc
@@ -36,15 +36,26 @@ RBAC = ROOT / "deploy" / "kustomize" / "base" / "rbac" / "manager.yaml"
 GROUP_PATH = f"/apis/{constants.API_VERSION}"
 PIN = "246810"
 SO_PIN = "13579246"
-INERT_DISCOVERY_IMAGE = "e2e-discovery-stand-in:latest"
-"""Not run by the pod runner: the tests write the discovery reports themselves."""
-DEFAULT_SOFTHSM2_CONF = pathlib.Path("/etc/softhsm/softhsm2.conf")
+AGENT_IMAGE = "hsm-agent:e2e"
+"""The agent image with SoftHSM2 that ``make images`` builds and the nodes load."""
+INERT_DISCOVERY_IMAGE = images.PAUSE_IMAGE
+"""Discovery pods run but do nothing: the tests write the discovery reports themselves."""
+NODE_STORE = nodeconfig.HOST_DATA / "softhsm"
+"""Each node's SoftHSM2 token store as its pods see it (``Kube.softhsm_conf`` makes it on the host)."""
+OPERATOR_NODE = 1
+"""The node whose network namespace the operator runs in."""
+OPERATOR_NODE_NAME = nodes.name(OPERATOR_NODE)
+_FREE_PORTS = (
+    "import socket; s = [socket.socket() for _ in range({count})]; "
+    "[x.bind(('127.0.0.1', 0)) for x in s]; print(*(x.getsockname()[1] for x in s))"
+)
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+def free_ports(kube: testkit.Kube, count: int, node: int = OPERATOR_NODE) -> list[int]:
+    """count distinct ports free on 127.0.0.1 inside the node's network namespace."""
+    probe = [sys.executable, "-c", _FREE_PORTS.format(count=count)]
+    found = subprocess.run(kube.in_node(probe, node), capture_output=True, text=True, check=True, timeout=30)
+    return [int(port) for port in found.stdout.split()]
 
 
 def get(kube: testkit.Kube, path: str) -> dict[str, Any] | None:
@@ -89,18 +100,31 @@ class Operator:
     extra_args: tuple[str, ...] = ()
     proc: subprocess.Popen[bytes] | None = None
     metrics_port: int = 0
+    """The metrics port inside node-1's network namespace (``metrics_url`` reaches it from the host)."""
+    _forwards: dict[int, str] = dataclasses.field(default_factory=dict)
 
     def start(self) -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("KUBERNETES_", "HSM_MANAGER_"))}
         env["KUBECONFIG"] = str(self.kubeconfig)
-        self.metrics_port = free_port()
+        self.metrics_port, health_port = free_ports(self.kube, 2)
         command = [
             sys.executable, "-m", "hsm_manager", "operator", f"--namespace={self.namespace}",
-            f"--metrics-port={self.metrics_port}", f"--health-listen=127.0.0.1:{free_port()}",
+            f"--metrics-port={self.metrics_port}", f"--health-listen=127.0.0.1:{health_port}",
             f"--discovery-image={INERT_DISCOVERY_IMAGE}", *self.extra_args,
         ]  # fmt: skip
         with self.log.open("ab") as out:
-            self.proc = subprocess.Popen(command, env=env, stderr=out, stdout=out)
+            # nsenter execs the operator, so proc.pid is the operator's own (its CPU and RSS are read there).
+            self.proc = subprocess.Popen(
+                self.kube.in_node(command, OPERATOR_NODE), env=env, stderr=out, stdout=out
+            )
+
+    def metrics_url(self) -> str:
+        """The URL of the running operator's /metrics, forwarded from the host's loopback into node-1."""
+        if self.metrics_port not in self._forwards:
+            self._forwards[self.metrics_port] = self.kube.forward(
+                "127.0.0.1", self.metrics_port, OPERATOR_NODE
+            )
+        return f"http://{self._forwards[self.metrics_port]}/metrics"
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
         if self.proc is None:
@@ -129,8 +153,21 @@ class Operator:
         return int(found.group(1)) * 1024 if found else 0
 
 
-def start_operator(kube: testkit.Kube, tmp: pathlib.Path, extra_args: tuple[str, ...] = ()) -> Operator:
-    """A fresh operator namespace with the manager RBAC and a PIN Secret, and the operator running there."""
+def agent_args(store: pathlib.Path = NODE_STORE) -> tuple[str, ...]:
+    """Operator flags for agents of the e2e image on the SoftHSM2 store at the node path ``store``: mounted
+    at the same path in agent pods, with its ``softhsm2.conf`` as their ``SOFTHSM2_CONF``."""
+    return (
+        f"--agent-image={AGENT_IMAGE}",
+        f"--agent-host-paths={store}",
+        f"--agent-env=SOFTHSM2_CONF={store / 'softhsm2.conf'}",
+    )
+
+
+def start_operator(
+    kube: testkit.Kube, tmp: pathlib.Path, extra_args: tuple[str, ...] = (), store: pathlib.Path = NODE_STORE
+) -> Operator:
+    """A fresh operator namespace with the manager RBAC and a PIN Secret, and the operator running there
+    (in node-1's network namespace), its agents using the SoftHSM2 store at the node path ``store``."""
     apply_crds(kube)
     namespace = f"e2e-op-{uuid.uuid4().hex[:6]}"
     kube.client.request("POST", "/api/v1/namespaces", {"metadata": {"name": namespace}})
@@ -141,12 +178,16 @@ def start_operator(kube: testkit.Kube, tmp: pathlib.Path, extra_args: tuple[str,
         {"metadata": {"name": "pin"}, "stringData": {"pin": PIN}},
     )
     # The discovery DaemonSet's pods run as hsm-discovery (deploy/kustomize/base/rbac/discovery.yaml); its
-    # grants do not matter here, since no discovery process runs, but pods cannot be made without it.
+    # grants do not matter here, since the pods run an inert image, but pods cannot be made without it.
     kube.client.request(
         "POST", f"/api/v1/namespaces/{namespace}/serviceaccounts", {"metadata": {"name": "hsm-discovery"}}
     )
-    config = kube.service_account_kubeconfig(namespace, "hsm-manager", tmp / f"{namespace}.kubeconfig")
-    op = Operator(kube, namespace, config, tmp / f"{namespace}-operator.log", extra_args)
+    config = kube.service_account_kubeconfig(
+        namespace, "hsm-manager", tmp / f"{namespace}.kubeconfig", in_node=True
+    )
+    op = Operator(
+        kube, namespace, config, tmp / f"{namespace}-operator.log", (*agent_args(store), *extra_args)
+    )
     op.start()
     testkit.poll(
         lambda: get(kube, f"/api/v1/namespaces/{namespace}/secrets/hsm-manager-client-tls"),
@@ -167,33 +208,12 @@ def remove_operator(op: Operator) -> None:
 # ---------------------------------------------------------------- SoftHSM2 tokens the agent pods use
 
 
-def softhsm2_conf(kube: testkit.Kube) -> pathlib.Path:
-    """The SoftHSM2 configuration agent pods see: the pod runner's SOFTHSM2_CONF, else the system's."""
-    assert kube.devcluster is not None
-    runner = next(p for p in kube.devcluster.processes if p.name == "podrunner")
-    environ = pathlib.Path(f"/proc/{runner.pid}/environ").read_bytes().split(b"\0")
-    for item in environ:
-        if item.startswith(b"SOFTHSM2_CONF="):
-            return pathlib.Path(item.partition(b"=")[2].decode())
-    return DEFAULT_SOFTHSM2_CONF
-
-
 def make_token(conf: pathlib.Path, label: str) -> str:
-    """Initialise a token labelled label; returns its serial number."""
-    env = {**os.environ, "SOFTHSM2_CONF": str(conf)}
-    subprocess.run(
-        ["softhsm2-util", "--init-token", "--free", "--label", label, "--pin", PIN, "--so-pin", SO_PIN],
-        env=env, check=True, capture_output=True, timeout=30,
-    )  # fmt: skip
-    slots = subprocess.run(
-        ["softhsm2-util", "--show-slots"], env=env, check=True, capture_output=True, timeout=30, text=True
-    ).stdout
-    for block in slots.split("\nSlot "):
-        if re.search(rf"^\s*Label:\s*{re.escape(label)}\s*$", block, re.MULTILINE):
-            found = re.search(r"^\s*Serial number:\s*(\S+)", block, re.MULTILINE)
-            if found:
-                return found.group(1)
-    raise AssertionError(f"token {label} not listed by softhsm2-util --show-slots")
+    """Initialise a token labelled label in the store of the host configuration conf, owned by the agents'
+    user; returns its serial number."""
+    serial = softhsm.init_token(conf, label, PIN, SO_PIN)
+    realnodes.give_tokens(conf)
+    return serial
 
 
 def delete_token(conf: pathlib.Path, label: str) -> None:
@@ -293,7 +313,8 @@ def agent_stub(kube: testkit.Kube, namespace: str, pod: dict[str, Any]) -> hsm_p
         base64.b64decode(data["tls.key"]),
         server_name=pod["metadata"]["labels"]["app.kubernetes.io/instance"],
     )
-    address = f"{pod['status']['podIP']}:{constants.PORT_AGENT_GRPC}"
+    # The pod IP is reached from inside node-1; the test process dials a forwarder on the host's loopback.
+    address = kube.forward(pod["status"]["podIP"], constants.PORT_AGENT_GRPC, OPERATOR_NODE)
     return channel.agent_stub(channel.open_channel(address, tls))
 
 
@@ -325,6 +346,8 @@ class Device:
     label: str
     serial: str
     node: str
+    conf: pathlib.Path
+    """The host's SoftHSM2 configuration of the store holding the token."""
     stub: hsm_pb2_grpc.HSMAgentStub
     heartbeat: Heartbeat
 
@@ -335,9 +358,16 @@ def pool_phase(kube: testkit.Kube, namespace: str, device: str) -> str | None:
     return phase
 
 
-def deploy_device(op: Operator, conf: pathlib.Path, name: str, node: str = "kwok-node-1") -> Device:
-    """Token → HSMDevice → report → pool Ready → agent pod Ready → a stub to it."""
+def deploy_device(
+    op: Operator, name: str, node: str = OPERATOR_NODE_NAME, conf: pathlib.Path | None = None
+) -> Device:
+    """Token → HSMDevice → report → pool Ready → agent pod Ready → a stub to it.
+
+    The token goes into the store of the host configuration conf, by default node's own store (the one
+    ``agent_args`` gives the agents by default).
+    """
     kube, namespace = op.kube, op.namespace
+    conf = conf or kube.softhsm_conf(node)
     label = f"e2e-{uuid.uuid4().hex[:8]}"
     serial = make_token(conf, label)
     heartbeat: Heartbeat | None = None
@@ -358,4 +388,4 @@ def deploy_device(op: Operator, conf: pathlib.Path, name: str, node: str = "kwok
             heartbeat.stop()
         delete_token(conf, label)
         raise
-    return Device(name, label, serial, node, agent_stub(kube, namespace, pod), heartbeat)
+    return Device(name, label, serial, node, conf, agent_stub(kube, namespace, pod), heartbeat)

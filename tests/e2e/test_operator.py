@@ -1,4 +1,5 @@
-"""The operator against the cluster, acting as its own ServiceAccount with the RBAC of deploy/kustomize.
+"""The operator against the devcluster, acting as its own ServiceAccount with the RBAC of deploy/kustomize
+(a host process in node-1's network namespace, see operator_env).
 
 Covered here: HSMDevice → owned pool, discovery DaemonSet and agent ServiceAccount; the CA, client
 certificate and MAC key Secrets; HSMSecret status without agents (DeviceUnavailable, nothing deleted);
@@ -25,6 +26,8 @@ device, hsmsecret = env.device_manifest, env.hsmsecret_manifest
 @pytest.fixture(scope="module")
 def operator(kube: testkit.Kube, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The operator process as ServiceAccount hsm-manager of a fresh namespace; yields that namespace."""
+    if kube.devcluster is None:
+        pytest.skip("needs the local devcluster (the operator runs in one of its nodes' network namespace)")
     op = env.start_operator(kube, tmp_path_factory.mktemp("operator"), ("--default-sync-interval=10s",))
     try:
         yield op.namespace

@@ -1,8 +1,8 @@
 """HSMSecret sync end to end: operator as its ServiceAccount, a real hsm-agent pod on a SoftHSM2 token.
 
-Token → HSMDevice → discovery report → pool Ready → agent Deployment → the pod runner starts hsm-agent →
-writes through gRPC (mTLS, the manager's client certificate) → the HSMSecret's Secret. Latencies are printed
-(run with -s to see them).
+Token in node-1's store → HSMDevice → discovery report → pool Ready → agent Deployment → node-1's kubelet
+runs the agent image → writes through gRPC (mTLS, the manager's client certificate, through a forwarder
+into node-1) → the HSMSecret's Secret. Latencies are printed (run with -s to see them).
 """
 
 import base64
@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from devcluster import testkit
+from devcluster import nodes, testkit
 from hsm_common import constants
 from hsmproto.v1 import hsm_pb2
 
@@ -27,8 +27,8 @@ GP = env.GROUP_PATH
 
 
 class Stack:
-    def __init__(self, op: env.Operator, device: env.Device, conf: pathlib.Path) -> None:
-        self.op, self.device, self.conf = op, device, conf
+    def __init__(self, op: env.Operator, device: env.Device) -> None:
+        self.op, self.device = op, device
 
     @property
     def kube(self) -> testkit.Kube:
@@ -71,19 +71,18 @@ class Stack:
 @pytest.fixture(scope="module")
 def stack(kube: testkit.Kube, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     if kube.devcluster is None:
-        pytest.skip("needs the local devcluster (its pod runner runs the agents)")
+        pytest.skip("needs the local devcluster (the operator runs in one of its nodes' network namespace)")
     tmp = tmp_path_factory.mktemp("operator-sync")
-    conf = env.softhsm2_conf(kube)
     op = env.start_operator(kube, tmp, ("--default-sync-interval=30s",))
     device = None
     try:
-        device = env.deploy_device(op, conf, "sync")
-        yield Stack(op, device, conf)
+        device = env.deploy_device(op, "sync", nodes.name(1))
+        yield Stack(op, device)
     finally:
         env.remove_operator(op)
         if device is not None:
             device.heartbeat.stop()
-            env.delete_token(conf, device.label)
+            env.delete_token(device.conf, device.label)
         print(op.log.read_text()[-3000:])
 
 
@@ -262,7 +261,7 @@ def _agent_deployments(stack: Stack, device: str) -> list[str]:
 
 
 def test_deleting_a_device_removes_its_agent_and_leaves_the_others(stack: Stack) -> None:
-    other = env.deploy_device(stack.op, stack.conf, "other", node="kwok-node-2")
+    other = env.deploy_device(stack.op, "other", nodes.name(2))
     try:
         assert _agent_deployments(stack, "other")
         stack.kube.client.request("DELETE", f"{GP}/namespaces/{stack.op.namespace}/hsmdevices/other")
@@ -274,4 +273,4 @@ def test_deleting_a_device_removes_its_agent_and_leaves_the_others(stack: Stack)
         assert env.ready_agent_pod(stack.kube, stack.op.namespace, stack.device.name) is not None
     finally:
         other.heartbeat.stop()
-        env.delete_token(stack.conf, other.label)
+        env.delete_token(other.conf, other.label)

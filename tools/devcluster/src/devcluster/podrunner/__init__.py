@@ -1,1 +1,0 @@
-"""Plays the kubelet for the project's own images on kwok nodes: their pods run as local processes."""
