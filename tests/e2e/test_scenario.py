@@ -1,8 +1,9 @@
 """The whole system end to end (issue #8): two nodes, each with a mocked USB HSM and its own SoftHSM2 token.
 
 The module installs the system on its OWN devcluster (``devcluster.system.install``: real kubelets running
-our images, the e2e overlay applied for real, the operator and the API as pods) and walks through the user's story in order; each test
-asserts one step and records it on the printed timeline. Later steps rely on earlier ones.
+our images, the e2e overlay applied for real, the operator and the API as pods) and walks through the
+user's story in order; each test asserts one step and records it on the printed timeline. Later steps rely
+on earlier ones.
 """
 
 import base64

@@ -24,7 +24,6 @@ def test_cache_dir_names_every_version(monkeypatch: pytest.MonkeyPatch, tmp_path
     name = versions.bin_dir().parent.name
     assert versions.KUBERNETES in name
     assert versions.ETCD in name
-    assert versions.KWOK in name
     assert versions.bin_dir().is_relative_to(tmp_path)
 
 

@@ -8,13 +8,9 @@ from devcluster import __main__ as cli
 
 
 def test_up_options_keep_the_subcommand() -> None:
-    args = cli._parser().parse_args(
-        ["up", "--nodes", "3", "--node-device", "kwok-node-1=/d", "--image-command", "x=python3 -m x"]
-    )
+    args = cli._parser().parse_args(["up", "--nodes", "3", "--timeout", "5"])
     assert args.command == "up"
-    assert args.nodes == 3
-    assert args.node_device == ["kwok-node-1=/d"]
-    assert args.image_commands == ["x=python3 -m x"]
+    assert (args.nodes, args.timeout) == (3, 5.0)
 
 
 def test_status_without_a_cluster_fails(tmp_path: pathlib.Path) -> None:
@@ -26,13 +22,13 @@ def test_env_without_a_cluster_fails(tmp_path: pathlib.Path) -> None:
 
 
 def test_device_add_keeps_node_and_file() -> None:
-    args = cli._parser().parse_args(["device", "add", "kwok-node-2", "/tmp/pico.umockdev"])
-    assert (args.command, args.device_command, args.node) == ("device", "add", "kwok-node-2")
+    args = cli._parser().parse_args(["device", "add", "node-2", "/tmp/pico.umockdev"])
+    assert (args.command, args.device_command, args.node) == ("device", "add", "node-2")
     assert args.file == pathlib.Path("/tmp/pico.umockdev")
 
 
 def test_device_remove_without_a_testbed_fails(tmp_path: pathlib.Path) -> None:
-    assert cli.main(["--run-dir", str(tmp_path), "device", "remove", "kwok-node-1", "/sys/devices/x"]) == 1
+    assert cli.main(["--run-dir", str(tmp_path), "device", "remove", "node-1", "/sys/devices/x"]) == 1
 
 
 def test_demo_down_without_a_demo_says_so(tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -41,5 +37,5 @@ def test_demo_down_without_a_demo_says_so(tmp_path: pathlib.Path, capsys: pytest
 
 
 def test_up_takes_testbed_nodes() -> None:
-    args = cli._parser().parse_args(["up", "--testbed", "kwok-node-1", "--testbed", "kwok-node-2"])
-    assert args.testbeds == ["kwok-node-1", "kwok-node-2"]
+    args = cli._parser().parse_args(["up", "--testbed", "node-1", "--testbed", "node-2"])
+    assert args.testbeds == ["node-1", "node-2"]

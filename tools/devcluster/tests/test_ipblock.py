@@ -5,7 +5,7 @@ import pathlib
 import subprocess
 import sys
 
-from devcluster import ipblock, nodes
+from devcluster import ipblock
 
 
 def test_second_claim_gets_the_next_block_and_a_released_block_is_reused(tmp_path: pathlib.Path) -> None:
@@ -36,7 +36,3 @@ def test_a_child_holding_the_lock_keeps_the_block_claimed(tmp_path: pathlib.Path
     reused, fd3 = ipblock.claim(tmp_path)
     assert reused == block
     os.close(fd3)
-
-
-def test_pod_cidr_uses_the_block() -> None:
-    assert nodes.pod_cidr(2, block=3) == "127.3.2.0/24"

@@ -1,1 +1,1 @@
-"""Local Kubernetes control plane (etcd, kube-apiserver, controller-manager, scheduler, kwok) for tests."""
+"""Local Kubernetes for tests and the demo: a control plane built from Go modules and real nodes."""

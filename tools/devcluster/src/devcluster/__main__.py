@@ -18,24 +18,8 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("build", help="build the control-plane binaries into the cache")
     up = sub.add_parser("up", help="build if needed, start the cluster and return when it is ready")
-    up.add_argument("--nodes", type=int, default=2, help="number of kwok nodes")
-    up.add_argument(
-        "--real-nodes",
-        action="store_true",
-        help="real nodes (kubelet, containerd, kube-proxy) running the e2e images instead of kwok's",
-    )
-    up.add_argument("--no-podrunner", action="store_true", help="do not start the pod runner")
+    up.add_argument("--nodes", type=int, default=2, help="number of nodes")
     up.add_argument("--timeout", type=float, default=60.0, help="seconds each component gets to be ready")
-    up.add_argument(
-        "--node-device", action="append", default=[], help="NODE=FILE: run NODE's pods under umockdev-run"
-    )
-    up.add_argument(
-        "--image-command",
-        dest="image_commands",
-        action="append",
-        default=[],
-        help="IMAGE=COMMAND: run IMAGE too",
-    )
     up.add_argument(
         "--testbed", dest="testbeds", action="append", default=[], help="NODE: give NODE a hotplug testbed"
     )
@@ -74,16 +58,12 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{image.name} {image.id}")
         elif args.command == "up":
             build.build()
-            archives, sandbox = realnodes.image_archives() if args.real_nodes else ((), "")
+            archives, sandbox = realnodes.image_archives()
             settings = cluster.Settings(
                 run_dir=run_dir,
                 node_count=args.nodes,
-                start_podrunner=not args.no_podrunner,
                 timeout=args.timeout,
-                node_devices=tuple(args.node_device),
-                runner_commands=tuple(args.image_commands),
                 testbed_nodes=tuple(args.testbeds),
-                real_nodes=args.real_nodes,
                 images=archives,
                 sandbox_image=sandbox,
             )

@@ -1,7 +1,7 @@
 """Starts and stops one local cluster: etcd → kube-apiserver → controller-manager → scheduler → nodes.
 
-Nodes are real (kubelet, containerd and kube-proxy in namespaces of their own, see ``realnodes``) or kwok's
-fake nodes whose pods of the project's images the pod runner plays as host processes.
+The nodes are real: kubelet, containerd and kube-proxy in network and mount namespaces of their own and a
+cgroup each (``realnodes``, ``noderun``), running images loaded from archives.
 """
 
 import dataclasses
@@ -22,11 +22,8 @@ from . import (
     ipblock,
     kubeapi,
     kubeconfig,
-    kwokconfig,
-    kwokcrd,
     netforward,
     network,
-    nodes,
     pki,
     ports,
     process,
@@ -36,7 +33,6 @@ from . import (
     wait,
 )
 
-DEFAULT_RUNNER_IMAGES = ("hsm-agent", "hsm-discovery", "hsm-manager")
 STATE_FILE = "state.json"
 
 
@@ -49,29 +45,17 @@ class Settings:
     """How to run a cluster."""
 
     run_dir: pathlib.Path
-    """Holds PKI, etcd data, logs, kubeconfigs and the state file; one cluster per directory."""
+    """Holds PKI, etcd data, logs, kubeconfigs, the nodes' files and the state file; one cluster per
+    directory."""
     node_count: int = 2
-    """Number of kwok nodes; node N hands out pod IPs from 127.B.N.0/24, B the cluster's address block
-    (1 unless another cluster on the machine holds it, see ``ipblock``)."""
-    runner_images: tuple[str, ...] = DEFAULT_RUNNER_IMAGES
-    """Image names whose pods the pod runner runs (kwok only assigns their IPs)."""
-    runner_commands: tuple[str, ...] = ()
-    """Extra ``image=command`` mappings for the pod runner (tests run stand-in images)."""
-    node_devices: tuple[str, ...] = ()
-    """``node=file`` umockdev device descriptions the pod runner wraps that node's pods in."""
+    """Number of nodes; node N's pods get 10.244.N.0/24 (``network``)."""
     testbed_nodes: tuple[str, ...] = ()
-    """Nodes that get a runtime umockdev testbed (``testbed.Testbed``) their pods see: devices can be
-    plugged in and out while the cluster runs."""
-    runner_env: Mapping[str, str] = dataclasses.field(default_factory=dict)
-    """Extra environment for the pod runner and so for every pod process (e.g. ``SOFTHSM2_CONF``)."""
-    start_podrunner: bool = True
-    """Start the pod runner as part of the cluster (kwok nodes only)."""
-    real_nodes: bool = False
-    """Real nodes (kubelet, containerd, kube-proxy) instead of kwok's fake nodes and the pod runner."""
+    """Nodes that get a runtime umockdev testbed (``testbed.Testbed``), mounted where their pods find it:
+    devices can be plugged in and out while the cluster runs."""
     images: tuple[pathlib.Path, ...] = ()
-    """Image archives every real node loads before its kubelet starts (the sandbox image among them)."""
+    """Image archives every node loads before its kubelet starts (the sandbox image among them)."""
     sandbox_image: str = ""
-    """containerd's sandbox ("pause") image on real nodes; one of ``images``."""
+    """containerd's sandbox ("pause") image; one of ``images``."""
     timeout: float = 60.0
     """Seconds each component gets to become ready."""
 
@@ -185,8 +169,8 @@ def up(settings: Settings, bin_dir: pathlib.Path | None = None) -> Cluster:
     missing = [b for b in versions.BINARIES if not os.access(bins / b, os.X_OK)]
     if missing:
         raise StartError(f"binaries missing in {bins}: {missing}; run `python -m devcluster build`")
-    if settings.real_nodes and os.geteuid() != 0:
-        raise StartError("real nodes need root (network and mount namespaces, cgroups)")
+    if os.geteuid() != 0:
+        raise StartError("the nodes need root (network and mount namespaces, cgroups)")
     run = settings.run_dir
     if run.exists():
         shutil.rmtree(run)
@@ -194,7 +178,7 @@ def up(settings: Settings, bin_dir: pathlib.Path | None = None) -> Cluster:
     logs = run / "logs"
     certs = pki.Paths.under(run / "pki")
     pki.create(certs, extra_server_ips=(network.KUBERNETES_SERVICE_IP, network.APISERVER_IP))
-    p = components.Ports(*(ports.free_port() for _ in range(6)))
+    p = components.Ports(*(ports.free_port() for _ in range(5)))
     server = f"https://127.0.0.1:{p.apiserver}"
     admin = kubeconfig.write(
         run / "kubeconfig",
@@ -221,17 +205,14 @@ def up(settings: Settings, bin_dir: pathlib.Path | None = None) -> Cluster:
         finally:
             os.close(lock_fd)
         (run / "pod-block").write_text(f"{block}\n")
-        apiserver_extra: list[str] = []
-        if settings.real_nodes:
-            (run / "real-nodes").write_text(f"{settings.node_count}\n")
-            hosthygiene.before_nodes(block)
-            realnodes.create_network(block, settings.node_count)
-            ready_file = run / "netforward.json"
-            forwarder = launch(
-                "netforward", realnodes.forwarder_argv(block, settings.node_count, p.apiserver, ready_file)
-            )
-            _await(forwarder, ready_file.exists, settings.timeout, "forwarder")
-            apiserver_extra = realnodes.apiserver_args(run, block, certs)
+        hosthygiene.before_nodes(block)
+        realnodes.create_network(block, settings.node_count)
+        ready_file = run / "netforward.json"
+        forwarder = launch(
+            "netforward", realnodes.forwarder_argv(block, settings.node_count, p.apiserver, ready_file)
+        )
+        _await(forwarder, ready_file.exists, settings.timeout, "forwarder")
+        apiserver_extra = realnodes.apiserver_args(run, block, certs)
         _await(
             etcd,
             lambda: '"true"' in _insecure_get(f"http://127.0.0.1:{p.etcd_client}/health"),
@@ -249,10 +230,7 @@ def up(settings: Settings, bin_dir: pathlib.Path | None = None) -> Cluster:
         for node_name in settings.testbed_nodes:
             started.append(testbed.start_driver(run, node_name, settings.timeout))
             _save(dataclasses.replace(cluster, processes=tuple(started)))
-        if settings.real_nodes:
-            node_names = _start_real_nodes(settings, run, block, bins, p.apiserver, certs, client, launch)
-        else:
-            node_names = _start_kwok(settings, run, block, bins, p, certs, admin, client, api, launch)
+        node_names = _start_nodes(settings, run, block, bins, p.apiserver, certs, client, launch)
         _await(
             cm,
             lambda: _insecure_get(f"https://127.0.0.1:{p.controller_manager}/healthz") == "ok",
@@ -274,19 +252,17 @@ def up(settings: Settings, bin_dir: pathlib.Path | None = None) -> Cluster:
         )
         node_procs = {proc.name: proc for proc in started}
         for node_name in node_names:
-            # Real nodes load the images before their kubelet registers: that takes a while on a cold start.
+            # A node loads the images before its kubelet registers: that takes a while on a cold start.
             _await(
-                node_procs.get(node_name, api),
+                node_procs[node_name],
                 functools.partial(_node_ready, client, node_name),
-                settings.timeout * (4 if settings.real_nodes else 1),
+                settings.timeout * 4,
                 f"node {node_name} Ready",
             )
-        if not settings.real_nodes and settings.start_podrunner:
-            _start_podrunner(settings, run, admin, launch)
     except BaseException:
         for proc in reversed(started):
             process.stop(proc, grace=_grace(proc))
-        if settings.real_nodes and block:
+        if block:
             hosthygiene.after_nodes(block)
         raise
     print(f"devcluster up in {time.monotonic() - t0:.1f}s: {server}", file=sys.stderr)
@@ -307,7 +283,7 @@ def _grace(proc: process.Started) -> float:
     return 40.0 if proc.name.startswith("node-") else 10.0
 
 
-def _start_real_nodes(
+def _start_nodes(
     settings: Settings,
     run: pathlib.Path,
     block: int,
@@ -337,45 +313,6 @@ def _start_real_nodes(
         )
         launch(node.name, realnodes.supervisor_argv(node, spec_file))
     return [node.name for node in node_list]
-
-
-def _start_kwok(
-    settings: Settings,
-    run: pathlib.Path,
-    block: int,
-    bins: pathlib.Path,
-    p: components.Ports,
-    certs: pki.Paths,
-    admin: pathlib.Path,
-    client: kubeapi.Client,
-    api: process.Started,
-    launch: Launch,
-) -> list[str]:
-    kwok_config = run / "kwok.yaml"
-    extra_images = tuple(mapping.partition("=")[0] for mapping in settings.runner_commands)
-    kwok_config.write_text(kwokconfig.render(settings.runner_images + extra_images))
-    # kwok watches PortForward objects only when their CRD is served before it starts.
-    crd = kwokcrd.install(client)
-    _await(api, functools.partial(kwokcrd.established, client, crd), settings.timeout, f"CRD {crd}")
-    launch("kwok", components.kwok(bins, admin, p, kwok_config, certs))
-    for index in range(1, settings.node_count + 1):
-        client.request("POST", "/api/v1/nodes", nodes.manifest(index, block))
-    return [nodes.name(index) for index in range(1, settings.node_count + 1)]
-
-
-def _start_podrunner(settings: Settings, run: pathlib.Path, admin: pathlib.Path, launch: Launch) -> None:
-    argv = [sys.executable, "-m", "devcluster.podrunner", "--kubeconfig", str(admin), "--run-dir", str(run)]
-    for image in settings.runner_images:
-        argv += ["--image", image]
-    for mapping in settings.runner_commands:
-        argv += ["--command", mapping]
-    for mapping in settings.node_devices:
-        argv += ["--node-device", mapping]
-    for node_name in settings.testbed_nodes:
-        argv += ["--node-testbed", f"{node_name}={testbed.root(run, node_name)}"]
-    runner = launch("podrunner", argv, {**os.environ, **settings.runner_env})
-    ready_file = run / "podrunner" / "ready"
-    _await(runner, ready_file.exists, settings.timeout, "pod runner")
 
 
 def forward(run_dir: pathlib.Path, name: str, ip: str, port: int, node: int = 1) -> str:
@@ -416,9 +353,10 @@ def down(run_dir: pathlib.Path) -> list[process.Started]:
         return []
     for proc in reversed(cluster.processes):
         process.stop(proc, grace=_grace(proc))
-    if (run_dir / "real-nodes").exists():
+    block_file = run_dir / "pod-block"
+    if block_file.exists():
         # Whatever a killed supervisor left (containers, cgroups, namespaces) and the kubelet's sysctls.
-        hosthygiene.after_nodes(int((run_dir / "pod-block").read_text()))
+        hosthygiene.after_nodes(int(block_file.read_text()))
     return list(cluster.processes)
 
 

@@ -18,7 +18,6 @@ class Ports:
     apiserver: int
     controller_manager: int
     scheduler: int
-    kwok: int
 
 
 def etcd(bin_dir: pathlib.Path, run_dir: pathlib.Path, ports: Ports) -> list[str]:
@@ -69,7 +68,7 @@ def apiserver(bin_dir: pathlib.Path, run_dir: pathlib.Path, ports: Ports, certs:
         f"--service-account-signing-key-file={certs.sa_key}",
         f"--service-cluster-ip-range={SERVICE_CLUSTER_IP_RANGE}",
         "--allow-privileged=true",
-        # Nodes are kwok's; their Hostname addresses resolve nowhere, their InternalIP is kwok's server.
+        # Kubelets are reached at their InternalIP (through the egress proxy); hostnames resolve nowhere.
         "--kubelet-preferred-address-types=InternalIP",
         f"--kubelet-certificate-authority={certs.ca_cert}",
         "--profiling=false",
@@ -110,30 +109,4 @@ def scheduler(bin_dir: pathlib.Path, kubeconfig: pathlib.Path, ports: Ports) -> 
         f"--secure-port={ports.scheduler}",
         "--leader-elect=false",
         "--profiling=false",
-    ]
-
-
-def kwok(
-    bin_dir: pathlib.Path, kubeconfig: pathlib.Path, ports: Ports, config: pathlib.Path, certs: pki.Paths
-) -> list[str]:
-    """kwok managing only the nodes devcluster creates (annotation-selected).
-
-    Its server answers the apiserver's kubelet calls for those nodes (the node status names its port);
-    port-forwards go where the PortForward objects the pod runner writes send them.
-    """
-    return [
-        str(bin_dir / "kwok"),
-        f"--config={config}",
-        f"--kubeconfig={kubeconfig}",
-        "--manage-all-nodes=false",
-        "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
-        "--node-ip=127.0.0.1",
-        f"--node-port={ports.kwok}",
-        "--node-lease-duration-seconds=40",
-        f"--server-address=127.0.0.1:{ports.kwok}",
-        f"--tls-cert-file={certs.kwok_cert}",
-        f"--tls-private-key-file={certs.kwok_key}",
-        "--enable-crds=PortForward",
-        # INFO logs a line per node lease renewal every 10 s, drowning what matters in failure reports.
-        "-v=WARN",
     ]

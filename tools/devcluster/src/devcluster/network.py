@@ -13,6 +13,8 @@ namespaces (named after its address block, ``ipblock``).
 import dataclasses
 import ipaddress
 
+from . import nodes as node_names
+
 NODE_NETWORK = ipaddress.ip_network("172.30.0.0/24")
 """The hub bridge: .1 is the hub itself, node N is .(10+N)."""
 POD_NETWORK = ipaddress.ip_network("10.244.0.0/16")
@@ -40,7 +42,7 @@ class Node:
     @property
     def name(self) -> str:
         """The Node object's name (the kubelet's ``--hostname-override``)."""
-        return f"node-{self.index}"
+        return node_names.name(self.index)
 
     @property
     def netns(self) -> str:

@@ -25,8 +25,6 @@ class Paths:
     server_key: pathlib.Path
     admin_cert: pathlib.Path
     admin_key: pathlib.Path
-    kwok_cert: pathlib.Path
-    kwok_key: pathlib.Path
     sa_key: pathlib.Path
     sa_pub: pathlib.Path
 
@@ -40,8 +38,6 @@ class Paths:
             server_key=directory / "apiserver.key",
             admin_cert=directory / "admin.crt",
             admin_key=directory / "admin.key",
-            kwok_cert=directory / "kwok.crt",
-            kwok_key=directory / "kwok.key",
             sa_key=directory / "sa.key",
             sa_pub=directory / "sa.pub",
         )
@@ -133,14 +129,6 @@ def create(paths: Paths, extra_server_ips: tuple[str, ...] = ()) -> None:
     admin_cert, admin_key = _leaf(
         ca_key, ca_name, _name("devcluster-admin", "system:masters"), oid.ExtendedKeyUsageOID.CLIENT_AUTH, []
     )
-    # kwok's server plays the nodes' kubelets (port-forward); the apiserver verifies it by its node IP.
-    kwok_cert, kwok_key = _leaf(
-        ca_key,
-        ca_name,
-        _name("kwok"),
-        oid.ExtendedKeyUsageOID.SERVER_AUTH,
-        [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))],
-    )
     # Service-account tokens are signed with RS256 by default, so this key is RSA.
     sa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     files: dict[pathlib.Path, bytes] = {
@@ -150,8 +138,6 @@ def create(paths: Paths, extra_server_ips: tuple[str, ...] = ()) -> None:
         paths.server_key: _key_pem(server_key),
         paths.admin_cert: admin_cert.public_bytes(serialization.Encoding.PEM),
         paths.admin_key: _key_pem(admin_key),
-        paths.kwok_cert: kwok_cert.public_bytes(serialization.Encoding.PEM),
-        paths.kwok_key: _key_pem(kwok_key),
         paths.sa_key: _key_pem(sa_key),
         paths.sa_pub: sa_key.public_key().public_bytes(
             serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo

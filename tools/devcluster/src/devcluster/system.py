@@ -90,14 +90,12 @@ def repo_root() -> pathlib.Path:
     raise FileNotFoundError("no deploy/kustomize above the working directory or this package")
 
 
-def cluster_settings(options: Options) -> cluster.Settings:
-    """Real nodes running the e2e images, each with a hotplug testbed."""
-    archives, sandbox = realnodes.image_archives()
+def cluster_settings(options: Options, archives: tuple[pathlib.Path, ...], sandbox: str) -> cluster.Settings:
+    """Nodes running the images of ``archives`` (``realnodes.image_archives``), each with a testbed."""
     return cluster.Settings(
         run_dir=options.run_dir,
         node_count=options.node_count,
         testbed_nodes=tuple(nodes.name(i) for i in range(1, options.node_count + 1)),
-        real_nodes=True,
         images=archives,
         sandbox_image=sandbox,
     )
@@ -248,7 +246,7 @@ def install(options: Options, on_step: Step | None = None) -> System:
     """
     step = on_step or (lambda _text: None)
     node_names = [nodes.name(i) for i in range(1, options.node_count + 1)]
-    running = cluster.up(cluster_settings(options))
+    running = cluster.up(cluster_settings(options, *realnodes.image_archives()))
     try:
         return _install(options, running, node_names, step)
     except BaseException:

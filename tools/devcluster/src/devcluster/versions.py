@@ -6,14 +6,12 @@ import pathlib
 
 KUBERNETES = "v1.34.4"
 ETCD = "v3.6.16"
-KWOK = "v0.8.0"
 
 BINARIES = (
     "etcd",
     "kube-apiserver",
     "kube-controller-manager",
     "kube-scheduler",
-    "kwok",
     "kubectl",
     "kubelet",
     "kube-proxy",
@@ -91,13 +89,6 @@ def targets() -> tuple[Target, ...]:
             main_source=ETCD_MAIN,
         ),
         Target(
-            name="kwok",
-            module="sigs.k8s.io/kwok",
-            version=KWOK,
-            sibling_version=KWOK,
-            packages=("sigs.k8s.io/kwok/cmd/kwok",),
-        ),
-        Target(
             name="kubernetes",
             module="k8s.io/kubernetes",
             version=KUBERNETES,
@@ -143,7 +134,7 @@ def cache_root() -> pathlib.Path:
 
 def version_dir() -> pathlib.Path:
     """Cache directory for exactly this set of versions, so a version bump never reuses old binaries."""
-    return cache_root() / f"k8s-{KUBERNETES}_etcd-{ETCD}_kwok-{KWOK}"
+    return cache_root() / f"k8s-{KUBERNETES}_etcd-{ETCD}"
 
 
 def bin_dir() -> pathlib.Path:
