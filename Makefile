@@ -11,7 +11,7 @@ CACHE := $(HOME)/.cache/hsm-secrets-operator
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
-setup: apt uv-sync cluster-build ## install apt packages, uv, the workspace and the control plane (idempotent)
+setup: apt uv-sync cluster-build images ## install apt packages, uv, the workspace; build the cluster and images (idempotent)
 
 apt: ## install the Debian packages the project needs (skipped when already present)
 	@bash scripts/apt.sh
@@ -20,19 +20,19 @@ uv-sync:
 	@command -v $(UV) >/dev/null || python3 -m pip install --quiet 'uv>=0.8,<0.14'
 	@$(UV) sync --frozen --all-packages --quiet
 
-cluster-build: ## build (or find cached) etcd, kube-apiserver, controller-manager, scheduler, kwok
+cluster-build: ## build (or find cached) etcd, the Kubernetes control plane, kubelet, kube-proxy, kubectl
 	$(RUN) python -m devcluster build
 
 images: ## build the e2e images (tag e2e, agent with SoftHSM2) and the sandbox image with buildah
 	$(RUN) python -m devcluster images --tag e2e --agent-target softhsm
 
-cluster-up: ## a bare local control plane with two fake nodes (prints KUBECONFIG)
+cluster-up: ## a local cluster with two real nodes running the e2e images (prints KUBECONFIG)
 	$(RUN) python -m devcluster up
 
 cluster-down:
 	$(RUN) python -m devcluster down
 
-demo: setup ## the whole system on the local control plane with a synced sample secret, left running
+demo: setup ## the whole system on the local cluster with a synced sample secret, left running
 	$(RUN) python -m devcluster demo
 
 demo-down: ## stop the demo
@@ -56,7 +56,7 @@ lint: ## ruff, mypy --strict on every package, import-linter contracts
 	$(RUN) lint-imports
 	$(RUN) hadolint services/*/Dockerfile
 
-test: setup lint test-unit test-e2e ## everything CI runs
+test: setup lint test-unit test-containers test-e2e ## everything CI runs
 
 test-unit:
 	$(RUN) python scripts/pytest_strict.py $(PYTEST_PACKAGES) tests/static
