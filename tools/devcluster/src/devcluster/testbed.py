@@ -1,8 +1,8 @@
 """Runtime USB hotplug on devcluster nodes: one umockdev testbed per node, owned by a driver process.
 
 The driver (``_testbed_driver``) runs under ``umockdev-wrapper`` with its directory under the cluster's
-run dir (``testbeds/<node>``); the pod runner runs that node's pods under ``umockdev-wrapper`` with
-``UMOCKDEV_DIR`` set to the testbed, so they see the node's devices and their add/remove uevents.
+run dir (``testbeds/<node>``). The node mounts the testbed as ``/var/lib/hsm-devcluster/umockdev``; pods that
+preload libumockdev with ``UMOCKDEV_DIR`` set to it see the node's devices and their add/remove uevents.
 """
 
 import dataclasses
