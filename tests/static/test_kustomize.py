@@ -72,6 +72,15 @@ def test_workloads_are_hardened(overlay: str) -> None:
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
+def test_workloads_get_no_service_link_variables(overlay: str) -> None:
+    # Settings are HSM_MANAGER_* variables; the hsm-manager-metrics Service would inject
+    # HSM_MANAGER_METRICS_PORT=tcp://… into every pod of the namespace.
+    for doc in build(overlay):
+        if doc["kind"] == "Deployment":
+            assert doc["spec"]["template"]["spec"]["enableServiceLinks"] is False, doc["metadata"]["name"]
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
 def test_images_are_ours_and_tagged_by_the_overlay(overlay: str) -> None:
     for doc in build(overlay):
         for container in containers(doc):
