@@ -29,10 +29,7 @@ REQUEST_TIMEOUT = 5.0
 
 
 def load_client(kubeconfig: str | None = None) -> kubernetes.client.ApiClient:
-    """An API client from kubeconfig, else the in-cluster ServiceAccount, else $KUBECONFIG.
-
-    The last is how pods run on the devcluster (no in-cluster service variables there).
-    """
+    """An API client from kubeconfig, else the in-cluster ServiceAccount, else $KUBECONFIG (outside a pod)."""
     configuration = kubernetes.client.Configuration()
     if not kubeconfig and not os.environ.get("KUBERNETES_SERVICE_HOST"):
         kubeconfig = os.environ.get("KUBECONFIG") or None
