@@ -1,4 +1,4 @@
-"""Pure parts of the image build: apt sources, the base recipe's hash, names, and podman's configuration."""
+"""Pure parts of the image build: apt sources, the base recipe's hash, build inputs, names, podman config."""
 
 import dataclasses
 import pathlib
@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from devcluster import images, podman
+from devcluster import _aptsources, _buildinputs, _debianbase, images, podman
 
 DEB822 = """\
 Types: deb
@@ -30,10 +30,10 @@ Enabled: no
 """
 
 
-def _recipe(**changes: Any) -> images.BaseRecipe:
-    recipe = images.BaseRecipe(
+def _recipe(**changes: Any) -> _debianbase.Recipe:
+    recipe = _debianbase.Recipe(
         release="bookworm",
-        packages=images.BASE_PACKAGES,
+        packages=_debianbase.PACKAGES,
         mirror="http://mirror.example/debian",
         sources_list="deb http://mirror.example/debian bookworm main\n",
         ca_certificates=(("proxy.crt", b"-----BEGIN CERTIFICATE-----\nAAAA\n"),),
@@ -45,13 +45,13 @@ def test_one_line_sources_skip_comments_and_options() -> None:
     text = (
         "# comment\ndeb [arch=amd64 signed-by=/k.gpg] http://m.example/debian bookworm main contrib # x\n\n"
     )
-    assert images.parse_one_line_sources(text) == [
-        images.AptSource(("deb",), "http://m.example/debian", ("bookworm",), ("main", "contrib"))
+    assert _aptsources.parse_one_line_sources(text) == [
+        _aptsources.AptSource(("deb",), "http://m.example/debian", ("bookworm",), ("main", "contrib"))
     ]
 
 
 def test_deb822_sources_skip_comments_and_disabled_paragraphs() -> None:
-    found = images.parse_deb822_sources(DEB822)
+    found = _aptsources.parse_deb822_sources(DEB822)
     assert [(s.uri, s.suites) for s in found] == [
         ("http://mirror.example/debian", ("bookworm", "bookworm-updates")),
         ("http://mirror.example/debian-security", ("bookworm-security",)),
@@ -63,7 +63,7 @@ def test_deb822_sources_read_continuation_lines_and_several_uris() -> None:
         "Types: deb deb-src\nURIs: http://a.example/debian\n http://b.example/debian\n"
         "Suites: bookworm\nComponents: main\n"
     )
-    found = images.parse_deb822_sources(text)
+    found = _aptsources.parse_deb822_sources(text)
     assert [s.uri for s in found] == ["http://a.example/debian", "http://b.example/debian"]
     assert found[0].types == ("deb", "deb-src")
 
@@ -74,7 +74,7 @@ def test_host_sources_read_only_the_files_apt_reads(tmp_path: pathlib.Path) -> N
     drop_ins.mkdir()
     (drop_ins / "debian.sources").write_text(DEB822)
     (drop_ins / "other.list.disabled-by-admin").write_text("deb http://off.example/debian bookworm main\n")
-    uris = [source.uri for source in images.host_sources(tmp_path)]
+    uris = [source.uri for source in _aptsources.host_sources(tmp_path)]
     assert uris == [
         "http://one.example/debian",
         "http://mirror.example/debian",
@@ -83,28 +83,28 @@ def test_host_sources_read_only_the_files_apt_reads(tmp_path: pathlib.Path) -> N
 
 
 def test_release_sources_leave_out_third_party_repositories() -> None:
-    sources = images.parse_deb822_sources(DEB822) + images.parse_one_line_sources(
+    sources = _aptsources.parse_deb822_sources(DEB822) + _aptsources.parse_one_line_sources(
         "deb https://sdk.example/apt cloud-sdk-bookworm main\n"
         "deb https://docker.example/linux/debian bookworm stable\n"
         "deb-src http://mirror.example/debian bookworm main\n"
     )
-    kept = images.release_sources(sources)
+    kept = _aptsources.release_sources(sources, "bookworm")
     assert [s.uri for s in kept] == ["http://mirror.example/debian", "http://mirror.example/debian-security"]
 
 
 def test_debian_mirror_is_the_source_of_the_release_suite_itself() -> None:
-    sources = list(reversed(images.parse_deb822_sources(DEB822)))
-    assert images.debian_mirror(sources) == "http://mirror.example/debian"
+    sources = list(reversed(_aptsources.parse_deb822_sources(DEB822)))
+    assert _aptsources.debian_mirror(sources, "bookworm") == "http://mirror.example/debian"
 
 
 def test_debian_mirror_missing_is_an_error() -> None:
-    sources = images.parse_one_line_sources("deb http://m.example/debian bullseye main\n")
+    sources = _aptsources.parse_one_line_sources("deb http://m.example/debian bullseye main\n")
     with pytest.raises(images.ImageError, match="bookworm"):
-        images.debian_mirror(sources)
+        _aptsources.debian_mirror(sources, "bookworm")
 
 
 def test_sources_list_has_one_line_per_suite() -> None:
-    assert images.sources_list(images.parse_deb822_sources(DEB822)) == (
+    assert _aptsources.sources_list(_aptsources.parse_deb822_sources(DEB822), "bookworm") == (
         "deb http://mirror.example/debian bookworm main\n"
         "deb http://mirror.example/debian bookworm-updates main\n"
         "deb http://mirror.example/debian-security bookworm-security main\n"
@@ -112,7 +112,7 @@ def test_sources_list_has_one_line_per_suite() -> None:
 
 
 def test_recipe_hash_is_stable() -> None:
-    assert images.recipe_hash(_recipe()) == images.recipe_hash(_recipe())
+    assert _debianbase.recipe_hash(_recipe()) == _debianbase.recipe_hash(_recipe())
 
 
 @pytest.mark.parametrize(
@@ -126,7 +126,7 @@ def test_recipe_hash_is_stable() -> None:
     ],
 )
 def test_recipe_hash_changes_with_any_input(changes: dict[str, object]) -> None:
-    assert images.recipe_hash(_recipe(**changes)) != images.recipe_hash(_recipe())
+    assert _debianbase.recipe_hash(_recipe(**changes)) != _debianbase.recipe_hash(_recipe())
 
 
 def test_ca_certificates_are_the_crt_files_sorted_by_path(tmp_path: pathlib.Path) -> None:
@@ -134,11 +134,11 @@ def test_ca_certificates_are_the_crt_files_sorted_by_path(tmp_path: pathlib.Path
     (tmp_path / "sub").mkdir()
     (tmp_path / "sub" / "a.crt").write_bytes(b"a")
     (tmp_path / "notes.txt").write_bytes(b"x")
-    assert images.ca_certificates(tmp_path) == (("b.crt", b"b"), ("sub/a.crt", b"a"))
+    assert _debianbase.ca_certificates(tmp_path) == (("b.crt", b"b"), ("sub/a.crt", b"a"))
 
 
 def test_ca_certificates_of_a_missing_directory_are_none(tmp_path: pathlib.Path) -> None:
-    assert images.ca_certificates(tmp_path / "absent") == ()
+    assert _debianbase.ca_certificates(tmp_path / "absent") == ()
 
 
 def test_image_name_is_what_containerd_resolves_a_short_name_to() -> None:
@@ -201,14 +201,14 @@ def test_copy_sources_are_the_context_paths_of_copy_instructions() -> None:
         "FROM base AS build\nCOPY pyproject.toml uv.lock ./\nCOPY --chown=0:0 libs libs\n"
         "FROM base\nCOPY --from=build /opt/venv /opt/venv\n"
     )
-    assert images.copy_sources(dockerfile) == ["pyproject.toml", "uv.lock", "libs"]
+    assert _buildinputs.copy_sources(dockerfile) == ["pyproject.toml", "uv.lock", "libs"]
 
 
 @pytest.mark.parametrize(
     "line", ['COPY ["a b", "c"]', "COPY src/*.py /app/", "COPY a \\\n  b /app/", "ADD ${SRC} /app/"]
 )
 def test_copy_sources_give_up_on_forms_they_cannot_read(line: str) -> None:
-    assert images.copy_sources(f"FROM base\n{line}\n") is None
+    assert _buildinputs.copy_sources(f"FROM base\n{line}\n") is None
 
 
 @pytest.mark.parametrize(
@@ -225,15 +225,19 @@ def test_copy_sources_give_up_on_forms_they_cannot_read(line: str) -> None:
 )
 def test_dockerignored_follows_the_repository_patterns(path: str, ignored: bool) -> None:
     patterns = [".git", "**/__pycache__", "**/*.pyc", "**/tests", "tests", "bench"]
-    assert images.dockerignored(path, patterns) is ignored
+    assert _buildinputs.dockerignored(path, patterns) is ignored
 
 
 def test_dockerignored_ignores_nothing_when_a_pattern_makes_an_exception() -> None:
-    assert images.dockerignored("tests", ["tests", "!tests/keep"]) is False
+    assert _buildinputs.dockerignored("tests", ["tests", "!tests/keep"]) is False
 
 
 def test_inputs_hash_does_not_depend_on_order_but_on_every_byte() -> None:
     parts = [("Dockerfile", b"FROM base\n"), ("libs/x.py -", b"x = 1\n")]
-    assert images.inputs_hash(parts) == images.inputs_hash(list(reversed(parts)))
-    assert images.inputs_hash(parts) != images.inputs_hash([parts[0], ("libs/x.py -", b"x = 2\n")])
-    assert images.inputs_hash(parts) != images.inputs_hash([parts[0], ("libs/x.py x", b"x = 1\n")])
+    assert _buildinputs.inputs_hash(parts) == _buildinputs.inputs_hash(list(reversed(parts)))
+    assert _buildinputs.inputs_hash(parts) != _buildinputs.inputs_hash(
+        [parts[0], ("libs/x.py -", b"x = 2\n")]
+    )
+    assert _buildinputs.inputs_hash(parts) != _buildinputs.inputs_hash(
+        [parts[0], ("libs/x.py x", b"x = 1\n")]
+    )
