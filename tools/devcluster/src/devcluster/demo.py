@@ -1,6 +1,6 @@
 """``python -m devcluster demo`` / ``demo-down``: the whole system on a local devcluster, left running.
 
-Sets up what is missing (control-plane binaries; tells which apt packages to add), installs the system
+Sets up what is missing (Kubernetes binaries, images; tells which apt packages to add), installs the system
 (``system.install``), stores a sample secret through the REST API, creates an HSMSecret, shows the synced
 Secret and the HSMSecret's status columns, and prints how to reach the API and use ``kubectl hsm``.
 """
@@ -19,6 +19,8 @@ SAMPLE = "database"
 _TOOLS = {
     "softhsm2-util": "softhsm2 (make apt)",
     "umockdev-wrapper": "umockdev (make apt)",
+    "containerd": "containerd (make apt)",
+    "buildah": "buildah (make apt)",
 }
 
 
@@ -53,7 +55,7 @@ def up(directory: pathlib.Path | None = None) -> int:
         # A half-dead demo (e.g. after a reboot): start over.
         cluster.down(directory)
     _check_tools()
-    _say("== control-plane binaries (a cold build from Go modules takes a while)")
+    _say("== Kubernetes binaries (a cold build from Go modules takes a while)")
     _say(str(build.build()))
     start = time.monotonic()
     options = system.Options(run_dir=directory, repo_root=system.repo_root(), user_namespaces=(NAMESPACE,))
@@ -94,6 +96,8 @@ def store_sample(installed: system.System) -> None:
     _say(kubectl.run(config, "get", "hsmsec", "-n", NAMESPACE).rstrip())
     _say(f"== kubectl get secret {SAMPLE} -n {NAMESPACE} -o yaml (the synced replica; values are base64)")
     _say(kubectl.run(config, "get", "secret", SAMPLE, "-n", NAMESPACE, "-o", "yaml").rstrip())
+    _say(f"== kubectl get nodes,pods -n {system.NAMESPACE} -o wide (our images on the real nodes)")
+    _say(kubectl.run(config, "get", "nodes,pods", "-n", system.NAMESPACE, "-o", "wide").rstrip())
 
 
 def print_usage(directory: pathlib.Path) -> None:
