@@ -2,14 +2,24 @@
 ``down``, and the next start after a run that was killed, put every one of them back.
 
 Each test starts its own small cluster whose nodes load only the sandbox image: what is compared is the
-host, not the system on it.
+host, not the system on it. No other cluster may run meanwhile (``make test-e2e`` runs this module first,
+on its own), or the last cluster to stop, which restores the host, would not be this one.
 """
 
 import os
 import pathlib
 import signal
 
-from devcluster import build, cluster, hoststate, images, kubectl, process, testkit
+import pytest
+
+from devcluster import build, cluster, hosthygiene, hoststate, images, kubectl, process, testkit
+
+
+@pytest.fixture(autouse=True)
+def alone_on_the_machine() -> None:
+    build.build()
+    others = hosthygiene.running_clusters()
+    assert not others, f"other devclusters run on this machine (blocks {sorted(others)}); stop them first"
 
 
 def _settings(run_dir: pathlib.Path) -> cluster.Settings:
@@ -38,7 +48,6 @@ def _run_a_pod(running: cluster.Cluster) -> None:
 
 
 def test_down_leaves_the_host_as_it_was(tmp_path: pathlib.Path) -> None:
-    build.build()
     before = hoststate.capture()
     running = cluster.up(_settings(tmp_path / "run"))
     try:
@@ -52,7 +61,6 @@ def test_down_leaves_the_host_as_it_was(tmp_path: pathlib.Path) -> None:
 
 
 def test_the_next_start_cleans_up_after_a_killed_run(tmp_path: pathlib.Path) -> None:
-    build.build()
     before = hoststate.capture()
     killed = cluster.up(_settings(tmp_path / "killed"))
     _run_a_pod(killed)

@@ -95,6 +95,11 @@ def _held_blocks(lock_dir: pathlib.Path, ignore: int | None = None) -> set[int]:
     return held
 
 
+def running_clusters(lock_dir: pathlib.Path = ipblock.LOCK_DIR) -> set[int]:
+    """Blocks of the clusters running on this machine now."""
+    return _held_blocks(lock_dir) if lock_dir.is_dir() else set()
+
+
 def _snapshot_file(lock_dir: pathlib.Path) -> pathlib.Path:
     return lock_dir / "sysctls.json"
 
