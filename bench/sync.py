@@ -1,4 +1,5 @@
-"""Benchmark of HSMSecret sync on the devcluster: the operator as its ServiceAccount, a real agent pod.
+"""Benchmark of HSMSecret sync on its own devcluster (real nodes): the operator as its ServiceAccount, in
+node-1's network namespace as in its pod (tests/e2e/operator_env.py), and a real agent pod on node-1.
 
 Prints figures; not a test. Figures:
 - write → Secret updated latency (p50/p99/max) over --updates sequential updates of one HSMSecret;
@@ -7,13 +8,15 @@ Prints figures; not a test. Figures:
 - PKCS#11 calls the agent makes during --idle seconds with all of them in sync (target: 0 apart from
   the agent's own token-presence probe, which is shown separately).
 
-The token store is on tmpfs (/dev/shm): the pod runner, and so the agent, inherit SOFTHSM2_CONF from here.
+The token store is on tmpfs: a directory of /dev/shm that agent pods mount at the same path (a hostPath: the
+nodes share the host's /dev/shm), so one SOFTHSM2_CONF serves softhsm2-util here and the agent there.
 Usage: python bench/sync.py [--updates 200] [--secrets 1000 [5000 ...]] [--idle 60]
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import pathlib
 import shutil
@@ -30,7 +33,7 @@ sys.path.insert(0, str(ROOT / "tests" / "e2e"))
 
 import operator_env as env  # noqa: E402
 
-from devcluster import build, cluster, testkit  # noqa: E402
+from devcluster import build, cluster, realnodes, softhsm, testkit  # noqa: E402
 from hsm_common import constants  # noqa: E402
 from hsmproto.v1 import hsm_pb2  # noqa: E402
 
@@ -59,17 +62,18 @@ def latency(kube: testkit.Kube, device: env.Device, namespace: str, updates: int
     hsmsecret(kube, namespace, "latency", device.name)
     secret_path = f"/api/v1/namespaces/{namespace}/secrets/latency"
 
-    def version() -> str:
+    def version_is(wanted: str) -> bool:
         found = env.get(kube, secret_path) or {"metadata": {}}
-        return (found["metadata"].get("annotations") or {}).get(constants.ANNOTATION_HSM_VERSION, "")
+        annotations = found["metadata"].get("annotations") or {}
+        return bool(annotations.get(constants.ANNOTATION_HSM_VERSION) == wanted)
 
     first = write(device, f"{namespace}/latency", {"k": b"0"})
-    testkit.poll(lambda: version() == str(first), 30, "the first version", period=0.005)
+    testkit.poll(functools.partial(version_is, str(first)), 30, "the first version", period=0.005)
     samples = []
     for i in range(1, updates + 1):
         started = time.monotonic()
         wanted = str(write(device, f"{namespace}/latency", {"k": str(i).encode()}))
-        testkit.poll(lambda w=wanted: version() == w, 30, f"update {i}", period=0.005)
+        testkit.poll(functools.partial(version_is, wanted), 30, f"update {i}", period=0.005)
         samples.append(time.monotonic() - started)
     ms = [s * 1000 for s in samples]
     print(
@@ -128,8 +132,8 @@ def agent_calls(kube: testkit.Kube, namespace: str, device: str) -> dict[str, fl
     """hsm_agent_pkcs11_calls_total by operation, read from the agent pod's /metrics."""
     pod = env.ready_agent_pod(kube, namespace, device)
     assert pod is not None, "no Ready agent pod"
-    url = f"http://{pod['status']['podIP']}:{constants.PORT_AGENT_HEALTH}/metrics"
-    with urllib.request.urlopen(url, timeout=10) as response:
+    address = forwarded(kube, pod["status"]["podIP"], constants.PORT_AGENT_HEALTH)
+    with urllib.request.urlopen(f"http://{address}/metrics", timeout=10) as response:
         text = response.read().decode()
     by_operation: dict[str, float] = {}
     for line in text.splitlines():
@@ -140,9 +144,18 @@ def agent_calls(kube: testkit.Kube, namespace: str, device: str) -> dict[str, fl
     return by_operation
 
 
+_FORWARDS: dict[tuple[str, int], str] = {}
+
+
+def forwarded(kube: testkit.Kube, ip: str, port: int) -> str:
+    """A host address reaching ip:port inside node-1, one forwarder per target."""
+    if (ip, port) not in _FORWARDS:
+        _FORWARDS[ip, port] = kube.forward(ip, port, env.OPERATOR_NODE)
+    return _FORWARDS[ip, port]
+
+
 def operator_passes(op: env.Operator) -> float:
-    url = f"http://127.0.0.1:{op.metrics_port}/metrics"
-    with urllib.request.urlopen(url, timeout=10) as response:
+    with urllib.request.urlopen(f"http://{op.metrics_address()}/metrics", timeout=10) as response:
         text = response.read().decode()
     return sum(
         float(line.rpartition(" ")[2])
@@ -166,28 +179,13 @@ def idle(op: env.Operator, device: env.Device, seconds: float) -> None:
     )
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--updates", type=int, default=200)
-    parser.add_argument("--secrets", type=int, nargs="+", default=[1000])
-    parser.add_argument("--idle", type=float, default=60.0)
-    args = parser.parse_args()
-    scratch = pathlib.Path(tempfile.mkdtemp(prefix="bench-sync-"))
-    shm = pathlib.Path("/dev/shm")  # noqa: S108 - tmpfs for the token store, a private subdirectory
-    tokens = pathlib.Path(tempfile.mkdtemp(prefix="bench-sync-tokens-", dir=shm if shm.is_dir() else None))
-    conf = scratch / "softhsm2.conf"
-    conf.write_text(f"directories.tokendir = {tokens}\nobjectstore.backend = file\nlog.level = ERROR\n")
-    os.environ["SOFTHSM2_CONF"] = str(conf)  # inherited by the pod runner, so by the agent pods
-    build.build()
-    running = cluster.up(cluster.Settings(run_dir=scratch / "devcluster"))
-    kube = testkit.from_kubeconfig(running.kubeconfig, scratch, running)
+def measure(kube: testkit.Kube, scratch: pathlib.Path, store: pathlib.Path, args: argparse.Namespace) -> None:
+    """Every figure, on a fresh operator and one device whose token is in store (a /dev/shm directory)."""
     op: env.Operator | None = None
     device: env.Device | None = None
     try:
-        op = env.start_operator(kube, scratch)
-        device = env.deploy_device(op, conf, "bench")
+        op = env.start_operator(kube, scratch, store=store)
+        device = env.deploy_device(op, "bench", conf=softhsm.write_conf(store))
         namespace = f"bench-{uuid.uuid4().hex[:6]}"
         kube.client.request("POST", "/api/v1/namespaces", {"metadata": {"name": namespace}})
         latency(kube, device, namespace, args.updates)
@@ -199,8 +197,32 @@ def main() -> int:
             device.heartbeat.stop()
         if op is not None:
             op.stop()
-        cluster.down(running.run_dir)
-        shutil.rmtree(tokens, ignore_errors=True)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--updates", type=int, default=200)
+    parser.add_argument("--secrets", type=int, nargs="+", default=[1000])
+    parser.add_argument("--idle", type=float, default=60.0)
+    args = parser.parse_args()
+    build.build()
+    archives, sandbox = realnodes.image_archives()
+    scratch = pathlib.Path(tempfile.mkdtemp(prefix="bench-sync-"))
+    shm = pathlib.Path("/dev/shm")  # noqa: S108 - tmpfs for the token store, a private subdirectory
+    store = pathlib.Path(tempfile.mkdtemp(prefix="bench-sync-tokens-", dir=shm))
+    try:
+        store.chmod(0o755)  # the agents' user reads the configuration inside
+        running = cluster.up(
+            cluster.Settings(run_dir=scratch / "devcluster", images=archives, sandbox_image=sandbox)
+        )
+        try:
+            measure(testkit.from_kubeconfig(running.kubeconfig, scratch, running), scratch, store, args)
+        finally:
+            cluster.down(running.run_dir)
+    finally:
+        shutil.rmtree(store, ignore_errors=True)
         shutil.rmtree(scratch, ignore_errors=True)
     return 0
 

@@ -100,7 +100,7 @@ class Operator:
     extra_args: tuple[str, ...] = ()
     proc: subprocess.Popen[bytes] | None = None
     metrics_port: int = 0
-    """The metrics port inside node-1's network namespace (``metrics_url`` reaches it from the host)."""
+    """The metrics port inside node-1's network namespace (``metrics_address`` reaches it from the host)."""
     _forwards: dict[int, str] = dataclasses.field(default_factory=dict)
 
     def start(self) -> None:
@@ -118,13 +118,13 @@ class Operator:
                 self.kube.in_node(command, OPERATOR_NODE), env=env, stderr=out, stdout=out
             )
 
-    def metrics_url(self) -> str:
-        """The URL of the running operator's /metrics, forwarded from the host's loopback into node-1."""
+    def metrics_address(self) -> str:
+        """``127.0.0.1:PORT`` on the host reaching the running operator's metrics port inside node-1."""
         if self.metrics_port not in self._forwards:
             self._forwards[self.metrics_port] = self.kube.forward(
                 "127.0.0.1", self.metrics_port, OPERATOR_NODE
             )
-        return f"http://{self._forwards[self.metrics_port]}/metrics"
+        return self._forwards[self.metrics_port]
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
         if self.proc is None:
@@ -278,7 +278,9 @@ def discovery_pods(kube: testkit.Kube, namespace: str, device: str) -> list[dict
 def report_device(kube: testkit.Kube, namespace: str, device: str, serial: str, node: str) -> None:
     """Every discovery pod of device reports; the one on node has the token, the others nothing."""
     pods = testkit.poll(
-        lambda: len(pods := discovery_pods(kube, namespace, device)) >= 2 and pods, 60, "discovery pods"
+        lambda: found if len(found := discovery_pods(kube, namespace, device)) >= 2 else [],
+        60,
+        "discovery pods",
     )
     for pod in pods:
         pod_node = pod["spec"]["nodeName"]
@@ -294,7 +296,10 @@ def report_device(kube: testkit.Kube, namespace: str, device: str, serial: str, 
 def ready_agent_pod(kube: testkit.Kube, namespace: str, device: str) -> dict[str, Any] | None:
     """The Running and Ready agent pod of device, if any."""
     selector = f"{constants.LABEL_COMPONENT}=agent,{constants.LABEL_DEVICE}={device}"
-    for pod in kube.client.get(f"/api/v1/namespaces/{namespace}/pods?labelSelector={selector}")["items"]:
+    pods: list[dict[str, Any]] = kube.client.get(
+        f"/api/v1/namespaces/{namespace}/pods?labelSelector={selector}"
+    )["items"]
+    for pod in pods:
         status = pod.get("status") or {}
         ready = any(c["type"] == "Ready" and c["status"] == "True" for c in status.get("conditions") or [])
         if ready and status.get("phase") == "Running" and not pod["metadata"].get("deletionTimestamp"):
@@ -380,7 +385,7 @@ def deploy_device(
         heartbeat.start()
         testkit.poll(lambda: pool_phase(kube, namespace, name) == "Ready", 60, "the pool Ready")
         pod = testkit.poll(
-            lambda: ready_agent_pod(kube, namespace, name), 90, "the agent pod Running and Ready"
+            lambda: ready_agent_pod(kube, namespace, name) or {}, 90, "the agent pod Running and Ready"
         )
     except BaseException:
         # Not handed to the caller yet, so nobody else would remove the token or stop the reports.
