@@ -37,9 +37,7 @@ def kube(tmp_path_factory: pytest.TempPathFactory) -> Iterator[testkit.Kube]:
         return
     build.build()
     archives, sandbox = realnodes.image_archives()
-    settings = cluster.Settings(
-        run_dir=scratch / "devcluster", real_nodes=True, images=archives, sandbox_image=sandbox
-    )
+    settings = cluster.Settings(run_dir=scratch / "devcluster", images=archives, sandbox_image=sandbox)
     running = cluster.up(settings)
     try:
         yield testkit.from_kubeconfig(running.kubeconfig, scratch, running)

@@ -25,7 +25,7 @@ def alone_on_the_machine() -> None:
 def _settings(run_dir: pathlib.Path) -> cluster.Settings:
     pause = images.pause_image()
     return cluster.Settings(
-        run_dir=run_dir, real_nodes=True, images=(images.archive(pause),), sandbox_image=images.PAUSE_IMAGE
+        run_dir=run_dir, images=(images.archive(pause),), sandbox_image=images.PAUSE_IMAGE
     )
 
 
