@@ -39,15 +39,6 @@ def free_port() -> int:
         return port
 
 
-def node_free_port(kube: testkit.Kube) -> int:
-    """A port free on 127.0.0.1 inside node-1's network namespace (for a process started with in_node)."""
-    probe = "import socket; s = socket.socket(); s.bind(('127.0.0.1', 0)); print(s.getsockname()[1])"
-    found = subprocess.run(
-        kube.in_node([sys.executable, "-c", probe]), capture_output=True, text=True, check=True, timeout=30
-    )
-    return int(found.stdout)
-
-
 def b64(value: bytes) -> str:
     return base64.b64encode(value).decode()
 
@@ -344,12 +335,11 @@ def full(kube: testkit.Kube, tmp_path_factory: pytest.TempPathFactory) -> Iterat
 
     tmp = tmp_path_factory.mktemp("api-full")
     op = env.start_operator(kube, tmp, ("--default-sync-interval=30s",))
-    conf = env.softhsm2_conf(kube)
     device = None
     server = None
     user_ns = f"e2e-api-u-{uuid.uuid4().hex[:6]}"
     try:
-        device = env.deploy_device(op, conf, "full")
+        device = env.deploy_device(op, "full")
         if not _mtls_works(device):
             pytest.fail("the operator's mTLS client cannot reach the agent it deployed")
         kube.kubectl("apply", "-f", "-", stdin=rbac_for(op.namespace))
@@ -370,7 +360,7 @@ def full(kube: testkit.Kube, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         config = kube.service_account_kubeconfig(
             op.namespace, "hsm-api", tmp / "hsm-api.kubeconfig", in_node=True
         )
-        port = node_free_port(kube)
+        port, metrics_port = env.free_ports(kube, 2)
         environ = {k: v for k, v in os.environ.items() if not k.startswith(("KUBERNETES_", "HSM_MANAGER_"))}
         environ |= {
             "HSM_MANAGER_KUBECONFIG": str(config),
@@ -381,7 +371,7 @@ def full(kube: testkit.Kube, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         server = subprocess.Popen(
             kube.in_node(
                 [sys.executable, "-m", "hsm_manager", "api", "--listen", f"127.0.0.1:{port}",
-                 "--metrics-listen", f"127.0.0.1:{node_free_port(kube)}", "--workers", "2"]
+                 "--metrics-listen", f"127.0.0.1:{metrics_port}", "--workers", "2"]
             ),
             env=environ, stderr=(tmp / "api.log").open("wb"),
         )  # fmt: skip
@@ -395,7 +385,7 @@ def full(kube: testkit.Kube, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         env.remove_operator(op)
         if device is not None:
             device.heartbeat.stop()
-            env.delete_token(conf, device.label)
+            env.delete_token(device.conf, device.label)
         kube.client.request("DELETE", f"/api/v1/namespaces/{user_ns}")
 
 
