@@ -161,8 +161,8 @@ def test_host_paths_are_mounted_read_write_at_the_same_path() -> None:
         {"name": "host-1", "hostPath": {"path": "/etc/softhsm2.conf", "type": ""}},
     ]
     assert pod["containers"][0]["volumeMounts"][3:] == [
-        {"name": "host-0", "mountPath": "/var/lib/softhsm/tokens"},
-        {"name": "host-1", "mountPath": "/etc/softhsm2.conf"},
+        {"name": "host-0", "mountPath": "/var/lib/softhsm/tokens", "readOnly": False},
+        {"name": "host-1", "mountPath": "/etc/softhsm2.conf", "readOnly": False},
     ]
 
 
@@ -197,7 +197,7 @@ def test_agents_with_another_extras_hash_are_recreated() -> None:
 def test_a_host_path_marked_read_only_is_mounted_read_only() -> None:
     config = agentspec.AgentConfig("hsm-agent:dev", host_paths=("/a", "/b"), read_only=(True, False))
     mounts = _pod(config)["containers"][0]["volumeMounts"]
-    assert {m["mountPath"]: m.get("readOnly", False) for m in mounts if m["name"].startswith("host-")} == {
+    assert {m["mountPath"]: m["readOnly"] for m in mounts if m["name"].startswith("host-")} == {
         "/a": True,
         "/b": False,
     }

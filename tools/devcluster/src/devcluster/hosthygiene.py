@@ -110,11 +110,8 @@ def before_nodes(block: int, lock_dir: pathlib.Path = ipblock.LOCK_DIR) -> None:
         held = _held_blocks(lock_dir, ignore=block)
         # Our own block too: a killed run may have held it before us.
         sweep(held)
-        snapshot = _snapshot_file(lock_dir)
-        if not held and snapshot.exists():
-            # Nobody else runs: the record is from a run that never stopped. Its values are the host's own.
-            _restore(json.loads(snapshot.read_text()))
-            snapshot.unlink()
+        # Nobody else runs: a record left now is from a run that never stopped. Its values are the host's own.
+        snapshot = _restore_if_alone(held, lock_dir)
         if not snapshot.exists():
             tmp = snapshot.with_suffix(".tmp")
             tmp.write_text(json.dumps({"sysctls": read_sysctls(), "netns_dir": _netns_dir_state()}))
@@ -126,10 +123,16 @@ def after_nodes(block: int, lock_dir: pathlib.Path = ipblock.LOCK_DIR) -> None:
     with _host_lock(lock_dir):
         held = _held_blocks(lock_dir, ignore=block)
         remove_block(block)
-        snapshot = _snapshot_file(lock_dir)
-        if not held and snapshot.exists():
-            _restore(json.loads(snapshot.read_text()))
-            snapshot.unlink()
+        _restore_if_alone(held, lock_dir)
+
+
+def _restore_if_alone(held: set[int], lock_dir: pathlib.Path) -> pathlib.Path:
+    """Put back the recorded host state when no other cluster runs; return the record's path."""
+    snapshot = _snapshot_file(lock_dir)
+    if not held and snapshot.exists():
+        _restore(json.loads(snapshot.read_text()))
+        snapshot.unlink()
+    return snapshot
 
 
 def _block_of(name: str) -> int | None:

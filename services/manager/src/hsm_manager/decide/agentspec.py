@@ -11,7 +11,7 @@ from typing import Any
 
 from hsm_common import constants, models
 
-from . import owners
+from . import hostpaths, owners
 
 COMPONENT = "agent"
 INSTANCE_LABEL = "app.kubernetes.io/instance"
@@ -164,18 +164,7 @@ def _probe(path: str, period: int, failures: int) -> dict[str, Any]:
 
 
 def _host_volumes(config: AgentConfig) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    # Type "": a path may be a file or a directory, so the kubelet checks nothing; indexes are DNS-safe names.
-    names = [f"host-{index}" for index in range(len(config.host_paths))]
-    volumes = [
-        {"name": name, "hostPath": {"path": path, "type": ""}}
-        for name, path in zip(names, config.host_paths, strict=True)
-    ]
-    read_only = config.read_only or (False,) * len(config.host_paths)
-    mounts = [
-        {"name": name, "mountPath": path, **({"readOnly": True} if ro else {})}
-        for name, path, ro in zip(names, config.host_paths, read_only, strict=True)
-    ]
-    return volumes, mounts
+    return hostpaths.volumes_and_mounts(config.host_paths, config.read_only, default_read_only=False)
 
 
 def _pod_spec(

@@ -7,7 +7,7 @@ from typing import Any
 
 from hsm_common import models
 
-from . import owners
+from . import hostpaths, owners
 
 COMPONENT = "discovery"
 HEALTH_PORT = 8080
@@ -45,18 +45,7 @@ def _field_env(variable: str, path: str) -> dict[str, Any]:
 
 
 def _host_volumes(config: DiscoveryConfig) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    # Type "": a path may be a file or a directory, so the kubelet checks nothing; indexes are DNS-safe names.
-    volume_names = [f"host-{index}" for index in range(len(config.host_paths))]
-    volumes = [
-        {"name": volume, "hostPath": {"path": path, "type": ""}}
-        for volume, path in zip(volume_names, config.host_paths, strict=True)
-    ]
-    read_only = config.read_only or (True,) * len(config.host_paths)
-    mounts = [
-        {"name": volume, "mountPath": path, "readOnly": ro}
-        for volume, path, ro in zip(volume_names, config.host_paths, read_only, strict=True)
-    ]
-    return volumes, mounts
+    return hostpaths.volumes_and_mounts(config.host_paths, config.read_only, default_read_only=True)
 
 
 def daemonset(
