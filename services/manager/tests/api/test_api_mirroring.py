@@ -112,7 +112,16 @@ def test_every_device_down_is_unavailable_and_writes_nothing(api: Api, agent_pai
     finally:
         for agent in agent_pair:
             agent.start()
-    assert api.call("GET", f"{SECRETS}/team-m/nowhere").status_code == 404
+    # Until the answering gunicorn worker has seen the agents return, it still says 503.
+    statuses: list[int] = []
+    wait_until(
+        lambda: (
+            statuses.append(api.call("GET", f"{SECRETS}/team-m/nowhere").status_code) or statuses[-1] != 503
+        ),
+        30,
+        "the API to reach the agents again",
+    )
+    assert statuses[-1] == 404
 
 
 def test_change_pin_refuses_when_a_device_is_down(api: Api, one_down: Agent, agent_pair: list[Agent]) -> None:
