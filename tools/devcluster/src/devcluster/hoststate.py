@@ -113,9 +113,11 @@ def _node_processes() -> list[str]:
             continue
         try:
             name = (entry / "comm").read_text().strip()
-        except OSError:
+            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
             continue
-        if name in _NODE_PROGRAMS:
+        # A zombie has exited already; it lingers until init, which adopted it, reaps it.
+        if name in _NODE_PROGRAMS and state != "Z":
             found.append(f"{entry.name} {name}")
     return sorted(found)
 
