@@ -23,6 +23,8 @@ def alone_on_the_machine() -> None:
 
 
 def _settings(run_dir: pathlib.Path) -> cluster.Settings:
+    """Made before the "before" picture: podman, asked for the sandbox image, may unmount its own storage
+    mount on the way out, which is podman's doing, not the nodes'."""
     pause = images.pause_image()
     return cluster.Settings(
         run_dir=run_dir, images=(images.archive(pause),), sandbox_image=images.PAUSE_IMAGE
@@ -48,8 +50,9 @@ def _run_a_pod(running: cluster.Cluster) -> None:
 
 
 def test_down_leaves_the_host_as_it_was(tmp_path: pathlib.Path) -> None:
+    settings = _settings(tmp_path / "run")
     before = hoststate.capture()
-    running = cluster.up(_settings(tmp_path / "run"))
+    running = cluster.up(settings)
     try:
         _run_a_pod(running)
         during = hoststate.capture()
@@ -61,8 +64,9 @@ def test_down_leaves_the_host_as_it_was(tmp_path: pathlib.Path) -> None:
 
 
 def test_the_next_start_cleans_up_after_a_killed_run(tmp_path: pathlib.Path) -> None:
+    killed_settings, second_settings = _settings(tmp_path / "killed"), _settings(tmp_path / "second")
     before = hoststate.capture()
-    killed = cluster.up(_settings(tmp_path / "killed"))
+    killed = cluster.up(killed_settings)
     _run_a_pod(killed)
     # As a crash would leave it: every process the cluster started dies at once, cleanup never runs.
     for proc in killed.processes:
@@ -73,6 +77,6 @@ def test_the_next_start_cleans_up_after_a_killed_run(tmp_path: pathlib.Path) -> 
     left = hoststate.differences(before, hoststate.capture())
     assert any("cgroups new" in line for line in left), left
     assert any("node_processes new" in line for line in left), left
-    second = cluster.up(_settings(tmp_path / "second"))
+    second = cluster.up(second_settings)
     cluster.down(second.run_dir)
     assert hoststate.differences(before, hoststate.capture()) == []
