@@ -100,7 +100,8 @@ def build(tag: str = "dev", agent_target: str | None = None) -> list[Image]:
         started = time.monotonic()
         name = image_name(service, tag)
         dockerfile = root / "services" / service / "Dockerfile"
-        args = ["bud", "--layers", "--network", "host", "--pull=never"]
+        # --force-rm: a failed step's working container (and its overlay mount) is removed too.
+        args = ["bud", "--layers", "--force-rm", "--network", "host", "--pull=never"]
         args += ["--build-arg", f"PYTHON_IMAGE={BASE_IMAGE}", "-f", str(dockerfile), "-t", name]
         if service == "agent" and agent_target is not None:
             args += ["--target", agent_target]
