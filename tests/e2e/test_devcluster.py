@@ -82,6 +82,14 @@ def _http_deployment(namespace: str, name: str, node: str) -> dict[str, Any]:
     }
 
 
+def _run_http(kube: testkit.Kube, namespace: str, name: str, node: str) -> dict[str, Any]:
+    """Create the web server Deployment ``name`` on ``node``; return its pod once Ready."""
+    path = f"/apis/apps/v1/namespaces/{namespace}/deployments"
+    kube.client.request("POST", path, _http_deployment(namespace, name, node))
+    pod: dict[str, Any] = wait.until(lambda: _ready_pod(kube, namespace, f"app={name}"), 60, f"{name} Ready")
+    return pod
+
+
 def _service(namespace: str, name: str) -> dict[str, Any]:
     return {
         "apiVersion": "v1",
@@ -140,12 +148,7 @@ def test_invalid_hsmsecret_is_rejected_by_the_schema(
 def test_deployment_pod_runs_on_a_real_node_and_answers_on_its_ip(
     kube: testkit.Kube, devcluster_run: cluster.Cluster, namespace: str
 ) -> None:
-    kube.client.request(
-        "POST",
-        f"/apis/apps/v1/namespaces/{namespace}/deployments",
-        _http_deployment(namespace, "web", nodes.name(2)),
-    )
-    pod = wait.until(lambda: _ready_pod(kube, namespace, "app=web"), 60, "a Ready pod")
+    pod = _run_http(kube, namespace, "web", nodes.name(2))
     ip = pod["status"]["podIP"]
     node = kube.client.get(f"/api/v1/nodes/{pod['spec']['nodeName']}")
     assert ipaddress.ip_address(ip) in ipaddress.ip_network(node["spec"]["podCIDR"])
@@ -156,21 +159,11 @@ def test_deployment_pod_runs_on_a_real_node_and_answers_on_its_ip(
 def test_a_service_is_reached_through_kube_proxy_from_a_pod_on_another_node(
     kube: testkit.Kube, devcluster_run: cluster.Cluster, namespace: str
 ) -> None:
-    kube.client.request(
-        "POST",
-        f"/apis/apps/v1/namespaces/{namespace}/deployments",
-        _http_deployment(namespace, "backend", nodes.name(1)),
-    )
+    _run_http(kube, namespace, "backend", nodes.name(1))
     service = kube.client.request(
         "POST", f"/api/v1/namespaces/{namespace}/services", _service(namespace, "backend")
     )
-    kube.client.request(
-        "POST",
-        f"/apis/apps/v1/namespaces/{namespace}/deployments",
-        _http_deployment(namespace, "client", nodes.name(2)),
-    )
-    wait.until(lambda: _ready_pod(kube, namespace, "app=backend"), 60, "the backend Ready")
-    client = wait.until(lambda: _ready_pod(kube, namespace, "app=client"), 60, "the client Ready")
+    client = _run_http(kube, namespace, "client", nodes.name(2))
     fetch = f"import urllib.request; print(urllib.request.urlopen('http://{service['spec']['clusterIP']}/').status)"
 
     def answered() -> bool:
@@ -189,12 +182,7 @@ def test_a_service_is_reached_through_kube_proxy_from_a_pod_on_another_node(
 def test_a_pod_reaches_the_api_server_through_the_kubernetes_service(
     kube: testkit.Kube, devcluster_run: cluster.Cluster, namespace: str
 ) -> None:
-    kube.client.request(
-        "POST",
-        f"/apis/apps/v1/namespaces/{namespace}/deployments",
-        _http_deployment(namespace, "caller", nodes.name(1)),
-    )
-    pod = wait.until(lambda: _ready_pod(kube, namespace, "app=caller"), 60, "a Ready pod")
+    pod = _run_http(kube, namespace, "caller", nodes.name(1))
     probe = (
         "import os, ssl, urllib.request; sa = '/var/run/secrets/kubernetes.io/serviceaccount';"
         "ctx = ssl.create_default_context(cafile=sa + '/ca.crt');"
@@ -208,12 +196,7 @@ def test_a_pod_reaches_the_api_server_through_the_kubernetes_service(
 def test_deleting_the_deployment_stops_its_pod(
     kube: testkit.Kube, devcluster_run: cluster.Cluster, namespace: str
 ) -> None:
-    kube.client.request(
-        "POST",
-        f"/apis/apps/v1/namespaces/{namespace}/deployments",
-        _http_deployment(namespace, "gone", nodes.name(1)),
-    )
-    pod = wait.until(lambda: _ready_pod(kube, namespace, "app=gone"), 60, "a Ready pod")
+    pod = _run_http(kube, namespace, "gone", nodes.name(1))
     url = f"http://{kube.forward(pod['status']['podIP'], 8080)}/"
     assert _http_get(url) == 200
     kube.client.request("DELETE", f"/apis/apps/v1/namespaces/{namespace}/deployments/gone")
