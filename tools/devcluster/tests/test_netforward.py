@@ -17,7 +17,7 @@ from collections.abc import Iterator, Sequence
 
 import pytest
 
-from devcluster import _netforward_main, netforward, wait
+from devcluster import _netforward_main, hosthygiene, netforward, wait
 
 NS_ADDRESS = "10.123.45.1"
 ALLOWED = "10.123.45.0/24"
@@ -186,6 +186,8 @@ def namespace() -> Iterator[Namespace]:
     if shutil.which("ip") is None:
         pytest.skip("the ip command (iproute2) is missing")
     ns = Namespace(f"nfwtest-{os.getpid()}-{secrets.token_hex(3)}")
+    # `ip netns add` turns /run/netns into a mount of itself the first time: put it back afterwards.
+    netns_dir = hosthygiene.netns_dir_state()
     try:
         subprocess.run(["ip", "netns", "add", ns.name], check=True, capture_output=True)
     except subprocess.CalledProcessError as err:
@@ -196,6 +198,7 @@ def namespace() -> Iterator[Namespace]:
         yield ns
     finally:
         subprocess.run(["ip", "netns", "del", ns.name], check=False)
+        hosthygiene.restore_netns_dir(netns_dir)
 
 
 def _start_echo(

@@ -52,19 +52,25 @@ def write_sysctls(values: dict[str, str]) -> None:
             path.write_text(f"{value}\n")
 
 
-def _netns_dir_state() -> str:
+def netns_dir_state() -> str:
+    """``/run/netns`` as it is: "absent", "dir", or "mount" (``ip netns add`` makes it a mount of itself)."""
     if not NETNS_DIR.exists():
         return "absent"
     mounts = pathlib.Path("/proc/self/mountinfo").read_text().splitlines()
     return "mount" if any(line.split()[4] == str(NETNS_DIR) for line in mounts) else "dir"
 
 
+def restore_netns_dir(state: str) -> None:
+    """Put ``/run/netns`` back to ``state`` (a ``netns_dir_state``) when no namespace is left in it."""
+    if state != "mount" and netns_dir_state() == "mount" and not any(NETNS_DIR.iterdir()):
+        subprocess.run(["umount", str(NETNS_DIR)], check=True, capture_output=True)
+    if state == "absent" and NETNS_DIR.is_dir() and not any(NETNS_DIR.iterdir()):
+        NETNS_DIR.rmdir()
+
+
 def _restore(record: dict[str, Any]) -> None:
     write_sysctls(record["sysctls"])
-    if record["netns_dir"] != "mount" and _netns_dir_state() == "mount" and not any(NETNS_DIR.iterdir()):
-        subprocess.run(["umount", str(NETNS_DIR)], check=True, capture_output=True)
-    if record["netns_dir"] == "absent" and NETNS_DIR.is_dir() and not any(NETNS_DIR.iterdir()):
-        NETNS_DIR.rmdir()
+    restore_netns_dir(record["netns_dir"])
 
 
 def scratch_dir(block: int) -> pathlib.Path:
@@ -114,7 +120,7 @@ def before_nodes(block: int, lock_dir: pathlib.Path = ipblock.LOCK_DIR) -> None:
         snapshot = _restore_if_alone(held, lock_dir)
         if not snapshot.exists():
             tmp = snapshot.with_suffix(".tmp")
-            tmp.write_text(json.dumps({"sysctls": read_sysctls(), "netns_dir": _netns_dir_state()}))
+            tmp.write_text(json.dumps({"sysctls": read_sysctls(), "netns_dir": netns_dir_state()}))
             os.replace(tmp, snapshot)
 
 
