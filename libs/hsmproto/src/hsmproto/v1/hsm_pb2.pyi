@@ -80,16 +80,36 @@ class GetInfoRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class GetInfoResponse(_message.Message):
-    __slots__ = ("hsm_info", "device_name", "max_object_size", "secret_count")
+    __slots__ = ("hsm_info", "device_name", "max_object_size", "secret_count", "capacity")
     HSM_INFO_FIELD_NUMBER: _ClassVar[int]
     DEVICE_NAME_FIELD_NUMBER: _ClassVar[int]
     MAX_OBJECT_SIZE_FIELD_NUMBER: _ClassVar[int]
     SECRET_COUNT_FIELD_NUMBER: _ClassVar[int]
+    CAPACITY_FIELD_NUMBER: _ClassVar[int]
     hsm_info: HSMInfo
     device_name: str
     max_object_size: int
     secret_count: int
-    def __init__(self, hsm_info: _Optional[_Union[HSMInfo, _Mapping]] = ..., device_name: _Optional[str] = ..., max_object_size: _Optional[int] = ..., secret_count: _Optional[int] = ...) -> None: ...
+    capacity: Capacity
+    def __init__(self, hsm_info: _Optional[_Union[HSMInfo, _Mapping]] = ..., device_name: _Optional[str] = ..., max_object_size: _Optional[int] = ..., secret_count: _Optional[int] = ..., capacity: _Optional[_Union[Capacity, _Mapping]] = ...) -> None: ...
+
+class Capacity(_message.Message):
+    __slots__ = ("max_objects", "used_objects", "free_objects", "own_objects", "own_bytes", "total_memory", "free_memory")
+    MAX_OBJECTS_FIELD_NUMBER: _ClassVar[int]
+    USED_OBJECTS_FIELD_NUMBER: _ClassVar[int]
+    FREE_OBJECTS_FIELD_NUMBER: _ClassVar[int]
+    OWN_OBJECTS_FIELD_NUMBER: _ClassVar[int]
+    OWN_BYTES_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_MEMORY_FIELD_NUMBER: _ClassVar[int]
+    FREE_MEMORY_FIELD_NUMBER: _ClassVar[int]
+    max_objects: int
+    used_objects: int
+    free_objects: int
+    own_objects: int
+    own_bytes: int
+    total_memory: int
+    free_memory: int
+    def __init__(self, max_objects: _Optional[int] = ..., used_objects: _Optional[int] = ..., free_objects: _Optional[int] = ..., own_objects: _Optional[int] = ..., own_bytes: _Optional[int] = ..., total_memory: _Optional[int] = ..., free_memory: _Optional[int] = ...) -> None: ...
 
 class ReadSecretRequest(_message.Message):
     __slots__ = ("path",)
