@@ -3,7 +3,7 @@ from typing import Any
 
 import yaml
 
-from hsm_common import crdgen
+from hsm_common import crdgen, models
 
 CRD_DIR = pathlib.Path(__file__).resolve().parents[3] / "deploy" / "kustomize" / "base" / "crds"
 
@@ -73,3 +73,8 @@ def test_path_pattern_reaches_the_schema() -> None:
     secrets = crdgen.crds()["hsmsecrets.yaml"]
     spec = secrets["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
     assert spec["properties"]["hsmPath"]["pattern"].startswith("^[a-z0-9]")
+
+
+def test_a_docstring_wrapped_over_lines_is_one_line_of_description() -> None:
+    schema = crdgen.schema_of(models.PKCS11Spec)
+    assert "\n" not in schema["properties"]["maxObjects"]["description"]

@@ -63,6 +63,27 @@ def test_hsmdevice_parses_camel_case_and_rejects_bad_usb_ids() -> None:
     assert ("discovery", "usb", 0, "vendorId") in locations
 
 
+def pkcs11(**extra: object) -> dict[str, object]:
+    return {"libraryPath": "/usr/lib/opensc-pkcs11.so", "pinSecret": {"name": "pin", "key": "pin"}, **extra}
+
+
+def test_the_object_budget_and_size_belong_to_pkcs11() -> None:
+    spec = models.HSMDeviceSpec.model_validate(device_spec(pkcs11=pkcs11(maxObjects=40, maxObjectSize=2048)))
+    assert (spec.pkcs11.max_objects, spec.pkcs11.max_object_size) == (40, 2048)
+    with pytest.raises(pydantic.ValidationError):
+        models.HSMDeviceSpec.model_validate(device_spec(maxObjectSize=2048))
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("maxObjects", 1), ("maxObjects", 1_000_001), ("maxObjectSize", 1023), ("maxObjectSize", 2**26 + 1)],
+)
+def test_an_object_budget_or_size_out_of_range_is_refused(field: str, value: int) -> None:
+    with pytest.raises(pydantic.ValidationError) as caught:
+        models.HSMDeviceSpec.model_validate(device_spec(pkcs11=pkcs11(**{field: value})))
+    assert {error["loc"] for error in caught.value.errors()} == {("pkcs11", field)}
+
+
 def test_pool_grace_period_defaults_to_five_minutes_and_checks_its_format() -> None:
     assert models.HSMPoolSpec.model_validate({}).grace_period == "5m"
     with pytest.raises(pydantic.ValidationError):

@@ -42,6 +42,9 @@ def _structural(node: Any, defs: dict[str, Any]) -> Any:
             continue
         if key == "properties":
             out[key] = {name: _structural(sub, defs) for name, sub in value.items()}
+        elif key == "description":
+            # A docstring wrapped over lines is one paragraph to kubectl explain.
+            out[key] = " ".join(value.split())
         else:
             out[key] = _structural(value, defs)
     return out

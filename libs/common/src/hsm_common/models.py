@@ -159,6 +159,14 @@ class PKCS11Spec(Model):
     token_label: str | None = pydantic.Field(default=None, min_length=1, max_length=32)
     pin_secret: PinSecretRef
     """Secret (in the HSMDevice's namespace) holding the user PIN."""
+    max_objects: int | None = pydantic.Field(default=None, ge=2, le=1_000_000)
+    """Objects the agent lets the token hold, counted over everything on it (other tools' keys and
+    certificates too); a write that would pass it is refused. Default: 120 for OpenSC-driven tokens
+    (head-room under OpenSC's 128-object limit for keys and certificates), 100000 for SoftHSM2 and
+    other modules."""
+    max_object_size: int | None = pydantic.Field(default=None, ge=1024, le=64 * 1024 * 1024)
+    """Largest value the token stores in one object, in bytes; bigger values are chunked. Default: 4096
+    for OpenSC-driven tokens, 65536 for SoftHSM2 and other modules."""
 
 
 class HSMDeviceSpec(Model):
@@ -168,8 +176,6 @@ class HSMDeviceSpec(Model):
     pkcs11: PKCS11Spec
     max_devices: int | None = pydantic.Field(default=None, ge=1, le=64)
     """Matches per node at most; extra devices are left out by serial order."""
-    max_object_size: int | None = pydantic.Field(default=None, ge=256, le=64 * 1024 * 1024)
-    """Largest value the token stores in one object; bigger values are chunked."""
 
 
 # ---------------------------------------------------------------- HSMPool
@@ -188,6 +194,27 @@ class HSMPoolSpec(Model):
     """How long a silent reporter or a vanished device is still counted."""
 
 
+class DeviceCapacity(Model):
+    """How full one token is, as its agent last reported it (copied as reported: no bounds to reject)."""
+
+    max_objects: int
+    """The object budget (spec.pkcs11.maxObjects or the module's default); writes past it are refused."""
+    used_objects: int
+    """Objects on the token, whoever wrote them."""
+    free_objects: int
+    """Objects new secrets may still use (one is kept back so every secret can still be overwritten)."""
+    own_objects: int
+    """Of usedObjects, those this operator's agents wrote."""
+    own_bytes: int
+    """Bytes of the secret values stored."""
+    total_memory: int | None = None
+    """Token memory in bytes, where the token reports it."""
+    free_memory: int | None = None
+    """Free token memory in bytes, where the token reports it."""
+    observed_at: datetime.datetime
+    """When the agent first reported these figures; kept while they hold, so an idle pool is not rewritten."""
+
+
 class AggregatedDevice(Model):
     device_path: str
     serial_number: str
@@ -195,6 +222,8 @@ class AggregatedDevice(Model):
     last_seen: datetime.datetime | None = None
     available: bool
     device_info: dict[str, str] = pydantic.Field(default_factory=dict)
+    capacity: DeviceCapacity | None = None
+    """Absent while the device's agent is not Ready or did not answer."""
 
 
 class ReportingPod(Model):

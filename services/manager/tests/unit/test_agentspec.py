@@ -131,6 +131,22 @@ def test_a_token_label_names_the_token_without_a_serial_check() -> None:
     assert not any(a.startswith("--serial") for a in args)
 
 
+def test_an_object_budget_and_size_from_the_spec_reach_the_agent() -> None:
+    pkcs11 = SPEC.pkcs11.model_copy(update={"max_objects": 40, "max_object_size": 2048})
+    args = _args(SPEC.model_copy(update={"pkcs11": pkcs11}))
+    assert "--max-objects=40" in args
+    assert "--max-object-size=2048" in args
+
+
+def test_without_a_budget_in_the_spec_the_agent_picks_its_defaults() -> None:
+    assert not any(a.startswith(("--max-objects", "--max-object-size")) for a in _args(SPEC))
+
+
+def test_a_changed_object_budget_changes_the_template_hash() -> None:
+    pkcs11 = SPEC.pkcs11.model_copy(update={"max_objects": 40})
+    assert agentspec.template_hash(SPEC.model_copy(update={"pkcs11": pkcs11}), CONFIG) != HASH
+
+
 EXTRAS = agentspec.AgentConfig(
     image="hsm-agent:dev",
     host_paths=("/var/lib/softhsm/tokens", "/etc/softhsm2.conf"),

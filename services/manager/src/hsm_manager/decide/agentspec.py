@@ -149,8 +149,11 @@ def _args(spec: models.HSMDeviceSpec, agent: str, serial: str) -> list[str]:
         # Without a label or slot the USB serial names the token. With one, the token is named already, and
         # a token's PKCS#11 serial need not equal the USB serial discovery reads, so it is not checked.
         args.append(f"--serial={serial}")
-    if spec.max_object_size:
-        args.append(f"--max-object-size={spec.max_object_size}")
+    # Unset, the agent picks the budget its PKCS#11 module fits (OpenSC-driven tokens hold far less).
+    if pkcs11.max_objects is not None:
+        args.append(f"--max-objects={pkcs11.max_objects}")
+    if pkcs11.max_object_size is not None:
+        args.append(f"--max-object-size={pkcs11.max_object_size}")
     return args
 
 
