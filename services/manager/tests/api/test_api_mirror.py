@@ -111,6 +111,30 @@ def test_every_device_failing_alike_raises_their_error() -> None:
         mirror.outcome(results)
 
 
+FULL = "no room: 119 of 120 objects used, 0 free"
+
+
+def test_a_device_without_room_makes_the_write_partial_and_says_why() -> None:
+    full = mirror.DeviceResult("b", False, code=errors.Code.DEVICE_FULL, message=FULL)
+    assert mirror.outcome([mirror.DeviceResult("a", True, 2), full]).status == 207
+    assert full.to_wire() == {
+        "device": "b",
+        "success": False,
+        "error": {"code": "DEVICE_FULL", "message": FULL},
+    }
+
+
+def test_every_device_without_room_is_a_507_naming_each_device() -> None:
+    results = [
+        mirror.DeviceResult("a", False, code=errors.Code.DEVICE_FULL, message=FULL),
+        mirror.DeviceResult("b", False, code=errors.Code.DEVICE_FULL, message=FULL),
+    ]
+    with pytest.raises(errors.DeviceFull) as caught:
+        mirror.outcome(results)
+    assert caught.value.status == 507
+    assert caught.value.message == f"a: {FULL}; b: {FULL}"
+
+
 def test_no_device_at_all_is_unavailable() -> None:
     with pytest.raises(errors.DeviceUnavailable):
         mirror.outcome([])

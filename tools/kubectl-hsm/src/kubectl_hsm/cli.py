@@ -64,7 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     pin = commands.add_parser("rotate-pin", help="change the PIN of every device (prompts; never prints it)")
     pin.add_argument("--pin-stdin", action="store_true", help="read old and new PIN as two lines of stdin")
     commands.add_parser("health", help="API and device health")
-    devices = commands.add_parser("devices", help="devices and their HSM information")
+    devices = commands.add_parser("devices", help="devices, their HSM information and how full they are")
     devices.add_argument("-o", "--output", choices=["table", "json", "yaml"], default="table")
     mirror = commands.add_parser("mirror", help="mirroring between devices")
     mirror_commands = mirror.add_subparsers(dest="mirror_command", required=True)
@@ -117,9 +117,12 @@ def _device_params(args: argparse.Namespace) -> dict[str, str]:
 
 def _report_partial(status: int, body: dict[str, Any]) -> None:
     if status == 207:
-        failed = [d["device"] for d in body["data"]["devices"] if not d["success"]]
+        failed = [
+            f"{d['device']} ({d['error']['message']})" for d in body["data"]["devices"] if not d["success"]
+        ]
         output.warn(
-            f"written to some devices only; missing on {', '.join(failed)} until the mirror repairs them"
+            f"written to some devices only; missing on {', '.join(failed)} "
+            "until the mirror repairs them (a full device needs room first)"
         )
 
 
@@ -277,11 +280,23 @@ def cmd_devices(args: argparse.Namespace, api: client.Client) -> int:
             d.get("label", ""),
             d.get("serialNumber", ""),
             d.get("secretCount", ""),
+            *_capacity_cells(d.get("capacity")),
         )
         for d in data["devices"]
     ]
-    output.write(output.table(["DEVICE", "AVAILABLE", "LABEL", "SERIAL", "SECRETS"], rows))
+    headers = ["DEVICE", "AVAILABLE", "LABEL", "SERIAL", "SECRETS", "OBJECTS", "FREE", "MEMORY"]
+    output.write(output.table(headers, rows))
     return 0
+
+
+def _capacity_cells(capacity: dict[str, Any] | None) -> tuple[str, str, str]:
+    """OBJECTS (used/max), FREE and MEMORY (free/total) of a device; '-' for what it does not report."""
+    if capacity is None:
+        return "-", "-", "-"
+    objects = f"{capacity['usedObjects']}/{capacity['maxObjects']}"
+    total, free = capacity.get("totalMemory"), capacity.get("freeMemory")
+    memory = "-" if total is None or free is None else f"{output.size(free)}/{output.size(total)}"
+    return objects, str(capacity["freeObjects"]), memory
 
 
 def cmd_mirror(args: argparse.Namespace, api: client.Client) -> int:

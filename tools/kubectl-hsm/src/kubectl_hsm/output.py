@@ -27,6 +27,18 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
     )
 
 
+def size(count: int) -> str:
+    """A byte count the way kubectl shows quantities: 512, 64Ki, 1.5Mi."""
+    if count < 1024:
+        return str(count)
+    value, unit = count / 1024, "Ki"
+    for bigger in ("Mi", "Gi"):
+        if value < 1024:
+            break
+        value, unit = value / 1024, bigger
+    return f"{value:.1f}".removesuffix(".0") + unit
+
+
 def write(text: str) -> None:
     sys.stdout.write(text)
 

@@ -43,8 +43,26 @@ def info(provider: agents.Provider, group: agents.Group) -> dict[str, Any]:
                 maxObjectSize=response.max_object_size,
                 secretCount=response.secret_count,
             )
+            if response.HasField("capacity"):
+                entry["capacity"] = _capacity(response.capacity)
         devices.append(entry)
     return {"hsmDevice": group.device, "namespace": group.namespace, "devices": devices}
+
+
+def _capacity(capacity: hsm_pb2.Capacity) -> dict[str, int]:
+    figures = {
+        "maxObjects": capacity.max_objects,
+        "usedObjects": capacity.used_objects,
+        "freeObjects": capacity.free_objects,
+        "ownObjects": capacity.own_objects,
+        "ownBytes": capacity.own_bytes,
+    }
+    # Many tokens do not report their memory: absent, not zero.
+    if capacity.HasField("total_memory"):
+        figures["totalMemory"] = capacity.total_memory
+    if capacity.HasField("free_memory"):
+        figures["freeMemory"] = capacity.free_memory
+    return figures
 
 
 def status(provider: agents.Provider, group: agents.Group) -> dict[str, Any]:

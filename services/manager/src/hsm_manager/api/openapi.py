@@ -41,7 +41,7 @@ def _errors(*statuses: int) -> dict[str, Any]:
 
 
 _DESCRIPTIONS = {
-    207: "written to some devices only; data.devices tells which",
+    207: "written to some devices only; data.devices tells which and why (e.g. a full device)",
     400: "invalid input; error.details.field names it",
     401: "missing or invalid bearer token",
     403: "not permitted (SubjectAccessReview)",
@@ -52,7 +52,7 @@ _DESCRIPTIONS = {
     415: "body is not JSON",
     422: "PIN rejected",
     503: "device or Kubernetes API unavailable",
-    507: "device full",
+    507: "no device had room (object budget or token memory); the message says what is used and free",
 }
 
 _PATH_PARAM = {
@@ -117,7 +117,11 @@ def document() -> dict[str, Any]:
             },
             "/api/v1/hsm/info": {
                 "get": _op(
-                    "per-device information", {"200": _response("devices")}, 400, 404, params=[_DEVICE_PARAM]
+                    "per-device information and capacity",
+                    {"200": _response("devices", {"$ref": "#/components/schemas/DeviceInfo"})},
+                    400,
+                    404,
+                    params=[_DEVICE_PARAM],
                 )
             },
             "/api/v1/hsm/status": {
@@ -171,6 +175,7 @@ def document() -> dict[str, Any]:
                     409,
                     413,
                     415,
+                    507,
                     params=secret_params,
                     body="SecretBody",
                 ),
@@ -182,6 +187,7 @@ def document() -> dict[str, Any]:
                     412,
                     413,
                     415,
+                    507,
                     params=[*secret_params, _IF_MATCH],
                     body="SecretBody",
                 ),
@@ -193,6 +199,7 @@ def document() -> dict[str, Any]:
                     412,
                     413,
                     415,
+                    507,
                     params=[*secret_params, _IF_MATCH],
                     body="PatchBody",
                 ),
@@ -346,6 +353,36 @@ def _schemas() -> dict[str, Any]:
                 "device": {"type": "string"},
             },
         },
+        "Capacity": _capacity(),
+        "DeviceInfo": {
+            "type": "object",
+            "properties": {
+                "hsmDevice": {"type": "string"},
+                "namespace": {"type": "string"},
+                "devices": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "required": ["device", "available"],
+                        "properties": {
+                            "device": {"type": "string"},
+                            "serial": {"type": "string"},
+                            "node": {"type": "string"},
+                            "available": {"type": "boolean"},
+                            "label": {"type": "string"},
+                            "manufacturer": {"type": "string"},
+                            "model": {"type": "string"},
+                            "serialNumber": {"type": "string"},
+                            "firmwareVersion": {"type": "string"},
+                            "maxObjectSize": {"type": "integer"},
+                            "secretCount": {"type": "integer"},
+                            "capacity": {"$ref": "#/components/schemas/Capacity"},
+                            "error": {"type": "object"},
+                        },
+                    },
+                },
+            },
+        },
         "WriteResult": {
             "type": "object",
             "properties": {
@@ -353,5 +390,25 @@ def _schemas() -> dict[str, Any]:
                 "version": {"type": "integer"},
                 "devices": {"type": "array"},
             },
+        },
+    }
+
+
+def _capacity() -> dict[str, Any]:
+    def count(description: str) -> dict[str, Any]:
+        return {"type": "integer", "description": description}
+
+    return {
+        "type": "object",
+        "description": "How full the token is; absent when the device's agent does not report it",
+        "required": ["maxObjects", "usedObjects", "freeObjects", "ownObjects", "ownBytes"],
+        "properties": {
+            "maxObjects": count("the object budget; writes that would pass it fail with 507 DEVICE_FULL"),
+            "usedObjects": count("objects on the token, other tools' keys and certificates included"),
+            "freeObjects": count("objects new secrets may still use"),
+            "ownObjects": count("of usedObjects, those holding this system's secrets"),
+            "ownBytes": count("bytes of the secret values stored"),
+            "totalMemory": count("token memory in bytes (only where the token reports it)"),
+            "freeMemory": count("free token memory in bytes (only where the token reports it)"),
         },
     }
