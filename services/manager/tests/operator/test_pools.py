@@ -44,7 +44,7 @@ def as_served(extras: podextras.PodExtras) -> dict[str, Any]:
 
 def reconciler(client: FakeKube, extras: podextras.PodExtras) -> pools.Reconciler:
     cfg = config.OperatorConfig("ns", "hsm-agent:dev", "hsm-discovery:dev", discovery_extras=extras)
-    return pools.Reconciler(client, None, cfg)  # type: ignore[arg-type]
+    return pools.Reconciler(client, None, cfg, None)  # type: ignore[arg-type]
 
 
 def desired(recon: pools.Reconciler) -> dict[str, Any]:
@@ -79,5 +79,5 @@ def test_agent_extras_reach_the_agent_pod_config() -> None:
         ("/var/lib/softhsm",), (("SOFTHSM2_CONF", "/var/lib/softhsm/softhsm2.conf"),)
     )
     cfg = config.OperatorConfig("ns", "hsm-agent:dev", "hsm-discovery:dev", agent_extras=extras)
-    agent_cfg = pools.Reconciler(FakeKube({}), None, cfg)._agent_cfg  # type: ignore[arg-type]
+    agent_cfg = pools.Reconciler(FakeKube({}), None, cfg, None)._agent_cfg  # type: ignore[arg-type]
     assert (agent_cfg.host_paths, agent_cfg.env) == (extras.host_paths, extras.env)

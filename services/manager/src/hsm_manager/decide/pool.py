@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+from collections.abc import Mapping
 from typing import Any
 
 import pydantic
 
 from hsm_common import models, report
 
-from . import conditions, owners
+from . import capacity, conditions, owners
 
 
 @dataclasses.dataclass(frozen=True)
@@ -139,16 +140,19 @@ def aggregate(
     previous: models.HSMPoolStatus,
     grace_period: float,
     now: datetime.datetime,
+    capacities: Mapping[str, models.DeviceCapacity] | None = None,
 ) -> models.HSMPoolStatus:
-    """The pool status for device from its discovery pods' reports.
+    """The pool status for device from its discovery pods' reports and its agents' capacity figures.
 
     A report older than grace_period is stale (its pod counts as not fresh and its devices as unavailable);
     a device no report lists any more stays listed, unavailable, until grace_period after it was last seen.
+    capacities holds this pass's figures by serial (None: not read this pass, see capacity.attach).
     lastAggregationTime moves only when something else changed, so an idle pool is never rewritten.
     """
     parsed = [_parse(pod, device) for pod in sorted(pods, key=lambda p: p.name)]
     fresh = [p.content is not None and _age(now, p.content.report_time) <= grace_period for p in parsed]
-    devices = _devices(parsed, previous.aggregated_devices, grace_period, now)
+    found = _devices(parsed, previous.aggregated_devices, grace_period, now)
+    devices = capacity.attach(found, previous.aggregated_devices, capacities)
     available = sum(1 for d in devices if d.available)
     phase, message = _phase(parsed, fresh, len(devices), available)
     reporting = [
@@ -171,7 +175,11 @@ def aggregate(
         aggregated_devices=devices,
         reporting_pods=reporting,
         last_aggregation_time=previous.last_aggregation_time,
-        conditions=conditions.set_condition(previous.conditions, ready, now),
+        conditions=conditions.set_condition(
+            conditions.set_condition(previous.conditions, ready, now),
+            capacity.condition(devices, previous.conditions),
+            now,
+        ),
     )
     if status != previous or previous.last_aggregation_time is None:
         status = status.model_copy(update={"last_aggregation_time": now})

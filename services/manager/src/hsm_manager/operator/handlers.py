@@ -100,7 +100,7 @@ def bootstrap(cfg: config.OperatorConfig, client: kube.Kube) -> Runtime:
         known=known,
         syncer=sync,
         queue=work,
-        reconciler=pools.Reconciler(client, ca, cfg),
+        reconciler=pools.Reconciler(client, ca, cfg, agents),
         watches=watch.Watches(agents, on_event, on_state),
         backstop=checks,
     )
@@ -161,7 +161,7 @@ def device_deleted(namespace: str | None, name: str, **_: Any) -> None:
 def device_tick(body: kopf.Body, namespace: str | None, name: str, **_: Any) -> None:
     rt = runtime()
     rt.known.add(_ns(namespace), name)
-    rt.reconciler.reconcile(dict(body))
+    rt.reconciler.reconcile(dict(body), read_capacity=True)
     _refresh_watches(rt)
 
 

@@ -27,6 +27,16 @@ AGENTS_CONNECTED = prometheus_client.Gauge(
 POOL_PHASE = prometheus_client.Gauge(
     "hsm_manager_pool_phase", "1 for the current phase of each HSMPool", ["namespace", "pool", "phase"]
 )
+DEVICE_OBJECTS_USED = prometheus_client.Gauge(
+    "hsm_manager_device_objects_used",
+    "Objects on each device's token, as its agent last reported",
+    ["namespace", "pool", "serial"],
+)
+DEVICE_OBJECTS_MAX = prometheus_client.Gauge(
+    "hsm_manager_device_objects_max",
+    "Object budget of each device, as its agent last reported",
+    ["namespace", "pool", "serial"],
+)
 AGENT_DEPLOYMENT_CHANGES = prometheus_client.Counter(
     "hsm_manager_agent_deployment_changes_total", "Agent Deployments created, replaced or deleted", ["action"]
 )

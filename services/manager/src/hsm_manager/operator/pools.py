@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import datetime
 import hashlib
 import logging
 import threading
 from typing import Any
 
+import grpc
 import pydantic
 
 from hsm_common import constants, models, settings
 from hsm_manager import kube
-from hsm_manager.agents import pki
-from hsm_manager.decide import agentspec, discoveryspec, owners, pool
+from hsm_manager.agents import pki, registry
+from hsm_manager.decide import agentspec, capacity, conditions, discoveryspec, owners, pool
+from hsmproto.v1 import hsm_pb2
 
 from . import config, metrics
 
@@ -26,10 +29,13 @@ TLS_ROLL_ANNOTATION = f"{constants.GROUP}/tls-issued"
 class Reconciler:
     """Brings the objects of a device in line with its spec and its discovery reports."""
 
-    def __init__(self, client: kube.Kube, ca: pki.KeyPair, cfg: config.OperatorConfig) -> None:
+    def __init__(
+        self, client: kube.Kube, ca: pki.KeyPair, cfg: config.OperatorConfig, agents: registry.AgentRegistry
+    ) -> None:
         self._client = client
         self._ca = ca
         self._cfg = cfg
+        self._registry = agents
         agent_extras, discovery_extras = cfg.agent_extras, cfg.discovery_extras
         self._agent_cfg = agentspec.AgentConfig(
             cfg.agent_image,
@@ -50,17 +56,22 @@ class Reconciler:
         with self._guard:
             return self._locks.setdefault((namespace, name), threading.Lock())
 
-    def reconcile(self, device: kube.Obj) -> models.PoolPhase | None:
-        """One full pass for device; returns the pool's phase."""
+    def reconcile(self, device: kube.Obj, read_capacity: bool = False) -> models.PoolPhase | None:
+        """One full pass for device; returns the pool's phase.
+
+        read_capacity: ask the device's agents how full their tokens are (the periodic pass does; pod
+        events, which come every few seconds, keep the figures the pool already shows).
+        """
         meta = device["metadata"]
         namespace, name = meta["namespace"], meta["name"]
+        readings = self._capacities(namespace, name) if read_capacity else None
         with self._lock(namespace, name):
             spec = models.HSMDeviceSpec.model_validate(device.get("spec") or {})
             owner = owners.device_owner(name, meta["uid"])
             self._client.ensure(pool.manifest(name, namespace, owner))
             self._ensure_daemonset(discoveryspec.daemonset(name, namespace, spec, owner, self._discovery_cfg))
             self._client.ensure(agentspec.service_account(name, namespace, owner))
-            status = self._aggregate(namespace, name)
+            status = self._aggregate(namespace, name, readings)
             if status is not None:
                 self._agents(namespace, name, spec, owner, status.aggregated_devices)
                 return status.phase
@@ -75,7 +86,33 @@ class Reconciler:
             desired["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
             self._client.replace(desired)
 
-    def _aggregate(self, namespace: str, name: str) -> models.HSMPoolStatus | None:
+    def _capacities(self, namespace: str, device: str) -> dict[str, models.DeviceCapacity] | None:
+        """How full each Ready agent's token is, by serial; an agent that does not answer is left out.
+
+        None when the agents cannot even be listed: the pool then keeps the figures it shows.
+        """
+        now = datetime.datetime.now(datetime.UTC)
+        try:
+            endpoints = self._registry.endpoints(namespace, device)
+        except kube.KubeError as error:
+            log.warning("capacity_unread", extra={"device": device, "error": str(error)})
+            return None
+        found: dict[str, models.DeviceCapacity] = {}
+        for endpoint in endpoints:
+            try:
+                stub = self._registry.stub(endpoint)
+                answer = stub.GetInfo(hsm_pb2.GetInfoRequest(), timeout=self._cfg.call_timeout)
+            except (grpc.RpcError, kube.KubeError) as error:
+                reason = error.code().name if isinstance(error, grpc.Call) else type(error).__name__
+                log.warning("capacity_unread", extra={"agent": endpoint.name, "error": reason})
+                continue
+            if answer.HasField("capacity"):
+                found[endpoint.serial] = _capacity(answer.capacity, now)
+        return found
+
+    def _aggregate(
+        self, namespace: str, name: str, readings: dict[str, models.DeviceCapacity] | None
+    ) -> models.HSMPoolStatus | None:
         pool_name = pool.pool_name(name)
         try:
             pool_obj = self._client.get_custom(constants.KIND_POOL, namespace, pool_name)
@@ -98,18 +135,24 @@ class Reconciler:
         ]
         now = datetime.datetime.now(datetime.UTC)
         grace = settings.parse_duration(pool_spec.grace_period)
-        status = pool.aggregate(name, pods, previous, grace, now)
+        status = pool.aggregate(name, pods, previous, grace, now, readings)
         if status != previous:
             self._client.patch_status(constants.KIND_POOL, namespace, pool_name, status.to_wire())
             if status.phase != previous.phase and status.phase is not None:
                 warning = status.phase in (models.PoolPhase.ERROR, models.PoolPhase.PARTIAL)
-                message = status.conditions[0].message if status.conditions else ""
+                ready = next((c for c in status.conditions if c.type == conditions.READY), None)
+                message = ready.message if ready else ""
                 self._client.event(pool_obj, f"Pool{status.phase.value}", message, warning=warning)
                 log.info("pool phase changed", extra={"pool": pool_name, "phase": status.phase.value})
+            low = capacity.warning(previous.conditions, status.conditions)
+            if low is not None:
+                self._client.event(pool_obj, capacity.CONDITION, low, warning=True)
+                log.warning("capacity_low", extra={"pool": pool_name, "detail": low})
         for phase in models.PoolPhase:
             metrics.POOL_PHASE.labels(namespace, pool_name, phase.value).set(
                 1 if phase == status.phase else 0
             )
+        _capacity_metrics(namespace, pool_name, previous, status)
         return status
 
     def _agents(
@@ -181,6 +224,35 @@ class Reconciler:
             annotations[TLS_ROLL_ANNOTATION] = stamp
             self._client.replace(deployment)
             metrics.AGENT_DEPLOYMENT_CHANGES.labels("renew").inc()
+
+
+def _capacity(figures: hsm_pb2.Capacity, now: datetime.datetime) -> models.DeviceCapacity:
+    return models.DeviceCapacity(
+        max_objects=figures.max_objects,
+        used_objects=figures.used_objects,
+        free_objects=figures.free_objects,
+        own_objects=figures.own_objects,
+        own_bytes=figures.own_bytes,
+        # Many tokens do not report their memory: absent, not zero.
+        total_memory=figures.total_memory if figures.HasField("total_memory") else None,
+        free_memory=figures.free_memory if figures.HasField("free_memory") else None,
+        observed_at=now,
+    )
+
+
+def _capacity_metrics(
+    namespace: str, pool_name: str, previous: models.HSMPoolStatus, status: models.HSMPoolStatus
+) -> None:
+    shown = {d.serial_number: d.capacity for d in status.aggregated_devices if d.capacity is not None}
+    for serial, figures in shown.items():
+        metrics.DEVICE_OBJECTS_USED.labels(namespace, pool_name, serial).set(figures.used_objects)
+        metrics.DEVICE_OBJECTS_MAX.labels(namespace, pool_name, serial).set(figures.max_objects)
+    for device in previous.aggregated_devices:
+        if device.capacity is not None and device.serial_number not in shown:
+            # Figures nobody reports any more would read as current.
+            for gauge in (metrics.DEVICE_OBJECTS_USED, metrics.DEVICE_OBJECTS_MAX):
+                with contextlib.suppress(KeyError):
+                    gauge.remove(namespace, pool_name, device.serial_number)
 
 
 def _settings_view(pod_spec: kube.Obj) -> tuple[Any, ...]:
