@@ -57,6 +57,8 @@ class Agent:
     health_port: int
     pin_file: pathlib.Path
     process: subprocess.Popen[bytes] | None = None
+    flags: tuple[str, ...] = ()
+    """Extra command-line flags of the agent (e.g. an object budget)."""
 
     @property
     def address(self) -> str:
@@ -75,10 +77,27 @@ class Agent:
                 "--device-name", self.name,
                 "--pcscd", "never",
                 "--log-level", "warning",
+                *self.flags,
             ],
             env=env, stdout=log, stderr=log,
         )  # fmt: skip
         wait_until(self._ready, 20, f"agent {self.name} ready")
+
+    def token_objects(self) -> int:
+        """Objects on the agent's token, whoever wrote them, counted by another process over PKCS#11."""
+        return int(self._token_tool("count"))
+
+    def add_foreign_object(self) -> None:
+        """One data object on the token as another tool would leave it."""
+        self._token_tool("add")
+
+    def _token_tool(self, command: str) -> str:
+        result = subprocess.run(
+            [sys.executable, str(HERE / "token_objects.py"), self.name, command],
+            env={**os.environ, "SOFTHSM2_CONF": str(self.workdir / "softhsm2.conf")},
+            input=PIN, capture_output=True, text=True, timeout=30, check=True,
+        )  # fmt: skip
+        return result.stdout.strip()
 
     def _ready(self) -> bool:
         assert self.process is not None
