@@ -1,4 +1,4 @@
-"""Aggregation of discovery reports into an HSMPool status, with freshness against the grace period."""
+"""Aggregation of discovery reports (and agents' capacity figures) into an HSMPool status, with freshness."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Reconcile one HSMDevice: its pool, discovery DaemonSet, pool status from reports, and its agents."""
+"""Reconcile one HSMDevice: its pool, discovery DaemonSet, pool status (reports, capacity), and its agents."""
 
 from __future__ import annotations
 
