@@ -2,6 +2,8 @@
 
 After every restart each secret reads as exactly one of the versions written to it (never a mix of two,
 never older than the last acknowledged write), and the leftovers of interrupted writes are collected.
+The token runs at its object budget: each secret is a record and three chunks, and the budget leaves
+room for exactly one overwrite in flight, so no write may pass it and recovery must bring it back.
 """
 
 from __future__ import annotations
@@ -23,13 +25,16 @@ from hsmproto.v1 import hsm_pb2
 
 KILLS = int(os.environ.get("CRASH_KILLS", "200"))
 SECRETS = [f"ns/crash-{i}" for i in range(4)]
-MAX_OBJECT = 64
+MAX_OBJECT = 1024
+OBJECTS_PER_SECRET = 4
+#: Every secret written, plus room for one overwrite's new generation beside the old one.
+MAX_OBJECTS = len(SECRETS) * OBJECTS_PER_SECRET + OBJECTS_PER_SECRET
 
 
 def payload(path: str, n: int) -> dict[str, bytes]:
-    """Write number n of path: a small key and a chunked one (5 objects), both tagged with n."""
+    """Write number n of path: a small key and a large one (a record and three chunks), both tagged with n."""
     tag = f"{path}#{n}".encode()
-    return {"small": tag, "chunked": (tag + b"|") * (300 // (len(tag) + 1))}
+    return {"small": tag, "large": (tag + b"|") * (2900 // (len(tag) + 1))}
 
 
 def free_port() -> int:
@@ -64,6 +69,7 @@ class Writer(threading.Thread):
     def __init__(self, stub, attempted: dict[str, int], acked: dict[str, int], rng: random.Random) -> None:  # type: ignore[no-untyped-def]
         super().__init__(daemon=True)
         self.stub, self.attempted, self.acked, self.rng = stub, attempted, acked, rng
+        self.refused = False
 
     def run(self) -> None:
         while True:
@@ -75,7 +81,9 @@ class Writer(threading.Thread):
             )
             try:
                 self.stub.WriteSecret(request, timeout=5)
-            except grpc.RpcError:
+            except grpc.RpcError as error:
+                # The budget leaves room for every overwrite: a refusal would be a bug, not a crash.
+                self.refused = error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
                 return
             self.acked[path] = n
 
@@ -112,11 +120,12 @@ def check_reads(stub, attempted: dict[str, int], acked: dict[str, int]) -> None:
 
 def check_no_leftovers(softhsm, attempted: dict[str, int]) -> None:  # type: ignore[no-untyped-def]
     objects = softhsm.tool("list")
-    heads = sorted(o["label"] for o in objects if o["app"].endswith("/head"))
-    values = [o for o in objects if o["app"].endswith("/value")]
+    records = sorted(o["label"].split("@")[0] for o in objects if o["app"].endswith("/record"))
+    chunks = [o for o in objects if o["app"].endswith("/chunk")]
     written = sorted(path for path in SECRETS if attempted[path])
-    assert heads == written, heads
-    assert len(values) == len(heads) * 6, len(values)
+    assert records == written, records
+    assert len(chunks) == len(records) * (OBJECTS_PER_SECRET - 1), len(chunks)
+    assert len(objects) <= MAX_OBJECTS - 1, len(objects)
 
 
 @pytest.mark.slow
@@ -128,7 +137,8 @@ def test_sigkill_at_random_instants_never_leaves_a_mixed_or_lost_secret(softhsm)
     port = free_port()
     args = (
         f"spawn --token-label {softhsm.label} --pin-file {softhsm.pin_file} --listen 127.0.0.1:{port} "
-        f"--health-listen 127.0.0.1:0 --max-object-size {MAX_OBJECT} --log-level error"
+        f"--health-listen 127.0.0.1:0 --max-object-size {MAX_OBJECT} --max-objects {MAX_OBJECTS} "
+        "--log-level error"
     )
     killed_during_write = 0
     try:
@@ -150,6 +160,14 @@ def test_sigkill_at_random_instants_never_leaves_a_mixed_or_lost_secret(softhsm)
                 os.kill(pid, signal.SIGKILL)
                 zygote.ask(f"reap {pid}")
                 writer.join(timeout=10)
+                if writer.refused:
+                    print("DBG", softhsm.tool("list"))
+                    import subprocess as sp
+
+                    print(
+                        sp.run(["ls", "-laR", str(softhsm.tokendir)], capture_output=True, text=True).stdout
+                    )
+                assert not writer.refused, "a write within the budget was refused"
                 killed_during_write += attempted != acked
     finally:
         zygote.close()

@@ -25,5 +25,7 @@ def test_write_and_delete_of_a_path_leave_its_neighbours_untouched(stub, softhsm
             1,
             before[path],
         )
-    heads = [o["label"] for o in softhsm.tool("list") if o["app"].endswith("/head")]
-    assert sorted(heads) == sorted([*NEIGHBOURS, "ns/db"])
+    objects = softhsm.tool("list")
+    records = [o["label"].split("@")[0] for o in objects if o["app"].endswith("/record")]
+    assert sorted(records) == sorted(NEIGHBOURS)
+    assert [o["app"] for o in objects if not o["app"].endswith("/record")] == ["hsm-secrets-operator/ledger"]

@@ -8,7 +8,7 @@ import signal
 
 import pytest
 
-from hsm_agent import pcscd
+from hsm_agent import modules, pcscd
 
 pytestmark = [
     pytest.mark.skipif(os.geteuid() != 0, reason="pcscd -f needs root"),
@@ -17,9 +17,9 @@ pytestmark = [
 ]
 
 
-def test_opensc_module_needs_pcscd_and_softhsm_does_not() -> None:
-    assert pcscd.needs_pcscd("/usr/lib/x86_64-linux-gnu/opensc-pkcs11.so")
-    assert not pcscd.needs_pcscd("/usr/lib/softhsm/libsofthsm2.so")
+def test_opensc_module_is_recognised_by_its_file_name() -> None:
+    assert modules.is_opensc("/usr/lib/x86_64-linux-gnu/opensc-pkcs11.so")
+    assert not modules.is_opensc("/usr/lib/softhsm/libsofthsm2.so")
 
 
 def test_pcscd_is_restarted_after_it_dies_and_stopped_on_request(wait) -> None:

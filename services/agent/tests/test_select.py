@@ -13,8 +13,8 @@ WEEK = 7 * 86400.0
 def head(
     version: int, generation: str = "", deleted: bool = False, time: str = "2024-05-31T00:00:00Z"
 ) -> layout.Head:
-    generation = generation or f"{version:04x}"
-    keys = () if deleted else (layout.KeyLayout("k", (f"ns/a/k@{generation}",), 1),)
+    generation = generation or f"{version:016x}"
+    keys = () if deleted else ("k",)
     return layout.Head("ns/a", version, generation, keys, "", deleted, layout.Metadata(), "w", time)
 
 
@@ -23,19 +23,19 @@ def always(_: layout.Head) -> bool:
 
 
 def test_highest_complete_head_wins_and_the_others_are_collected() -> None:
-    found = [select.FoundHead("old", head(1)), select.FoundHead("new", head(2))]
+    found = [select.Found("old", head(1)), select.Found("new", head(2))]
     decision = select.decide(found, always, NOW, WEEK)
     assert (decision.winner_ref, decision.collect) == ("new", ("old",))
 
 
 def test_incomplete_newer_head_loses_to_a_complete_older_one() -> None:
-    found = [select.FoundHead("old", head(1)), select.FoundHead("broken", head(2))]
+    found = [select.Found("old", head(1)), select.Found("broken", head(2))]
     decision = select.decide(found, lambda h: h.version == 1, NOW, WEEK)
     assert (decision.winner_ref, decision.collect) == ("old", ("broken",))
 
 
 def test_nothing_is_collected_when_no_head_is_complete() -> None:
-    found = [select.FoundHead("a", head(1)), select.FoundHead("b", head(2))]
+    found = [select.Found("a", head(1)), select.Found("b", head(2))]
     decision = select.decide(found, lambda _: False, NOW, WEEK)
     assert (decision.winner, decision.collect, len(decision.kept)) == (None, (), 2)
 
@@ -43,7 +43,7 @@ def test_nothing_is_collected_when_no_head_is_complete() -> None:
 def test_completeness_is_not_asked_below_the_winner() -> None:
     asked: list[int] = []
     select.decide(
-        [select.FoundHead(v, head(v)) for v in (1, 2, 3)],
+        [select.Found(v, head(v)) for v in (1, 2, 3)],
         lambda h: asked.append(h.version) or True,
         NOW,
         WEEK,
@@ -52,35 +52,47 @@ def test_completeness_is_not_asked_below_the_winner() -> None:
 
 
 def test_equal_versions_are_decided_by_time_then_writer() -> None:
-    early = select.FoundHead("early", head(2, "aa", time="2024-05-30T00:00:00Z"))
-    late = select.FoundHead("late", head(2, "bb", time="2024-05-31T00:00:00Z"))
+    early = select.Found("early", head(2, "aa", time="2024-05-30T00:00:00Z"))
+    late = select.Found("late", head(2, "bb", time="2024-05-31T00:00:00Z"))
     assert select.decide([late, early], always, NOW, WEEK).winner_ref == "late"
 
 
 def test_undecodable_heads_are_collected_next_to_a_winner() -> None:
-    found = [select.FoundHead("junk", None), select.FoundHead("good", head(1))]
+    found = [select.Found("junk", None), select.Found("good", head(1))]
     assert select.decide(found, always, NOW, WEEK).collect == ("junk",)
 
 
 def test_path_with_a_foreign_head_is_left_alone() -> None:
-    found = [select.FoundHead("future", None, foreign=True), select.FoundHead("good", head(1))]
+    found = [select.Found("future", None, foreign=True), select.Found("good", head(1))]
     decision = select.decide(found, always, NOW, WEEK)
     assert (decision.winner, decision.collect) == (None, ())
 
 
 def test_tombstone_is_kept_within_retention() -> None:
-    decision = select.decide([select.FoundHead("t", head(2, deleted=True))], always, NOW, WEEK)
+    decision = select.decide([select.Found("t", head(2, deleted=True))], always, NOW, WEEK)
     assert decision.winner is not None
     assert decision.winner.deleted
 
 
-def test_expired_tombstone_is_collected() -> None:
+def test_expired_tombstone_takes_the_records_it_deleted_with_it() -> None:
     old = head(2, deleted=True, time="2024-01-01T00:00:00Z")
-    decision = select.decide([select.FoundHead("t", old)], always, NOW, WEEK)
-    assert (decision.winner, decision.collect) == (None, ("t",))
+    decision = select.decide([select.Found(None, old), select.Found("r", head(1))], always, NOW, WEEK)
+    assert (decision.winner, decision.collect, decision.kept) == (None, ("r",), ())
 
 
-def test_values_of_no_kept_head_are_orphans() -> None:
-    kept = [head(2)]
-    values = {"ns/a/k@0002": ["v2"], "ns/a/k@0001": ["v1"], "ns/a/k@dead": ["x", "y"]}
-    assert select.orphans(values, kept) == ["v1", "x", "y"]
+def test_tombstone_of_the_ledger_outranks_an_older_record() -> None:
+    tomb = head(3, deleted=True)
+    decision = select.decide([select.Found("r", head(2)), select.Found(None, tomb)], always, NOW, WEEK)
+    assert (decision.winner, decision.winner_ref, decision.collect) == (tomb, None, ("r",))
+
+
+def test_newer_record_outranks_a_tombstone_which_is_never_collected_as_an_object() -> None:
+    decision = select.decide(
+        [select.Found(None, head(3, deleted=True)), select.Found("r", head(4))], always, NOW, WEEK
+    )
+    assert (decision.winner_ref, decision.collect) == ("r", ())
+
+
+def test_chunks_of_no_kept_record_are_orphans() -> None:
+    chunks = {"ns/a@2#0": ["c2"], "ns/a@1#0": ["c1"], "ns/a@2#1": ["c3"], "ns/a@2#2": ["x", "y"]}
+    assert select.chunk_orphans(chunks, [("ns/a@2", 2)]) == ["c1", "x", "y"]

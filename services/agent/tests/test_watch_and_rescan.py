@@ -8,7 +8,8 @@ import threading
 import grpc
 import pytest
 
-from hsm_common import constants
+from hsm_agent.store import layout
+from hsmproto import channel
 from hsmproto.v1 import hsm_pb2
 
 KIND = hsm_pb2.SecretEvent
@@ -68,7 +69,8 @@ def test_rescan_finds_a_secret_written_by_another_tool(stub, running, softhsm) -
 def test_rescan_notices_a_head_destroyed_by_another_tool(stub, running, softhsm) -> None:
     write(stub, "ns/doomed", b"1")
     _, events = watch(stub, snapshot=False)
-    softhsm.tool("destroy", constants.APPLICATION_HEAD, "ns/doomed")
+    generation = running.store.index.get("ns/doomed").generation
+    softhsm.tool("destroy", layout.APPLICATION_RECORD, layout.record_label("ns/doomed", generation))
     running.store.rescan()
     assert take(events, 1) == [(KIND.KIND_DELETED, "ns/doomed", 1)]
 
@@ -81,19 +83,23 @@ def test_periodic_rescan_runs_without_being_asked(softhsm, start_agent, wait) ->
 
 def test_leftovers_of_an_interrupted_write_are_collected(stub, running, softhsm) -> None:
     write(stub, "ns/kept", b"1")
-    softhsm.tool("create", constants.APPLICATION_VALUE, "ns/kept/k@deadbeef", b"half".hex())
-    softhsm.tool("create", constants.APPLICATION_HEAD, "ns/kept", b"{not json".hex())
+    kept = layout.record_label("ns/kept", running.store.index.get("ns/kept").generation)
+    softhsm.tool("create", layout.APPLICATION_CHUNK, "ns/kept@00000000deadbeef#0", b"half".hex())
+    softhsm.tool("create", layout.APPLICATION_RECORD, "ns/kept@00000000deadbeef", b"\xa1".hex())
     running.store.rescan()
-    labels = sorted(o["label"] for o in softhsm.tool("list"))
-    assert len(labels) == 2
-    assert "ns/kept/k@deadbeef" not in labels
+    assert [o["label"] for o in softhsm.tool("list")] == [kept]
     assert dict(stub.ReadSecret(hsm_pb2.ReadSecretRequest(path="ns/kept")).secret_data.data) == {"k": b"1"}
 
 
-def test_a_head_whose_value_vanished_falls_back_to_nothing_readable(stub, running, softhsm) -> None:
-    write(stub, "ns/broken", b"1")
-    (value_label,) = running.store.index.get("ns/broken").value_labels()
-    softhsm.tool("destroy", constants.APPLICATION_VALUE, value_label)
-    with pytest.raises(grpc.RpcError) as caught:
-        stub.ReadSecret(hsm_pb2.ReadSecretRequest(path="ns/broken"))
+def test_a_record_whose_chunk_vanished_falls_back_to_nothing_readable(softhsm, start_agent) -> None:
+    service = start_agent(softhsm, max_object_size=1024)
+    with grpc.insecure_channel(f"127.0.0.1:{service.port}") as chan:
+        stub = channel.agent_stub(chan)
+        write(stub, "ns/broken", b"x" * 3000)
+        head = service.store.index.get("ns/broken")
+        assert head.chunks == 3
+        chunk = layout.chunk_labels(layout.record_label("ns/broken", head.generation), 3)[1]
+        softhsm.tool("destroy", layout.APPLICATION_CHUNK, chunk)
+        with pytest.raises(grpc.RpcError) as caught:
+            stub.ReadSecret(hsm_pb2.ReadSecretRequest(path="ns/broken"))
     assert caught.value.code() == grpc.StatusCode.NOT_FOUND

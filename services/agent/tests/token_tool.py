@@ -10,8 +10,8 @@ import sys
 
 import pkcs11
 
-from hsm_agent.store import layout
-from hsm_common import checksum, constants
+from hsm_agent.store import codec, layout
+from hsm_common import checksum
 
 A = pkcs11.Attribute
 
@@ -44,40 +44,31 @@ def main(label: str, pin: str, command: str, *args: str) -> None:
     elif command == "write":
         path, version, *pairs = args
         data = {key: value.encode() for key, value in (pair.split("=", 1) for pair in pairs)}
-        generation = layout.new_generation()
-        layouts, objects = layout.plan_values(path, data, generation, 65536)
-        for object_label, chunk in objects:
-            session.create_object(
-                {
-                    **data_class,
-                    A.TOKEN: True,
-                    A.PRIVATE: True,
-                    A.APPLICATION: constants.APPLICATION_VALUE,
-                    A.LABEL: object_label,
-                    A.VALUE: chunk,
-                }
-            )
         head = layout.Head(
             path,
             int(version),
-            generation,
-            layouts,
+            layout.new_generation(),
+            (),
             checksum.checksum(data),
             False,
             layout.Metadata(),
             "other-tool",
             layout.now(),
         )
-        session.create_object(
-            {
-                **data_class,
-                A.TOKEN: True,
-                A.PRIVATE: True,
-                A.APPLICATION: constants.APPLICATION_HEAD,
-                A.LABEL: path,
-                A.VALUE: layout.encode_head(head),
-            }
-        )
+        _, objects, _ = codec.plan_record(head, data, 65536)
+        for i, (object_label, value) in enumerate(objects):
+            last = i == len(objects) - 1
+            application = layout.APPLICATION_RECORD if last else layout.APPLICATION_CHUNK
+            session.create_object(
+                {
+                    **data_class,
+                    A.TOKEN: True,
+                    A.PRIVATE: True,
+                    A.APPLICATION: application,
+                    A.LABEL: object_label,
+                    A.VALUE: value,
+                }
+            )
     elif command == "destroy":
         application, object_label = args
         for obj in list(

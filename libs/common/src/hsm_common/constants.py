@@ -28,11 +28,6 @@ ANNOTATION_DEVICE_REPORT: Final = f"{GROUP}/device-report"
 ANNOTATION_HSM_VERSION: Final = f"{GROUP}/hsm-version"
 ANNOTATION_DATA_MAC: Final = f"{GROUP}/data-mac"
 
-# Storage format on the token
-FORMAT_VERSION: Final = 1
-APPLICATION_HEAD: Final = "hsm-secrets-operator/head"
-APPLICATION_VALUE: Final = "hsm-secrets-operator/value"
-
 # Ports
 PORT_AGENT_GRPC: Final = 9090
 PORT_AGENT_HEALTH: Final = 8093

@@ -10,11 +10,13 @@ import sys
 import threading
 import types
 
-from hsm_agent import agent, pcscd
-from hsm_agent.store import secret_store
+from hsm_agent import agent, modules
+from hsm_agent.store import budget, secret_store
 from hsm_common import constants, logs, settings
 
 ENV = "HSM_AGENT"
+#: A record's header (path, writer, metadata) must fit in one object.
+MIN_OBJECT_SIZE = 1024
 log = logging.getLogger("hsm_agent")
 
 
@@ -37,7 +39,20 @@ def build_parser() -> argparse.ArgumentParser:
     add(parser, ENV, "--tls-cert", help="server certificate (PEM); enables TLS")
     add(parser, ENV, "--tls-key", help="server private key (PEM)")
     add(parser, ENV, "--tls-client-ca", help="CA for client certificates; makes them required")
-    add(parser, ENV, "--max-object-size", type=int, default=65536, help="largest value stored in one object")
+    add(
+        parser,
+        ENV,
+        "--max-objects",
+        type=int,
+        help="object budget of the token, all objects counted (default: 120 for OpenSC, else 100000)",
+    )
+    add(
+        parser,
+        ENV,
+        "--max-object-size",
+        type=int,
+        help="largest object written; bigger secrets are chunked (default: 4096 for OpenSC, else 65536)",
+    )
     add(parser, ENV, "--rescan-interval", type=settings.parse_duration, default=300.0, help="rescan period")
     add(parser, ENV, "--probe-interval", type=settings.parse_duration, default=2.0, help="token probe period")
     add(
@@ -64,12 +79,14 @@ def config_from(args: argparse.Namespace) -> agent.AgentConfig:
     if args.token_label is None and args.slot_id is None and not args.serial:
         # The serial alone picks the token when several devices sit behind one module.
         raise ValueError("give exactly one of --token-label and --slot-id, or --serial")
-    if args.max_object_size < 1:
-        raise ValueError("--max-object-size must be positive")
+    if args.max_objects is not None and args.max_objects < budget.RESERVE + 1:
+        raise ValueError(f"--max-objects must be at least {budget.RESERVE + 1}")
+    if args.max_object_size is not None and args.max_object_size < MIN_OBJECT_SIZE:
+        raise ValueError(f"--max-object-size must be at least {MIN_OBJECT_SIZE}")
     listen = args.listen or f"{os.environ.get('POD_IP', '0.0.0.0')}:{constants.PORT_AGENT_GRPC}"  # noqa: S104
     if args.pcscd not in ("auto", "always", "never"):
         raise ValueError("--pcscd must be auto, always or never")
-    use_pcscd = args.pcscd == "always" or (args.pcscd == "auto" and pcscd.needs_pcscd(args.pkcs11_library))
+    use_pcscd = args.pcscd == "always" or (args.pcscd == "auto" and modules.is_opensc(args.pkcs11_library))
     return agent.AgentConfig(
         store=secret_store.StoreConfig(
             library_path=args.pkcs11_library,
@@ -77,6 +94,7 @@ def config_from(args: argparse.Namespace) -> agent.AgentConfig:
             token_label=args.token_label,
             slot_id=args.slot_id,
             serial=args.serial,
+            max_objects=args.max_objects,
             max_object_size=args.max_object_size,
             rescan_interval=args.rescan_interval,
             probe_interval=args.probe_interval,

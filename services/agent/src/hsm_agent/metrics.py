@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import prometheus_client as prom
 
+from hsm_agent.store import budget
+
 
 class Metrics:
     """Every metric the agent exports; names start with ``hsm_agent_``."""
@@ -48,6 +50,37 @@ class Metrics:
         self.recoveries = prom.Counter(
             "hsm_agent_recoveries", "Reconnections after the token was lost", registry=r
         )
+
+        self.objects_max = prom.Gauge("hsm_agent_objects_max", "Object budget of the token", registry=r)
+        self.objects_used = prom.Gauge(
+            "hsm_agent_objects_used", "Objects on the token (all of them, not only ours)", registry=r
+        )
+        self.objects_free = prom.Gauge(
+            "hsm_agent_objects_free", "Objects a new secret may still take", registry=r
+        )
+        self.objects_own = prom.Gauge(
+            "hsm_agent_objects_own", "Objects of this project (records, chunks, ledger)", registry=r
+        )
+        self.bytes_own = prom.Gauge("hsm_agent_bytes_own", "Bytes of this project's objects", registry=r)
+        self.memory_total = prom.Gauge(
+            "hsm_agent_token_memory_total_bytes",
+            "Private memory of the token, where it reports it",
+            registry=r,
+        )
+        self.memory_free = prom.Gauge(
+            "hsm_agent_token_memory_free_bytes", "Free private memory, where the token reports it", registry=r
+        )
+
+    def publish_capacity(self, capacity: budget.Capacity) -> None:
+        self.objects_max.set(capacity.max_objects)
+        self.objects_used.set(capacity.used_objects)
+        self.objects_free.set(capacity.free_objects)
+        self.objects_own.set(capacity.own_objects)
+        self.bytes_own.set(capacity.own_bytes)
+        if capacity.total_memory is not None:
+            self.memory_total.set(capacity.total_memory)
+        if capacity.free_memory is not None:
+            self.memory_free.set(capacity.free_memory)
 
     def observe_pkcs11(self, operation: str, result: str, seconds: float) -> None:
         self.pkcs11_calls.labels(operation, result).inc()

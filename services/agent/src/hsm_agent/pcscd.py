@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import pathlib
 import signal
 import socket
@@ -15,11 +14,6 @@ log = logging.getLogger(__name__)
 
 PCSCD = "/usr/sbin/pcscd"
 SOCKET = "/run/pcscd/pcscd.comm"
-
-
-def needs_pcscd(library_path: str) -> bool:
-    """True for modules that talk to readers through pcscd (OpenSC's); SoftHSM2 and the like do not."""
-    return "opensc" in os.path.basename(library_path).lower()
 
 
 class Supervisor:

@@ -134,7 +134,7 @@ def entry(head: layout.Head) -> hsm_pb2.SecretEntry:
         version=head.version,
         checksum=head.checksum,
         deleted=head.deleted,
-        keys=list(head.key_names()),
+        keys=list(head.keys),
         updated_at=head.time,
         writer=head.writer,
     )
@@ -168,11 +168,21 @@ class Servicer(hsm_pb2_grpc.HSMAgentServicer):  # type: ignore[misc]  # generate
                 serial_number=info.serial,
                 firmware_version=info.firmware,
             )
+        capacity = self.store.capacity()
         return hsm_pb2.GetInfoResponse(
             hsm_info=hsm_info,
             device_name=self.store.config.device_name,
-            max_object_size=self.store.config.max_object_size,
+            max_object_size=self.store.budget.max_object_size,
             secret_count=self.store.index.live_count(),
+            capacity=hsm_pb2.Capacity(
+                max_objects=capacity.max_objects,
+                used_objects=capacity.used_objects,
+                free_objects=capacity.free_objects,
+                own_objects=capacity.own_objects,
+                own_bytes=capacity.own_bytes,
+                total_memory=capacity.total_memory,
+                free_memory=capacity.free_memory,
+            ),
         )
 
     @_rpc

@@ -1,21 +1,41 @@
-"""Storage format v1: head documents, value labels and chunking. Pure: no PKCS#11 here."""
+"""Storage format v2: what is stored where on the token. Pure: no PKCS#11 and no encoding here.
+
+Every object is a private token CKO_DATA object whose CKA_APPLICATION names its role:
+
+- a **record** holds one generation of one secret, label ``<stem>@<generation>``: the header (path,
+  version, keys, checksum, metadata, writer, time) and the body, the secret's data. A record is the one
+  object of a secret unless its encoding passes the device's object size; then the body goes into
+- **chunks**, labels ``<stem>@<generation>#<i>``, written before the record that names their count;
+- the **ledger** holds every tombstone of the token in one object (plus chunks when large), label
+  ``ledger@<generation>``, rewritten create-then-destroy like a record.
+
+The stem is the path, or ``~`` and a digest of it when a label would pass MAX_LABEL_BYTES. Readers take
+the highest-ranked complete generation of a path (a tombstone in the ledger competes with records).
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import datetime
 import hashlib
-import json
+import re
 import secrets
 from collections.abc import Mapping, Sequence
 
-import pydantic
-
-from hsm_common import constants
+FORMAT_VERSION = 2
+APPLICATION_RECORD = "hsm-secrets-operator/record"
+APPLICATION_CHUNK = "hsm-secrets-operator/chunk"
+APPLICATION_LEDGER = "hsm-secrets-operator/ledger"
+OWN_APPLICATIONS = (APPLICATION_RECORD, APPLICATION_CHUNK, APPLICATION_LEDGER)
 
 #: OpenSC's PKCS#15 layer keeps at most this many bytes of a label.
 MAX_LABEL_BYTES = 254
 DIGEST_PREFIX = "~"
+LEDGER_STEM = "ledger"
+GENERATION_HEX = 16
+#: Room kept in a label for "@<generation>#<chunk index>" (chunk indexes stay under 10**6).
+_SUFFIX_BYTES = 1 + GENERATION_HEX + 1 + 6
+_LABEL = re.compile(rf"^(?P<stem>.+)@(?P<generation>[0-9a-f]{{{GENERATION_HEX}}})(?:#(?P<index>[0-9]+))?$")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -31,202 +51,95 @@ class Metadata:
 
 
 @dataclasses.dataclass(frozen=True)
-class KeyLayout:
-    """Where one key's value lives: the labels of its chunks, in order, and its total size."""
-
-    key: str
-    labels: tuple[str, ...]
-    size: int
-
-
-@dataclasses.dataclass(frozen=True)
 class Head:
-    """The decoded head of one secret version (a tombstone when deleted)."""
+    """One generation of a path as the index holds it: a record's header, or a tombstone of the ledger."""
 
     path: str
     version: int
     generation: str
-    keys: tuple[KeyLayout, ...]
+    keys: tuple[str, ...]
     checksum: str
     deleted: bool
     metadata: Metadata
     writer: str
     time: str
-    format: int = constants.FORMAT_VERSION
-
-    def value_labels(self) -> tuple[str, ...]:
-        """Every value label this head refers to, key by key, chunk by chunk."""
-        return tuple(label for layout in self.keys for label in layout.labels)
-
-    def key_names(self) -> tuple[str, ...]:
-        return tuple(layout.key for layout in self.keys)
+    chunks: int = 0
+    """Chunk objects holding the body; 0 when the body is inline in the record."""
+    size: int = 0
+    """Bytes of the encoded body."""
+    format: int = FORMAT_VERSION
 
     def rank(self) -> tuple[int, str, str, str]:
-        """Sort key of competing heads of a path: (version, time, writer), then generation for ties."""
+        """Sort key of competing generations of a path: (version, time, writer), then generation for ties."""
         return (self.version, self.time, self.writer, self.generation)
+
+    def objects(self) -> int:
+        """Objects this generation takes on the token (tombstones live in the ledger: none of their own)."""
+        return 0 if self.deleted else 1 + self.chunks
+
+
+@dataclasses.dataclass(frozen=True)
+class Ledger:
+    """The token's tombstones, one per deleted path, in path order."""
+
+    generation: str
+    sequence: int
+    """Grows with every rewrite: the highest complete ledger on the token is the current one."""
+    tombstones: tuple[Head, ...]
+    chunks: int = 0
+    size: int = 0
+
+    def objects(self) -> int:
+        return 1 + self.chunks
 
 
 class UnknownFormat(ValueError):
-    """A head written in a format this agent does not know; it is left untouched."""
-
-
-class _MetadataDoc(pydantic.BaseModel):
-    model_config = pydantic.ConfigDict(extra="ignore", frozen=True)
-    description: str = ""
-    labels: dict[str, str] = {}
-    format: str = ""
-    dataType: str = ""  # noqa: N815 - wire name
-    createdAt: str = ""  # noqa: N815
-    source: str = ""
-
-
-class _KeyDoc(pydantic.BaseModel):
-    model_config = pydantic.ConfigDict(extra="forbid", frozen=True)
-    chunks: int = pydantic.Field(ge=1)
-    labels: list[str]
-    size: int = pydantic.Field(ge=0)
-
-
-class _HeadDoc(pydantic.BaseModel):
-    """The JSON stored as a head's CKA_VALUE (the token is a boundary: other tools may have written it)."""
-
-    model_config = pydantic.ConfigDict(extra="ignore", frozen=True)
-    format: int
-    version: int = pydantic.Field(ge=1)
-    generation: str = pydantic.Field(pattern=r"^[0-9a-f]{1,64}$")
-    keys: dict[str, _KeyDoc]
-    checksum: str
-    deleted: bool
-    metadata: _MetadataDoc = _MetadataDoc()
-    writer: str = ""
-    time: str = ""
-
-
-def encode_head(head: Head) -> bytes:
-    """Compact JSON of head (its label, the path, is not repeated inside)."""
-    doc = _HeadDoc(
-        format=head.format,
-        version=head.version,
-        generation=head.generation,
-        keys={
-            layout.key: _KeyDoc(chunks=len(layout.labels), labels=list(layout.labels), size=layout.size)
-            for layout in head.keys
-        },
-        checksum=head.checksum,
-        deleted=head.deleted,
-        metadata=_MetadataDoc(
-            description=head.metadata.description,
-            labels=dict(head.metadata.labels),
-            format=head.metadata.format,
-            dataType=head.metadata.data_type,
-            createdAt=head.metadata.created_at,
-            source=head.metadata.source,
-        ),
-        writer=head.writer,
-        time=head.time,
-    )
-    return doc.model_dump_json().encode()
-
-
-def decode_head(path: str, raw: bytes) -> Head:
-    """Decode the head stored under label path; UnknownFormat or ValueError when it is not a v1 head."""
-    try:
-        loose = json.loads(raw)
-    except ValueError as error:
-        raise ValueError(f"head of {path!r} is not JSON") from error
-    if isinstance(loose, dict) and isinstance(loose.get("format"), int) and loose["format"] > 1:
-        raise UnknownFormat(f"head of {path!r} has format {loose['format']}")
-    try:
-        doc = _HeadDoc.model_validate(loose)
-    except pydantic.ValidationError as error:
-        raise ValueError(f"head of {path!r} is not a valid v1 head: {error.error_count()} errors") from error
-    if doc.format != constants.FORMAT_VERSION:
-        raise ValueError(f"head of {path!r} has format {doc.format}")
-    for key, key_doc in doc.keys.items():
-        if key_doc.chunks != len(key_doc.labels):
-            raise ValueError(f"head of {path!r}: key {key!r} lists a wrong number of chunks")
-    if doc.deleted and doc.keys:
-        raise ValueError(f"head of {path!r} is a tombstone with keys")
-    meta = doc.metadata
-    return Head(
-        path=path,
-        version=doc.version,
-        generation=doc.generation,
-        keys=tuple(
-            KeyLayout(key=key, labels=tuple(key_doc.labels), size=key_doc.size)
-            for key, key_doc in sorted(doc.keys.items())
-        ),
-        checksum=doc.checksum,
-        deleted=doc.deleted,
-        metadata=Metadata(
-            description=meta.description,
-            labels=dict(meta.labels),
-            format=meta.format,
-            data_type=meta.dataType,
-            created_at=meta.createdAt,
-            source=meta.source,
-        ),
-        writer=doc.writer,
-        time=doc.time,
-    )
+    """An object written in a format this agent does not know; it is left untouched."""
 
 
 def new_generation() -> str:
     """A fresh generation id: random, so an interrupted write never collides with the next one."""
-    return secrets.token_hex(8)
+    return secrets.token_hex(GENERATION_HEX // 2)
 
 
-def chunk_count(size: int, max_object_size: int) -> int:
-    """Objects needed for a value of size bytes (an empty value still takes one object)."""
+def stem(path: str) -> str:
+    """The label stem of path's objects: the path, or its digest form when a label would be too long."""
+    if len(path.encode()) + _SUFFIX_BYTES <= MAX_LABEL_BYTES:
+        return path
+    return DIGEST_PREFIX + hashlib.sha256(path.encode()).hexdigest()[:32]
+
+
+def record_label(path: str, generation: str) -> str:
+    return f"{stem(path)}@{generation}"
+
+
+def ledger_label(generation: str) -> str:
+    return f"{LEDGER_STEM}@{generation}"
+
+
+def chunk_labels(object_label: str, chunks: int) -> tuple[str, ...]:
+    """Labels of the chunks of the record (or ledger) labelled object_label."""
+    return tuple(f"{object_label}#{i}" for i in range(chunks))
+
+
+def parse_label(label: str) -> tuple[str, str, int | None] | None:
+    """(stem, generation, chunk index or None) of one of our labels; None when label is not one."""
+    match = _LABEL.match(label)
+    if match is None:
+        return None
+    index = match.group("index")
+    return match.group("stem"), match.group("generation"), None if index is None else int(index)
+
+
+def split(body: bytes, max_object_size: int) -> list[bytes]:
+    """body cut into chunks of at most max_object_size bytes."""
     if max_object_size < 1:
         raise ValueError("max_object_size must be positive")
-    return max(1, -(-size // max_object_size))
-
-
-def digest_stem(path: str, key: str) -> str:
-    """The short stand-in for ``<path>/<key>`` used when a label would pass MAX_LABEL_BYTES."""
-    return DIGEST_PREFIX + hashlib.sha256(f"{path}/{key}".encode()).hexdigest()[:32]
-
-
-def value_labels(path: str, key: str, generation: str, chunks: int) -> tuple[str, ...]:
-    """Labels of a key's value objects: ``<path>/<key>@<gen>`` (``#<i>`` per chunk), or the digest form."""
-    stem = f"{path}/{key}"
-    suffixes = [""] if chunks == 1 else [f"#{i}" for i in range(chunks)]
-    labels = [f"{stem}@{generation}{suffix}" for suffix in suffixes]
-    if max(len(label.encode()) for label in labels) > MAX_LABEL_BYTES:
-        stem = digest_stem(path, key)
-        labels = [f"{stem}@{generation}{suffix}" for suffix in suffixes]
-    return tuple(labels)
-
-
-def split(value: bytes, max_object_size: int) -> list[bytes]:
-    """value cut into chunks of at most max_object_size bytes (one empty chunk for an empty value)."""
-    count = chunk_count(len(value), max_object_size)
-    return [value[i * max_object_size : (i + 1) * max_object_size] for i in range(count)]
-
-
-def plan_values(
-    path: str, data: Mapping[str, bytes], generation: str, max_object_size: int
-) -> tuple[tuple[KeyLayout, ...], list[tuple[str, bytes]]]:
-    """The key layouts of a new head and the (label, bytes) objects to create for them, in key order."""
-    layouts: list[KeyLayout] = []
-    objects: list[tuple[str, bytes]] = []
-    for key in sorted(data):
-        value = data[key]
-        chunks = split(value, max_object_size)
-        labels = value_labels(path, key, generation, len(chunks))
-        layouts.append(KeyLayout(key=key, labels=labels, size=len(value)))
-        objects.extend(zip(labels, chunks, strict=True))
-    return tuple(layouts), objects
-
-
-def assemble(head: Head, values: Mapping[str, bytes]) -> dict[str, bytes]:
-    """The secret data of head from its value objects (by label); KeyError when one is missing."""
-    return {layout.key: b"".join(values[label] for label in layout.labels) for layout in head.keys}
+    return [body[i : i + max_object_size] for i in range(0, len(body), max_object_size)] or [b""]
 
 
 def now() -> str:
-    """The current time in RFC 3339 (UTC, microseconds) as heads record it."""
+    """The current time in RFC 3339 (UTC, microseconds) as records note it."""
     return datetime.datetime.now(datetime.UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
@@ -236,6 +149,14 @@ def parse_time(text: str) -> datetime.datetime | None:
         return datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
         return None
+
+
+def tombstone_expired(head: Head, at: datetime.datetime, retention: float) -> bool:
+    """True when head is a tombstone older than retention seconds (undated tombstones never expire)."""
+    if not head.deleted:
+        return False
+    written = parse_time(head.time)
+    return written is not None and (at - written).total_seconds() > retention
 
 
 def highest_first(heads: Sequence[Head]) -> list[Head]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import datetime
 import enum
 import logging
 import threading
@@ -11,9 +12,9 @@ import time
 from collections.abc import Iterator, Mapping
 
 from hsm_agent import errors, metrics
-from hsm_common import checksum, constants
+from hsm_common import checksum
 
-from . import index, layout, pin, scan, token
+from . import budget, codec, index, layout, pin, rawcalls, scan, token
 
 log = logging.getLogger(__name__)
 
@@ -30,8 +31,10 @@ class StoreConfig:
     """Slot of the token to serve."""
     serial: str | None = None
     """Refuse to serve unless the token has this serial number."""
-    max_object_size: int = 65536
-    """Largest value stored in one object; bigger values are chunked."""
+    max_objects: int | None = None
+    """Object budget of the token (all objects counted); None: the module's default."""
+    max_object_size: int | None = None
+    """Largest object written; bigger secrets are chunked. None: the module's default."""
     rescan_interval: float = 300.0
     """Seconds between full rescans (they catch writes made with other tools)."""
     probe_interval: float = 2.0
@@ -68,6 +71,7 @@ class SecretStore:
 
     def __init__(self, config: StoreConfig, meters: metrics.Metrics) -> None:
         self.config = config
+        self.budget = budget.for_module(config.library_path, config.max_objects, config.max_object_size)
         self.index = index.Index()
         self.info: token.TokenInfo | None = None
         self.login_attempts = 0
@@ -80,8 +84,16 @@ class SecretStore:
         # Serialises writes, deletes, scans and reconnects: a version is decided from the index and must
         # not change until its head is on the token. Reads only look up the dicts below (atomic in CPython).
         self._write_lock = threading.RLock()
-        self._values: dict[str, token.Handle] = {}
-        self._heads: dict[str, list[token.Handle]] = {}
+        # What is on the token, by role; reads only look these up (atomic in CPython).
+        self._records: dict[str, tuple[str, token.Handle]] = {}
+        """path → (generation, record object) of the generation the index serves."""
+        self._chunks: dict[str, token.Handle] = {}
+        self._path_objects: dict[str, list[token.Handle]] = {}
+        self._path_bytes: dict[str, int] = {}
+        self._ledger: scan.LedgerState | None = None
+        self._foreign = 0
+        self._own = 0
+        self._memory = rawcalls.Memory(None, None)
         self._verified: set[tuple[str, str]] = set()
         self._state = State.STARTING
         self._message = "starting"
@@ -193,12 +205,23 @@ class SecretStore:
                 self._metrics.recoveries.inc()
 
     def _load(self, snapshot: scan.Snapshot) -> int:
-        self._values = dict(snapshot.values)
-        self._heads = {path: list(handles) for path, handles in snapshot.head_handles.items()}
+        self._records = dict(snapshot.records)
+        self._chunks = dict(snapshot.chunks)
+        self._path_objects = {path: list(handles) for path, handles in snapshot.path_objects.items()}
+        self._path_bytes = dict(snapshot.path_bytes)
+        self._ledger = snapshot.ledger
+        self._foreign = snapshot.usage.foreign_objects
+        self._own = snapshot.usage.own_objects
         self._verified = {(head.path, head.generation) for head in snapshot.heads.values()}
         self._metrics.leftovers.inc(snapshot.collected)
         changes = self.index.replace_all(snapshot.heads)
         self._metrics.index_size.set(len(self.index))
+        if snapshot.ledger_stale:
+            try:
+                self._rewrite_ledger(None, [])
+            except errors.TokenFull as error:
+                log.warning("ledger not compacted", extra={"error": str(error)})
+        self._refresh_memory()
         return changes
 
     def _lost(self, error: errors.AgentError) -> None:
@@ -206,7 +229,7 @@ class SecretStore:
         with self._write_lock:
             if self._state is State.READY:
                 self._set_state(State.DISCONNECTED, str(error))
-                self._values, self._heads = {}, {}
+                self._records, self._chunks, self._path_objects = {}, {}, {}
         self._wake.set()
 
     @contextlib.contextmanager
@@ -256,6 +279,31 @@ class SecretStore:
         with self._write_lock, self._guard():
             self._token.change_pin(old_pin, new_pin)
 
+    # ------------------------------------------------------------------ capacity
+
+    def capacity(self) -> budget.Capacity:
+        """How full the token is: objects as of the last scan and this process's writes since, memory as of
+        the last scan."""
+        used = self._foreign + self._own
+        own_bytes = sum(self._path_bytes.values()) + (self._ledger.size if self._ledger else 0)
+        return budget.Capacity(
+            max_objects=self.budget.max_objects,
+            used_objects=used,
+            free_objects=budget.free(self.budget, used, self._held()),
+            own_objects=self._own,
+            own_bytes=own_bytes,
+            total_memory=self._memory.total,
+            free_memory=self._memory.free,
+        )
+
+    def _refresh_memory(self) -> None:
+        """Ask the token for its memory (at scans only: on a real token it is a round trip to the card)."""
+        try:
+            self._memory = self._token.memory()
+        except errors.AgentError as error:
+            log.debug("token memory unknown", extra={"error": str(error)})
+        self._metrics.publish_capacity(self.capacity())
+
     # ------------------------------------------------------------------ reads
 
     def read(self, path: str) -> Secret:
@@ -266,38 +314,36 @@ class SecretStore:
             if head is None or head.deleted:
                 raise errors.NotFound(f"no secret at {path!r}")
             with self._guard():
-                data = self._read_values(head)
+                data = self._read_data(head)
                 if data is not None:
                     return Secret(head, data)
-                # A value is gone or does not verify: confirm the token is there, then re-read the path.
+                # The record is gone or does not verify: confirm the token is there, then re-read it all.
                 self._token.probe()
                 if self.index.get(path) is head:
-                    self._rescan_path(path)
+                    self.rescan()
         raise errors.Corrupt(f"secret {path!r} does not verify on the token")
 
-    def _read_values(self, head: layout.Head) -> dict[str, bytes] | None:
-        values: dict[str, bytes] = {}
+    def _read_data(self, head: layout.Head) -> dict[str, bytes] | None:
+        generation, handle = self._records.get(head.path, ("", None))
+        if handle is None or generation != head.generation:
+            return None
         try:
-            for label in head.value_labels():
-                handle = self._values.get(label)
-                if handle is None:
-                    return None
-                values[label] = self._token.read_value(handle)
-        except token.StaleHandle:
+            decoded = codec.decode_record(
+                layout.record_label(head.path, head.generation), self._token.read_value(handle)
+            )
+        except (token.StaleHandle, ValueError):
             return None
-        data = layout.assemble(head, values)
-        if (head.path, head.generation) not in self._verified and checksum.checksum(data) != head.checksum:
-            return None
-        return data
-
-    def _rescan_path(self, path: str) -> None:
-        with self._write_lock:
-            winner, handles, values = scan.path_scan(self._token, path, self.config.tombstone_retention)
-            self._heads[path] = handles
-            self._values.update(values)
-            if winner is not None:
-                self._verified.add((path, winner.generation))
-            self.index.replace_path(path, winner)
+        if (head.path, head.generation) in self._verified:
+            body = decoded.body
+            if body is None:
+                body = scan.read_chunked(
+                    self._token, layout.record_label(head.path, head.generation), head.chunks, self._chunks
+                )
+            try:
+                return None if body is None else codec.decode_body(head, body)
+            except ValueError:
+                return None
+        return scan.verified_data(self._token, head, decoded.body, self._chunks)
 
     # ------------------------------------------------------------------ writes
 
@@ -330,7 +376,7 @@ class SecretStore:
         with self._write_lock, self._guard():
             current, new_version = self._next_version(path, expected, version)
             meta = self._metadata_for(current, meta)
-            return self._commit(path, dict(data), meta, new_version, writer, current)
+            return self._put(path, dict(data), meta, new_version, writer)
 
     def delete(
         self, path: str, key: str = "", expected: int | None = None, version: int = 0, writer: str = ""
@@ -346,18 +392,29 @@ class SecretStore:
             live = current is not None and not current.deleted
             if not live and (key or not version):
                 raise errors.NotFound(f"no secret at {path!r}")
-            meta = current.metadata if current else layout.Metadata()
             if key:
                 assert current is not None
-                if key not in current.key_names():
+                if key not in current.keys:
                     raise errors.NotFound(f"secret {path!r} has no key {key!r}")
                 if len(current.keys) > 1:
-                    data = self._read_values(current)
+                    data = self._read_data(current)
                     if data is None:
                         raise errors.Corrupt(f"secret {path!r} does not verify on the token")
                     del data[key]
-                    return self._commit(path, data, meta, new_version, writer, current)
-            return self._commit(path, None, meta, new_version, writer, current)
+                    return self._put(path, data, current.metadata, new_version, writer)
+            tomb = layout.Head(
+                path=path,
+                version=new_version,
+                generation=layout.new_generation(),
+                keys=(),
+                checksum="",
+                deleted=True,
+                metadata=layout.Metadata(),
+                writer=writer or self.config.device_name,
+                time=layout.now(),
+            )
+            self._rewrite_ledger(tomb, self._path_objects.get(path, []))
+            return tomb
 
     def _metadata_for(self, current: layout.Head | None, meta: layout.Metadata | None) -> layout.Metadata:
         if meta is None:
@@ -367,65 +424,112 @@ class SecretStore:
             meta = dataclasses.replace(meta, created_at=kept or layout.now())
         return meta
 
-    def _commit(
-        self,
-        path: str,
-        data: dict[str, bytes] | None,
-        meta: layout.Metadata,
-        version: int,
-        writer: str,
-        current: layout.Head | None,
+    def _held(self) -> int:
+        return 0 if self._ledger else budget.LEDGER_RESERVE
+
+    def _check_budget(self, create: int, destroy: int, what: str) -> None:
+        budget.check(self.budget, self._foreign + self._own, self._held(), create, destroy, what)
+
+    def _put(
+        self, path: str, data: dict[str, bytes], meta: layout.Metadata, version: int, writer: str
     ) -> layout.Head:
-        """Values first, then the new head, then the old objects: a crash leaves the old or the new secret."""
-        generation = layout.new_generation()
-        layouts, objects = layout.plan_values(path, data or {}, generation, self.config.max_object_size)
-        head = layout.Head(
+        """New record (chunks first), then the old generation destroyed: a crash leaves the old or the new."""
+        planned = layout.Head(
             path=path,
             version=version,
-            generation=generation,
-            keys=layouts,
-            checksum=checksum.checksum(data) if data is not None else "",
-            deleted=data is None,
+            generation=layout.new_generation(),
+            keys=tuple(sorted(data)),
+            checksum=checksum.checksum(data),
+            deleted=False,
             metadata=meta,
             writer=writer or self.config.device_name,
             time=layout.now(),
         )
-        created: list[tuple[str, token.Handle]] = []
         try:
-            for label, chunk in objects:
-                created.append((label, self._token.create(constants.APPLICATION_VALUE, label, chunk)))
-            head_handle = self._token.create(constants.APPLICATION_HEAD, path, layout.encode_head(head))
-        except (errors.AgentError, token.StaleHandle):
-            self._undo(created)
-            raise
-        old_heads = self._heads.get(path, [])
-        old_labels = set(current.value_labels()) if current else set()
-        self._heads[path] = [head_handle]
-        self._values.update(created)
-        self._verified.add((path, generation))
+            head, objects, size = codec.plan_record(planned, data, self.budget.max_object_size)
+        except codec.TooLarge as error:
+            raise errors.InvalidInput(str(error)) from error
+        old = self._path_objects.get(path, [])
+        self._check_budget(len(objects), len(old), f"writing {path!r}")
+        created = self._create(objects, layout.APPLICATION_RECORD)
+        self._forget_chunks(self.index.get(path))
+        self._chunks.update(zip((label for label, _ in objects[:-1]), created[:-1], strict=True))
+        self._records[path] = (head.generation, created[-1])
+        self._path_objects[path] = created
+        self._path_bytes[path] = size
+        self._verified.add((path, head.generation))
         self.index.put(head)
         self._metrics.index_size.set(len(self.index))
-        self._destroy_old(old_heads, old_labels - set(head.value_labels()))
+        self._destroy(old)
+        self._metrics.publish_capacity(self.capacity())
         return head
 
-    def _undo(self, created: list[tuple[str, token.Handle]]) -> None:
-        """Best effort: what is left is an unreferenced value, collected by the next scan."""
-        for _, handle in created:
-            try:
-                self._token.destroy(handle)
-            except (errors.AgentError, token.StaleHandle):
-                return
+    def _rewrite_ledger(self, tomb: layout.Head | None, buried: list[token.Handle]) -> None:
+        """A new ledger with tomb (and without tombstones that expired or were overwritten), then the old
+        ledger and buried (the records tomb deletes) destroyed; no ledger at all when nothing is left."""
+        now = datetime.datetime.now(datetime.UTC)
+        keep = {
+            old.path: old
+            for old in (self._ledger.ledger.tombstones if self._ledger else ())
+            if _still_current(self.index.get(old.path), old)
+            and not layout.tombstone_expired(old, now, self.config.tombstone_retention)
+        }
+        if tomb is not None:
+            keep[tomb.path] = tomb
+        old_objects = list(self._ledger.objects) if self._ledger else []
+        state: scan.LedgerState | None = None
+        if keep:
+            sequence = self._ledger.ledger.sequence + 1 if self._ledger else 1
+            ledger = layout.Ledger(
+                layout.new_generation(), sequence, tuple(keep[path] for path in sorted(keep))
+            )
+            stored, objects = codec.plan_ledger(ledger, self.budget.max_object_size)
+            what = f"deleting {tomb.path!r}" if tomb else "compacting the tombstone ledger"
+            # The ledger's own held object is what it takes now: nothing else is held back from it.
+            used = self._foreign + self._own
+            budget.check(self.budget, used, 0, len(objects), len(old_objects) + len(buried), what)
+            created = self._create(objects, layout.APPLICATION_LEDGER)
+            state = scan.LedgerState(stored, tuple(created), sum(len(value) for _, value in objects))
+        self._ledger = state
+        if tomb is not None:
+            self._forget_chunks(self.index.get(tomb.path))
+            self.index.put(tomb)
+            self._records.pop(tomb.path, None)
+            self._path_objects.pop(tomb.path, None)
+            self._path_bytes.pop(tomb.path, None)
+            self._metrics.index_size.set(len(self.index))
+        self._destroy(old_objects + buried)
+        self._metrics.publish_capacity(self.capacity())
 
-    def _destroy_old(self, heads: list[token.Handle], labels: set[str]) -> None:
-        """The new head is committed: failures here leave leftovers for the next scan, not errors."""
+    def _create(self, objects: list[tuple[str, bytes]], last_application: str) -> list[token.Handle]:
+        """Create objects in order (all but the last are chunks); on failure destroy what was created."""
+        created: list[token.Handle] = []
         try:
-            for handle in heads:
+            for i, (label, value) in enumerate(objects):
+                application = last_application if i == len(objects) - 1 else layout.APPLICATION_CHUNK
+                created.append(self._token.create(application, label, value))
+                self._own += 1
+        except (errors.AgentError, token.StaleHandle):
+            self._destroy(created)
+            raise
+        return created
+
+    def _destroy(self, handles: list[token.Handle]) -> None:
+        """Best effort: a failure leaves leftovers for the next scan, not an error."""
+        try:
+            for handle in handles:
                 with contextlib.suppress(token.StaleHandle):
                     self._token.destroy(handle)
-            for label in sorted(labels):
-                handle = self._values.pop(label, None)
-                if handle is not None:
-                    with contextlib.suppress(token.StaleHandle):
-                        self._token.destroy(handle)
+                self._own -= 1
         except errors.AgentError as error:
             log.warning("old objects left for the next scan", extra={"error": str(error)})
+
+    def _forget_chunks(self, head: layout.Head | None) -> None:
+        if head is not None and head.chunks:
+            for label in layout.chunk_labels(layout.record_label(head.path, head.generation), head.chunks):
+                self._chunks.pop(label, None)
+
+
+def _still_current(current: layout.Head | None, tomb: layout.Head) -> bool:
+    """True while tomb is what the index serves for its path (not overwritten, not dropped)."""
+    return current is not None and current.deleted and current.rank() == tomb.rank()

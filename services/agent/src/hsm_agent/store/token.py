@@ -1,6 +1,6 @@
 """Thin PKCS#11 I/O on one token: every call of the process goes through one lock.
 
-This is the only module that imports pkcs11.
+This is the only module that imports pkcs11 (and the only caller of rawcalls).
 """
 
 from __future__ import annotations
@@ -16,6 +16,8 @@ import pkcs11
 from pkcs11 import exceptions as p11
 
 from hsm_agent import errors
+
+from . import rawcalls
 
 #: python-pkcs11 initialises the module without OS locking and releases the GIL during calls;
 #: concurrent calls were seen to crash SoftHSM2 and corrupt its token, so every call takes this lock.
@@ -43,6 +45,14 @@ _GONE = (
 
 class StaleHandle(Exception):
     """A held handle no longer names an object (destroyed elsewhere, or the token went away)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Census:
+    """Every object on the token, and the raw handles of those that hold nothing (see rawcalls)."""
+
+    total: int
+    debris: tuple[int, ...]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -101,6 +111,9 @@ class Token:
             except p11.PKCS11Error as error:
                 result = type(error).__name__
                 raise translate(error) from error
+            except rawcalls.CallFailed as error:
+                result = "CallFailed"
+                raise errors.AgentError(f"PKCS#11 call failed: {error}") from error
             except Exception as error:
                 result = type(error).__name__
                 raise
@@ -181,6 +194,33 @@ class Token:
             template[pkcs11.Attribute.LABEL] = label
         with self._call("find"):
             return list(self._live().get_objects(template, batch_size=1024))
+
+    def census(self, known: set[int]) -> Census:
+        """Count every object on the token, checking those whose raw handle is not known for debris."""
+        with self._call("census"):
+            session = self._live().handle
+            handles = rawcalls.all_objects(self._library_path, session)
+            debris = tuple(
+                handle
+                for handle in handles
+                if handle not in known and rawcalls.is_debris(self._library_path, session, handle)
+            )
+            return Census(len(handles), debris)
+
+    def destroy_debris(self, raw_handle: int) -> None:
+        with self._call("destroy"):
+            rawcalls.destroy(self._library_path, self._live().handle, raw_handle)
+
+    def memory(self) -> rawcalls.Memory:
+        """The token's private memory as it reports it now."""
+        with self._call("token_info"):
+            if self._token is None:
+                raise errors.DeviceUnavailable("not connected")
+            return rawcalls.memory(self._library_path, self._token.slot.slot_id)
+
+    @staticmethod
+    def raw_handle(handle: Handle) -> int:
+        return int(handle.handle)
 
     def read_label(self, handle: Handle) -> str:
         with self._call("read_label"):
