@@ -20,8 +20,7 @@ import grpc
 import pkcs11
 
 from hsm_agent import agent
-from hsm_agent.store import secret_store
-from hsm_common import constants
+from hsm_agent.store import budget, layout, secret_store
 from hsmproto import channel
 from hsmproto.v1 import hsm_pb2
 
@@ -124,9 +123,38 @@ def bench_rpcs(service: agent.Agent, count: int) -> None:
             stub.ReadSecret(hsm_pb2.ReadSecretRequest(path="bench/five"))
         per_read = (calls(service) - before) / 100
         print(
-            f"  PKCS#11 calls per ReadSecret of a 5-key secret: {per_read:.1f} (target 5); "
+            f"  PKCS#11 calls per ReadSecret of a 5-key secret: {per_read:.1f} (target 1: one record); "
             f"finds after warm-up: {calls(service, 'find') - finds:.0f} (target 0)"
         )
+
+
+#: Format v1 (a head plus one object per key), measured at commit d0b7cbb: a two-key secret took 3 objects
+#: and a deleted one kept a tombstone object for a week.
+V1_OBJECTS_PER_TWO_KEY_SECRET = 3
+OPENSC_OBJECT_LIMIT = 128
+
+
+def bench_objects(service: agent.Agent) -> None:
+    """Objects a two-key secret takes on the token, and how many fit where OpenSC allows 128."""
+    before = service.store.capacity().own_objects
+    for i in range(10):
+        service.store.write(f"objects/s-{i}", {"username": b"user", "password": os.urandom(24)}, None)
+    per_secret = (service.store.capacity().own_objects - before) / 10
+    tombstones_before = service.store.capacity().own_objects
+    for i in range(10):
+        service.store.delete(f"objects/s-{i}")
+    per_delete = (service.store.capacity().own_objects - tombstones_before) / 10
+    under_budget = budget.OPENSC_MAX_OBJECTS - budget.RESERVE - budget.LEDGER_RESERVE
+    print(
+        f"\nobjects per two-key secret: {per_secret:.1f} (format v1: {V1_OBJECTS_PER_TWO_KEY_SECRET}); "
+        f"objects per delete: {per_delete:+.1f} (format v1: one tombstone kept a week)"
+    )
+    print(
+        f"  two-key secrets in {OPENSC_OBJECT_LIMIT} objects: {int(OPENSC_OBJECT_LIMIT // per_secret)} "
+        f"(format v1: {OPENSC_OBJECT_LIMIT // V1_OBJECTS_PER_TWO_KEY_SECRET}); under the default OpenSC "
+        f"budget of {budget.OPENSC_MAX_OBJECTS}, with room for an overwrite and the ledger: "
+        f"{int(under_budget // per_secret)}"
+    )
 
 
 def bench_direct(root: Path, count: int) -> None:
@@ -138,20 +166,20 @@ def bench_direct(root: Path, count: int) -> None:
     attribute = pkcs11.Attribute
     values = list(
         session.get_objects(  # type: ignore[call-arg]  # the stub lacks batch_size
-            {attribute.CLASS: pkcs11.ObjectClass.DATA, attribute.APPLICATION: constants.APPLICATION_VALUE},
+            {attribute.CLASS: pkcs11.ObjectClass.DATA, attribute.APPLICATION: layout.APPLICATION_RECORD},
             batch_size=1024,
         )
     )
     labels = [obj[attribute.LABEL] for obj in values]
     rng = random.Random(2)
-    print(f"\ndirect python-pkcs11 on the same token ({len(values)} value objects):")
+    print(f"\ndirect python-pkcs11 on the same token ({len(values)} records):")
     timed(
-        "read 2 values through held handles",
+        "read 2 records through held handles",
         2000,
         lambda i: [obj[attribute.VALUE] for obj in rng.sample(values, 2)],
     )
     timed(
-        "find-by-label + read (1 value)",
+        "find-by-label + read (1 record)",
         50 if count > 5000 else 200,
         lambda i: [o[attribute.VALUE] for o in session.get_objects({attribute.LABEL: rng.choice(labels)})],
     )
@@ -178,6 +206,7 @@ def main() -> None:
         )
         print(f"token store: {root} ({'tmpfs' if base else 'disk'}); machine load {os.getloadavg()[0]:.1f}")
         service = start(root)
+        bench_objects(service)
         t0 = time.perf_counter()
         fill(service, 0, 1000)
         print(f"store.write of 1,000 new secrets: {1000 / (time.perf_counter() - t0):.0f}/s")
