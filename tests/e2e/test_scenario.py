@@ -40,6 +40,8 @@ NS_A, NS_B = "team-a", "team-b"
 GRACE_SECONDS = 8
 """The shortened HSMPool grace period: discovery pods heartbeat every 2 s, so reports stay fresh."""
 POOL = f"{system.GROUP_PATH}/namespaces/{system.NAMESPACE}/hsmpools/{system.DEVICE}-pool"
+SOFTHSM_MAX_OBJECTS = 100_000
+"""The object budget agents give SoftHSM2 tokens when the HSMDevice sets none."""
 STEP_TIMEOUT = 90.0
 OVERLAYS = pathlib.Path(__file__).resolve().parents[2] / "deploy" / "kustomize" / "overlays"
 
@@ -169,6 +171,33 @@ def test_a_secret_written_through_the_api_is_mirrored_to_both_devices(scenario: 
     assert held["inSync"]
     assert [d["version"] for d in held["devices"]] == [1, 1]
     scenario.timeline.record("secret written through the REST API, version 1 on both devices")
+
+
+def test_the_pool_shows_how_full_each_device_is(scenario: Scenario) -> None:
+    def capacities() -> dict[str, dict[str, Any]] | None:
+        devices = _pool(scenario).get("aggregatedDevices") or []
+        found = {d["serialNumber"]: d["capacity"] for d in devices if "capacity" in d}
+        # Read on the operator's 10 s device timer: wait for figures that count the secrets just written.
+        if len(found) == 2 and all(c["ownObjects"] > 0 for c in found.values()):
+            return found
+        return None
+
+    found = wait.until(capacities, STEP_TIMEOUT, "the pool to show both devices' capacity", interval=1.0)
+    assert set(found) == set(scenario.system.serials.values())
+    for figures in found.values():
+        # The HSMDevice sets no budget: SoftHSM2's default.
+        assert figures["maxObjects"] == SOFTHSM_MAX_OBJECTS
+        assert 0 < figures["usedObjects"] < figures["maxObjects"]
+    scenario.timeline.record("pool status shows both devices' capacity")
+
+
+def test_kubectl_hsm_devices_shows_how_full_each_device_is(scenario: Scenario) -> None:
+    header, *rows = _kubectl_hsm(scenario, "devices").splitlines()
+    assert header.split()[-3:] == ["OBJECTS", "FREE", "MEMORY"]
+    assert len(rows) == 2
+    for row in rows:
+        used, budget = row.split()[-3].split("/")
+        assert 0 < int(used) < int(budget) == SOFTHSM_MAX_OBJECTS
 
 
 def test_hsmsecrets_in_two_namespaces_get_their_secrets(scenario: Scenario) -> None:
