@@ -1,13 +1,14 @@
-"""Crash consistency: SIGKILL a separate agent process at random instants during writes, restart, verify.
+"""Crash consistency: SIGKILL a separate agent process at random instants during writes and deletes.
 
-After every restart each secret reads as exactly one of the versions written to it (never a mix of two,
-never older than the last acknowledged write), and the leftovers of interrupted writes are collected.
+After every restart each secret reads as exactly one of the versions written to it, or as deleted (never a
+mix of two, never older than the last acknowledged operation), and the leftovers are collected.
 The token runs at its object budget: each secret is a record and three chunks, and the budget leaves
 room for exactly one overwrite in flight, so no write may pass it and recovery must bring it back.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import random
 import signal
@@ -27,8 +28,8 @@ KILLS = int(os.environ.get("CRASH_KILLS", "200"))
 SECRETS = [f"ns/crash-{i}" for i in range(4)]
 MAX_OBJECT = 1024
 OBJECTS_PER_SECRET = 4
-#: Every secret written, plus room for one overwrite's new generation beside the old one.
-MAX_OBJECTS = len(SECRETS) * OBJECTS_PER_SECRET + OBJECTS_PER_SECRET
+#: Every secret written, the tombstone ledger, and room for one overwrite's new generation beside the old one.
+MAX_OBJECTS = len(SECRETS) * OBJECTS_PER_SECRET + 1 + OBJECTS_PER_SECRET
 
 
 def payload(path: str, n: int) -> dict[str, bytes]:
@@ -63,29 +64,51 @@ class Zygote:
         self.process.wait(timeout=10)
 
 
-class Writer(threading.Thread):
-    """Streams writes until the agent dies; records what was attempted and what was acknowledged."""
+@dataclasses.dataclass
+class History:
+    """Every operation attempted on each path, numbered from 1; what was acknowledged; what is live."""
 
-    def __init__(self, stub, attempted: dict[str, int], acked: dict[str, int], rng: random.Random) -> None:  # type: ignore[no-untyped-def]
+    kinds: dict[str, list[str]] = dataclasses.field(default_factory=lambda: {p: [] for p in SECRETS})
+    acked: dict[str, int] = dataclasses.field(default_factory=lambda: dict.fromkeys(SECRETS, 0))
+    live: dict[str, bool] = dataclasses.field(default_factory=lambda: dict.fromkeys(SECRETS, False))
+
+    def attempted(self, path: str) -> int:
+        return len(self.kinds[path])
+
+    def total(self) -> int:
+        return sum(len(kinds) for kinds in self.kinds.values())
+
+    def in_flight(self) -> bool:
+        return any(self.attempted(path) != self.acked[path] for path in SECRETS)
+
+
+class Writer(threading.Thread):
+    """Streams writes and deletes until the agent dies, recording them in the history."""
+
+    def __init__(self, stub, history: History, rng: random.Random) -> None:  # type: ignore[no-untyped-def]
         super().__init__(daemon=True)
-        self.stub, self.attempted, self.acked, self.rng = stub, attempted, acked, rng
+        self.stub, self.history, self.rng = stub, history, rng
         self.refused = False
 
     def run(self) -> None:
+        history = self.history
         while True:
             path = self.rng.choice(SECRETS)
-            n = self.attempted[path] + 1
-            self.attempted[path] = n
-            request = hsm_pb2.WriteSecretRequest(
-                path=path, secret_data=hsm_pb2.SecretData(data=payload(path, n))
-            )
+            kind = "d" if history.live[path] and self.rng.random() < 0.25 else "w"
+            history.kinds[path].append(kind)
+            n = history.attempted(path)
             try:
-                self.stub.WriteSecret(request, timeout=5)
+                if kind == "w":
+                    data = hsm_pb2.SecretData(data=payload(path, n))
+                    self.stub.WriteSecret(hsm_pb2.WriteSecretRequest(path=path, secret_data=data), timeout=5)
+                else:
+                    self.stub.DeleteSecret(hsm_pb2.DeleteSecretRequest(path=path), timeout=5)
             except grpc.RpcError as error:
-                # The budget leaves room for every overwrite: a refusal would be a bug, not a crash.
+                # The budget leaves room for every operation: a refusal would be a bug, not a crash.
                 self.refused = error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
                 return
-            self.acked[path] = n
+            history.acked[path] = n
+            history.live[path] = kind == "w"
 
 
 def wait_connected(stub, deadline: float) -> None:  # type: ignore[no-untyped-def]
@@ -99,32 +122,36 @@ def wait_connected(stub, deadline: float) -> None:  # type: ignore[no-untyped-de
     raise AssertionError("agent did not become ready")
 
 
-def check_reads(stub, attempted: dict[str, int], acked: dict[str, int]) -> None:  # type: ignore[no-untyped-def]
+def check_reads(stub, history: History) -> None:  # type: ignore[no-untyped-def]
+    """Each path is in the state of its last acknowledged operation or of the one in flight at the kill."""
     for path in SECRETS:
-        if attempted[path] == 0:
-            continue
+        acked, attempted, kinds = history.acked[path], history.attempted(path), history.kinds[path]
         try:
             read = stub.ReadSecret(hsm_pb2.ReadSecretRequest(path=path), timeout=5)
         except grpc.RpcError as error:
-            lost = (path, error.code(), acked[path])
-            read = None
+            read, code = None, error.code()
         if read is None:
-            assert lost == (path, grpc.StatusCode.NOT_FOUND, 0)
+            assert code == grpc.StatusCode.NOT_FOUND, (path, code)
+            deletes = [n for n in (acked, attempted) if n and kinds[n - 1] == "d"]
+            assert acked == 0 or deletes, f"{path}: deleted, but no delete since op {acked}"
+            history.acked[path], history.live[path] = (deletes[-1] if deletes else 0), False
             continue
         data = dict(read.secret_data.data)
         n = int(data["small"].decode().rsplit("#", 1)[1])
         assert data == payload(path, n), f"{path}: a mix of versions"
-        assert acked[path] <= n <= attempted[path], (path, n, acked[path], attempted[path])
-        acked[path] = n  # what survived is the new floor: later reads may not go back behind it
+        assert kinds[n - 1] == "w", (path, n)
+        assert acked <= n <= attempted, (path, n, acked, attempted)
+        history.acked[path], history.live[path] = n, True  # the new floor: later reads may not go back
 
 
-def check_no_leftovers(softhsm, attempted: dict[str, int]) -> None:  # type: ignore[no-untyped-def]
+def check_no_leftovers(softhsm, history: History) -> None:  # type: ignore[no-untyped-def]
     objects = softhsm.tool("list")
     records = sorted(o["label"].split("@")[0] for o in objects if o["app"].endswith("/record"))
     chunks = [o for o in objects if o["app"].endswith("/chunk")]
-    written = sorted(path for path in SECRETS if attempted[path])
-    assert records == written, records
+    ledgers = [o for o in objects if o["app"].endswith("/ledger")]
+    assert records == sorted(path for path in SECRETS if history.live[path]), records
     assert len(chunks) == len(records) * (OBJECTS_PER_SECRET - 1), len(chunks)
+    assert len(ledgers) <= 1, ledgers
     assert len(objects) <= MAX_OBJECTS - 1, len(objects)
 
 
@@ -132,8 +159,7 @@ def check_no_leftovers(softhsm, attempted: dict[str, int]) -> None:  # type: ign
 def test_sigkill_at_random_instants_never_leaves_a_mixed_or_lost_secret(softhsm) -> None:
     rng = random.Random(int(os.environ.get("CRASH_SEED", "0")) or None)
     zygote = Zygote(softhsm.env())
-    attempted = dict.fromkeys(SECRETS, 0)
-    acked = dict.fromkeys(SECRETS, 0)
+    history = History()
     port = free_port()
     args = (
         f"spawn --token-label {softhsm.label} --pin-file {softhsm.pin_file} --listen 127.0.0.1:{port} "
@@ -147,14 +173,14 @@ def test_sigkill_at_random_instants_never_leaves_a_mixed_or_lost_secret(softhsm)
             with grpc.insecure_channel(f"127.0.0.1:{port}", options=channel.channel_options()) as chan:
                 stub = channel.agent_stub(chan)
                 wait_connected(stub, time.monotonic() + 20)
-                check_reads(stub, attempted, acked)
+                check_reads(stub, history)
                 if kill % 25 == 0:
-                    check_no_leftovers(softhsm, attempted)
+                    check_no_leftovers(softhsm, history)
                 if kill == KILLS:
                     os.kill(pid, signal.SIGTERM)
                     assert zygote.ask(f"reap {pid}") == 0
                     break
-                writer = Writer(stub, attempted, acked, rng)
+                writer = Writer(stub, history, rng)
                 writer.start()
                 time.sleep(rng.uniform(0.005, 0.12))
                 os.kill(pid, signal.SIGKILL)
@@ -168,8 +194,8 @@ def test_sigkill_at_random_instants_never_leaves_a_mixed_or_lost_secret(softhsm)
                         sp.run(["ls", "-laR", str(softhsm.tokendir)], capture_output=True, text=True).stdout
                     )
                 assert not writer.refused, "a write within the budget was refused"
-                killed_during_write += attempted != acked
+                killed_during_write += history.in_flight()
     finally:
         zygote.close()
-    assert sum(attempted.values()) > KILLS * 3
+    assert history.total() > KILLS * 3
     assert killed_during_write > KILLS // 2
