@@ -20,7 +20,8 @@ import pytest
 
 from hsm_common import checksum
 from hsm_manager import kube
-from hsm_manager.agents import pki, registry, watch
+from hsm_manager.agents import registry, watch
+from hsm_manager.gateway import pki
 from hsmproto import channel
 from hsmproto.v1 import hsm_pb2
 

@@ -4,7 +4,7 @@ from concurrent import futures
 import grpc
 import pytest
 
-from hsm_manager.agents import pki
+from hsm_manager.gateway import pki
 from hsmproto import channel
 from hsmproto.v1 import hsm_pb2, hsm_pb2_grpc
 

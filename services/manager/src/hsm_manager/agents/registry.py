@@ -15,10 +15,9 @@ import grpc
 from hsm_common import constants
 from hsm_manager import kube
 from hsm_manager.decide import agentspec
+from hsm_manager.gateway import pki
 from hsmproto import channel
 from hsmproto.v1 import hsm_pb2_grpc
-
-from . import pki
 
 AGENT_SELECTOR = f"{constants.LABEL_COMPONENT}={agentspec.COMPONENT}"
 

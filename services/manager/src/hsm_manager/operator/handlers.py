@@ -16,8 +16,9 @@ import kopf
 
 from hsm_common import constants
 from hsm_manager import kube
-from hsm_manager.agents import pki, registry, watch
+from hsm_manager.agents import registry, watch
 from hsm_manager.decide import agentspec, discoveryspec
+from hsm_manager.gateway import pki
 from hsmproto.v1 import hsm_pb2
 
 from . import backstop, config, devices, metrics, pools, queue, syncer

@@ -15,8 +15,9 @@ import pydantic
 
 from hsm_common import constants, models, settings
 from hsm_manager import kube
-from hsm_manager.agents import pki, registry
+from hsm_manager.agents import registry
 from hsm_manager.decide import agentspec, capacity, conditions, discoveryspec, owners, pool
+from hsm_manager.gateway import pki
 from hsmproto.v1 import hsm_pb2
 
 from . import config, metrics

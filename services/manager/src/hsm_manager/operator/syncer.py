@@ -17,8 +17,9 @@ import pydantic
 
 from hsm_common import checksum, constants, models, names
 from hsm_manager import kube
-from hsm_manager.agents import pki, registry
+from hsm_manager.agents import registry
 from hsm_manager.decide import secretstatus, sync
+from hsm_manager.gateway import pki
 from hsmproto.v1 import hsm_pb2
 
 from . import config, devices, metrics

@@ -1,0 +1,280 @@
+"""One typed client per agent: every RPC the manager makes, with one timeout policy and one error tree."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, Protocol, TypeVar
+
+import grpc
+
+from hsm_manager.decide import model
+from hsmproto.v1 import hsm_pb2, hsm_pb2_grpc
+
+from . import errors
+
+#: Deadline of one unary call: a dead agent must not hold a request or a sync pass for long (seconds).
+DEFAULT_TIMEOUT = 5.0
+
+Observer = Callable[[str, str, float], None]
+"""Told of every call: (method, outcome — "OK" or a status code name, seconds)."""
+
+Response = TypeVar("Response")
+
+
+class AgentClient(Protocol):
+    """What the manager can ask of one agent. Failures raise errors.AgentCallError subclasses."""
+
+    @property
+    def name(self) -> str:
+        """The agent's name (its Deployment, and the name in its certificate)."""
+
+    def entries(self, prefix: str, include_deleted: bool) -> list[model.Entry]:
+        """Index entries of paths starting with prefix (tombstones when include_deleted)."""
+
+    def state(self, path: str) -> model.PathState:
+        """What the device holds for exactly path (ABSENT when nothing)."""
+
+    def read(self, path: str) -> model.Secret:
+        """The live secret at path (errors.NotFound when absent or deleted)."""
+
+    def metadata(self, path: str) -> tuple[model.Entry, model.Metadata]:
+        """Index entry and user metadata of the live secret at path (no value read)."""
+
+    def write(
+        self,
+        path: str,
+        data: Mapping[str, bytes],
+        metadata: model.Metadata | None,
+        *,
+        expected: int | None = None,
+        version: int = 0,
+        writer: str = "",
+    ) -> int:
+        """Replace path (compare-and-set against expected, at exactly version when given); its new version."""
+
+    def delete(
+        self, path: str, *, key: str = "", expected: int | None = None, version: int = 0, writer: str = ""
+    ) -> int:
+        """Tombstone path (or write a version without key); the new version."""
+
+    def info(self) -> model.DeviceInfo: ...
+
+    def health(self) -> model.Health: ...
+
+    def change_pin(self, old_pin: str, new_pin: str) -> None:
+        """Change the token's PIN; rides out a reconnect up to the deadline (it must reach every device)."""
+
+    def watch(self) -> Watch:
+        """A stream of the agent's changes, starting with a snapshot of its index."""
+
+
+class Watch(Protocol):
+    def __iter__(self) -> Iterator[model.Event]: ...
+
+    def cancel(self) -> None: ...
+
+
+class GrpcAgentClient:
+    """AgentClient over one gRPC channel (owned by the endpoint directory, which reuses it)."""
+
+    def __init__(
+        self,
+        name: str,
+        stub: hsm_pb2_grpc.HSMAgentStub,
+        timeout: float = DEFAULT_TIMEOUT,
+        observe: Observer | None = None,
+    ) -> None:
+        self._name = name
+        self._stub = stub
+        self._timeout = timeout
+        self._observe = observe
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    def _call(self, method: str, request: object, wait: bool = False, pin_call: bool = False) -> Any:
+        started = time.perf_counter()
+        outcome = "OK"
+        try:
+            return getattr(self._stub, method)(request, timeout=self._timeout, wait_for_ready=wait)
+        except grpc.RpcError as error:
+            outcome = errors.code_name(error)
+            raise errors.translate(self._name, error, pin_call) from None
+        finally:
+            if self._observe is not None:
+                self._observe(method, outcome, time.perf_counter() - started)
+
+    def entries(self, prefix: str, include_deleted: bool) -> list[model.Entry]:
+        request = hsm_pb2.ListSecretsRequest(prefix=prefix, include_deleted=include_deleted)
+        return [_entry(entry) for entry in self._call("ListSecrets", request).entries]
+
+    def state(self, path: str) -> model.PathState:
+        # A prefix listing also returns longer paths; only the exact one counts.
+        for entry in self.entries(path, include_deleted=True):
+            if entry.path == path:
+                return entry.state
+        return model.ABSENT
+
+    def read(self, path: str) -> model.Secret:
+        response = self._call("ReadSecret", hsm_pb2.ReadSecretRequest(path=path))
+        return model.Secret(
+            path=path,
+            version=response.version,
+            checksum=response.checksum,
+            data=dict(response.secret_data.data),
+            metadata=_metadata(response.metadata),
+        )
+
+    def metadata(self, path: str) -> tuple[model.Entry, model.Metadata]:
+        response = self._call("ReadMetadata", hsm_pb2.ReadMetadataRequest(path=path))
+        return _entry(response.entry), _metadata(response.metadata)
+
+    def write(
+        self,
+        path: str,
+        data: Mapping[str, bytes],
+        metadata: model.Metadata | None,
+        *,
+        expected: int | None = None,
+        version: int = 0,
+        writer: str = "",
+    ) -> int:
+        request = hsm_pb2.WriteSecretRequest(
+            path=path,
+            secret_data=hsm_pb2.SecretData(data=dict(data)),
+            expected_version=expected or 0,
+            has_expected_version=expected is not None,
+            version=version,
+            writer=writer,
+        )
+        if metadata is not None:
+            request.metadata.CopyFrom(_metadata_message(metadata))
+        return int(self._call("WriteSecret", request).version)
+
+    def delete(
+        self, path: str, *, key: str = "", expected: int | None = None, version: int = 0, writer: str = ""
+    ) -> int:
+        request = hsm_pb2.DeleteSecretRequest(
+            path=path,
+            key=key,
+            expected_version=expected or 0,
+            has_expected_version=expected is not None,
+            version=version,
+            writer=writer,
+        )
+        return int(self._call("DeleteSecret", request).version)
+
+    def info(self) -> model.DeviceInfo:
+        response = self._call("GetInfo", hsm_pb2.GetInfoRequest())
+        hsm = response.hsm_info
+        capacity = None
+        if response.HasField("capacity"):
+            c = response.capacity
+            capacity = model.Capacity(
+                max_objects=c.max_objects,
+                used_objects=c.used_objects,
+                free_objects=c.free_objects,
+                own_objects=c.own_objects,
+                own_bytes=c.own_bytes,
+                total_memory=c.total_memory if c.HasField("total_memory") else None,
+                free_memory=c.free_memory if c.HasField("free_memory") else None,
+            )
+        return model.DeviceInfo(
+            label=hsm.label,
+            manufacturer=hsm.manufacturer,
+            model=hsm.model,
+            serial_number=hsm.serial_number,
+            firmware_version=hsm.firmware_version,
+            max_object_size=response.max_object_size,
+            secret_count=response.secret_count,
+            capacity=capacity,
+        )
+
+    def health(self) -> model.Health:
+        health = self._call("Health", hsm_pb2.HealthRequest())
+        connected = self._call("IsConnected", hsm_pb2.IsConnectedRequest())
+        return model.Health(connected=connected.connected, status=health.status, message=health.message)
+
+    def change_pin(self, old_pin: str, new_pin: str) -> None:
+        self._call(
+            "ChangePIN", hsm_pb2.ChangePINRequest(old_pin=old_pin, new_pin=new_pin), wait=True, pin_call=True
+        )
+
+    def watch(self) -> Watch:
+        return _Stream(
+            self._name, self._stub.WatchSecrets(hsm_pb2.WatchSecretsRequest(include_snapshot=True))
+        )
+
+
+class _Stream:
+    """A WatchSecrets call yielding model events; ending with errors.AgentCallError unless cancelled."""
+
+    def __init__(self, agent: str, call: Any) -> None:
+        self._agent = agent
+        self._call = call
+
+    def __iter__(self) -> Iterator[model.Event]:
+        try:
+            for event in self._call:
+                yield _event(event)
+        except grpc.RpcError as error:
+            raise errors.translate(self._agent, error) from None
+
+    def cancel(self) -> None:
+        self._call.cancel()
+
+
+_EVENT_KINDS = {
+    hsm_pb2.SecretEvent.KIND_SNAPSHOT: model.EventKind.SNAPSHOT,
+    hsm_pb2.SecretEvent.KIND_SNAPSHOT_END: model.EventKind.SNAPSHOT_END,
+    hsm_pb2.SecretEvent.KIND_CHANGED: model.EventKind.CHANGED,
+    hsm_pb2.SecretEvent.KIND_DELETED: model.EventKind.DELETED,
+}
+
+
+def _event(event: hsm_pb2.SecretEvent) -> model.Event:
+    return model.Event(
+        kind=_EVENT_KINDS.get(event.kind, model.EventKind.CHANGED),
+        path=event.path,
+        version=event.version,
+        checksum=event.checksum,
+        deleted=event.deleted,
+    )
+
+
+def _entry(entry: hsm_pb2.SecretEntry) -> model.Entry:
+    return model.Entry(
+        path=entry.path,
+        state=model.PathState(
+            version=entry.version,
+            checksum=entry.checksum,
+            deleted=entry.deleted,
+            updated_at=entry.updated_at,
+            writer=entry.writer,
+        ),
+        keys=tuple(entry.keys),
+    )
+
+
+def _metadata(message: hsm_pb2.SecretMetadata) -> model.Metadata:
+    return model.Metadata(
+        description=message.description,
+        labels=dict(message.labels),
+        format=message.format,
+        data_type=message.data_type,
+        created_at=message.created_at,
+        source=message.source,
+    )
+
+
+def _metadata_message(metadata: model.Metadata) -> hsm_pb2.SecretMetadata:
+    return hsm_pb2.SecretMetadata(
+        description=metadata.description,
+        labels=dict(metadata.labels),
+        format=metadata.format,
+        data_type=metadata.data_type,
+        created_at=metadata.created_at,
+        source=metadata.source,
+    )

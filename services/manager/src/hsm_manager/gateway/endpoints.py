@@ -1,0 +1,251 @@
+"""Where the agents are, and one reused mutual-TLS channel (and client) per agent.
+
+Production finds agents from their pods (Running and Ready agent pods, with a short cache); tests and a
+manager-less dev setup name them (``StaticDirectory``). Both serve the operator and the API alike.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
+
+import grpc
+
+from hsm_common import constants
+from hsm_manager import kube
+from hsm_manager.decide import agentspec
+from hsmproto import channel
+
+from . import client, pki
+
+AGENT_SELECTOR = f"{constants.LABEL_COMPONENT}={agentspec.COMPONENT}"
+
+
+@dataclasses.dataclass(frozen=True)
+class AgentEndpoint:
+    """One reachable agent."""
+
+    device: str
+    """HSMDevice name."""
+    namespace: str
+    name: str
+    """Agent Deployment name, also the name in its TLS certificate."""
+    serial: str
+    node: str
+    address: str
+    """host:port of its gRPC server."""
+
+
+class Directory(Protocol):
+    """Where agents are found and how they are reached."""
+
+    def devices(self, namespace: str) -> list[str]:
+        """HSMDevices of namespace that have at least one reachable agent."""
+
+    def endpoints(self, namespace: str, device: str | None = None) -> list[AgentEndpoint]:
+        """Reachable agents in namespace (of device, when given), sorted by device and name."""
+
+    def client(self, endpoint: AgentEndpoint) -> client.AgentClient:
+        """The client of endpoint (its channel is reused)."""
+
+    def invalidate(self) -> None:
+        """Forget what was listed (an agent pod changed)."""
+
+    def close(self) -> None:
+        """Close every channel."""
+
+
+class TLSSource(Protocol):
+    """Client TLS material for talking to agents (server_name is set per agent)."""
+
+    def current(self) -> channel.ClientTLS:
+        """The CA, client certificate and key to use now."""
+
+
+class SecretTLS:
+    """Reads the manager's client certificate from its Secret, re-reading at most every ttl seconds."""
+
+    def __init__(self, kube_client: kube.Kube, namespace: str, ttl: float = 60.0) -> None:
+        self._client = kube_client
+        self._namespace = namespace
+        self._ttl = ttl
+        # Guards the cached material: channels are opened from many threads.
+        self._lock = threading.Lock()
+        self._cached: tuple[float, channel.ClientTLS] | None = None
+
+    def current(self) -> channel.ClientTLS:
+        with self._lock:
+            now = time.monotonic()
+            if self._cached is None or now - self._cached[0] > self._ttl:
+                data = pki.secret_data(self._client.get("Secret", self._namespace, pki.CLIENT_SECRET))
+                tls = channel.ClientTLS(data["ca.crt"], data["tls.crt"], data["tls.key"])
+                self._cached = (now, tls)
+            return self._cached[1]
+
+
+def _ready(pod: kube.Obj) -> bool:
+    status = pod.get("status") or {}
+    if (
+        pod["metadata"].get("deletionTimestamp")
+        or status.get("phase") != "Running"
+        or not status.get("podIP")
+    ):
+        return False
+    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or [])
+
+
+def endpoint_of(pod: kube.Obj) -> AgentEndpoint | None:
+    """The endpoint of an agent pod, or None when it is not Running and Ready."""
+    if not _ready(pod):
+        return None
+    meta = pod["metadata"]
+    labels = meta.get("labels") or {}
+    return AgentEndpoint(
+        device=labels.get(constants.LABEL_DEVICE, ""),
+        namespace=meta["namespace"],
+        name=labels.get(agentspec.INSTANCE_LABEL, ""),
+        serial=(meta.get("annotations") or {}).get(agentspec.ANNOTATION_SERIAL, ""),
+        node=pod["spec"].get("nodeName", ""),
+        address=f"{pod['status']['podIP']}:{constants.PORT_AGENT_GRPC}",
+    )
+
+
+@dataclasses.dataclass
+class _Open:
+    address: str
+    tls: channel.ClientTLS | None
+    channel: grpc.Channel
+    client: client.AgentClient
+
+
+class _Channels:
+    """One channel (and client) per agent, reopened when its address or TLS material changes."""
+
+    def __init__(self, timeout: float, observe: client.Observer | None) -> None:
+        self._timeout = timeout
+        self._observe = observe
+        # Guards _open: sync workers, watch threads and API threads share one directory.
+        self._lock = threading.Lock()
+        self._open: dict[tuple[str, str], _Open] = {}
+
+    def client(self, endpoint: AgentEndpoint, tls: channel.ClientTLS | None) -> client.AgentClient:
+        key = (endpoint.namespace, endpoint.name)
+        with self._lock:
+            current = self._open.get(key)
+            if current and current.address == endpoint.address and current.tls == tls:
+                return current.client
+            if current:
+                current.channel.close()
+            opened = channel.open_channel(endpoint.address, tls)
+            agent = client.GrpcAgentClient(
+                endpoint.name, channel.agent_stub(opened), self._timeout, self._observe
+            )
+            self._open[key] = _Open(endpoint.address, tls, opened, agent)
+            return agent
+
+    def close(self) -> None:
+        with self._lock:
+            for current in self._open.values():
+                current.channel.close()
+            self._open.clear()
+
+
+class AgentRegistry:
+    """Agents from their pods, with a short cache; channels use mTLS and verify the agent's name."""
+
+    def __init__(
+        self,
+        kube_client: kube.Kube,
+        tls: TLSSource,
+        timeout: float = client.DEFAULT_TIMEOUT,
+        observe: client.Observer | None = None,
+        cache_seconds: float = 2.0,
+    ) -> None:
+        self._client = kube_client
+        self._tls = tls
+        self._cache_seconds = cache_seconds
+        self._channels = _Channels(timeout, observe)
+        # Guards _listed: sync workers, watch threads and API threads share one registry.
+        self._lock = threading.Lock()
+        self._listed: dict[tuple[str, str | None], tuple[float, list[AgentEndpoint]]] = {}
+
+    def endpoints(self, namespace: str, device: str | None = None) -> list[AgentEndpoint]:
+        key = (namespace, device)
+        with self._lock:
+            cached = self._listed.get(key)
+            if cached and time.monotonic() - cached[0] < self._cache_seconds:
+                return list(cached[1])
+        selector = AGENT_SELECTOR + (f",{constants.LABEL_DEVICE}={device}" if device else "")
+        pods = self._client.list_objects("Pod", namespace, selector)
+        found = sorted(
+            (e for e in map(endpoint_of, pods) if e is not None and e.name), key=lambda e: (e.device, e.name)
+        )
+        with self._lock:
+            self._listed[key] = (time.monotonic(), found)
+        return list(found)
+
+    def devices(self, namespace: str) -> list[str]:
+        return sorted({e.device for e in self.endpoints(namespace)})
+
+    def client(self, endpoint: AgentEndpoint) -> client.AgentClient:
+        tls = dataclasses.replace(self._tls.current(), server_name=endpoint.name)
+        return self._channels.client(endpoint, tls)
+
+    def invalidate(self) -> None:
+        with self._lock:
+            self._listed.clear()
+
+    def close(self) -> None:
+        self._channels.close()
+
+
+class StaticDirectory:
+    """A fixed list of agents per device (tests, benchmarks, a manager-less dev setup)."""
+
+    def __init__(
+        self,
+        groups: Mapping[str, Sequence[tuple[str, str]]],
+        namespace: str,
+        tls: channel.ClientTLS | None = None,
+        timeout: float = client.DEFAULT_TIMEOUT,
+        observe: client.Observer | None = None,
+    ) -> None:
+        self._endpoints = sorted(
+            (
+                AgentEndpoint(device, namespace, name, "", "", address)
+                for device, members in groups.items()
+                for name, address in members
+            ),
+            key=lambda e: (e.device, e.name),
+        )
+        self._namespace = namespace
+        self._tls = tls
+        self._channels = _Channels(timeout, observe)
+
+    @classmethod
+    def from_json(cls, text: str, namespace: str, **options: Any) -> StaticDirectory:
+        """Agents from ``{"<device>": [{"name": ..., "address": "host:port"}]}`` (plaintext gRPC)."""
+        config: dict[str, list[dict[str, str]]] = json.loads(text)
+        groups = {device: [(m["name"], m["address"]) for m in members] for device, members in config.items()}
+        return cls(groups, namespace, **options)
+
+    def devices(self, namespace: str) -> list[str]:
+        return sorted({e.device for e in self.endpoints(namespace)})
+
+    def endpoints(self, namespace: str, device: str | None = None) -> list[AgentEndpoint]:
+        return [
+            e for e in self._endpoints if e.namespace == namespace and (device is None or e.device == device)
+        ]
+
+    def client(self, endpoint: AgentEndpoint) -> client.AgentClient:
+        return self._channels.client(endpoint, self._tls)
+
+    def invalidate(self) -> None:
+        return
+
+    def close(self) -> None:
+        self._channels.close()
