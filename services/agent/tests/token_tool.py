@@ -11,7 +11,7 @@ import sys
 import pkcs11
 
 from hsm_agent.store import codec, layout
-from hsm_common import checksum
+from hsm_common import checksum, times
 
 A = pkcs11.Attribute
 
@@ -53,7 +53,7 @@ def main(label: str, pin: str, command: str, *args: str) -> None:
             False,
             layout.Metadata(),
             "other-tool",
-            layout.now(),
+            times.now(),
         )
         _, objects, _ = codec.plan_record(head, data, 65536)
         for i, (object_label, value) in enumerate(objects):

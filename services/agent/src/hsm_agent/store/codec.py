@@ -19,7 +19,7 @@ from typing import Any
 import cbor2
 import pydantic
 
-from hsm_common import constants
+from hsm_common import constants, times
 
 from . import layout
 
@@ -241,7 +241,7 @@ def plan_ledger(ledger: layout.Ledger, max_object_size: int) -> tuple[layout.Led
         "format": layout.FORMAT_VERSION,
         "generation": ledger.generation,
         "sequence": ledger.sequence,
-        "time": layout.now(),
+        "time": times.now(),
     }
     value, pieces, _ = _placed(fields, body, max_object_size)
     label = layout.ledger_label(ledger.generation)

@@ -138,11 +138,6 @@ def split(body: bytes, max_object_size: int) -> list[bytes]:
     return [body[i : i + max_object_size] for i in range(0, len(body), max_object_size)] or [b""]
 
 
-def now() -> str:
-    """The current time in RFC 3339 (UTC, microseconds) as records note it."""
-    return datetime.datetime.now(datetime.UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
-
-
 def parse_time(text: str) -> datetime.datetime | None:
     """The instant of an RFC 3339 time, or None when it does not parse."""
     try:

@@ -12,7 +12,7 @@ import time
 from collections.abc import Iterator, Mapping
 
 from hsm_agent import errors, metrics
-from hsm_common import checksum
+from hsm_common import checksum, times
 
 from . import budget, codec, index, layout, pin, rawcalls, scan, token
 
@@ -411,7 +411,7 @@ class SecretStore:
                 deleted=True,
                 metadata=layout.Metadata(),
                 writer=writer or self.config.device_name,
-                time=layout.now(),
+                time=times.now(),
             )
             self._rewrite_ledger(tomb, self._path_objects.get(path, []))
             return tomb
@@ -421,7 +421,7 @@ class SecretStore:
             meta = current.metadata if current else layout.Metadata()
         if not meta.created_at:
             kept = current.metadata.created_at if current and not current.deleted else ""
-            meta = dataclasses.replace(meta, created_at=kept or layout.now())
+            meta = dataclasses.replace(meta, created_at=kept or times.now())
         return meta
 
     def _held(self) -> int:
@@ -443,7 +443,7 @@ class SecretStore:
             deleted=False,
             metadata=meta,
             writer=writer or self.config.device_name,
-            time=layout.now(),
+            time=times.now(),
         )
         try:
             head, objects, size = codec.plan_record(planned, data, self.budget.max_object_size)

@@ -60,7 +60,8 @@ class AgentClient(Protocol):
 
     def info(self) -> model.DeviceInfo: ...
 
-    def health(self) -> model.Health: ...
+    def health(self, wait: bool = False) -> model.Health:
+        """Health and connection of the agent; wait rides out a reconnect up to the deadline."""
 
     def change_pin(self, old_pin: str, new_pin: str) -> None:
         """Change the token's PIN; rides out a reconnect up to the deadline (it must reach every device)."""
@@ -192,9 +193,9 @@ class GrpcAgentClient:
             capacity=capacity,
         )
 
-    def health(self) -> model.Health:
-        health = self._call("Health", hsm_pb2.HealthRequest())
-        connected = self._call("IsConnected", hsm_pb2.IsConnectedRequest())
+    def health(self, wait: bool = False) -> model.Health:
+        health = self._call("Health", hsm_pb2.HealthRequest(), wait=wait)
+        connected = self._call("IsConnected", hsm_pb2.IsConnectedRequest(), wait=wait)
         return model.Health(connected=connected.connected, status=health.status, message=health.message)
 
     def change_pin(self, old_pin: str, new_pin: str) -> None:
