@@ -11,7 +11,9 @@ import os
 import pathlib
 from typing import Any
 
-from hsm_manager.api import agents, app, auth
+from hsm_manager.api import app, auth
+from hsm_manager.gateway import endpoints
+from hsm_manager.mirroring import service
 
 
 class TableAuth:
@@ -51,19 +53,18 @@ def build() -> Any:
     """The app wired from the JSON file named by HSM_API_TEST_CONFIG."""
     config = json.loads(pathlib.Path(os.environ["HSM_API_TEST_CONFIG"]).read_text())
     table = TableAuth(config)
-    provider = agents.StaticProvider(
-        {
-            device: [agents.Member(m["name"], m["address"], serial=m["name"]) for m in members]
+    namespace = config["deviceNamespace"]
+    directory = endpoints.StaticDirectory(
+        [
+            endpoints.AgentEndpoint(device, namespace, m["name"], m["name"], "", m["address"])
             for device, members in config["devices"].items()
-        },
-        namespace=config["deviceNamespace"],
+            for m in members
+        ]
     )
     deps = app.Deps(
         guard=auth.Guard(table, table),
-        provider=provider,
+        mirror=service.Mirror(directory, namespace),
         pins=PinFiles(config.get("pinFiles", {})),
-        device_namespace=config["deviceNamespace"],
-        mirror_interval=float(config.get("mirrorInterval", 0)),
-        mirror_lock=os.environ.get("HSM_MANAGER_MIRROR_LOCK", ""),
+        device_namespace=namespace,
     )
     return app.create_app(deps)

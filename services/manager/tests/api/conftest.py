@@ -173,7 +173,6 @@ def start_api(
     root: pathlib.Path,
     devices: dict[str, list[Agent]],
     workers: int = 2,
-    mirror_interval: float = 0,
     threads: int = 4,
 ) -> Api:
     config = {
@@ -184,7 +183,6 @@ def start_api(
             d: [{"name": a.name, "address": a.address} for a in agents] for d, agents in devices.items()
         },
         "pinFiles": {d: [str(a.pin_file) for a in agents] for d, agents in devices.items()},
-        "mirrorInterval": mirror_interval,
     }
     root.mkdir(parents=True, exist_ok=True)
     (root / "api.json").write_text(json.dumps(config))
@@ -197,7 +195,6 @@ def start_api(
         "HSM_API_TEST_CONFIG": str(root / "api.json"),
         "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
     }
-    env.pop("HSM_MANAGER_MIRROR_LOCK", None)
     process = subprocess.Popen(
         [
             sys.executable, "-m", "hsm_manager.api.server",
@@ -248,7 +245,7 @@ def agent_pair(tmp_path_factory: pytest.TempPathFactory) -> collections.abc.Iter
 @pytest.fixture(scope="module")
 def api(tmp_path_factory: pytest.TempPathFactory, agent_pair: list[Agent]) -> collections.abc.Iterator[Api]:
     """gunicorn (2 workers) serving the API for the device 'pair' made of both agents."""
-    served = start_api(tmp_path_factory.mktemp("api"), {"pair": agent_pair}, mirror_interval=0.5)
+    served = start_api(tmp_path_factory.mktemp("api"), {"pair": agent_pair})
     yield served
     stop_api(served)
 

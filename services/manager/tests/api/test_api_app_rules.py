@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import re
 
-from hsm_manager.api import agents, app, auth, openapi
+from hsm_manager.api import app, auth, openapi
+from hsm_manager.gateway import endpoints
+from hsm_manager.mirroring import service
 
 
 class _Nobody:
@@ -21,7 +23,8 @@ class _NoPins:
 
 
 def test_openapi_documents_every_rule_of_the_app() -> None:
-    deps = app.Deps(auth.Guard(_Nobody(), _Nobody()), agents.StaticProvider({}, "ns"), _NoPins(), "ns")
+    mirror = service.Mirror(endpoints.StaticDirectory([]), "ns")
+    deps = app.Deps(auth.Guard(_Nobody(), _Nobody()), mirror, _NoPins(), "ns")
     flask_app = app.create_app(deps)
     rules = {
         (re.sub(r"<path:(\w+)>", r"{\1}", rule.rule), method)

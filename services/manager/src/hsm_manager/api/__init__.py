@@ -1,4 +1,5 @@
 """REST API of the manager: a Flask app factory (``app.create_app``) served by gunicorn (``server``).
 
-Only this package imports flask; the modules that decide (``mirror``, ``paging``, ``envelope``) are pure.
+Only this package imports flask. Routes translate HTTP: they call the mirroring service and shape its
+results (``views``); what is decided lives in ``hsm_manager.mirroring`` and ``hsm_manager.decide``.
 """

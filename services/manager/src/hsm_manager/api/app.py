@@ -12,8 +12,10 @@ import prometheus_client
 from werkzeug import exceptions
 
 from hsm_common import constants
+from hsm_manager.mirroring import devices, service
+from hsm_manager.mirroring import errors as mirror_errors
 
-from . import agents, auth, devices, envelope, errors, loop, metrics, routes
+from . import auth, envelope, errors, metrics, routes
 
 log = logging.getLogger(__name__)
 
@@ -28,14 +30,11 @@ class Deps:
     """Everything the API talks to; production wiring is in ``bootstrap``, tests hand in their own."""
 
     guard: auth.Guard
-    provider: agents.Provider
+    mirror: service.Mirror
+    """The devices' agents (of the HSMDevices' namespace), through the mirroring service."""
     pins: devices.PinStore
     device_namespace: str
     """Namespace of the HSMDevices (authorization of device-wide routes happens there)."""
-    mirror_interval: float = 30.0
-    """Seconds between mirror repair passes; 0 disables the loop."""
-    mirror_lock: str = ""
-    """File whose flock elects the one worker that runs the loop; empty disables the loop."""
 
 
 def create_app(deps: Deps) -> flask.Flask:
@@ -48,12 +47,9 @@ def create_app(deps: Deps) -> flask.Flask:
     app.before_request(_authenticate)
     app.after_request(_observe)
     app.register_error_handler(errors.ApiError, _api_error)
+    app.register_error_handler(mirror_errors.MirrorError, _operation_error)
     app.register_error_handler(exceptions.HTTPException, _http_error)
     app.register_error_handler(Exception, _unexpected)
-    if deps.mirror_interval > 0 and deps.mirror_lock:
-        mirror_loop = loop.MirrorLoop(deps.provider, deps.mirror_interval, deps.mirror_lock)
-        mirror_loop.start()
-        app.extensions["hsm_api_loop"] = mirror_loop
     return app
 
 
@@ -79,6 +75,10 @@ def _observe(response: flask.Response) -> flask.Response:
 
 def _api_error(error: errors.ApiError) -> tuple[dict[str, Any], int]:
     return envelope.from_error(error), error.status
+
+
+def _operation_error(error: mirror_errors.MirrorError) -> tuple[dict[str, Any], int]:
+    return _api_error(errors.from_mirror(error))
 
 
 _HTTP_CODES = {

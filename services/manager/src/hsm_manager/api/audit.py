@@ -5,7 +5,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 
-from . import auth, mirror
+from hsm_manager.mirroring import writes
+
+from . import auth
 
 log = logging.getLogger("hsm_manager.api.audit")
 
@@ -16,7 +18,7 @@ def record(
     target: str,
     status: int,
     keys: Iterable[str] = (),
-    results: Iterable[mirror.DeviceResult] = (),
+    results: Iterable[writes.DeviceResult] = (),
 ) -> None:
     """Write the audit line of one write request (successful or not)."""
     log.info(
@@ -28,6 +30,8 @@ def record(
             "target": target,
             "keys": sorted(keys),
             "status": status,
-            "devices": {r.member: ("ok" if r.ok else (r.code.value if r.code else "error")) for r in results},
+            "devices": {
+                r.member: ("ok" if r.ok else (r.failure.value if r.failure else "error")) for r in results
+            },
         },
     )

@@ -5,6 +5,8 @@ from __future__ import annotations
 import enum
 from typing import Any
 
+from hsm_manager.mirroring import errors as mirror_errors
+
 
 class Code(enum.StrEnum):
     """Stable machine-readable error codes; clients switch on these, never on messages."""
@@ -129,3 +131,24 @@ class PinRejected(ApiError):
 
 class AuthBackendUnavailable(ApiError):
     code = Code.AUTH_BACKEND_UNAVAILABLE
+
+
+_OPERATION_ERRORS: dict[Code, type[ApiError]] = {
+    cls.code: cls
+    for cls in (
+        InvalidArgument,
+        NotFound,
+        AlreadyExists,
+        VersionConflict,
+        DeviceUnavailable,
+        DeviceNotFound,
+        AmbiguousDevice,
+        DeviceFull,
+        PinRejected,
+    )
+}
+
+
+def from_mirror(error: mirror_errors.MirrorError) -> ApiError:
+    """The API error of a failed mirroring operation (its failure names the code)."""
+    return _OPERATION_ERRORS.get(Code(error.failure.value), ApiError)(error.message, error.details)

@@ -6,11 +6,7 @@ prometheus_client picks its multiprocess value class when it is first imported, 
 
 from __future__ import annotations
 
-import contextlib
-import dataclasses
 import os
-import time
-from collections.abc import Iterator
 
 import prometheus_client
 from prometheus_client import multiprocess
@@ -40,27 +36,15 @@ REPAIRS = prometheus_client.Counter(
 )
 
 
-@dataclasses.dataclass
-class CallOutcome:
-    """The result label of one agent call, set by the caller before the block ends."""
-
-    result: str = "UNKNOWN"
-
-    def set(self, result: str) -> None:
-        """Record the call's result (a gRPC status name)."""
-        self.result = result
+def observe_agent_call(method: str, outcome: str, seconds: float) -> None:
+    """Count and time one agent call (the gateway's observer)."""
+    AGENT_LATENCY.labels(method).observe(seconds)
+    AGENT_CALLS.labels(method, outcome).inc()
 
 
-@contextlib.contextmanager
-def agent_call(method: str) -> Iterator[CallOutcome]:
-    """Count and time one agent call."""
-    outcome = CallOutcome()
-    start = time.perf_counter()
-    try:
-        yield outcome
-    finally:
-        AGENT_LATENCY.labels(method).observe(time.perf_counter() - start)
-        AGENT_CALLS.labels(method, outcome.result).inc()
+def observe_repair(kind: str, ok: bool) -> None:
+    """Count one repair write of POST /hsm/mirror/sync."""
+    REPAIRS.labels(kind, "ok" if ok else "error").inc()
 
 
 def observe_request(route: str, method: str, code: int, seconds: float) -> None:

@@ -7,7 +7,10 @@ from typing import TYPE_CHECKING, Any
 
 import flask
 
-from . import agents, audit, auth, devices, envelope, errors, openapi, paging, reads, repair, schemas, writes
+from hsm_manager.mirroring import devices, groups, reads, writes
+from hsm_manager.mirroring import errors as mirror_errors
+
+from . import audit, auth, envelope, errors, metrics, openapi, paging, schemas, views
 
 if TYPE_CHECKING:
     from . import app as _app
@@ -33,10 +36,8 @@ def _allow(verb: str, resource: str, namespace: str, name: str = "") -> None:
     _deps().guard.authorize(_user(), auth.Access(verb, resource, namespace, name))
 
 
-def _group(device: str | None = None) -> agents.Group:
-    return agents.resolve(
-        _deps().provider, device if device is not None else flask.request.args.get("device")
-    )
+def _group(device: str | None = None) -> groups.Group:
+    return _deps().mirror.resolve(device if device is not None else flask.request.args.get("device"))
 
 
 def _secret(path: str, verb: str) -> schemas.SecretPath:
@@ -75,38 +76,49 @@ def _ok(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> 
     return response
 
 
-def _write_reply(reply: writes.Reply) -> flask.Response:
-    if reply.partial:
+def _write_reply(written: writes.Written, success_status: int) -> flask.Response:
+    data = writes.wire(written)
+    if written.partial:
         body = envelope.failure(
             errors.Code.PARTIAL_FAILURE,
-            "the write reached only some devices; they are repaired by the mirror loop",
-            data=reply.data,
+            "the write reached only some devices; the mirror repair brings the others along",
+            data=data,
         )
         response = flask.jsonify(body)
+        response.status_code = errors.STATUS[errors.Code.PARTIAL_FAILURE]
     else:
-        response = flask.jsonify(envelope.ok(reply.data))
-    response.status_code = reply.status
-    response.headers["ETag"] = f'"{reply.data["version"]}"'
+        response = flask.jsonify(envelope.ok(data))
+        response.status_code = success_status
+    response.headers["ETag"] = f'"{written.version}"'
     return response
 
 
 def _audited(
-    action: str, target: str, keys: Callable[[], list[str]], run: Callable[[], writes.Reply]
+    action: str,
+    target: str,
+    keys: Callable[[], list[str]],
+    run: Callable[[], writes.Written],
+    success_status: int = 200,
 ) -> flask.Response:
     """Run a write and leave its audit line, whatever the outcome."""
     try:
-        reply = run()
+        written = run()
+    except mirror_errors.MirrorError as error:
+        failed = errors.from_mirror(error)
+        audit.record(_user(), action, target, failed.status, _safe_keys(keys))
+        raise failed from None
     except errors.ApiError as error:
         audit.record(_user(), action, target, error.status, _safe_keys(keys))
         raise
-    audit.record(_user(), action, target, reply.status, _safe_keys(keys), reply.results)
-    return _write_reply(reply)
+    response = _write_reply(written, success_status)
+    audit.record(_user(), action, target, response.status_code, _safe_keys(keys), written.results)
+    return response
 
 
 def _safe_keys(keys: Callable[[], list[str]]) -> list[str]:
     try:
         return keys()
-    except errors.ApiError:
+    except (errors.ApiError, mirror_errors.MirrorError):
         return []
 
 
@@ -127,7 +139,7 @@ def info() -> flask.Response:
             "name": "hsm-secrets-operator",
             "apiVersion": "v1",
             "deviceNamespace": deps.device_namespace,
-            "devices": deps.provider.devices(),
+            "devices": deps.mirror.devices(),
             "user": _user().username,
         }
     )
@@ -142,13 +154,15 @@ def openapi_document() -> flask.Response:
 @blueprint.get("/hsm/info")
 def hsm_info() -> flask.Response:
     _device_access("get")
-    return _ok(devices.info(_deps().provider, _group()))
+    group = _group()
+    return _ok(views.device_info(group.device, group.namespace, devices.info(group)))
 
 
 @blueprint.get("/hsm/status")
 def hsm_status() -> flask.Response:
     _device_access("get")
-    return _ok(devices.status(_deps().provider, _group()))
+    group = _group()
+    return _ok(views.device_status(group.device, devices.health(group)))
 
 
 # ------------------------------------------------------------------ secrets
@@ -166,32 +180,35 @@ def list_secrets() -> flask.Response:
     token = args.get("continue")
     after = paging.decode_token(token) if token else None
     prefix = schemas.parse_prefix(args.get("prefix", ""))
-    return _ok(reads.list_secrets(_deps().provider, _group(), namespace, prefix, limit, after))
+    listed = reads.list_live(_group(), f"{namespace}/{prefix}")
+    return _ok(views.secret_list(listed, namespace, limit, after))
 
 
 @blueprint.get("/hsm/secrets/<path:path>")
 def read_secret(path: str) -> flask.Response:
     parsed = _secret(path, "get")
-    data = reads.read_secret(_deps().provider, _group(), parsed.path)
-    return _ok(data, headers={"ETag": f'"{data["version"]}"'})
+    found, device = reads.read(_group(), parsed.path)
+    return _ok(views.secret(found, device), headers={"ETag": f'"{found.version}"'})
 
 
 @blueprint.get("/hsm/secrets/<path:path>/metadata")
 def read_metadata(path: str) -> flask.Response:
     parsed = _secret(path, "get")
-    return _ok(reads.read_metadata(_deps().provider, _group(), parsed.path))
+    return _ok(views.secret_metadata(*reads.metadata(_group(), parsed.path)))
 
 
 @blueprint.get("/hsm/secrets/<path:path>/checksum")
 def read_checksum(path: str) -> flask.Response:
     parsed = _secret(path, "get")
-    return _ok(reads.checksum(_deps().provider, _group(), parsed.path))
+    return _ok(views.checksum(parsed.path, reads.checksum(_group(), parsed.path)))
 
 
 @blueprint.get("/hsm/secrets/<path:path>/versions")
 def read_versions(path: str) -> flask.Response:
     parsed = _secret(path, "get")
-    return _ok(reads.versions(_deps().provider, _group(), parsed.path))
+    group = _group()
+    found = reads.versions(group, parsed.path)
+    return _ok(views.versions(parsed.path, found, [member.name for member in group.members]))
 
 
 def _writable(path: str, verb: str) -> schemas.SecretPath:
@@ -211,13 +228,13 @@ def create_secret(path: str) -> flask.Response:
     raw = _json_body()
     body = schemas.parse_body(schemas.SecretBody, raw)
     data = schemas.decode_data(body.data)
-    deps, user = _deps(), _user()
-    group = _group()
+    user, group = _user(), _group()
     return _audited(
         "create",
         parsed.path,
         lambda: list(data),
-        lambda: writes.create(deps.provider, group, parsed.path, data, body.metadata, user.username),
+        lambda: writes.create(group, parsed.path, data, views.metadata_of(body.metadata), user.username),
+        success_status=201,
     )
 
 
@@ -227,13 +244,13 @@ def replace_secret(path: str) -> flask.Response:
     expected = _if_match()
     body = schemas.parse_body(schemas.SecretBody, _json_body())
     data = schemas.decode_data(body.data)
-    deps, user, group = _deps(), _user(), _group()
+    user, group = _user(), _group()
     return _audited(
         "replace",
         parsed.path,
         lambda: list(data),
         lambda: writes.replace(
-            deps.provider, group, parsed.path, data, body.metadata, user.username, expected
+            group, parsed.path, data, views.metadata_of(body.metadata), user.username, expected
         ),
     )
 
@@ -244,13 +261,19 @@ def patch_secret(path: str) -> flask.Response:
     expected = _if_match()
     body = schemas.parse_body(schemas.PatchBody, _json_body())
     changes = schemas.decode_patch(body.data)
-    deps, user, group = _deps(), _user(), _group()
+    user, group = _user(), _group()
     return _audited(
         "patch",
         parsed.path,
         lambda: list(changes),
         lambda: writes.patch(
-            deps.provider, group, parsed.path, changes, body.metadata, user.username, expected
+            group,
+            parsed.path,
+            changes,
+            views.metadata_of(body.metadata),
+            user.username,
+            expected,
+            schemas.validate_merged,
         ),
     )
 
@@ -260,20 +283,20 @@ def delete_secret(path: str) -> flask.Response:
     key = flask.request.args.get("key")
     parsed = _secret(path, "update" if key else "delete")
     expected = _if_match()
-    deps, user, group = _deps(), _user(), _group()
+    user, group = _user(), _group()
     if key is not None:
         valid_key = schemas.validate_key(key)
         return _audited(
             "delete-key",
             parsed.path,
             lambda: [valid_key],
-            lambda: writes.delete_key(deps.provider, group, parsed.path, valid_key, user.username, expected),
+            lambda: writes.delete_key(group, parsed.path, valid_key, user.username, expected),
         )
     return _audited(
         "delete",
         parsed.path,
         list,
-        lambda: writes.delete(deps.provider, group, parsed.path, user.username, expected),
+        lambda: writes.delete(group, parsed.path, user.username, expected),
     )
 
 
@@ -285,14 +308,14 @@ def change_pin() -> flask.Response:
     body = schemas.parse_body(schemas.ChangePinBody, _json_body())
     _allow("update", DEVICES, _deps().device_namespace, body.device or "")
     group = _group(body.device or None)
-    deps = _deps()
     try:
-        result = devices.change_pin(deps.provider, group, deps.pins, body.old_pin, body.new_pin)
-    except errors.ApiError as error:
-        audit.record(_user(), "change-pin", f"hsmdevice/{group.device}", error.status)
-        raise
+        changed = devices.change_pin(group, _deps().pins, body.old_pin, body.new_pin)
+    except mirror_errors.MirrorError as error:
+        failed = errors.from_mirror(error)
+        audit.record(_user(), "change-pin", f"hsmdevice/{group.device}", failed.status)
+        raise failed from None
     audit.record(_user(), "change-pin", f"hsmdevice/{group.device}", 200)
-    return _ok(result)
+    return _ok({"hsmDevice": group.device, "devices": changed, "pinSecretUpdated": True})
 
 
 @blueprint.post("/hsm/mirror/sync")
@@ -301,6 +324,6 @@ def mirror_sync() -> flask.Response:
     body = schemas.parse_body(schemas.MirrorSyncBody, raw) if raw.strip() else schemas.MirrorSyncBody()
     _allow("update", DEVICES, _deps().device_namespace, body.device or "")
     group = _group(body.device or None)
-    report = repair.repair_group(_deps().provider, group, schemas.parse_prefix(body.prefix))
+    report = _deps().mirror.repair(group.device, schemas.parse_prefix(body.prefix), metrics.observe_repair)
     audit.record(_user(), "mirror-sync", f"hsmdevice/{group.device}", 200)
     return _ok(report.to_wire())

@@ -10,7 +10,7 @@ import dataclasses
 import json
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 import grpc
@@ -204,25 +204,16 @@ class AgentRegistry:
 
 
 class StaticDirectory:
-    """A fixed list of agents per device (tests, benchmarks, a manager-less dev setup)."""
+    """A fixed list of agents (tests, benchmarks, a manager-less dev setup)."""
 
     def __init__(
         self,
-        groups: Mapping[str, Sequence[tuple[str, str]]],
-        namespace: str,
+        agents: Sequence[AgentEndpoint],
         tls: channel.ClientTLS | None = None,
         timeout: float = client.DEFAULT_TIMEOUT,
         observe: client.Observer | None = None,
     ) -> None:
-        self._endpoints = sorted(
-            (
-                AgentEndpoint(device, namespace, name, "", "", address)
-                for device, members in groups.items()
-                for name, address in members
-            ),
-            key=lambda e: (e.device, e.name),
-        )
-        self._namespace = namespace
+        self._endpoints = sorted(agents, key=lambda e: (e.device, e.name))
         self._tls = tls
         self._channels = _Channels(timeout, observe)
 
@@ -230,8 +221,12 @@ class StaticDirectory:
     def from_json(cls, text: str, namespace: str, **options: Any) -> StaticDirectory:
         """Agents from ``{"<device>": [{"name": ..., "address": "host:port"}]}`` (plaintext gRPC)."""
         config: dict[str, list[dict[str, str]]] = json.loads(text)
-        groups = {device: [(m["name"], m["address"]) for m in members] for device, members in config.items()}
-        return cls(groups, namespace, **options)
+        agents = [
+            AgentEndpoint(device, namespace, m["name"], m.get("serial", ""), m.get("node", ""), m["address"])
+            for device, members in config.items()
+            for m in members
+        ]
+        return cls(agents, **options)
 
     def devices(self, namespace: str) -> list[str]:
         return sorted({e.device for e in self.endpoints(namespace)})

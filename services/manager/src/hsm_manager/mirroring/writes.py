@@ -3,8 +3,10 @@
 The devices are written in the one write order, each with a compare-and-set against the copy this write
 saw there. Until one device has taken the write, a lost compare-and-set aborts it: a racing writer got
 there first with this version, so the write starts over from fresh copies (or, with If-Match, fails).
-Once one device took it, the version is this write's alone; a later device that refuses it was moved on
-by a newer write, and only misses this one. So a version number names one value on every device.
+Once one device took it, the version is this write's alone: a later device that refuses it was written
+by a racing writer since this write looked. If that device is still below this version, the write is
+applied over it (it is newer); if it is at or above, a newer write overtook this one there, which is
+not a failure. So a version number names one value on every device, and 207 means a device failed.
 """
 
 from __future__ import annotations
@@ -188,7 +190,7 @@ def _write(
             path, data, metadata, expected=state.version, version=version, writer=writer
         )
 
-    return Written(path, version, _in_write_order(group, path, snapshot, apply))
+    return Written(path, version, _in_write_order(group, path, snapshot, version, apply))
 
 
 def _tombstone(group: groups.Group, path: str, snapshot: gather.Snapshot, writer: str) -> Written:
@@ -199,28 +201,30 @@ def _tombstone(group: groups.Group, path: str, snapshot: gather.Snapshot, writer
             return None  # nothing to bring back there; the repair leaves such devices alone as well
         return member.client.delete(path, expected=state.version, version=version, writer=writer)
 
-    return Written(path, version, _in_write_order(group, path, snapshot, apply))
+    return Written(path, version, _in_write_order(group, path, snapshot, version, apply))
 
 
 def _in_write_order(
     group: groups.Group,
     path: str,
     snapshot: gather.Snapshot,
+    written_version: int,
     apply: Callable[[groups.Member, model.PathState], int | None],
 ) -> tuple[DeviceResult, ...]:
     """apply on each device in the write order; see the module's docstring for what a conflict means."""
     results = [_failed(name, error) for name, error in snapshot.failed.items()]
     settled = False
     for name in conflict.write_order(snapshot.states):
+        member = group.member(name)
         try:
-            version = apply(group.member(name), snapshot.states[name])
+            version = apply(member, snapshot.states[name])
         except agent_errors.Conflict as error:
             if not settled:
                 raise errors.VersionConflict(
                     f"secret {path!r} was changed on {name} while this write was under way",
                     {"path": path, "device": name},
                 ) from error
-            results.append(_failed(name, error))
+            results.append(_catch_up(member, path, written_version, apply, error))
         except agent_errors.AgentCallError as error:
             results.append(_failed(name, error))
         else:
@@ -229,6 +233,31 @@ def _in_write_order(
     ordered = tuple(sorted(results, key=lambda result: result.member))
     _require_some(ordered)
     return ordered
+
+
+#: Times a settled write re-reads a device that a racing writer moved below this write's version.
+CATCH_UP_ATTEMPTS = 3
+
+
+def _catch_up(
+    member: groups.Member,
+    path: str,
+    version: int,
+    apply: Callable[[groups.Member, model.PathState], int | None],
+    error: agent_errors.AgentCallError,
+) -> DeviceResult:
+    """Apply a settled write to a device a racing writer changed since the snapshot (see module doc)."""
+    for _ in range(CATCH_UP_ATTEMPTS):
+        try:
+            fresh = member.client.state(path)
+            if fresh.version >= version:
+                return DeviceResult(member.name, True, version)  # overtaken by a newer write
+            return DeviceResult(member.name, True, apply(member, fresh) or 0)
+        except agent_errors.Conflict as again:
+            error = again
+        except agent_errors.AgentCallError as failed:
+            return _failed(member.name, failed)
+    return _failed(member.name, error)
 
 
 def _failed(name: str, error: agent_errors.AgentCallError) -> DeviceResult:

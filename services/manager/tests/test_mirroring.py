@@ -1,0 +1,185 @@
+"""The mirroring service against in-memory agents (tests/fakes.py): writes, races, repair, PIN changes."""
+
+from __future__ import annotations
+
+import pytest
+
+from hsm_manager import kube
+from hsm_manager.decide import model
+from hsm_manager.gateway import errors as agent_errors
+from hsm_manager.mirroring import devices, errors, reads, service, writes
+
+from . import fakes
+
+FULL = "writing 'ns/x' needs 1 new object(s): 119 of 120 objects used, 0 free for new secrets"
+
+
+@pytest.fixture
+def directory() -> fakes.FakeDirectory:
+    found = fakes.FakeDirectory()
+    found.add("pair", "hsm-a")
+    found.add("pair", "hsm-b")
+    return found
+
+
+@pytest.fixture
+def mirror(directory: fakes.FakeDirectory) -> service.Mirror:
+    return service.Mirror(directory, "ns")
+
+
+def copies(directory: fakes.FakeDirectory, path: str) -> dict[str, tuple[int, dict[str, bytes]]]:
+    return {
+        name: (agent.paths[path][0].version, agent.paths[path][1])
+        for name, agent in directory.clients.items()
+        if path in agent.paths
+    }
+
+
+def test_a_write_reaches_every_device_at_one_version(
+    mirror: service.Mirror, directory: fakes.FakeDirectory
+) -> None:
+    group = mirror.resolve(None)
+    writes.create(group, "ns/x", {"k": b"1"}, None, "alice")
+    written = writes.replace(group, "ns/x", {"k": b"2"}, None, "alice", expected=1)
+    assert (written.version, written.partial) == (2, False)
+    assert copies(directory, "ns/x") == {"hsm-a": (2, {"k": b"2"}), "hsm-b": (2, {"k": b"2"})}
+    created = {agent.paths["ns/x"][2].created_at for agent in directory.clients.values()}
+    assert len(created) == 1  # stamped once for every device
+
+
+def test_a_device_down_makes_the_write_partial(
+    mirror: service.Mirror, directory: fakes.FakeDirectory
+) -> None:
+    directory.clients["hsm-b"].down = True
+    written = writes.create(mirror.resolve("pair"), "ns/x", {"k": b"1"}, None, "alice")
+    assert written.partial
+    assert [r.to_wire()["success"] for r in written.results] == [True, False]
+
+
+def test_every_device_full_is_device_full_naming_each(
+    mirror: service.Mirror, directory: fakes.FakeDirectory
+) -> None:
+    for agent in directory.clients.values():
+        agent.failures["write"] = agent_errors.DeviceFull(agent.name, FULL)
+    with pytest.raises(errors.DeviceFull) as caught:
+        writes.create(mirror.resolve("pair"), "ns/x", {"k": b"1"}, None, "alice")
+    assert caught.value.message == f"hsm-a: {FULL}; hsm-b: {FULL}"
+
+
+def test_if_match_must_name_the_newest_version(mirror: service.Mirror) -> None:
+    group = mirror.resolve("pair")
+    writes.create(group, "ns/x", {"k": b"1"}, None, "alice")
+    with pytest.raises(errors.VersionConflict) as caught:
+        writes.replace(group, "ns/x", {"k": b"2"}, None, "alice", expected=7)
+    assert caught.value.details["currentVersion"] == 1
+    with pytest.raises(errors.AlreadyExists):
+        writes.create(group, "ns/x", {"k": b"3"}, None, "alice")
+
+
+class Racing(fakes.FakeAgentClient):
+    """An agent on which, the first time it is written, another writer's write lands just before."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.rival: object = None
+
+    def write(self, path, data, metadata, *, expected=None, version=0, writer=""):  # type: ignore[no-untyped-def]
+        rival, self.rival = self.rival, None
+        if callable(rival):
+            rival()
+        return super().write(path, data, metadata, expected=expected, version=version, writer=writer)
+
+
+@pytest.mark.parametrize("if_match", [True, False])
+def test_two_writers_of_one_version_never_leave_two_values(if_match: bool) -> None:
+    directory = fakes.FakeDirectory()
+    first = directory.add("pair", Racing("hsm-a"))
+    directory.add("pair", "hsm-b")
+    group = service.Mirror(directory, "ns").resolve("pair")
+    writes.create(group, "ns/x", {"k": b"0"}, None, "setup")
+    expected = 1 if if_match else None
+    outcomes: list[object] = []
+
+    def rival() -> None:
+        outcomes.append(writes.replace(group, "ns/x", {"k": b"rival"}, None, "bob", expected))
+
+    first.rival = rival
+    if if_match:
+        with pytest.raises(errors.VersionConflict):
+            writes.replace(group, "ns/x", {"k": b"mine"}, None, "alice", expected)
+        assert copies(directory, "ns/x") == {"hsm-a": (2, {"k": b"rival"}), "hsm-b": (2, {"k": b"rival"})}
+    else:
+        mine = writes.replace(group, "ns/x", {"k": b"mine"}, None, "alice", expected)
+        assert (mine.version, mine.partial) == (3, False)
+        assert copies(directory, "ns/x") == {"hsm-a": (3, {"k": b"mine"}), "hsm-b": (3, {"k": b"mine"})}
+    assert [w.partial for w in outcomes] == [False]  # type: ignore[attr-defined]
+
+
+def test_a_settled_write_catches_up_with_a_device_a_racer_moved(directory: fakes.FakeDirectory) -> None:
+    group = service.Mirror(directory, "ns").resolve("pair")
+    writes.create(group, "ns/x", {"k": b"0"}, None, "setup")
+    # hsm-b moved on (to version 2) after this write looked, yet below the version it writes (3 > 2).
+    directory.clients["hsm-a"].put("ns/x", {"k": b"0"}, model.PathState(2, "c"))
+    snapshot_b = directory.clients["hsm-b"].paths["ns/x"]
+    written = writes.replace(group, "ns/x", {"k": b"new"}, None, "alice", None)
+    assert not written.partial
+    assert copies(directory, "ns/x")["hsm-b"] == (3, {"k": b"new"})
+    assert snapshot_b[0].version == 1
+
+
+def test_reads_take_the_newest_copy(mirror: service.Mirror, directory: fakes.FakeDirectory) -> None:
+    directory.clients["hsm-a"].put("ns/x", {"k": b"old"}, model.PathState(1, "c1", updated_at="t1"))
+    directory.clients["hsm-b"].put("ns/x", {"k": b"new"}, model.PathState(2, "c2", updated_at="t2"))
+    group = mirror.resolve("pair")
+    secret, device = reads.read(group, "ns/x")
+    assert (secret.data, device) == ({"k": b"new"}, "hsm-b")
+    assert not reads.versions(group, "ns/x").in_sync
+
+
+def test_repair_brings_every_device_to_the_newest_copy(
+    mirror: service.Mirror, directory: fakes.FakeDirectory
+) -> None:
+    directory.clients["hsm-b"].down = True
+    writes.create(mirror.resolve("pair"), "ns/x", {"k": b"1"}, None, "alice")
+    directory.clients["hsm-b"].down = False
+    report = mirror.repair("pair")
+    assert report.repaired == (("ns/x", "hsm-b", "copy"),)
+    assert copies(directory, "ns/x") == {"hsm-a": (1, {"k": b"1"}), "hsm-b": (1, {"k": b"1"})}
+    assert mirror.repair("pair").repaired == ()
+
+
+def test_a_refused_pin_change_is_rolled_back(mirror: service.Mirror, directory: fakes.FakeDirectory) -> None:
+    directory.clients["hsm-b"].pin = "other"
+
+    class Pins:
+        def update_pin(self, namespace: str, device: str, new_pin: str) -> None:
+            raise AssertionError("the Secret must not change")
+
+    with pytest.raises(errors.PinRejected) as caught:
+        devices.change_pin(mirror.resolve("pair"), Pins(), "1234", "5678")
+    assert caught.value.details["rolledBack"] == ["hsm-a"]
+    assert directory.clients["hsm-a"].pin == "1234"
+    assert "1234" not in caught.value.message
+
+
+def test_a_pin_secret_that_cannot_be_written_rolls_every_device_back(
+    mirror: service.Mirror, directory: fakes.FakeDirectory
+) -> None:
+    class Pins:
+        def update_pin(self, namespace: str, device: str, new_pin: str) -> None:
+            raise kube.NotFound("Secret pin not found")
+
+    with pytest.raises(errors.DeviceNotFound) as caught:
+        devices.change_pin(mirror.resolve("pair"), Pins(), "1234", "5678")
+    assert caught.value.details["rolledBack"] == ["hsm-a", "hsm-b"]
+    assert {agent.pin for agent in directory.clients.values()} == {"1234"}
+
+
+def test_an_unknown_or_ambiguous_device_is_refused(
+    mirror: service.Mirror, directory: fakes.FakeDirectory
+) -> None:
+    with pytest.raises(errors.DeviceNotFound):
+        mirror.resolve("nope")
+    directory.add("other", "hsm-c")
+    with pytest.raises(errors.AmbiguousDevice):
+        mirror.resolve(None)
