@@ -208,7 +208,7 @@ class FakeAgentClient:
             live = sum(1 for state, _, _ in self.paths.values() if state.live)
         return model.DeviceInfo("fake", "fake", "fake", self._name, "1", 4096, live, self.capacity)
 
-    def health(self) -> model.Health:
+    def health(self, wait: bool = False) -> model.Health:
         self._enter("health")
         return model.Health(connected=True, status="SERVING", message="")
 

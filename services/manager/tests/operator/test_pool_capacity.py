@@ -5,50 +5,28 @@ from __future__ import annotations
 import datetime
 from typing import Any
 
-import grpc
-
 from hsm_common import constants, models, report
-from hsm_manager.agents import registry
-from hsm_manager.decide import capacity
+from hsm_manager.decide import capacity, model
 from hsm_manager.operator import config, pools
-from hsmproto.v1 import hsm_pb2
+
+from .. import fakes
 
 CFG = config.OperatorConfig("ns", "hsm-agent:dev", "hsm-discovery:dev")
 
 
-def endpoint(serial: str) -> registry.AgentEndpoint:
-    return registry.AgentEndpoint("hsm", "ns", f"hsm-agent-{serial}", serial, "n1", f"{serial}:9090")
-
-
-class _Stub:
-    def __init__(self, answer: hsm_pb2.GetInfoResponse | None) -> None:
-        self._answer = answer
-
-    def GetInfo(self, request: hsm_pb2.GetInfoRequest, timeout: float) -> hsm_pb2.GetInfoResponse:
-        assert timeout == CFG.call_timeout
-        if self._answer is None:
-            raise grpc.RpcError()
-        return self._answer
-
-
-class FakeRegistry:
-    """Ready agents by serial; None answers with an RPC error (an agent that does not answer)."""
-
-    def __init__(self, answers: dict[str, hsm_pb2.GetInfoResponse | None]) -> None:
-        self.answers = answers
-
-    def endpoints(self, namespace: str, device: str | None = None) -> list[registry.AgentEndpoint]:
-        return [endpoint(serial) for serial in sorted(self.answers)]
-
-    def stub(self, found: registry.AgentEndpoint) -> _Stub:
-        return _Stub(self.answers[found.serial])
-
-
-def info(used: int, budget: int = 10) -> hsm_pb2.GetInfoResponse:
-    figures = hsm_pb2.Capacity(
+def figures(used: int, budget: int = 10) -> model.Capacity:
+    return model.Capacity(
         max_objects=budget, used_objects=used, free_objects=budget - used - 1, own_objects=used, own_bytes=9
     )
-    return hsm_pb2.GetInfoResponse(capacity=figures)
+
+
+def agents(reported: dict[str, model.Capacity | None], down: tuple[str, ...] = ()) -> fakes.FakeDirectory:
+    """One Ready agent per serial reporting those figures (None: none); those in down do not answer."""
+    directory = fakes.FakeDirectory()
+    for serial, figures_of in reported.items():
+        agent = directory.add("hsm", f"hsm-agent-{serial}", serial=serial)
+        agent.capacity, agent.down = figures_of, serial in down
+    return directory
 
 
 class FakeKube:
@@ -90,19 +68,19 @@ class FakeKube:
         self.events.append((reason, message, warning))
 
 
-def reconciler(client: FakeKube, agents: FakeRegistry) -> pools.Reconciler:
-    return pools.Reconciler(client, None, CFG, agents)  # type: ignore[arg-type]
+def reconciler(client: FakeKube, directory: fakes.FakeDirectory) -> pools.Reconciler:
+    return pools.Reconciler(client, None, CFG, directory)  # type: ignore[arg-type]
 
 
-def aggregate(client: FakeKube, agents: FakeRegistry) -> models.HSMPoolStatus:
-    recon = reconciler(client, agents)
+def aggregate(client: FakeKube, directory: fakes.FakeDirectory) -> models.HSMPoolStatus:
+    recon = reconciler(client, directory)
     status = recon._aggregate("ns", "hsm", recon._capacities("ns", "hsm"))
     assert status is not None
     return status
 
 
 def test_an_agent_that_does_not_answer_leaves_only_its_device_without_capacity() -> None:
-    status = aggregate(FakeKube(), FakeRegistry({"A": info(3), "B": None}))
+    status = aggregate(FakeKube(), agents({"A": figures(3), "B": figures(4)}, down=("B",)))
     shown = {d.serial_number: d.capacity for d in status.aggregated_devices}
     assert shown["A"] is not None
     assert shown["A"].used_objects == 3
@@ -110,23 +88,23 @@ def test_an_agent_that_does_not_answer_leaves_only_its_device_without_capacity()
 
 
 def test_an_agent_without_capacity_figures_leaves_its_device_without_capacity() -> None:
-    status = aggregate(FakeKube(), FakeRegistry({"A": info(3), "B": hsm_pb2.GetInfoResponse()}))
+    status = aggregate(FakeKube(), agents({"A": figures(3), "B": None}))
     assert [d.capacity is None for d in status.aggregated_devices] == [False, True]
 
 
 def test_the_pool_status_written_holds_the_capacity() -> None:
     client = FakeKube()
-    aggregate(client, FakeRegistry({"A": info(3), "B": info(4)}))
+    aggregate(client, agents({"A": figures(3), "B": figures(4)}))
     written = client.pool["status"]["aggregatedDevices"]
     assert [d["capacity"]["usedObjects"] for d in written] == [3, 4]
 
 
 def test_a_pool_running_low_gets_one_warning_event_naming_the_device() -> None:
     client = FakeKube()
-    agents = FakeRegistry({"A": info(3), "B": info(4)})
-    aggregate(client, agents)
-    agents.answers["B"] = info(8)
-    aggregate(client, agents)
-    aggregate(client, agents)
+    directory = agents({"A": figures(3), "B": figures(4)})
+    aggregate(client, directory)
+    directory.clients["hsm-agent-B"].capacity = figures(8)
+    aggregate(client, directory)
+    aggregate(client, directory)
     low = [event for event in client.events if event[0] == capacity.CONDITION]
     assert low == [(capacity.CONDITION, "device B uses 8 of 10 objects (80%), 1 free", True)]

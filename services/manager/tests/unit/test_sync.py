@@ -1,5 +1,5 @@
 from hsm_common import models
-from hsm_manager.decide import sync
+from hsm_manager.decide import model, sync
 
 DELETE = models.DeletionPolicy.DELETE
 RETAIN = models.DeletionPolicy.RETAIN
@@ -10,9 +10,13 @@ ABSENT = sync.SecretState(exists=False)
 
 
 def obs(
-    agent: str = "a1", version: int = 3, checksum: str = "sha256:a", deleted: bool = False
+    agent: str = "a1",
+    version: int = 3,
+    checksum: str = "sha256:a",
+    deleted: bool = False,
+    updated_at: str = "2026-01-01T00:00:00.000000Z",
 ) -> sync.Observation:
-    return sync.Observation(agent, version, checksum, deleted)
+    return sync.Observation(agent, model.PathState(version, checksum, deleted, updated_at, "w"))
 
 
 def decide(
@@ -47,6 +51,18 @@ def test_changed_secret_type_is_rewritten() -> None:
 def test_newest_device_wins_and_divergence_is_reported() -> None:
     decision = decide([obs("a1", 3), obs("a2", 5, "sha256:b")], OURS)
     assert (decision.source, decision.version, decision.divergent) == ("a2", 5, ("a1",))
+
+
+def test_equal_versions_are_settled_by_the_later_write_whatever_the_device_order() -> None:
+    earlier = obs("a1", 5, "sha256:a", updated_at="2026-01-01T00:00:01.000000Z")
+    later = obs("a2", 5, "sha256:b", updated_at="2026-01-01T00:00:02.000000Z")
+    for order in ([earlier, later], [later, earlier]):
+        decision = decide(order, OURS)
+        assert (decision.source, decision.checksum, decision.divergent) == ("a2", "sha256:b", ("a1",))
+
+
+def test_equal_copies_are_read_from_the_first_device_by_name() -> None:
+    assert decide([obs("a2", 4), obs("a1", 4)], OURS).source == "a1"
 
 
 def test_unavailable_devices_keep_the_secret() -> None:
@@ -84,7 +100,7 @@ def test_foreign_secret_is_never_overwritten() -> None:
 
 
 def test_missing_path_keeps_the_secret() -> None:
-    decision = decide([obs(version=0, checksum="")], OURS)
+    decision = decide([sync.Observation("a1")], OURS)
     assert (decision.action, decision.reason) == (sync.Action.NOTHING, sync.Reason.NOT_FOUND)
 
 

@@ -7,6 +7,8 @@ import enum
 
 from hsm_common import constants, models
 
+from . import conflict, model
+
 
 class Action(enum.StrEnum):
     NOTHING = "nothing"
@@ -32,15 +34,13 @@ class Reason(enum.StrEnum):
 
 @dataclasses.dataclass(frozen=True)
 class Observation:
-    """What one device's agent answered for the path (GetChecksum), or why it could not."""
+    """What one device holds for the path, or why its agent could not be asked."""
 
     agent: str
-    version: int = 0
-    """0 when the path does not exist on the device."""
-    checksum: str = ""
-    deleted: bool = False
+    state: model.PathState = model.ABSENT
+    """ABSENT when the path does not exist on the device."""
     error: str | None = None
-    """Set when the agent could not be asked; the other fields are then meaningless."""
+    """Set when the agent could not be asked; state is then meaningless."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -89,8 +89,9 @@ def decide(
 ) -> Decision:
     """What to do with the Secret, given every device's answer for the path.
 
-    The newest version among the devices that answered wins (ties: the first, in the caller's order).
-    Nothing is ever deleted or overwritten on an error or when no device answered: the Secret is kept.
+    The newest copy among the devices that answered wins, in the one conflict order (decide.conflict)
+    that the API and the mirror repair use too. Nothing is ever deleted or overwritten on an error or
+    when no device answered: the Secret is kept.
     A Secret that exists without being ours is never touched.
     """
     answered = [o for o in observations if o.error is None]
@@ -102,17 +103,16 @@ def decide(
             Reason.DEVICE_UNAVAILABLE,
             f"no device answered ({detail}); the Secret is kept",
         )
-    winner = max(answered, key=lambda o: o.version)  # max keeps the first of equals
-    state = (winner.version, winner.checksum, winner.deleted)
-    divergent = tuple(o.agent for o in answered if (o.version, o.checksum, o.deleted) != state)
-    if winner.version == 0:
+    found = conflict.newest({o.agent: o.state for o in answered})
+    if found is None:
         return Decision(
             Action.NOTHING,
             models.SyncStatus.ERROR,
             Reason.NOT_FOUND,
             "the path does not exist on any device; an existing Secret is kept",
-            divergent=divergent,
         )
+    source, winner = found
+    divergent = tuple(o.agent for o in answered if not o.state.same_as(winner))
     if winner.deleted:
         message = f"deleted on the HSM at version {winner.version}"
         remove = policy == models.DeletionPolicy.DELETE and secret.exists and secret.managed
@@ -141,7 +141,7 @@ def decide(
         models.SyncStatus.IN_SYNC,
         Reason.SYNCED,
         f"Secret {secret_name} holds version {winner.version}",
-        source=None if in_sync else winner.agent,
+        source=None if in_sync else source,
         version=winner.version,
         checksum=winner.checksum,
         divergent=divergent,

@@ -40,6 +40,11 @@ DEVICE_OBJECTS_MAX = prometheus_client.Gauge(
 AGENT_DEPLOYMENT_CHANGES = prometheus_client.Counter(
     "hsm_manager_agent_deployment_changes_total", "Agent Deployments created, replaced or deleted", ["action"]
 )
+MIRROR_REPAIRS = prometheus_client.Counter(
+    "hsm_manager_mirror_repairs_total",
+    "Writes of the periodic mirror repair by kind and result",
+    ["kind", "result"],
+)
 
 
 def serve(port: int) -> None:

@@ -10,15 +10,13 @@ import logging
 import threading
 from typing import Any
 
-import grpc
 import pydantic
 
 from hsm_common import constants, models, settings
 from hsm_manager import kube
-from hsm_manager.agents import registry
-from hsm_manager.decide import agentspec, capacity, conditions, discoveryspec, owners, pool
-from hsm_manager.gateway import pki
-from hsmproto.v1 import hsm_pb2
+from hsm_manager.decide import agentspec, capacity, conditions, discoveryspec, model, owners, pool
+from hsm_manager.gateway import endpoints, pki
+from hsm_manager.gateway import errors as agent_errors
 
 from . import config, metrics
 
@@ -31,12 +29,11 @@ class Reconciler:
     """Brings the objects of a device in line with its spec and its discovery reports."""
 
     def __init__(
-        self, client: kube.Kube, ca: pki.KeyPair, cfg: config.OperatorConfig, agents: registry.AgentRegistry
+        self, client: kube.Kube, ca: pki.KeyPair, cfg: config.OperatorConfig, directory: endpoints.Directory
     ) -> None:
         self._client = client
         self._ca = ca
-        self._cfg = cfg
-        self._registry = agents
+        self._directory = directory
         agent_extras, discovery_extras = cfg.agent_extras, cfg.discovery_extras
         self._agent_cfg = agentspec.AgentConfig(
             cfg.agent_image,
@@ -94,21 +91,19 @@ class Reconciler:
         """
         now = datetime.datetime.now(datetime.UTC)
         try:
-            endpoints = self._registry.endpoints(namespace, device)
+            agents = self._directory.endpoints(namespace, device)
         except kube.KubeError as error:
             log.warning("capacity_unread", extra={"device": device, "error": str(error)})
             return None
         found: dict[str, models.DeviceCapacity] = {}
-        for endpoint in endpoints:
+        for endpoint in agents:
             try:
-                stub = self._registry.stub(endpoint)
-                answer = stub.GetInfo(hsm_pb2.GetInfoRequest(), timeout=self._cfg.call_timeout)
-            except (grpc.RpcError, kube.KubeError) as error:
-                reason = error.code().name if isinstance(error, grpc.Call) else type(error).__name__
-                log.warning("capacity_unread", extra={"agent": endpoint.name, "error": reason})
+                info = self._directory.client(endpoint).info()
+            except (agent_errors.AgentCallError, kube.KubeError) as error:
+                log.warning("capacity_unread", extra={"agent": endpoint.name, "error": type(error).__name__})
                 continue
-            if answer.HasField("capacity"):
-                found[endpoint.serial] = _capacity(answer.capacity, now)
+            if info.capacity is not None:
+                found[endpoint.serial] = _capacity(info.capacity, now)
         return found
 
     def _aggregate(
@@ -227,16 +222,15 @@ class Reconciler:
             metrics.AGENT_DEPLOYMENT_CHANGES.labels("renew").inc()
 
 
-def _capacity(figures: hsm_pb2.Capacity, now: datetime.datetime) -> models.DeviceCapacity:
+def _capacity(figures: model.Capacity, now: datetime.datetime) -> models.DeviceCapacity:
     return models.DeviceCapacity(
         max_objects=figures.max_objects,
         used_objects=figures.used_objects,
         free_objects=figures.free_objects,
         own_objects=figures.own_objects,
         own_bytes=figures.own_bytes,
-        # Many tokens do not report their memory: absent, not zero.
-        total_memory=figures.total_memory if figures.HasField("total_memory") else None,
-        free_memory=figures.free_memory if figures.HasField("free_memory") else None,
+        total_memory=figures.total_memory,
+        free_memory=figures.free_memory,
         observed_at=now,
     )
 

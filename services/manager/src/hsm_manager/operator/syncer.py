@@ -12,17 +12,15 @@ import threading
 import time
 from typing import Any
 
-import grpc
 import pydantic
 
 from hsm_common import checksum, constants, models, names
 from hsm_manager import kube
-from hsm_manager.agents import registry
 from hsm_manager.decide import secretstatus, sync
-from hsm_manager.gateway import pki
-from hsmproto.v1 import hsm_pb2
+from hsm_manager.gateway import endpoints, pki
+from hsm_manager.gateway import errors as agent_errors
 
-from . import config, devices, metrics
+from . import devices, metrics
 
 log = logging.getLogger(__name__)
 
@@ -122,15 +120,13 @@ class Syncer:
     def __init__(
         self,
         client: kube.Kube,
-        agents: registry.AgentRegistry,
+        directory: endpoints.Directory,
         known: devices.Devices,
-        cfg: config.OperatorConfig,
         mac_key: bytes,
     ) -> None:
         self._client = client
-        self._agents = agents
+        self._directory = directory
         self._devices = known
-        self._cfg = cfg
         self._mac_key = mac_key
         self.paths = Paths()
         # Guards _written and _statuses (sync workers and the Secret event handler).
@@ -183,32 +179,21 @@ class Syncer:
         for status, count in counts.items():
             metrics.SECRETS_BY_STATUS.labels(status).set(count)
 
-    def _observe(self, endpoint: registry.AgentEndpoint, path: str) -> sync.Observation:
+    def _observe(self, endpoint: endpoints.AgentEndpoint, path: str) -> sync.Observation:
         try:
-            answer = self._agents.stub(endpoint).GetChecksum(
-                hsm_pb2.GetChecksumRequest(path=path), timeout=self._cfg.call_timeout
-            )
-        except grpc.RpcError as exc:
-            code = exc.code() if isinstance(exc, grpc.Call) else None
-            if code == grpc.StatusCode.NOT_FOUND:
-                return sync.Observation(endpoint.name)
-            return sync.Observation(endpoint.name, error=str(code.name if code else type(exc).__name__))
-        return sync.Observation(endpoint.name, answer.version, answer.checksum, answer.deleted)
+            return sync.Observation(endpoint.name, self._directory.client(endpoint).state(path))
+        except agent_errors.AgentCallError as error:
+            return sync.Observation(endpoint.name, error=type(error).__name__)
 
-    def _read(self, endpoint: registry.AgentEndpoint, path: str) -> tuple[dict[str, bytes], int]:
+    def _read(self, endpoint: endpoints.AgentEndpoint, path: str) -> tuple[dict[str, bytes], int]:
         try:
-            answer = self._agents.stub(endpoint).ReadSecret(
-                hsm_pb2.ReadSecretRequest(path=path), timeout=self._cfg.call_timeout
-            )
-        except grpc.RpcError as exc:
-            code = exc.code() if isinstance(exc, grpc.Call) else None
-            raise ReadFailed(
-                f"reading from {endpoint.name} failed: {code.name if code else 'error'}"
-            ) from None
-        data = dict(answer.secret_data.data)
-        if answer.checksum and checksum.checksum(data) != answer.checksum:
+            secret = self._directory.client(endpoint).read(path)
+        except agent_errors.AgentCallError as error:
+            raise ReadFailed(f"reading from {endpoint.name} failed: {type(error).__name__}") from None
+        data = dict(secret.data)
+        if secret.checksum and checksum.checksum(data) != secret.checksum:
             raise ReadFailed(f"data read from {endpoint.name} does not match its checksum")
-        return data, answer.version
+        return data, secret.version
 
     def _write_secret(self, manifest: kube.Obj, current: kube.Obj | None) -> kube.Obj:
         if current is None:
@@ -274,8 +259,8 @@ class Syncer:
             self._unresolved.discard((namespace, name))
         if not spec.auto_sync:
             return "paused"
-        endpoints = self._agents.endpoints(device_ns, device)
-        observations = [self._observe(e, path) for e in endpoints]
+        found = self._directory.endpoints(device_ns, device)
+        observations = [self._observe(e, path) for e in found]
         secret_name = spec.effective_secret_name(name)
         try:
             current: kube.Obj | None = self._client.get("Secret", namespace, secret_name)
@@ -286,7 +271,7 @@ class Syncer:
         synced = False
         secret_mac = checksum.mac_of_checksum(self._mac_key, state.data_checksum) if state.exists else None
         if decision.action == sync.Action.WRITE and decision.source:
-            source = next(e for e in endpoints if e.name == decision.source)
+            source = next(e for e in found if e.name == decision.source)
             try:
                 data, version = self._read(source, path)
                 written = self._write_secret(

@@ -1,0 +1,86 @@
+"""gRPC status codes map to the one error tree in one place (gateway.errors.translate)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import grpc
+import pytest
+
+from hsm_manager.gateway import errors
+
+
+class Failed(grpc.RpcError, grpc.Call):  # type: ignore[misc]  # grpc's classes are untyped
+    """A failed call as grpc raises it: an RpcError that is also a Call with a status."""
+
+    def __init__(self, code: grpc.StatusCode, details: str | None = "refused") -> None:
+        self._code = code
+        self._details = details
+
+    def code(self) -> grpc.StatusCode:
+        return self._code
+
+    def details(self) -> str | None:
+        return self._details
+
+    def initial_metadata(self) -> Any:
+        return ()
+
+    def trailing_metadata(self) -> Any:
+        return ()
+
+    def is_active(self) -> bool:
+        return False
+
+    def time_remaining(self) -> float | None:
+        return None
+
+    def cancel(self) -> bool:
+        return False
+
+    def add_callback(self, callback: Any) -> bool:
+        return False
+
+
+@pytest.mark.parametrize(
+    ("code", "kind"),
+    [
+        (grpc.StatusCode.NOT_FOUND, errors.NotFound),
+        (grpc.StatusCode.INVALID_ARGUMENT, errors.InvalidArgument),
+        (grpc.StatusCode.OUT_OF_RANGE, errors.InvalidArgument),
+        (grpc.StatusCode.ABORTED, errors.Conflict),
+        (grpc.StatusCode.ALREADY_EXISTS, errors.Conflict),
+        (grpc.StatusCode.RESOURCE_EXHAUSTED, errors.DeviceFull),
+        (grpc.StatusCode.UNAVAILABLE, errors.Unavailable),
+        (grpc.StatusCode.DEADLINE_EXCEEDED, errors.Unavailable),
+        (grpc.StatusCode.FAILED_PRECONDITION, errors.Unavailable),
+        (grpc.StatusCode.CANCELLED, errors.Unavailable),
+        (grpc.StatusCode.DATA_LOSS, errors.Corrupt),
+        (grpc.StatusCode.INTERNAL, errors.Internal),
+        (grpc.StatusCode.UNKNOWN, errors.Internal),
+    ],
+)
+def test_each_status_code_becomes_its_error_kind(
+    code: grpc.StatusCode, kind: type[errors.AgentCallError]
+) -> None:
+    translated = errors.translate("a1", Failed(code))
+    assert type(translated) is kind
+    assert (translated.agent, translated.message) == ("a1", "refused")
+
+
+def test_a_refused_precondition_of_a_pin_change_is_a_rejected_pin() -> None:
+    translated = errors.translate("a1", Failed(grpc.StatusCode.FAILED_PRECONDITION), pin_call=True)
+    assert isinstance(translated, errors.PinRejected)
+
+
+def test_a_status_without_details_is_named_by_its_code() -> None:
+    assert errors.translate("a1", Failed(grpc.StatusCode.UNAVAILABLE, None)).message == "UNAVAILABLE"
+
+
+def test_an_error_without_a_status_means_the_agent_is_unavailable() -> None:
+    assert isinstance(errors.translate("a1", grpc.RpcError()), errors.Unavailable)
+
+
+def test_metrics_name_the_status_code() -> None:
+    assert errors.code_name(Failed(grpc.StatusCode.ABORTED)) == "ABORTED"
+    assert errors.code_name(grpc.RpcError()) == "UNKNOWN"
