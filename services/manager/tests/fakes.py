@@ -45,10 +45,10 @@ CLOCK = _Clock()
 
 
 class FakeWatch:
-    """A watch stream: the snapshot, then every change pushed until cancelled."""
+    """A watch stream: the snapshot, then every change pushed until cancelled or broken."""
 
     def __init__(self, snapshot: list[model.Event]) -> None:
-        self._events: queue.Queue[model.Event | None] = queue.Queue()
+        self._events: queue.Queue[model.Event | errors.AgentCallError | None] = queue.Queue()
         for event in snapshot:
             self._events.put(event)
         self.cancelled = False
@@ -56,8 +56,14 @@ class FakeWatch:
     def push(self, event: model.Event) -> None:
         self._events.put(event)
 
+    def fail(self, error: errors.AgentCallError) -> None:
+        """End the stream with error, as a real one ends when its agent goes away."""
+        self._events.put(error)
+
     def __iter__(self) -> Iterator[model.Event]:
         while (event := self._events.get()) is not None:
+            if isinstance(event, errors.AgentCallError):
+                raise event
             yield event
 
     def cancel(self) -> None:
@@ -91,6 +97,14 @@ class FakeAgentClient:
         stored = dataclasses.replace(state, checksum="" if state.deleted else checksum.checksum(data))
         with self._lock:
             self.paths[path] = (stored, dict(data), model.Metadata())
+
+    def go_down(self) -> None:
+        """The agent becomes unreachable: calls fail and its watch streams end."""
+        with self._lock:
+            self.down = True
+            for watch in self._watches:
+                watch.fail(errors.Unavailable(self._name, "agent unreachable"))
+            self._watches.clear()
 
     def _enter(self, method: str) -> None:
         self.calls.append(method)

@@ -60,7 +60,8 @@ class SyncQueue:
             self._stopped = True
             self._ready.notify_all()
         for thread in self._threads:
-            thread.join(timeout)
+            if thread.is_alive():  # stop may come before start, when start-up failed
+                thread.join(timeout)
 
     def _take(self) -> Key | None:
         with self._lock:

@@ -1,0 +1,118 @@
+"""The pool reconciler against an in-memory API server: what one HSMDevice's pass leaves in the cluster."""
+
+from __future__ import annotations
+
+import datetime
+
+import pytest
+
+from hsm_common import constants, models, report
+from hsm_manager import kube
+from hsm_manager.decide import agentspec, discoveryspec, model
+from hsm_manager.gateway import pki
+from hsm_manager.operator import config, pools
+
+from .. import fakes
+from .conftest import DEVICE, OPERATOR_NS
+
+SERIALS = ("A", "B")
+
+
+def discovery_pod(node: str, serials: tuple[str, ...]) -> kube.Obj:
+    now = datetime.datetime.now(datetime.UTC)
+    found = [
+        report.ReportedDevice(
+            device_path=f"/dev/{serial}", serial_number=serial, vendor_id="20a0", product_id="4230",
+            available=True, last_seen=now,
+        )
+        for serial in serials
+    ]  # fmt: skip
+    content = report.DeviceReport(
+        node_name=node, report_time=now, devices={DEVICE: report.DeviceEntry(devices=found)}
+    )
+    return {
+        "kind": "Pod",
+        "metadata": {
+            "name": f"discovery-{node}",
+            "namespace": OPERATOR_NS,
+            "labels": {constants.LABEL_COMPONENT: discoveryspec.COMPONENT, constants.LABEL_DEVICE: DEVICE},
+            "annotations": {constants.ANNOTATION_DEVICE_REPORT: content.model_dump_json()},
+        },
+        "spec": {"nodeName": node},
+    }
+
+
+@pytest.fixture
+def reconciler(
+    cfg: config.OperatorConfig, cluster: fakes.FakeKube, directory: fakes.FakeDirectory
+) -> pools.Reconciler:
+    return pools.Reconciler(cluster, pki.new_ca(), cfg, directory)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def device(cluster: fakes.FakeKube) -> kube.Obj:
+    found = cluster.stored(constants.KIND_DEVICE, OPERATOR_NS, DEVICE)
+    assert found is not None
+    return found
+
+
+def agents(cluster: fakes.FakeKube) -> list[str]:
+    selector = f"{constants.LABEL_COMPONENT}={agentspec.COMPONENT}"
+    return [d["metadata"]["name"] for d in cluster.list_objects("Deployment", OPERATOR_NS, selector)]
+
+
+def test_a_device_gets_its_pool_discovery_daemonset_and_service_account(
+    reconciler: pools.Reconciler, cluster: fakes.FakeKube, device: kube.Obj
+) -> None:
+    reconciler.reconcile(device)
+    kinds = sorted(kind for kind, _, _ in cluster.objects)
+    assert kinds == ["DaemonSet", constants.KIND_DEVICE, constants.KIND_POOL, "ServiceAccount"]
+
+
+def test_every_reported_device_gets_one_agent_with_a_serving_certificate(
+    reconciler: pools.Reconciler, cluster: fakes.FakeKube, device: kube.Obj
+) -> None:
+    cluster.add(discovery_pod("n1", SERIALS))
+    assert reconciler.reconcile(device) == models.PoolPhase.READY
+    expected = sorted(agentspec.agent_name(DEVICE, serial) for serial in SERIALS)
+    assert agents(cluster) == expected
+    for agent in expected:
+        issued = cluster.stored("Secret", OPERATOR_NS, agentspec.tls_secret_name(agent))
+        assert issued is not None
+        assert pki.subject_names(pki.secret_data(issued)["tls.crt"]) == [agent]
+
+
+def test_a_second_pass_changes_nothing(
+    reconciler: pools.Reconciler, cluster: fakes.FakeKube, device: kube.Obj
+) -> None:
+    cluster.add(discovery_pod("n1", SERIALS))
+    reconciler.reconcile(device)
+    before = list(cluster.calls)
+    reconciler.reconcile(device)
+    assert cluster.calls == before
+
+
+def test_an_agent_without_its_device_is_removed_with_its_certificate(
+    reconciler: pools.Reconciler, cluster: fakes.FakeKube, device: kube.Obj
+) -> None:
+    cluster.add(discovery_pod("n1", SERIALS))
+    reconciler.reconcile(device)
+    cluster.add(discovery_pod("n1", ("A",)))
+    pool = cluster.stored(constants.KIND_POOL, OPERATOR_NS, f"{DEVICE}-pool")
+    assert pool is not None
+    cluster.add({**pool, "status": {}})  # the pool no longer lists B, as after its grace period
+    reconciler.reconcile(device)
+    gone = agentspec.agent_name(DEVICE, "B")
+    assert agents(cluster) == [agentspec.agent_name(DEVICE, "A")]
+    assert cluster.stored("Secret", OPERATOR_NS, agentspec.tls_secret_name(gone)) is None
+
+
+def test_capacity_is_read_from_the_agents_only_when_asked(
+    reconciler: pools.Reconciler, cluster: fakes.FakeKube, directory: fakes.FakeDirectory, device: kube.Obj
+) -> None:
+    for agent in directory.clients.values():
+        agent.capacity = model.Capacity(10, 3, 6, 3, 9)
+    reconciler.reconcile(device)
+    assert all("info" not in agent.calls for agent in directory.clients.values())
+    reconciler.reconcile(device, read_capacity=True)
+    assert all("info" in agent.calls for agent in directory.clients.values())
