@@ -259,7 +259,13 @@ class Servicer(hsm_pb2_grpc.HSMAgentServicer):  # type: ignore[misc]  # generate
         head = self.store.index.get(path)
         if head is None:
             raise errors.NotFound(f"no secret at {path!r}")
-        return hsm_pb2.GetChecksumResponse(checksum=head.checksum, version=head.version, deleted=head.deleted)
+        return hsm_pb2.GetChecksumResponse(
+            checksum=head.checksum,
+            version=head.version,
+            deleted=head.deleted,
+            updated_at=head.time,
+            writer=head.writer,
+        )
 
     @_rpc
     def IsConnected(

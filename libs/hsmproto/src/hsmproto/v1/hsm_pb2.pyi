@@ -214,14 +214,18 @@ class GetChecksumRequest(_message.Message):
     def __init__(self, path: _Optional[str] = ...) -> None: ...
 
 class GetChecksumResponse(_message.Message):
-    __slots__ = ("checksum", "version", "deleted")
+    __slots__ = ("checksum", "version", "deleted", "updated_at", "writer")
     CHECKSUM_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
     DELETED_FIELD_NUMBER: _ClassVar[int]
+    UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
+    WRITER_FIELD_NUMBER: _ClassVar[int]
     checksum: str
     version: int
     deleted: bool
-    def __init__(self, checksum: _Optional[str] = ..., version: _Optional[int] = ..., deleted: _Optional[bool] = ...) -> None: ...
+    updated_at: str
+    writer: str
+    def __init__(self, checksum: _Optional[str] = ..., version: _Optional[int] = ..., deleted: _Optional[bool] = ..., updated_at: _Optional[str] = ..., writer: _Optional[str] = ...) -> None: ...
 
 class IsConnectedRequest(_message.Message):
     __slots__ = ()

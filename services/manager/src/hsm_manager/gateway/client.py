@@ -112,11 +112,17 @@ class GrpcAgentClient:
         return [_entry(entry) for entry in self._call("ListSecrets", request).entries]
 
     def state(self, path: str) -> model.PathState:
-        # A prefix listing also returns longer paths; only the exact one counts.
-        for entry in self.entries(path, include_deleted=True):
-            if entry.path == path:
-                return entry.state
-        return model.ABSENT
+        try:
+            answer = self._call("GetChecksum", hsm_pb2.GetChecksumRequest(path=path))
+        except errors.NotFound:
+            return model.ABSENT
+        return model.PathState(
+            version=answer.version,
+            checksum=answer.checksum,
+            deleted=answer.deleted,
+            updated_at=answer.updated_at,
+            writer=answer.writer,
+        )
 
     def read(self, path: str) -> model.Secret:
         response = self._call("ReadSecret", hsm_pb2.ReadSecretRequest(path=path))
