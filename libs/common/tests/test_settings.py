@@ -1,4 +1,5 @@
 import argparse
+import dataclasses
 
 import pytest
 
@@ -26,3 +27,21 @@ def test_durations_parse(text: str, seconds: float) -> None:
 def test_bad_durations_say_what_is_expected(text: str) -> None:
     with pytest.raises(ValueError, match="invalid duration"):
         settings.parse_duration(text)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Config:
+    name: str
+    interval: float = 30.0
+    paths: tuple[str, ...] = dataclasses.field(default_factory=lambda: ("/a",))
+
+
+def test_flags_take_their_defaults_from_the_settings_dataclass() -> None:
+    assert settings.default_of(_Config, "interval") == 30.0
+    assert settings.default_of(_Config, "paths") == ("/a",)
+
+
+@pytest.mark.parametrize(("field", "message"), [("name", "has no default"), ("nme", "has no field")])
+def test_a_field_without_default_or_a_misspelt_one_fails_at_start_up(field: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        settings.default_of(_Config, field)

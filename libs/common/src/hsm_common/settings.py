@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import re
 from collections.abc import Callable
@@ -35,6 +36,19 @@ def add_flag(
         required=required and value is None,
         help=f"{help} (env {variable}; default: {value!r})",
     )
+
+
+def default_of(config: type[Any], field: str) -> Any:
+    """The default of a settings dataclass's field: flags take it from there, so it is written once."""
+    for candidate in dataclasses.fields(config):
+        if candidate.name != field:
+            continue
+        if candidate.default is not dataclasses.MISSING:
+            return candidate.default
+        if candidate.default_factory is not dataclasses.MISSING:
+            return candidate.default_factory()
+        raise ValueError(f"{config.__name__}.{field} has no default")
+    raise ValueError(f"{config.__name__} has no field {field!r}")
 
 
 def parse_duration(text: str) -> float:

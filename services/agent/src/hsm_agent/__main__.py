@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import os
 import signal
@@ -18,6 +19,8 @@ ENV = "HSM_AGENT"
 #: A record's header (path, writer, metadata) must fit in one object.
 MIN_OBJECT_SIZE = 1024
 log = logging.getLogger("hsm_agent")
+
+_store_default = functools.partial(settings.default_of, secret_store.StoreConfig)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -44,26 +47,52 @@ def build_parser() -> argparse.ArgumentParser:
         ENV,
         "--max-objects",
         type=int,
-        help="object budget of the token, all objects counted (default: 120 for OpenSC, else 100000)",
+        help=(
+            "object budget of the token, all objects counted (default: "
+            f"{budget.OPENSC_MAX_OBJECTS} for OpenSC, else {budget.DEFAULT_MAX_OBJECTS})"
+        ),
     )
     add(
         parser,
         ENV,
         "--max-object-size",
         type=int,
-        help="largest object written; bigger secrets are chunked (default: 4096 for OpenSC, else 65536)",
+        help=(
+            "largest object written; bigger secrets are chunked (default: "
+            f"{budget.OPENSC_MAX_OBJECT_SIZE} for OpenSC, else {budget.DEFAULT_MAX_OBJECT_SIZE})"
+        ),
     )
-    add(parser, ENV, "--rescan-interval", type=settings.parse_duration, default=300.0, help="rescan period")
-    add(parser, ENV, "--probe-interval", type=settings.parse_duration, default=2.0, help="token probe period")
+    add(
+        parser,
+        ENV,
+        "--rescan-interval",
+        type=settings.parse_duration,
+        default=_store_default("rescan_interval"),
+        help="rescan period",
+    )
+    add(
+        parser,
+        ENV,
+        "--probe-interval",
+        type=settings.parse_duration,
+        default=_store_default("probe_interval"),
+        help="token probe period",
+    )
     add(
         parser,
         ENV,
         "--tombstone-retention",
         type=settings.parse_duration,
-        default=7 * 86400.0,
+        default=_store_default("tombstone_retention"),
         help="tombstone age",
     )
-    add(parser, ENV, "--device-name", default="", help="name of this device (for logs and GetInfo)")
+    add(
+        parser,
+        ENV,
+        "--device-name",
+        default=_store_default("device_name"),
+        help="name of this device (for logs and GetInfo)",
+    )
     add(parser, ENV, "--serial", help="refuse to serve unless the token has this serial number")
     add(
         parser, ENV, "--pcscd", default="auto", help="supervise pcscd: auto (OpenSC modules), always or never"

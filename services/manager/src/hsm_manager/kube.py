@@ -1,17 +1,36 @@
-"""The manager's only door to the Kubernetes API: plain dicts in and out, three errors."""
+"""The manager's only door to the Kubernetes API: plain dicts in and out, three errors.
+
+Both processes load their client here, by one rule (``Kube.connect``): an explicit kubeconfig file when
+given, else the pod's ServiceAccount when running in a cluster, else the default kubeconfig ($KUBECONFIG or
+~/.kube/config), so a developer's shell and a pod need no flag and a test can point anywhere.
+"""
 
 from __future__ import annotations
 
+import base64
 import json
-import threading
 from typing import Any
 
 import kubernetes
 from kubernetes.client import exceptions
 
-from hsm_common import constants
+from hsm_common import constants, models
 
 Obj = dict[str, Any]
+
+#: The client imports its API classes lazily; naming them here lets gunicorn's master import them once.
+_APIS = (
+    kubernetes.client.AppsV1Api,
+    kubernetes.client.AuthenticationV1Api,
+    kubernetes.client.AuthorizationV1Api,
+    kubernetes.client.CoreV1Api,
+    kubernetes.client.CustomObjectsApi,
+)
+
+#: (connect, read) seconds of one call; watches are kopf's, so nothing here waits longer.
+_TIMEOUT = (5.0, 30.0)
+#: A review holds up an API request: past this the API answers that its backend is unavailable.
+_REVIEW_TIMEOUT = 5.0
 
 
 class KubeError(Exception):
@@ -54,30 +73,47 @@ class Kube:
     """
 
     def __init__(self, api_client: kubernetes.client.ApiClient) -> None:
-        self._api = api_client
         self._core = kubernetes.client.CoreV1Api(api_client)
         self._apps = kubernetes.client.AppsV1Api(api_client)
         self._custom = kubernetes.client.CustomObjectsApi(api_client)
-        self._lock = threading.Lock()
+        self._authn = kubernetes.client.AuthenticationV1Api(api_client)
+        self._authz = kubernetes.client.AuthorizationV1Api(api_client)
 
     @classmethod
-    def from_environment(cls) -> Kube:
-        """In-cluster credentials when running in a pod, else the kubeconfig (KUBECONFIG)."""
-        try:
-            kubernetes.config.load_incluster_config()  # type: ignore[no-untyped-call]
-        except kubernetes.config.ConfigException:
-            kubernetes.config.load_kube_config()  # type: ignore[no-untyped-call]
-        configuration = kubernetes.client.Configuration.get_default_copy()
+    def connect(cls, kubeconfig: str = "") -> Kube:
+        """A client by the module's loading rule: kubeconfig if given, else in-cluster, else the default."""
+        configuration = kubernetes.client.Configuration()
+        if kubeconfig:
+            kubernetes.config.load_kube_config(  # type: ignore[no-untyped-call]
+                config_file=kubeconfig, client_configuration=configuration
+            )
+        else:
+            try:
+                kubernetes.config.load_incluster_config(  # type: ignore[no-untyped-call]
+                    client_configuration=configuration
+                )
+            except kubernetes.config.ConfigException:
+                kubernetes.config.load_kube_config(  # type: ignore[no-untyped-call]
+                    client_configuration=configuration
+                )
+        # Sync workers, kopf's handler threads and gunicorn's threads share the pool.
         configuration.connection_pool_maxsize = 16
         return cls(kubernetes.client.ApiClient(configuration))
 
-    def _call(self, what: str, method: Any, *args: Any, **kwargs: Any) -> Obj:
+    def _call(
+        self,
+        what: str,
+        method: Any,
+        *args: Any,
+        timeout: float | tuple[float, float] = _TIMEOUT,
+        **kwargs: Any,
+    ) -> Obj:
         try:
-            response = method(*args, _preload_content=False, _request_timeout=(5, 30), **kwargs)
+            response = method(*args, _preload_content=False, _request_timeout=timeout, **kwargs)
         except exceptions.ApiException as exc:
             raise _error(exc, what) from None
         except Exception as exc:  # urllib3 and socket errors: the API server is unreachable
-            raise KubeError(f"{what}: {type(exc).__name__}") from None
+            raise KubeError(f"{what}: the Kubernetes API is unreachable ({type(exc).__name__})") from None
         data = response.data
         return json.loads(data) if data else {}
 
@@ -248,3 +284,44 @@ class Kube:
             self._call("create Event", self._core.create_namespaced_event, meta["namespace"], body)
         except KubeError:
             return
+
+    # ------------------------------------------------------------ the API's callers and PINs
+
+    def review_token(self, token: str) -> Obj | None:
+        """The user a bearer token belongs to (a TokenReview's status.user), None when it is not valid."""
+        body = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview", "spec": {"token": token}}
+        review = self._call("TokenReview", self._authn.create_token_review, body, timeout=_REVIEW_TIMEOUT)
+        status = review.get("status") or {}
+        user: Obj | None = status.get("user")
+        return user if status.get("authenticated") and user is not None else None
+
+    def review_access(self, spec: Obj) -> bool:
+        """Whether the SubjectAccessReview spec (user, groups, extra, resourceAttributes) is allowed."""
+        body = {"apiVersion": "authorization.k8s.io/v1", "kind": "SubjectAccessReview", "spec": spec}
+        review = self._call(
+            "SubjectAccessReview", self._authz.create_subject_access_review, body, timeout=_REVIEW_TIMEOUT
+        )
+        return bool((review.get("status") or {}).get("allowed"))
+
+    def update_pin(self, namespace: str, device: str, new_pin: str) -> None:
+        """Write new_pin into the PIN Secret the HSMDevice names; its agents read it at their next login."""
+        obj = self._call(
+            f"get HSMDevice {namespace}/{device}",
+            self._custom.get_namespaced_custom_object,
+            constants.GROUP,
+            constants.VERSION,
+            namespace,
+            constants.PLURAL_DEVICE,
+            device,
+            timeout=_REVIEW_TIMEOUT,
+        )
+        ref = models.HSMDeviceSpec.model_validate(obj.get("spec", {})).pkcs11.pin_secret
+        body = {"data": {ref.key: base64.b64encode(new_pin.encode()).decode()}}
+        self._call(
+            f"patch PIN Secret {namespace}/{ref.name}",
+            self._core.patch_namespaced_secret,
+            ref.name,
+            namespace,
+            body,
+            timeout=_REVIEW_TIMEOUT,
+        )

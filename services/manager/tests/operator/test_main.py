@@ -1,11 +1,38 @@
 import pytest
 
 from hsm_manager import __main__ as cli
-from hsm_manager.operator import podextras
+from hsm_manager.api import config as api_config
+from hsm_manager.operator import config, podextras
 
 
-def config_of(*argv: str):  # type: ignore[no-untyped-def]
-    return cli.operator_config(cli.build_parser().parse_args(["operator", *argv]))
+def config_of(*argv: str) -> config.OperatorConfig:
+    return config.from_args(cli.build_parser().parse_args(["operator", *argv]))
+
+
+def api_config_of(*argv: str) -> api_config.ApiConfig:
+    return api_config.from_args(cli.build_parser().parse_args(["api", *argv]))
+
+
+def test_operator_flags_default_to_the_config_defaults() -> None:
+    assert config_of() == config.OperatorConfig()
+
+
+def test_api_flags_default_to_the_config_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("POD_NAMESPACE", raising=False)
+    assert api_config_of() == api_config.ApiConfig()
+
+
+def test_the_api_serves_the_devices_of_its_own_namespace_unless_told(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("POD_NAMESPACE", "hsm-here")
+    assert api_config_of().device_namespace == "hsm-here"
+    assert api_config_of("--device-namespace=hsm-there").device_namespace == "hsm-there"
+
+
+def test_api_settings_come_from_flags_or_their_variables(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HSM_MANAGER_KUBECONFIG", "/etc/hsm/kubeconfig")
+    monkeypatch.setenv("HSM_MANAGER_CALL_TIMEOUT", "2500ms")
+    cfg = api_config_of("--workers=3")
+    assert (cfg.kubeconfig, cfg.call_timeout, cfg.workers) == ("/etc/hsm/kubeconfig", 2.5, 3)
 
 
 def test_operator_runs_without_pod_extras_by_default() -> None:

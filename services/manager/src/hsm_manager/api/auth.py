@@ -8,14 +8,18 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import logging
 import threading
 import time
 from collections.abc import Callable, Hashable
 from typing import Protocol
 
 from hsm_common import constants
+from hsm_manager import kube
 
 from . import errors
+
+log = logging.getLogger(__name__)
 
 #: How long a review result is reused (seconds).
 CACHE_SECONDS = 30.0
@@ -54,6 +58,52 @@ class TokenReviewer(Protocol):
 class AccessReviewer(Protocol):
     def allowed(self, user: User, access: Access) -> bool:
         """True when user may perform access."""
+
+
+class KubeReviewer:
+    """TokenReviewer and AccessReviewer asking the Kubernetes API (TokenReview, SubjectAccessReview)."""
+
+    def __init__(self, client: kube.Kube) -> None:
+        self._client = client
+
+    def review_token(self, token: str) -> User | None:
+        try:
+            user = self._client.review_token(token)
+        except kube.KubeError as error:
+            raise _unavailable(error) from None
+        if user is None:
+            return None
+        extra = tuple(sorted((key, tuple(values)) for key, values in (user.get("extra") or {}).items()))
+        return User(user.get("username", ""), user.get("uid", ""), tuple(user.get("groups") or ()), extra)
+
+    def allowed(self, user: User, access: Access) -> bool:
+        attributes = {
+            "group": access.group,
+            "resource": access.resource,
+            "verb": access.verb,
+            "namespace": access.namespace,
+        }
+        if access.name:
+            attributes["name"] = access.name
+        spec: kube.Obj = {
+            "user": user.username,
+            "groups": list(user.groups),
+            "resourceAttributes": attributes,
+        }
+        if user.uid:
+            spec["uid"] = user.uid
+        if user.extra:
+            spec["extra"] = {key: list(values) for key, values in user.extra}
+        try:
+            return self._client.review_access(spec)
+        except kube.KubeError as error:
+            raise _unavailable(error) from None
+
+
+def _unavailable(error: kube.KubeError) -> errors.AuthBackendUnavailable:
+    # A kube error names the request and its status only, never a response body that could echo a token.
+    log.warning("kubernetes_review_failed", extra={"error": str(error), "status": error.status})
+    return errors.AuthBackendUnavailable(f"the request could not be checked: {error}")
 
 
 class _TTLCache:

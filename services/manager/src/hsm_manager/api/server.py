@@ -1,13 +1,14 @@
 """Serving the API under gunicorn: worker settings, multiprocess metrics on their own port, worker cleanup.
 
-``python -m hsm_manager.api.server --app module:factory`` serves any app factory (tests hand in their
-own wiring this way); ``hsm-manager api`` serves ``bootstrap:production_app``.
+``hsm-manager api`` serves the production app (``bootstrap.production_app``) with its ApiConfig;
+``python -m hsm_manager.api.server --app module:factory`` serves any argument-less app factory, with the
+same serving flags (tests hand in their own wiring this way).
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
+import functools
 import importlib
 import os
 import sys
@@ -17,67 +18,54 @@ from typing import Any
 
 from gunicorn.app import base  # type: ignore[import-untyped]
 
-PRODUCTION_APP = "hsm_manager.api.bootstrap:production_app"
+from hsm_common import logs
 
+from . import config
 
-@dataclasses.dataclass(frozen=True)
-class ServerSettings:
-    """How gunicorn serves the API."""
+AppFactory = Callable[[], Any]
+"""Builds the WSGI app; called once in each worker, after the fork."""
 
-    app: str = PRODUCTION_APP
-    """module:callable returning the WSGI app, called once in each worker."""
-    listen: str = "0.0.0.0:8090"
-    workers: int = 2
-    threads: int = 4
-    """Threads per worker: an agent call that waits must not stall the worker's other requests."""
-    metrics_listen: str = ""
-    """host:port of the Prometheus endpoint (all workers aggregated); empty disables it."""
-    pythonpath: str = ""
-    """Extra import path for app (tests)."""
-    timeout: int = 30
+#: Seconds a worker may spend on one request before gunicorn replaces it (above the agents' deadlines).
+WORKER_TIMEOUT = 30
 
 
 class _Application(base.BaseApplication):  # type: ignore[misc]
-    def __init__(self, settings: ServerSettings) -> None:
-        self._settings = settings
+    def __init__(self, cfg: config.ApiConfig, factory: AppFactory) -> None:
+        self._cfg = cfg
+        self._factory = factory
         super().__init__()
 
     def load_config(self) -> None:
-        s = self._settings
-        config: dict[str, Any] = {
-            "bind": [s.listen],
-            "workers": s.workers,
-            "threads": s.threads,
+        cfg = self._cfg
+        settings: dict[str, Any] = {
+            "bind": [cfg.listen],
+            "workers": cfg.workers,
+            "threads": cfg.threads,
             "worker_class": "gthread",
-            "timeout": s.timeout,
+            "timeout": WORKER_TIMEOUT,
             "graceful_timeout": 10,
             "accesslog": None,
             "loglevel": "warning",
-            "when_ready": _when_ready(s.metrics_listen),
+            "when_ready": functools.partial(_when_ready, cfg.metrics_listen),
             "child_exit": _child_exit,
-            "post_worker_init": _post_worker_init,
+            "post_worker_init": functools.partial(_post_worker_init, cfg.log_level),
         }
-        for key, value in config.items():
+        for key, value in settings.items():
             self.cfg.set(key, value)
 
     def load(self) -> Any:
-        module_name, _, attribute = self._settings.app.partition(":")
-        factory: Callable[[], Any] = getattr(importlib.import_module(module_name), attribute)
-        return factory()
+        return self._factory()
 
 
-def _when_ready(metrics_listen: str) -> Callable[[Any], None]:
-    def hook(server: Any) -> None:
-        if not metrics_listen:
-            return
-        import prometheus_client
+def _when_ready(metrics_listen: str, server: Any) -> None:
+    if not metrics_listen:
+        return
+    import prometheus_client
 
-        from . import metrics
+    from . import metrics
 
-        host, _, port = metrics_listen.rpartition(":")
-        prometheus_client.start_http_server(int(port), host or "0.0.0.0", registry=metrics.registry())  # noqa: S104
-
-    return hook
+    host, _, port = metrics_listen.rpartition(":")
+    prometheus_client.start_http_server(int(port), host or "0.0.0.0", registry=metrics.registry())  # noqa: S104
 
 
 def _child_exit(server: Any, worker: Any) -> None:
@@ -86,68 +74,49 @@ def _child_exit(server: Any, worker: Any) -> None:
     metrics.mark_dead(worker.pid)
 
 
-def _post_worker_init(worker: Any) -> None:
-    from hsm_common import logs
-
-    logs.setup(os.environ.get("HSM_MANAGER_LOG_LEVEL", "info"))
+def _post_worker_init(log_level: str, worker: Any) -> None:
+    logs.setup(log_level)
 
 
-def run(settings: ServerSettings) -> int:
-    """Serve until SIGTERM; returns the exit code."""
+def _prepare_metrics() -> None:
     # prometheus_client chooses its multiprocess storage at first import: set the directory first.
     if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="hsm-api-metrics-")
     # A pod names a directory on an emptyDir that may not exist yet.
     os.makedirs(os.environ["PROMETHEUS_MULTIPROC_DIR"], exist_ok=True)
-    os.environ.setdefault(
-        "HSM_MANAGER_MIRROR_LOCK", os.path.join(os.environ["PROMETHEUS_MULTIPROC_DIR"], "mirror.lock")
-    )
-    # Import the app's modules once in the master so forked workers start warm (the kubernetes client
-    # alone takes seconds to import, more where no bytecode cache is written).
-    if settings.pythonpath:
-        sys.path.insert(0, settings.pythonpath)
-    importlib.import_module(settings.app.partition(":")[0])
-    _Application(settings).run()
+
+
+def run(cfg: config.ApiConfig, factory: AppFactory) -> int:
+    """Serve factory's app as cfg says until SIGTERM; returns the exit code."""
+    _Application(cfg, factory).run()
     return 0
 
 
-def run_command(args: argparse.Namespace) -> int:
-    """Serve the production app with the ``hsm-manager api`` flags (exported for the workers' bootstrap)."""
-    exported = {
-        "HSM_MANAGER_DEVICE_NAMESPACE": args.device_namespace,
-        "HSM_MANAGER_KUBECONFIG": args.kubeconfig,
-        "HSM_MANAGER_MIRROR_INTERVAL": str(args.mirror_interval),
-        "HSM_MANAGER_STATIC_AGENTS": args.static_agents,
-        "HSM_MANAGER_LOG_LEVEL": args.log_level,
-    }
-    os.environ.update({name: value for name, value in exported.items() if value})
-    return run(
-        ServerSettings(
-            listen=args.listen, workers=args.workers, threads=args.threads, metrics_listen=args.metrics_listen
-        )
-    )
+def serve(cfg: config.ApiConfig) -> int:
+    """Serve the production app with cfg (``hsm-manager api``)."""
+    _prepare_metrics()
+    # Imported after the metrics directory is set, and once in the master so forked workers start warm
+    # (the kubernetes client alone takes seconds to import, more where no bytecode cache is written).
+    from . import bootstrap
+
+    return run(cfg, functools.partial(bootstrap.production_app, cfg))
 
 
 def main(argv: list[str] | None = None) -> int:
     """Command line for serving an app factory (tests, benchmarks)."""
     parser = argparse.ArgumentParser(prog="hsm_manager.api.server")
-    parser.add_argument("--app", default=PRODUCTION_APP)
-    parser.add_argument("--listen", default="127.0.0.1:8090")
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--threads", type=int, default=4)
-    parser.add_argument("--metrics-listen", default="")
-    parser.add_argument("--pythonpath", default="")
+    parser.add_argument("--app", required=True, help="module:factory returning the WSGI app")
+    parser.add_argument("--pythonpath", default="", help="extra import path for --app")
+    config.add_flags(parser)
     args = parser.parse_args(argv)
-    return run(
-        ServerSettings(
-            app=args.app,
-            listen=args.listen,
-            workers=args.workers,
-            threads=args.threads,
-            metrics_listen=args.metrics_listen,
-            pythonpath=args.pythonpath,
-        )
-    )
+    cfg = config.from_args(args)
+    logs.setup(cfg.log_level)
+    _prepare_metrics()
+    if args.pythonpath:
+        sys.path.insert(0, args.pythonpath)
+    module_name, _, attribute = args.app.partition(":")
+    factory: AppFactory = getattr(importlib.import_module(module_name), attribute)
+    return run(cfg, factory)
 
 
 if __name__ == "__main__":

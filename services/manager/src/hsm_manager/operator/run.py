@@ -9,7 +9,7 @@ import kopf
 
 from hsm_manager import kube
 
-from . import config, handlers, metrics
+from . import config, handlers, metrics, runtime
 
 log = logging.getLogger(__name__)
 
@@ -30,18 +30,19 @@ def _quiet_kopf() -> None:
     objects.setLevel(max(objects.getEffectiveLevel(), logging.WARNING))
 
 
-def run(cfg: config.OperatorConfig, metrics_port: int, health_listen: str) -> int:
+def run(cfg: config.OperatorConfig) -> int:
     """Run until SIGTERM; returns the exit code."""
     _quiet_kopf()
-    client = kube.Kube.from_environment()
-    handlers.bootstrap(cfg, client)
-    metrics.serve(metrics_port)
-    log.info("operator starting", extra={"namespace": cfg.namespace, "metrics_port": metrics_port})
+    client = kube.Kube.connect()
+    memo = handlers.memo_of(runtime.bootstrap(cfg, client))
+    metrics.serve(cfg.metrics_port)
+    log.info("operator starting", extra={"namespace": cfg.namespace, "metrics_port": cfg.metrics_port})
     # standalone: no peering (see handlers' docstring); clusterwide: HSMSecrets live in every namespace.
     kopf.run(
         standalone=True,
         clusterwide=True,
-        liveness_endpoint=f"http://{health_listen}/healthz",
+        liveness_endpoint=f"http://{cfg.health_listen}/healthz",
         loop=asyncio.new_event_loop(),
+        memo=memo,
     )
     return 0

@@ -1,0 +1,84 @@
+"""The API process's settings: one ApiConfig, built once from flags (or HSM_MANAGER_* variables).
+
+gunicorn's master builds it and hands it to the app factory; forked workers inherit it, so nothing is
+passed through the environment.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import functools
+import os
+
+from hsm_common import constants, settings
+from hsm_manager import flags
+from hsm_manager.gateway import client
+
+
+@dataclasses.dataclass(frozen=True)
+class ApiConfig:
+    listen: str = f"0.0.0.0:{constants.PORT_API}"
+    """Address the API serves on (host:port)."""
+    workers: int = 2
+    """gunicorn worker processes."""
+    threads: int = 4
+    """Threads per worker: an agent call that waits must not stall the worker's other requests."""
+    metrics_listen: str = f"0.0.0.0:{constants.PORT_METRICS}"
+    """host:port of the Prometheus endpoint (every worker's metrics summed); empty disables it."""
+    device_namespace: str = constants.DEFAULT_NAMESPACE
+    """Namespace of the HSMDevices, where device-wide routes are authorized (flag default: the pod's own)."""
+    kubeconfig: str = ""
+    """Kubeconfig file; empty: the in-cluster ServiceAccount, else the default kubeconfig."""
+    static_agents: str = ""
+    """JSON ``{"<device>": [{"name": ..., "address": "host:port"}]}``: plaintext agents, not agent pods."""
+    log_level: str = "info"
+    """debug, info, warning or error."""
+    call_timeout: float = client.DEFAULT_TIMEOUT
+    """Deadline of one gRPC call to an agent (seconds)."""
+
+
+_default = functools.partial(settings.default_of, ApiConfig)
+
+
+def add_flags(parser: argparse.ArgumentParser) -> None:
+    """The API's flags, with the defaults of ApiConfig."""
+    add = functools.partial(flags.add, parser)
+    add("--listen", default=_default("listen"), help="API address")
+    add("--workers", type=int, default=_default("workers"), help="gunicorn workers")
+    add("--threads", type=int, default=_default("threads"), help="threads per gunicorn worker")
+    add("--metrics-listen", default=_default("metrics_listen"), help="Prometheus address (empty: none)")
+    add(
+        "--device-namespace",
+        # The pod's own namespace, from the downward API, when it runs in one.
+        default=os.environ.get("POD_NAMESPACE") or _default("device_namespace"),
+        help="namespace of the HSMDevices",
+    )
+    add("--kubeconfig", default=_default("kubeconfig"), help="kubeconfig (default: in-cluster, else ~/.kube)")
+    add(
+        "--static-agents",
+        default=_default("static_agents"),
+        help='JSON {"device": [{"name", "address"}]} of plaintext agents instead of agent pods',
+    )
+    add("--log-level", default=_default("log_level"), help="debug, info, warning or error")
+    add(
+        "--call-timeout",
+        type=settings.parse_duration,
+        default=_default("call_timeout"),
+        help="deadline of one call to an agent",
+    )
+
+
+def from_args(args: argparse.Namespace) -> ApiConfig:
+    """The ApiConfig of parsed flags."""
+    return ApiConfig(
+        listen=args.listen,
+        workers=args.workers,
+        threads=args.threads,
+        metrics_listen=args.metrics_listen,
+        device_namespace=args.device_namespace,
+        kubeconfig=args.kubeconfig,
+        static_agents=args.static_agents,
+        log_level=args.log_level,
+        call_timeout=args.call_timeout,
+    )

@@ -1,0 +1,119 @@
+"""hsm_manager.kube: the one loading rule, and the reviews and PIN writes the API asks of Kubernetes."""
+
+from __future__ import annotations
+
+import base64
+import pathlib
+
+import pytest
+from kubernetes.config import incluster_config, kube_config
+
+from hsm_common import constants
+from hsm_manager import kube
+
+from .conftest import ApiServer, write_kubeconfig
+
+TOKEN_REVIEWS = "/apis/authentication.k8s.io/v1/tokenreviews"
+ACCESS_REVIEWS = "/apis/authorization.k8s.io/v1/subjectaccessreviews"
+
+
+def host_of(client: kube.Kube) -> str:
+    # The loading rule shows only in where requests go; in-cluster that is TLS this stand-in cannot serve.
+    host: str = client._core.api_client.configuration.host
+    return host
+
+
+@pytest.fixture
+def in_a_cluster(tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A pod's view: the service variables and a ServiceAccount token; returns the in-cluster URL."""
+    token, ca = tmp_path / "token", tmp_path / "ca.crt"
+    token.write_text("sa-token")
+    ca.write_text("not checked until a request is made")
+    monkeypatch.setattr(incluster_config, "SERVICE_TOKEN_FILENAME", str(token))
+    monkeypatch.setattr(incluster_config, "SERVICE_CERT_FILENAME", str(ca))
+    monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "10.0.0.1")
+    monkeypatch.setenv("KUBERNETES_SERVICE_PORT", "443")
+    return "https://10.0.0.1:443"
+
+
+def default_kubeconfig(monkeypatch: pytest.MonkeyPatch, path: pathlib.Path) -> None:
+    # The client reads $KUBECONFIG once, when imported: set what it made of it.
+    monkeypatch.setattr(kube_config, "KUBE_CONFIG_DEFAULT_LOCATION", str(path))
+
+
+@pytest.mark.usefixtures("in_a_cluster")
+def test_an_explicit_kubeconfig_wins_even_inside_a_cluster(
+    tmp_path: pathlib.Path, api_server: ApiServer
+) -> None:
+    client = kube.Kube.connect(str(write_kubeconfig(tmp_path / "config", api_server.url)))
+    assert host_of(client) == api_server.url
+
+
+def test_inside_a_cluster_the_service_account_wins_over_the_default_kubeconfig(
+    tmp_path: pathlib.Path, api_server: ApiServer, in_a_cluster: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    default_kubeconfig(monkeypatch, write_kubeconfig(tmp_path / "config", api_server.url))
+    assert host_of(kube.Kube.connect()) == in_a_cluster
+
+
+@pytest.mark.usefixtures("outside_a_cluster")
+def test_outside_a_cluster_the_default_kubeconfig_is_used(
+    tmp_path: pathlib.Path, api_server: ApiServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    default_kubeconfig(monkeypatch, write_kubeconfig(tmp_path / "config", api_server.url))
+    client = kube.Kube.connect()
+    api_server.answers["POST", TOKEN_REVIEWS] = (201, {"status": {"authenticated": False}})
+    assert client.review_token("t") is None
+    assert [request.path for request in api_server.requests] == [TOKEN_REVIEWS]
+
+
+@pytest.fixture
+def client(tmp_path: pathlib.Path, api_server: ApiServer) -> kube.Kube:
+    return kube.Kube.connect(str(write_kubeconfig(tmp_path / "config", api_server.url)))
+
+
+def test_a_valid_token_gives_the_user_the_token_review_names(
+    client: kube.Kube, api_server: ApiServer
+) -> None:
+    user = {"username": "alice", "uid": "1", "groups": ["devs"], "extra": {"scope": ["a"]}}
+    api_server.answers["POST", TOKEN_REVIEWS] = (201, {"status": {"authenticated": True, "user": user}})
+    assert client.review_token("alice-token") == user
+    assert api_server.requests[0].body["spec"] == {"token": "alice-token"}
+
+
+def test_an_access_review_answers_whether_the_spec_is_allowed(
+    client: kube.Kube, api_server: ApiServer
+) -> None:
+    spec = {"user": "alice", "resourceAttributes": {"verb": "get", "resource": "hsmsecrets"}}
+    api_server.answers["POST", ACCESS_REVIEWS] = (201, {"status": {"allowed": True}})
+    assert client.review_access(spec)
+    assert api_server.requests[0].body["spec"] == spec
+    api_server.answers["POST", ACCESS_REVIEWS] = (201, {"status": {"allowed": False}})
+    assert not client.review_access(spec)
+
+
+def test_a_failed_review_is_a_kube_error_with_its_status(client: kube.Kube, api_server: ApiServer) -> None:
+    api_server.answers["POST", TOKEN_REVIEWS] = (500, {"kind": "Status", "message": "echoes alice-token"})
+    with pytest.raises(kube.KubeError) as failed:
+        client.review_token("alice-token")
+    assert failed.value.status == 500
+    assert "alice-token" not in str(failed.value)
+
+
+def test_a_new_pin_goes_to_the_secret_the_device_names(client: kube.Kube, api_server: ApiServer) -> None:
+    device = f"/apis/{constants.GROUP}/{constants.VERSION}/namespaces/hsm/{constants.PLURAL_DEVICE}/pico"
+    spec = {
+        "deviceType": "PicoHSM",
+        "pkcs11": {"libraryPath": "/lib/p.so", "pinSecret": {"name": "pico-pin", "key": "pin"}},
+    }
+    api_server.answers["GET", device] = (200, {"spec": spec})
+    api_server.answers["PATCH", "/api/v1/namespaces/hsm/secrets/pico-pin"] = (200, {})
+    client.update_pin("hsm", "pico", "654321")
+    patch = api_server.requests[-1]
+    assert patch.body == {"data": {"pin": base64.b64encode(b"654321").decode()}}
+
+
+def test_a_pin_for_an_unknown_device_is_not_found(client: kube.Kube, api_server: ApiServer) -> None:
+    with pytest.raises(kube.NotFound):
+        client.update_pin("hsm", "missing", "654321")
+    assert all(request.method == "GET" for request in api_server.requests)
