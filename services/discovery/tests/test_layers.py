@@ -1,4 +1,4 @@
-"""Import boundaries of hsm_discovery (docs/architecture.md): libudev and Kubernetes each stay in their modules."""
+"""Import boundaries of hsm_discovery (docs/architecture.md): libudev and Kubernetes stay in their modules."""
 
 from __future__ import annotations
 
