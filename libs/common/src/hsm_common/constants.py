@@ -28,6 +28,16 @@ ANNOTATION_DEVICE_REPORT: Final = f"{GROUP}/device-report"
 ANNOTATION_HSM_VERSION: Final = f"{GROUP}/hsm-version"
 ANNOTATION_DATA_MAC: Final = f"{GROUP}/data-mac"
 
+# The kubelet device plugin: each HSMDevice is the extended resource hsm.j5t.io/<HSMDevice name>.
+DEVICE_PLUGIN_DIR: Final = "/var/lib/kubelet/device-plugins"
+DEVICE_PLUGIN_API_VERSION: Final = "v1beta1"
+
+
+def resource_name(device: str) -> str:
+    """The extended resource an HSMDevice's agents request (one per USB device of it)."""
+    return f"{GROUP}/{device}"
+
+
 # Ports
 PORT_AGENT_GRPC: Final = 9090
 PORT_AGENT_HEALTH: Final = 8093

@@ -33,12 +33,27 @@ class ReportedDevice(models.Model):
     last_seen: datetime.datetime
 
 
+class PluginStatus(models.Model):
+    """How this node's kubelet device plugin for one HSMDevice stands."""
+
+    resource: str
+    """The extended resource, ``hsm.j5t.io/<HSMDevice>``."""
+    registered: bool
+    """The kubelet accepted the plugin's registration (and has not restarted since)."""
+    healthy: int = 0
+    """Devices the plugin offers the kubelet as Healthy."""
+    error: str | None = None
+    """Why the plugin is not registered or a device could not be allocated (the last failure)."""
+
+
 class DeviceEntry(models.Model):
     """What this node found for one HSMDevice."""
 
     devices: list[ReportedDevice] = pydantic.Field(default_factory=list)
     status: ReportStatus = ReportStatus.OK
     error: str | None = None
+    plugin: PluginStatus | None = None
+    """The node's device plugin for this HSMDevice; None where discovery serves none."""
 
 
 class DeviceReport(models.Model):
