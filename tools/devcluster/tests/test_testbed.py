@@ -2,6 +2,7 @@
 
 import os
 import pathlib
+import stat
 import subprocess
 from collections.abc import Iterator
 
@@ -67,3 +68,23 @@ def test_commands_fail_fast_without_a_driver(tmp_path: pathlib.Path) -> None:
     process.stop(driver)
     with pytest.raises(testbed.TestbedError, match="not running"):
         testbed.Testbed(tmp_path, "node-b").remove(DEVICE)
+
+
+def test_a_plugged_device_gets_a_real_device_node_that_goes_when_unplugged(
+    bed: testbed.Testbed, tmp_path: pathlib.Path
+) -> None:
+    description = tmp_path / "pico.umockdev"
+    description.write_text(DESCRIPTION + "E: DEVNAME=/dev/bus/usb/001/015\nA: dev=189:14\n")
+    bed.add(description)
+    node = testbed.devnodes_dir(bed.run_dir, bed.node) / "dev/bus/usb/001/015"
+    found = node.stat()
+    assert stat.S_ISCHR(found.st_mode)
+    assert (os.major(found.st_rdev), os.minor(found.st_rdev)) == (189, 14)
+    bed.remove(DEVICE)
+    assert not node.exists()
+
+
+def test_the_device_node_of_a_description() -> None:
+    assert testbed.device_node(DESCRIPTION) is None
+    found = testbed.device_node(DESCRIPTION + "E: DEVNAME=/dev/bus/usb/001/015\nA: dev=189:14\n")
+    assert found == testbed.DeviceNode("/dev/bus/usb/001/015", 189, 14)

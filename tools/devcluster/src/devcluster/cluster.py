@@ -10,6 +10,7 @@ import json
 import os
 import pathlib
 import shutil
+import signal
 import ssl
 import sys
 import time
@@ -313,6 +314,15 @@ def _start_nodes(
         )
         launch(node.name, realnodes.supervisor_argv(node, spec_file))
     return [node.name for node in node_list]
+
+
+def restart_kubelet(run_dir: pathlib.Path, node: str) -> None:
+    """Restart ``node``'s kubelet (its supervisor does it on SIGUSR1); containers keep running."""
+    running = load(run_dir)
+    supervisor = next((p for p in running.processes if p.name == node), None) if running else None
+    if supervisor is None or not process.is_alive(supervisor):
+        raise StartError(f"node {node} is not running in {run_dir}")
+    os.kill(supervisor.pid, signal.SIGUSR1)
 
 
 def forward(run_dir: pathlib.Path, name: str, ip: str, port: int, node: int = 1) -> str:

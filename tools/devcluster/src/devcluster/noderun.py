@@ -22,6 +22,8 @@ from types import FrameType
 from . import cgroups, nodeconfig
 
 _STOP = False
+_RESTART_KUBELET = False
+"""Set by SIGUSR1: restart the kubelet (as after an upgrade), keeping containerd and the containers."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,6 +63,25 @@ def _log(message: str) -> None:
 def _on_term(_signum: int, _frame: FrameType | None) -> None:
     global _STOP
     _STOP = True
+
+
+def _on_restart(_signum: int, _frame: FrameType | None) -> None:
+    global _RESTART_KUBELET
+    _RESTART_KUBELET = True
+
+
+def _restart(
+    spec: Spec, name: str, proc: subprocess.Popen[bytes], argv: list[str]
+) -> subprocess.Popen[bytes]:
+    """Stop a component as a node's systemd would on a restart, then start it again."""
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+    _log(f"{name} restarted on request")
+    return _spawn(spec, name, argv)
 
 
 def _mount_bind(source: pathlib.Path, target: pathlib.Path) -> None:
@@ -140,25 +161,26 @@ def run(spec: Spec) -> int:
         )
         _wait_for(pathlib.Path(nodeconfig.CONTAINERD_SOCKET), procs["containerd"], 30, "containerd")
         _load_images(spec)
-        procs["kubelet"] = _spawn(
-            spec,
-            "kubelet",
-            [
-                str(bins / "kubelet"),
-                f"--config={files.etc / 'kubelet.yaml'}",
-                f"--kubeconfig={spec.kubeconfig}",
-                f"--hostname-override={spec.name}",
-                f"--node-ip={spec.node_ip}",
-                "--v=1",
-            ],
-        )
+        kubelet_argv = [
+            str(bins / "kubelet"),
+            f"--config={files.etc / 'kubelet.yaml'}",
+            f"--kubeconfig={spec.kubeconfig}",
+            f"--hostname-override={spec.name}",
+            f"--node-ip={spec.node_ip}",
+            "--v=1",
+        ]
+        procs["kubelet"] = _spawn(spec, "kubelet", kubelet_argv)
         procs["kube-proxy"] = _spawn(
             spec,
             "kube-proxy",
             [str(bins / "kube-proxy"), f"--config={files.etc / 'kube-proxy.yaml'}", "--v=1"],
         )
         _log("containerd, kubelet and kube-proxy started")
+        global _RESTART_KUBELET
         while not _STOP:
+            if _RESTART_KUBELET:
+                _RESTART_KUBELET = False
+                procs["kubelet"] = _restart(spec, "kubelet", procs["kubelet"], kubelet_argv)
             for name, proc in procs.items():
                 if proc.poll() is not None:
                     raise RuntimeError(
@@ -194,6 +216,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     signal.signal(signal.SIGTERM, _on_term)
     signal.signal(signal.SIGINT, _on_term)
+    signal.signal(signal.SIGUSR1, _on_restart)
     return run(Spec.load(pathlib.Path(args[0])))
 
 

@@ -3,21 +3,32 @@
 The driver (``_testbed_driver``) runs under ``umockdev-wrapper`` with its directory under the cluster's
 run dir (``testbeds/<node>``). The node mounts the testbed as ``/var/lib/hsm-devcluster/umockdev``; pods that
 preload libumockdev with ``UMOCKDEV_DIR`` set to it see the node's devices and their add/remove uevents.
+
+The kubelet and containerd are not preloaded: for them each plugged device also gets a real character
+device node with the description's major and minor, made with mknod under the node's
+``/var/lib/hsm-devcluster/devnodes`` (the device plugin's device-node root on the devcluster), and removed
+when the device is unplugged. Nothing under the host's /dev is touched.
 """
 
 import dataclasses
+import json
 import os
 import pathlib
 import re
+import stat
 import sys
 import uuid
 
-from . import process, wait
+from . import process, realnodes, wait
 
 TESTBEDS_DIR = "testbeds"
 POD_UID = 65532
 """The user the project's pods run as: discovery pods open the testbed's event sockets as that user."""
 _SYS_PATH = re.compile(r"^P:\s*(\S+)", re.MULTILINE)
+_DEVNAME = re.compile(r"^E:\s*DEVNAME=(\S+)", re.MULTILINE)
+_DEV = re.compile(r"^A:\s*dev=(\d+):(\d+)", re.MULTILINE)
+DEVNODES = "devnodes"
+"""Under a node's data dir (``/var/lib/hsm-devcluster`` inside the node): the stand-in device nodes."""
 
 
 class TestbedError(RuntimeError):
@@ -85,6 +96,29 @@ def sys_paths(description: str) -> list[str]:
     return ["/sys" + p if not p.startswith("/sys/") else p for p in _SYS_PATH.findall(description)]
 
 
+@dataclasses.dataclass(frozen=True)
+class DeviceNode:
+    """The device node a description's device has on a real system."""
+
+    path: str
+    """``/dev/bus/usb/BBB/DDD``."""
+    major: int
+    minor: int
+
+
+def device_node(description: str) -> DeviceNode | None:
+    """The device node of a umockdev description (its DEVNAME and ``dev`` attribute), if it has one."""
+    name, numbers = _DEVNAME.search(description), _DEV.search(description)
+    if name is None or numbers is None:
+        return None
+    return DeviceNode(name.group(1), int(numbers.group(1)), int(numbers.group(2)))
+
+
+def devnodes_dir(run_dir: pathlib.Path, node: str) -> pathlib.Path:
+    """The host directory the node sees as ``/var/lib/hsm-devcluster/devnodes``."""
+    return realnodes.data_dir(run_dir, node) / DEVNODES
+
+
 def _command(run_dir: pathlib.Path, node: str, text: str, timeout: float) -> None:
     directory = node_dir(run_dir, node)
     request_id = uuid.uuid4().hex
@@ -120,12 +154,46 @@ class Testbed:
 
     def add(self, description: pathlib.Path, timeout: float = 10.0) -> list[str]:
         """Plug in the devices of a umockdev description file; return their sysfs paths."""
+        text = description.read_text()
+        paths = sys_paths(text)
+        node = device_node(text)
+        if node is not None and paths:
+            # The node exists before the uevent: udev makes it before anyone hears of the device.
+            self._make_node(paths[0], node)
         self._command(f"add {description.resolve()}", timeout)
-        return sys_paths(description.read_text())
+        return paths
 
     def remove(self, sys_path: str, timeout: float = 10.0) -> None:
         """Unplug the device at ``sys_path`` (``/sys/devices/...``): a "remove" uevent, then it is gone."""
         self._command(f"remove {sys_path}", timeout)
+        nodes_made = self._nodes_made()
+        made = nodes_made.pop(sys_path, None)
+        if made is not None:
+            (devnodes_dir(self.run_dir, self.node) / made.lstrip("/")).unlink(missing_ok=True)
+            self._record(nodes_made)
+
+    def _make_node(self, sys_path: str, node: DeviceNode) -> None:
+        path = devnodes_dir(self.run_dir, self.node) / node.path.lstrip("/")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.unlink(missing_ok=True)
+        os.mknod(path, 0o660 | stat.S_IFCHR, os.makedev(node.major, node.minor))
+        nodes_made = self._nodes_made()
+        nodes_made[sys_path] = node.path
+        self._record(nodes_made)
+
+    def _nodes_made(self) -> dict[str, str]:
+        try:
+            found: dict[str, str] = json.loads(
+                (node_dir(self.run_dir, self.node) / "devnodes.json").read_text()
+            )
+        except FileNotFoundError:
+            return {}
+        return found
+
+    def _record(self, nodes_made: dict[str, str]) -> None:
+        target = node_dir(self.run_dir, self.node) / "devnodes.json"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(json.dumps(nodes_made))
 
     def present(self, sys_path: str) -> bool:
         """Whether a device is plugged in at ``sys_path``."""
