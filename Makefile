@@ -38,7 +38,7 @@ demo: setup ## the whole system on the local cluster with a synced sample secret
 demo-down: ## stop the demo
 	$(RUN) python -m devcluster demo-down
 
-proto: ## regenerate libs/hsmproto/src/hsmproto/v1 from the .proto
+proto: ## regenerate the gRPC modules under libs/hsmproto/src/hsmproto from libs/hsmproto/proto
 	$(RUN) python libs/hsmproto/generate.py
 
 crds: ## regenerate the CRD manifests from hsm_common.models
