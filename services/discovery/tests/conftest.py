@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import pathlib
+import shutil
+import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+
+from . import fake_kubelet, harness
 
 DATA = pathlib.Path(__file__).parent / "data"
 
@@ -55,3 +59,27 @@ def poll(condition: Callable[[], Any], timeout: float, interval: float = 0.01) -
 @pytest.fixture
 def wait_for() -> Callable[..., Any]:
     return poll
+
+
+@pytest.fixture
+def plugin_dir() -> Iterator[pathlib.Path]:
+    """A device-plugin dir with a short path: socket paths end at 107 bytes, and pytest's tmp_path is long."""
+    path = pathlib.Path(tempfile.mkdtemp(prefix="dp-", dir="/tmp"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture
+def kubelet(plugin_dir: pathlib.Path) -> Iterator[fake_kubelet.FakeKubelet]:
+    fake = fake_kubelet.FakeKubelet(plugin_dir)
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture
+def testbed(data_dir: pathlib.Path) -> Iterator[harness.MockTestbed]:
+    """A umockdev testbed with a root hub and no device plugged yet."""
+    bed = harness.MockTestbed()
+    bed.add(data_dir / "roothub.umockdev")
+    yield bed
+    bed.close()

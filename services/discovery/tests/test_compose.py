@@ -81,3 +81,20 @@ def test_report_wire_format_is_camel_case(make_hsm_device: MakeDevice) -> None:
     assert wire["nodeName"] == "node-a"
     assert wire["devices"]["pico"]["devices"][0]["devicePath"] == "/dev/bus/usb/001/015"
     assert report.DeviceReport.model_validate(wire).devices["pico"].devices[0].serial_number == PICO.serial
+
+
+def test_plugin_statuses_join_their_entries(make_hsm_device: MakeDevice) -> None:
+    objects = [make_hsm_device("pico", discovery=PICO_IDS), make_hsm_device("other", discovery=PICO_IDS)]
+    rep = compose.build("node-a", T0, targets.for_node(objects, {}), seen(PICO), frozenset())
+    status = report.PluginStatus(resource="hsm.j5t.io/pico", registered=True, healthy=1)
+    joined = compose.with_plugins(rep, {"pico": status})
+    assert (joined.devices["pico"].plugin, joined.devices["other"].plugin) == (status, None)
+    assert joined.devices["pico"].devices == rep.devices["pico"].devices
+
+
+def test_plugin_status_changes_the_content_key(make_hsm_device: MakeDevice) -> None:
+    rep = compose.build("node-a", T0, targets.for_node([make_hsm_device("pico")], {}), seen(), frozenset())
+    status = report.PluginStatus(resource="hsm.j5t.io/pico", registered=False, error="no kubelet")
+    registered = status.model_copy(update={"registered": True, "error": None})
+    keys = {compose.content_key(compose.with_plugins(rep, {"pico": s})) for s in (status, registered)}
+    assert len(keys) == 2

@@ -5,13 +5,15 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import pathlib
 import signal
 import sys
 import threading
 
-from hsm_common import logs, settings
+from hsm_common import constants, logs, settings
 
 from . import bootstrap, errors
+from .plugin import config as plugin_config
 
 ENV = "HSM_DISCOVERY"
 
@@ -92,8 +94,50 @@ def build_parser() -> argparse.ArgumentParser:
         default={},
         help="this node's labels as k=v,... (with --devices-file)",
     )
+    add(
+        parser,
+        ENV,
+        "--device-plugin-dir",
+        default=constants.DEVICE_PLUGIN_DIR,
+        help="the kubelet's device-plugin directory; empty serves no device plugin",
+    )
+    add(
+        parser,
+        ENV,
+        "--device-node-root",
+        type=plugin_config.absolute_path,
+        default="/",
+        help="where the container runtime finds the node's /dev (prefix of allocated device nodes)",
+    )
+    add(
+        parser,
+        ENV,
+        "--device-mounts",
+        type=plugin_config.parse_mounts,
+        default=(),
+        help="host paths /a,/b every allocation mounts read-write at the same path",
+    )
+    add(
+        parser,
+        ENV,
+        "--device-env",
+        type=plugin_config.parse_env,
+        default={},
+        help="variables NAME=VALUE,... every allocation sets",
+    )
     parser.add_argument("--once", action="store_true", help="scan and report once, then exit")
     return parser
+
+
+def _device_plugin(args: argparse.Namespace) -> plugin_config.Config | None:
+    if not args.device_plugin_dir:
+        return None
+    return plugin_config.Config(
+        plugin_dir=pathlib.Path(args.device_plugin_dir),
+        node_root=args.device_node_root,
+        mounts=args.device_mounts,
+        env=args.device_env,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -114,6 +158,7 @@ def main(argv: list[str] | None = None) -> int:
         report_file=args.report_file,
         devices_file=args.devices_file,
         node_labels=args.node_labels,
+        device_plugin=_device_plugin(args),
     )
     try:
         if args.once:

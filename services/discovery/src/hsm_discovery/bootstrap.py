@@ -12,6 +12,8 @@ import time
 from collections.abc import Callable
 
 from . import ccid, errors, health, kube, monitor, reporter, scan, service, sink, sources, usb
+from .plugin import config as plugin_config
+from .plugin import supervisor
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +44,8 @@ class Config:
     """Read HSMDevices from here instead of the API server."""
     node_labels: dict[str, str]
     """This node's labels when devices_file is used."""
+    device_plugin: plugin_config.Config | None = None
+    """The kubelet device plugins' settings; None serves no plugin."""
 
 
 @dataclasses.dataclass
@@ -51,17 +55,22 @@ class App:
     watcher: monitor.Monitor
     probes: health.Server
     stop: threading.Event
+    plugins: supervisor.Supervisor | None
 
     def run(self) -> None:
         """Run until stop is set, then stop every thread this app started."""
         self.source.start()
         self.watcher.start()
+        if self.plugins is not None:
+            self.plugins.start()
         self.probes.start()
         log.info("started", extra={"health_port": self.probes.port})
         try:
             self.service.run(self.stop)
         finally:
             self.watcher.stop()
+            if self.plugins is not None:
+                self.plugins.stop()
             self.source.stop()
             self.probes.stop()
 
@@ -113,6 +122,7 @@ def _service(
     writer: reporter.Reporter,
     scanner: Callable[[], list[usb.UsbDevice]],
     wake: threading.Event,
+    plugins: supervisor.Supervisor | None = None,
 ) -> service.Service:
     allowlist = ccid.load([pathlib.Path(config.ccid_plist)] if config.ccid_plist else ccid.DEFAULT_PATHS)
     settings = service.Settings(
@@ -121,19 +131,30 @@ def _service(
         forget_after=datetime.timedelta(seconds=config.forget_after),
         ccid_allowlist=allowlist,
     )
-    return service.Service(settings, scanner, source, writer, wake)
+    return service.Service(settings, scanner, source, writer, wake, plugins)
 
 
 def build(config: Config, stop: threading.Event) -> App:
-    """The long-running app: hotplug monitor, HSMDevice source, reporter, probes."""
+    """The long-running app: hotplug monitor, HSMDevice source, reporter, device plugins, probes.
+
+    Readiness does not wait for the kubelet: the report is discovery's job, and a plugin's registration
+    shows in it.
+    """
     _require(config)
     wake = threading.Event()
     source, writer = _parts(config, wake)
+    plugins = None
+    if config.device_plugin is not None:
+        plugins = supervisor.Supervisor(config.device_plugin, on_change=wake.set)
     context = scan.new_context()
-    svc = _service(config, source, writer, functools.partial(scan.scan, context), wake)
+    svc = _service(config, source, writer, functools.partial(scan.scan, context), wake, plugins)
     watcher = monitor.Monitor(context, on_change=wake.set, debounce=config.debounce)
-    probes = health.Server(config.health_listen, live=lambda: svc.live() and watcher.alive(), ready=svc.ready)
-    return App(service=svc, source=source, watcher=watcher, probes=probes, stop=stop)
+
+    def live() -> bool:
+        return svc.live() and watcher.alive() and (plugins is None or plugins.alive())
+
+    probes = health.Server(config.health_listen, live=live, ready=svc.ready)
+    return App(service=svc, source=source, watcher=watcher, probes=probes, stop=stop, plugins=plugins)
 
 
 def run_once(config: Config) -> bool:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from hsm_common import report
 
@@ -61,6 +61,14 @@ def build(
         report_time=now,
         devices={t.name: entry(t, seen, ccid_allowlist, now) for t in chosen},
     )
+
+
+def with_plugins(rep: report.DeviceReport, plugins: Mapping[str, report.PluginStatus]) -> report.DeviceReport:
+    """rep with each entry's device plugin status from plugins (entries without one keep None)."""
+    devices = {
+        name: entry.model_copy(update={"plugin": plugins.get(name)}) for name, entry in rep.devices.items()
+    }
+    return rep.model_copy(update={"devices": devices})
 
 
 def content_key(rep: report.DeviceReport) -> str:

@@ -1,4 +1,4 @@
-"""The discovery service's exceptions; health.py is the one place that turns them into HTTP answers."""
+"""The discovery service's exceptions; health.py makes them HTTP answers, plugin.servicer gRPC codes."""
 
 from __future__ import annotations
 
@@ -25,3 +25,19 @@ class WatchExpired(ApiError):
 
 class ReportError(DiscoveryError):
     """A report could not be written to its sink."""
+
+
+class PluginError(DiscoveryError):
+    """A device plugin could not serve its socket or register with the kubelet; retried with backoff."""
+
+
+class AllocationRefused(DiscoveryError):
+    """The kubelet asked a device plugin for a device it cannot give; the pod's admission fails."""
+
+
+class UnknownDevice(AllocationRefused):
+    """The device ID is not one the plugin offers."""
+
+
+class DeviceUnhealthy(AllocationRefused):
+    """The device is offered but unplugged (or has no device node to give)."""

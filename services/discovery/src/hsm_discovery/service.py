@@ -12,6 +12,7 @@ from collections.abc import Callable
 from hsm_common import report
 
 from . import compose, errors, inventory, metrics, reporter, sources, targets, usb
+from .plugin import supervisor
 
 log = logging.getLogger(__name__)
 
@@ -38,13 +39,16 @@ class Service:
         source: sources.Source,
         writer: reporter.Reporter,
         wake: threading.Event,
+        plugins: supervisor.Supervisor | None = None,
         clock: Callable[[], datetime.datetime] = lambda: datetime.datetime.now(datetime.UTC),
     ) -> None:
-        """wake is the event hotplug and the HSMDevice watch set to ask for an immediate step."""
+        """wake is the event hotplug, the HSMDevice watch and the device plugins set to ask for an immediate
+        step; plugins, when given, get every report's devices and add their statuses to it."""
         self._settings = settings
         self._scanner = scanner
         self._source = source
         self._reporter = writer
+        self._plugins = plugins
         self._clock = clock
         self._inventory = inventory.Inventory()
         self._wake = wake
@@ -83,6 +87,8 @@ class Service:
         metrics.set_devices_found(
             {name: sum(d.available for d in e.devices) for name, e in rep.devices.items()}
         )
+        if self._plugins is not None:
+            rep = compose.with_plugins(rep, self._plugins.offer(rep))
         self._reporter.offer(rep)
         return rep
 
