@@ -8,6 +8,7 @@ on earlier ones.
 
 import base64
 import contextlib
+import json
 import os
 import pathlib
 import re
@@ -43,6 +44,10 @@ POOL = f"{system.GROUP_PATH}/namespaces/{system.NAMESPACE}/hsmpools/{system.DEVI
 SOFTHSM_MAX_OBJECTS = 100_000
 """The object budget agents give SoftHSM2 tokens when the HSMDevice sets none."""
 STEP_TIMEOUT = 90.0
+RESOURCE = f"hsm.j5t.io/{system.DEVICE}"
+"""The extended resource of the HSMDevice, served by discovery's kubelet device plugin."""
+DEVICE_NODE = "/dev/bus/usb/001/015"
+"""The mocked Pico HSM's device node (``pico.description``: bus 1, device 15, so 189:14)."""
 OVERLAYS = pathlib.Path(__file__).resolve().parents[2] / "deploy" / "kustomize" / "overlays"
 
 
@@ -164,6 +169,55 @@ def test_an_agent_runs_on_each_node(scenario: Scenario) -> None:
     assert set(system.ready_agents(scenario.client)) == {NODE_A, NODE_B}
 
 
+def _allocatable(scenario: Scenario, node: str) -> str:
+    status = scenario.client.get(f"/api/v1/nodes/{node}").get("status", {})
+    return str(status.get("allocatable", {}).get(RESOURCE, "0"))
+
+
+def _plugin(scenario: Scenario, node: str) -> dict[str, Any]:
+    """The device plugin status the discovery pod on node reports for the HSMDevice."""
+    for pod in system.pods(scenario.client, "discovery"):
+        if pod["spec"].get("nodeName") == node:
+            raw = pod["metadata"].get("annotations", {}).get("hsm.j5t.io/device-report", "{}")
+            entry = json.loads(raw).get("devices", {}).get(system.DEVICE, {})
+            return dict(entry.get("plugin") or {})
+    return {}
+
+
+def test_each_node_offers_its_device_as_a_resource(scenario: Scenario) -> None:
+    wait.until(
+        lambda: all(_allocatable(scenario, node) == "1" for node in (NODE_A, NODE_B)),
+        STEP_TIMEOUT,
+        f"both nodes offering 1 {RESOURCE}",
+    )
+    described = kubectl.run(scenario.system.cluster.kubeconfig, "describe", "node", NODE_A)
+    assert re.search(rf"{re.escape(RESOURCE)}:\s+1", described), described
+    assert all(_plugin(scenario, node).get("registered") for node in (NODE_A, NODE_B))
+    scenario.timeline.record(f"kubelets list {RESOURCE}: 1 allocatable on each node")
+
+
+def test_agents_get_their_device_node_from_the_plugin_without_privilege(scenario: Scenario) -> None:
+    agents = system.ready_agents(scenario.client)
+    for node, pod in agents.items():
+        spec = pod["spec"]
+        assert not [v for v in spec.get("volumes", []) if "hostPath" in v], f"{node}: agent mounts host paths"
+        for container in spec["containers"]:
+            security = container.get("securityContext", {})
+            assert not security.get("privileged")
+            assert security.get("allowPrivilegeEscalation") is False
+            assert security.get("capabilities", {}).get("drop") == ["ALL"]
+        assert spec["containers"][0]["resources"]["limits"][RESOURCE] == "1"
+        probe = f"import os; s = os.stat({DEVICE_NODE!r}); print(os.major(s.st_rdev), os.minor(s.st_rdev))"
+        seen = kubectl.run(
+            scenario.system.cluster.kubeconfig,
+            "exec", "-n", system.NAMESPACE, pod["metadata"]["name"], "--", "python", "-c", probe,
+        )  # fmt: skip
+        assert seen.split() == ["189", "14"], f"{node}: {seen!r}"
+    scenario.timeline.record(
+        f"agents hold {DEVICE_NODE} (189:14) from the plugin; unprivileged, no host paths"
+    )
+
+
 def test_a_secret_written_through_the_api_is_mirrored_to_both_devices(scenario: Scenario) -> None:
     for namespace in (NS_A, NS_B):
         scenario.api.put_secret(f"{namespace}/db", {"password": b"first", "user": namespace.encode()})
@@ -259,6 +313,10 @@ def test_unplugging_a_device_makes_the_pool_partial(scenario: Scenario) -> None:
         "the pool Partial with one device available",
     )
     scenario.timeline.record("pool Partial")
+    wait.until(
+        lambda: _allocatable(scenario, NODE_B) == "0", STEP_TIMEOUT, f"{NODE_B} offering no {RESOURCE}"
+    )
+    scenario.timeline.record(f"{NODE_B}: {RESOURCE} unhealthy, 0 allocatable")
 
 
 def test_the_unplugged_devices_agent_is_removed_after_the_grace_period(scenario: Scenario) -> None:
@@ -295,7 +353,8 @@ def test_a_replugged_device_gets_its_agent_back(scenario: Scenario) -> None:
         STEP_TIMEOUT,
         "the pool Ready with both devices again",
     )
-    scenario.timeline.record(f"agent on {NODE_B} Ready again")
+    assert _allocatable(scenario, NODE_B) == "1"
+    scenario.timeline.record(f"agent on {NODE_B} Ready again; {RESOURCE} allocatable again")
 
 
 def test_mirror_sync_brings_the_returning_device_up_to_date(scenario: Scenario) -> None:
@@ -311,6 +370,47 @@ def test_mirror_sync_brings_the_returning_device_up_to_date(scenario: Scenario) 
     )
     assert [d["version"] for d in held["devices"]] == [3, 3]
     scenario.timeline.record("mirror sync: version 3 on both devices again")
+
+
+def test_after_a_kubelet_restart_the_plugin_registers_again_and_agents_roll_out(scenario: Scenario) -> None:
+    cluster.restart_kubelet(scenario.system.cluster.run_dir, NODE_B)
+    scenario.timeline.record(f"kubelet on {NODE_B} restarted")
+    # The kubelet removes the plugin sockets when it starts: the plugin notices and registers again.
+    wait.until(lambda: not _plugin(scenario, NODE_B).get("registered"), STEP_TIMEOUT, "the plugin noticing")
+    wait.until(
+        lambda: _plugin(scenario, NODE_B).get("registered") and _allocatable(scenario, NODE_B) == "1",
+        STEP_TIMEOUT,
+        f"the plugin on {NODE_B} registered again",
+    )
+    scenario.timeline.record(f"plugin on {NODE_B} registered again")
+    restarted = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    for deployment in scenario.client.get(
+        f"/apis/apps/v1/namespaces/{system.NAMESPACE}/deployments?labelSelector=app.kubernetes.io/component=agent"
+    )["items"]:
+        scenario.client.request(
+            "PATCH",
+            f"/apis/apps/v1/namespaces/{system.NAMESPACE}/deployments/{deployment['metadata']['name']}",
+            {"spec": {"template": {"metadata": {"annotations": {"e2e/restarted-at": restarted}}}}},
+            content_type="application/merge-patch+json",
+        )
+
+    def rolled_out() -> bool:
+        ready = system.ready_agents(scenario.client)
+        rolled = {
+            node
+            for node, pod in ready.items()
+            if pod["metadata"].get("annotations", {}).get("e2e/restarted-at") == restarted
+        }
+        return rolled == {NODE_A, NODE_B}
+
+    wait.until(rolled_out, STEP_TIMEOUT, "the agents rolled out on both nodes")
+    stuck = [
+        (p["metadata"]["name"], p["status"].get("phase"), p["status"].get("reason"))
+        for p in system.pods(scenario.client, "agent")
+        if p["status"].get("phase") == "Pending" or p["status"].get("reason") == "UnexpectedAdmissionError"
+    ]
+    assert not stuck, stuck
+    scenario.timeline.record("agents rolled out after the kubelet restart; none Pending or refused admission")
 
 
 @pytest.mark.parametrize("overlay", sorted(p.name for p in OVERLAYS.iterdir() if p.is_dir()))
