@@ -117,7 +117,9 @@ def start_discovery(
     command = ["umockdev-run"]
     for name in ("roothub", "pico", "smartcard-hsm", "mouse"):
         command += ["--device", str(DEVICES / f"{name}.umockdev")]
+    # No device plugin: this discovery runs on the host, where no kubelet is (the scenario tests the plugin).
     command += ["--", sys.executable, "-m", "hsm_discovery", "--health-listen", "127.0.0.1:0"]
+    command += ["--device-plugin-dir", ""]
     with log_path.open("w") as log:
         return subprocess.Popen(command, env=env, stderr=log)
 
