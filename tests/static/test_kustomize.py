@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pathlib
+import re
 import subprocess
 from collections.abc import Iterator
 from typing import Any
@@ -116,3 +117,34 @@ def test_agent_and_discovery_images_follow_the_overlay_tags() -> None:
         env = {e["name"]: e.get("value") for e in manager["spec"]["template"]["spec"]["containers"][0]["env"]}
         assert env["HSM_MANAGER_AGENT_IMAGE"].endswith(f"hsm-agent:{tag}")
         assert env["HSM_MANAGER_DISCOVERY_IMAGE"].endswith(f"hsm-discovery:{tag}")
+
+
+def manager_env(overlay: str) -> dict[str, str | None]:
+    manager = next(
+        d for d in build(overlay) if d["kind"] == "Deployment" and d["metadata"]["name"] == "hsm-manager"
+    )
+    return {e["name"]: e.get("value") for e in manager["spec"]["template"]["spec"]["containers"][0]["env"]}
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_setting_an_overlay_gives_the_operator_is_one_it_reads(overlay: str) -> None:
+    usage = subprocess.run(
+        ["hsm-manager", "operator", "--help"], check=True, capture_output=True, text=True, timeout=60
+    ).stdout
+    known = set(re.findall(r"env\s+(HSM_MANAGER_\w+)", usage))
+    assert {name for name in manager_env(overlay) if name.startswith("HSM_MANAGER_")} <= known
+
+
+def test_e2e_agents_get_the_softhsm2_store_through_the_device_plugin() -> None:
+    env = manager_env("e2e")
+    assert env["HSM_MANAGER_DEVICE_MOUNTS"] == "/var/lib/hsm-devcluster/softhsm"
+    assert env["HSM_MANAGER_DEVICE_ENV"] == "SOFTHSM2_CONF=/var/lib/hsm-devcluster/softhsm/softhsm2.conf"
+    assert env["HSM_MANAGER_DEVICE_NODE_ROOT"] == "/var/lib/hsm-devcluster/devnodes"
+
+
+def test_production_enforces_only_what_discovery_needs_and_reports_the_rest() -> None:
+    [namespace] = [d for d in build("production") if d["kind"] == "Namespace"]
+    labels = namespace["metadata"]["labels"]
+    assert labels["pod-security.kubernetes.io/enforce"] == "privileged"
+    assert labels["pod-security.kubernetes.io/warn"] == "restricted"
+    assert labels["pod-security.kubernetes.io/audit"] == "restricted"

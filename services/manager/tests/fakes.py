@@ -321,14 +321,17 @@ class FakeKube:
         obj["metadata"]["resourceVersion"] = str(next(self._versions))
 
     def add(self, obj: kube.Obj) -> kube.Obj:
-        """Put obj in the store as it is (a test's given); returns the stored copy."""
+        """Put obj in the store as it is (a test's given); returns the stored copy.
+
+        A cluster-scoped object (a Node) has no namespace: it is stored under "".
+        """
         meta = obj["metadata"]
         stored = copy.deepcopy(obj)
         stored["metadata"].setdefault("uid", f"uid-{meta['name']}")
         stored["metadata"].setdefault("generation", 1)
         self._stamp(stored)
         with self._lock:
-            self.objects[(obj["kind"], meta["namespace"], meta["name"])] = stored
+            self.objects[(obj["kind"], meta.get("namespace", ""), meta["name"])] = stored
         return copy.deepcopy(stored)
 
     def stored(self, kind: str, namespace: str, name: str) -> kube.Obj | None:

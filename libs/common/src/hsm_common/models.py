@@ -234,12 +234,35 @@ class ReportingPod(Model):
     fresh: bool
 
 
+class PoolNode(Model):
+    """One node of the pool: the devices found there, what its kubelet offers agents, its device plugin."""
+
+    node_name: str
+    devices_found: int = pydantic.Field(default=0, ge=0)
+    """Devices discovery found on the node (its newest report)."""
+    capacity: int | None = pydantic.Field(default=None, ge=0)
+    """The Node's ``status.capacity`` of the pool's resource: every device the plugin offers (absent: the
+    Node was not read yet)."""
+    allocatable: int | None = pydantic.Field(default=None, ge=0)
+    """The Node's ``status.allocatable`` of the resource: the healthy devices agents can be admitted with."""
+    plugin_registered: bool | None = None
+    """The kubelet accepted discovery's device plugin (absent: discovery reports no plugin here)."""
+    plugin_healthy: int | None = pydantic.Field(default=None, ge=0)
+    """Devices the plugin offers the kubelet as healthy."""
+    plugin_error: str | None = None
+    """Why the plugin is not registered, or why a device could not be allocated (its last failure)."""
+
+
 class HSMPoolStatus(Model):
     phase: PoolPhase | None = None
     total_devices: int | None = pydantic.Field(default=None, ge=0)
     available_devices: int | None = pydantic.Field(default=None, ge=0)
     aggregated_devices: list[AggregatedDevice] = pydantic.Field(default_factory=list)
     reporting_pods: list[ReportingPod] = pydantic.Field(default_factory=list)
+    resource: str | None = None
+    """The extended resource each agent requests, ``hsm.j5t.io/<HSMDevice>``."""
+    nodes: list[PoolNode] = pydantic.Field(default_factory=list)
+    """Per node where discovery runs or the kubelet offers the resource."""
     last_aggregation_time: datetime.datetime | None = None
     conditions: list[Condition] = pydantic.Field(default_factory=list)
 

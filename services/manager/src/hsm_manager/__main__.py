@@ -32,8 +32,10 @@ def _operator(cfg: operator_config.OperatorConfig) -> int:
     log.debug(
         "pod extras",
         extra={
-            "agent_host_paths": list(cfg.agent_extras.host_paths),
-            "agent_env": [variable for variable, _ in cfg.agent_extras.env],
+            "device_mounts": list(cfg.device_mounts),
+            "device_env": [variable for variable, _ in cfg.device_env],
+            "device_node_root": cfg.device_node_root,
+            "device_plugin_dir": cfg.device_plugin_dir,
             "discovery_host_paths": list(cfg.discovery_extras.host_paths),
             "discovery_env": [variable for variable, _ in cfg.discovery_extras.env],
         },

@@ -194,7 +194,8 @@ class Kube:
             return self.get(obj["kind"], meta["namespace"], meta["name"])
 
     def list_objects(self, kind: str, namespace: str | None, label_selector: str) -> list[Obj]:
-        """Objects of kind in namespace (all namespaces when None) matching label_selector."""
+        """Objects of kind (Pod, Deployment, Secret, Node) in namespace (all namespaces, or none for Nodes,
+        when None) matching label_selector."""
         if kind == "Pod":
             method: Any = self._core.list_namespaced_pod
             if not namespace:
@@ -203,6 +204,8 @@ class Kube:
             method = self._apps.list_namespaced_deployment
         elif kind == "Secret":
             method = self._core.list_namespaced_secret
+        elif kind == "Node":
+            method = self._core.list_node  # cluster-scoped: namespace is None
         else:
             raise ValueError(f"list of {kind} is not supported")
         args = (namespace,) if namespace else ()

@@ -74,7 +74,7 @@ def reconciler(client: FakeKube, directory: fakes.FakeDirectory) -> pools.Reconc
 
 def aggregate(client: FakeKube, directory: fakes.FakeDirectory) -> models.HSMPoolStatus:
     recon = reconciler(client, directory)
-    status = recon._aggregate("ns", "hsm", recon._capacities("ns", "hsm"))
+    status = recon._aggregate("ns", "hsm", recon._capacities("ns", "hsm"), None)
     assert status is not None
     return status
 

@@ -74,10 +74,28 @@ def test_daemonset_is_replaced_when_discovery_extras_change() -> None:
     assert replaced["spec"]["template"]["spec"]["volumes"][-1]["hostPath"]["path"] == "/run/umockdev"
 
 
-def test_agent_extras_reach_the_agent_pod_config() -> None:
-    extras = podextras.PodExtras(
-        ("/var/lib/softhsm",), (("SOFTHSM2_CONF", "/var/lib/softhsm/softhsm2.conf"),)
+def test_device_plugin_settings_reach_the_discovery_pods() -> None:
+    cfg = config.OperatorConfig(
+        "ns",
+        "hsm-agent:dev",
+        "hsm-discovery:dev",
+        device_mounts=("/var/lib/softhsm",),
+        device_env=(("SOFTHSM2_CONF", "/var/lib/softhsm/softhsm2.conf"),),
+        device_node_root="/var/lib/devnodes",
     )
-    cfg = config.OperatorConfig("ns", "hsm-agent:dev", "hsm-discovery:dev", agent_extras=extras)
-    agent_cfg = pools.Reconciler(FakeKube({}), None, cfg, None)._agent_cfg  # type: ignore[arg-type]
-    assert (agent_cfg.host_paths, agent_cfg.env) == (extras.host_paths, extras.env)
+    discovery_cfg = pools.Reconciler(FakeKube({}), None, cfg, None)._discovery_cfg  # type: ignore[arg-type]
+    assert discovery_cfg.device_mounts == cfg.device_mounts
+    assert discovery_cfg.device_env == cfg.device_env
+    assert discovery_cfg.device_node_root == "/var/lib/devnodes"
+
+
+def test_daemonset_is_replaced_when_the_device_plugin_settings_change() -> None:
+    client = FakeKube(as_served(podextras.PodExtras()))
+    cfg = config.OperatorConfig(
+        "ns", "hsm-agent:dev", "hsm-discovery:dev", device_mounts=("/var/lib/softhsm",)
+    )
+    recon = pools.Reconciler(client, None, cfg, None)  # type: ignore[arg-type]
+    recon._ensure_daemonset(desired(recon))
+    [replaced] = client.replaced
+    env = {e["name"]: e.get("value") for e in replaced["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["HSM_DISCOVERY_DEVICE_MOUNTS"] == "/var/lib/softhsm"

@@ -18,7 +18,7 @@ from .conftest import DEVICE, OPERATOR_NS
 SERIALS = ("A", "B")
 
 
-def discovery_pod(node: str, serials: tuple[str, ...]) -> kube.Obj:
+def discovery_pod(node: str, serials: tuple[str, ...], plugin: report.PluginStatus | None = None) -> kube.Obj:
     now = datetime.datetime.now(datetime.UTC)
     found = [
         report.ReportedDevice(
@@ -28,7 +28,7 @@ def discovery_pod(node: str, serials: tuple[str, ...]) -> kube.Obj:
         for serial in serials
     ]  # fmt: skip
     content = report.DeviceReport(
-        node_name=node, report_time=now, devices={DEVICE: report.DeviceEntry(devices=found)}
+        node_name=node, report_time=now, devices={DEVICE: report.DeviceEntry(devices=found, plugin=plugin)}
     )
     return {
         "kind": "Pod",
@@ -114,5 +114,120 @@ def test_capacity_is_read_from_the_agents_only_when_asked(
         agent.capacity = model.Capacity(10, 3, 6, 3, 9)
     reconciler.reconcile(device)
     assert all("info" not in agent.calls for agent in directory.clients.values())
-    reconciler.reconcile(device, read_capacity=True)
+    reconciler.reconcile(device, refresh=True)
     assert all("info" in agent.calls for agent in directory.clients.values())
+
+
+RESOURCE = constants.resource_name(DEVICE)
+
+
+def registered(is_registered: bool = True) -> report.PluginStatus:
+    return report.PluginStatus(resource=RESOURCE, registered=is_registered, healthy=2 if is_registered else 0)
+
+
+def node(name: str, allocatable: int, capacity: int = 2) -> kube.Obj:
+    return {
+        "kind": "Node",
+        "metadata": {"name": name, "labels": {"kubernetes.io/hostname": name}},
+        "status": {"capacity": {RESOURCE: str(capacity)}, "allocatable": {RESOURCE: str(allocatable)}},
+    }
+
+
+def pool_status(cluster: fakes.FakeKube) -> models.HSMPoolStatus:
+    pool = cluster.stored(constants.KIND_POOL, OPERATOR_NS, f"{DEVICE}-pool")
+    assert pool is not None
+    return models.HSMPoolStatus.model_validate(pool["status"])
+
+
+def test_the_pool_shows_each_nodes_allocatable_count_and_plugin(
+    reconciler: pools.Reconciler, cluster: fakes.FakeKube, device: kube.Obj
+) -> None:
+    cluster.add(discovery_pod("n1", SERIALS, registered()))
+    cluster.add(node("n1", allocatable=2))
+    reconciler.reconcile(device, refresh=True)
+    [shown] = pool_status(cluster).nodes
+    assert (shown.node_name, shown.capacity, shown.allocatable) == ("n1", 2, 2)
+    assert (shown.plugin_registered, shown.plugin_healthy) == (True, 2)
+
+
+def test_an_allocatable_count_that_drops_shows_at_the_next_periodic_pass(
+    reconciler: pools.Reconciler, cluster: fakes.FakeKube, device: kube.Obj
+) -> None:
+    cluster.add(discovery_pod("n1", SERIALS, registered()))
+    cluster.add(node("n1", allocatable=2))
+    reconciler.reconcile(device, refresh=True)
+    cluster.add(node("n1", allocatable=1))
+    reconciler.reconcile(device, refresh=True)
+    assert pool_status(cluster).nodes[0].allocatable == 1
+
+
+def test_a_pass_on_a_pod_event_keeps_the_node_counts_shown(
+    reconciler: pools.Reconciler, cluster: fakes.FakeKube, device: kube.Obj
+) -> None:
+    cluster.add(discovery_pod("n1", SERIALS, registered()))
+    cluster.add(node("n1", allocatable=2))
+    reconciler.reconcile(device, refresh=True)
+    cluster.add(node("n1", allocatable=1))
+    reconciler.reconcile(device)
+    assert pool_status(cluster).nodes[0].allocatable == 2
+
+
+def test_only_the_nodes_the_device_selects_are_read(
+    reconciler: pools.Reconciler, cluster: fakes.FakeKube, device: kube.Obj
+) -> None:
+    cluster.add({**device, "spec": {**device["spec"], "nodeSelector": {"hsm": "yes"}}})
+    selected = cluster.stored(constants.KIND_DEVICE, OPERATOR_NS, DEVICE)
+    assert selected is not None
+    elsewhere = node("n2", allocatable=1)
+    cluster.add(elsewhere)
+    chosen = node("n1", allocatable=2)
+    chosen["metadata"]["labels"]["hsm"] = "yes"
+    cluster.add(chosen)
+    reconciler.reconcile(selected, refresh=True)
+    assert [n.node_name for n in pool_status(cluster).nodes] == ["n1"]
+
+
+def test_an_unregistered_plugin_on_a_node_with_devices_is_warned_once(
+    reconciler: pools.Reconciler, cluster: fakes.FakeKube, device: kube.Obj
+) -> None:
+    cluster.add(discovery_pod("n1", SERIALS, registered(False)))
+    reconciler.reconcile(device)
+    reconciler.reconcile(device)
+    warned = [e for e in cluster.events if e.reason == pools.PLUGIN_WARNING]
+    assert [(e.kind, e.warning) for e in warned] == [(constants.KIND_POOL, True)]
+    assert "on node n1 is not registered with the kubelet" in warned[0].message
+
+
+def test_a_node_list_refused_keeps_the_counts_shown(
+    reconciler: pools.Reconciler,
+    cluster: fakes.FakeKube,
+    device: kube.Obj,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    cluster.add(discovery_pod("n1", SERIALS, registered()))
+    cluster.add(node("n1", allocatable=2))
+    reconciler.reconcile(device, refresh=True)
+    listed = cluster.list_objects
+
+    def nodes_forbidden(kind: str, namespace: str | None, selector: str) -> list[kube.Obj]:
+        if kind == "Node":
+            raise kube.KubeError("list Node: 403 Forbidden", 403)
+        return listed(kind, namespace, selector)
+
+    monkeypatch.setattr(cluster, "list_objects", nodes_forbidden)
+    cluster.add(node("n1", allocatable=0))
+    assert reconciler.reconcile(device, refresh=True) == models.PoolPhase.READY
+    assert pool_status(cluster).nodes[0].allocatable == 2
+
+
+def test_agents_request_their_device_and_mount_no_host_path(
+    reconciler: pools.Reconciler, cluster: fakes.FakeKube, device: kube.Obj
+) -> None:
+    cluster.add(discovery_pod("n1", SERIALS, registered()))
+    reconciler.reconcile(device)
+    for name in agents(cluster):
+        deployment = cluster.stored("Deployment", OPERATOR_NS, name)
+        assert deployment is not None
+        pod = deployment["spec"]["template"]["spec"]
+        assert pod["containers"][0]["resources"]["limits"][RESOURCE] == "1"
+        assert all("hostPath" not in volume for volume in pod["volumes"])

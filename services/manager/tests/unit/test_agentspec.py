@@ -1,10 +1,13 @@
 import datetime
 
+import pytest
+
 from hsm_common import constants, models, names
 from hsm_manager.decide import agentspec, owners
 
 OWNER = owners.device_owner("hsm", "uid-1")
 CONFIG = agentspec.AgentConfig(image="hsm-agent:dev")
+ROOT = agentspec.AgentConfig("hsm-agent:dev", run_as_root=True)
 SPEC = models.HSMDeviceSpec.model_validate(
     {
         "deviceType": "Generic",
@@ -15,7 +18,7 @@ SPEC = models.HSMDeviceSpec.model_validate(
         },
     }
 )
-HASH = agentspec.template_hash(SPEC, CONFIG)
+HASH = agentspec.template_hash("hsm", SPEC, CONFIG)
 
 
 def device(serial: str, node: str = "n1", available: bool = True) -> models.AggregatedDevice:
@@ -144,86 +147,95 @@ def test_without_a_budget_in_the_spec_the_agent_picks_its_defaults() -> None:
 
 def test_a_changed_object_budget_changes_the_template_hash() -> None:
     pkcs11 = SPEC.pkcs11.model_copy(update={"max_objects": 40})
-    assert agentspec.template_hash(SPEC.model_copy(update={"pkcs11": pkcs11}), CONFIG) != HASH
+    assert agentspec.template_hash("hsm", SPEC.model_copy(update={"pkcs11": pkcs11}), CONFIG) != HASH
 
 
-EXTRAS = agentspec.AgentConfig(
-    image="hsm-agent:dev",
-    host_paths=("/var/lib/softhsm/tokens", "/etc/softhsm2.conf"),
-    env=(("SOFTHSM2_CONF", "/etc/softhsm2.conf"), ("TRACE", "1")),
-)
+def _pod(config: agentspec.AgentConfig = CONFIG, serial: str = "A") -> dict:  # type: ignore[type-arg]
+    return agentspec.deployment("hsm", "ns", SPEC, device(serial), OWNER, config)["spec"]["template"]["spec"]
 
 
-def _pod(config: agentspec.AgentConfig) -> dict:  # type: ignore[type-arg]
-    return agentspec.deployment("hsm", "ns", SPEC, device("A"), OWNER, config)["spec"]["template"]["spec"]
+def test_the_agent_requests_one_device_of_its_hsmdevice() -> None:
+    resources = _pod()["containers"][0]["resources"]
+    assert resources["requests"]["hsm.j5t.io/hsm"] == "1"
+    assert resources["limits"]["hsm.j5t.io/hsm"] == "1"
 
 
-def test_default_template_hash_is_the_one_agents_had_before_pod_extras() -> None:
-    # Pinned: a change here would restart every agent on upgrade.
-    assert HASH == "96fc515e815d14e2"
+def test_the_agent_pod_mounts_no_host_path() -> None:
+    for config in (CONFIG, ROOT):
+        assert all("hostPath" not in volume for volume in _pod(config)["volumes"])
 
 
-def test_without_extras_the_pod_has_only_its_own_env_and_volumes() -> None:
-    pod = _pod(CONFIG)
+def test_the_agent_has_only_its_own_env_and_volumes() -> None:
+    pod = _pod()
     assert [e["name"] for e in pod["containers"][0]["env"]] == ["POD_IP"]
-    assert [v["name"] for v in pod["volumes"]] == ["pin", "tls", "tmp"]
-    assert [m["name"] for m in pod["containers"][0]["volumeMounts"]] == ["pin", "tls", "tmp"]
+    assert [v["name"] for v in pod["volumes"]] == ["pin", "tls", "tmp", "pcscd"]
+    assert [m["name"] for m in pod["containers"][0]["volumeMounts"]] == ["pin", "tls", "tmp", "pcscd"]
 
 
-def test_host_paths_are_mounted_read_write_at_the_same_path() -> None:
-    pod = _pod(EXTRAS)
-    assert pod["volumes"][3:] == [
-        {"name": "host-0", "hostPath": {"path": "/var/lib/softhsm/tokens", "type": ""}},
-        {"name": "host-1", "hostPath": {"path": "/etc/softhsm2.conf", "type": ""}},
-    ]
-    assert pod["containers"][0]["volumeMounts"][3:] == [
-        {"name": "host-0", "mountPath": "/var/lib/softhsm/tokens", "readOnly": False},
-        {"name": "host-1", "mountPath": "/etc/softhsm2.conf", "readOnly": False},
-    ]
+@pytest.mark.parametrize("config", [CONFIG, ROOT], ids=["non-root", "root"])
+def test_the_agent_is_never_privileged_and_drops_every_capability(config: agentspec.AgentConfig) -> None:
+    security = _pod(config)["containers"][0]["securityContext"]
+    assert "privileged" not in security
+    assert security["allowPrivilegeEscalation"] is False
+    assert security["capabilities"] == {"drop": ["ALL"]}
+    assert security["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert security["readOnlyRootFilesystem"] is True
 
 
-def test_extra_env_follows_pod_ip_in_order() -> None:
-    env = _pod(EXTRAS)["containers"][0]["env"]
-    assert env[1:] == [
-        {"name": "SOFTHSM2_CONF", "value": "/etc/softhsm2.conf"},
-        {"name": "TRACE", "value": "1"},
-    ]
-    assert env[0]["name"] == "POD_IP"
+def test_pcscd_writes_only_to_its_own_empty_dir() -> None:
+    pod = _pod()
+    mounts = {m["mountPath"]: m["name"] for m in pod["containers"][0]["volumeMounts"]}
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert "emptyDir" in volumes[mounts["/run/pcscd"]]
 
 
-def test_changed_host_paths_change_the_template_hash() -> None:
-    assert agentspec.template_hash(SPEC, agentspec.AgentConfig("hsm-agent:dev", host_paths=("/a",))) != HASH
-    assert agentspec.template_hash(SPEC, EXTRAS) != agentspec.template_hash(
-        SPEC, agentspec.AgentConfig("hsm-agent:dev", host_paths=("/a",), env=EXTRAS.env)
+def test_a_root_agent_runs_as_root_and_a_default_one_as_its_own_user() -> None:
+    assert _pod(ROOT)["containers"][0]["securityContext"]["runAsUser"] == 0
+    security = _pod()["containers"][0]["securityContext"]
+    assert (security["runAsNonRoot"], security["runAsUser"]) == (True, agentspec.AGENT_UID)
+
+
+def test_the_template_hash_leaves_serial_and_node_out() -> None:
+    assert agentspec.template_hash("hsm", SPEC, CONFIG) == HASH
+    first = agentspec.deployment("hsm", "ns", SPEC, device("A", node="n1"), OWNER, CONFIG)
+    second = agentspec.deployment("hsm", "ns", SPEC, device("B", node="n2"), OWNER, CONFIG)
+    assert agentspec.existing(first).template_hash == agentspec.existing(second).template_hash == HASH
+
+
+def test_running_as_root_changes_the_template_hash() -> None:
+    assert agentspec.template_hash("hsm", SPEC, ROOT) != HASH
+
+
+def test_another_image_changes_the_template_hash() -> None:
+    assert agentspec.template_hash("hsm", SPEC, agentspec.AgentConfig("hsm-agent:next")) != HASH
+
+
+def test_changed_device_plugin_additions_change_the_template_hash() -> None:
+    mounts = agentspec.AgentConfig("hsm-agent:dev", device_mounts=("/var/lib/softhsm",))
+    env = agentspec.AgentConfig("hsm-agent:dev", device_env=(("SOFTHSM2_CONF", "/a.conf"),))
+    assert (
+        len({HASH, agentspec.template_hash("hsm", SPEC, mounts), agentspec.template_hash("hsm", SPEC, env)})
+        == 3
     )
 
 
-def test_changed_env_changes_the_template_hash() -> None:
-    assert agentspec.template_hash(SPEC, agentspec.AgentConfig("hsm-agent:dev", env=(("A", "1"),))) != HASH
-    assert agentspec.template_hash(
-        SPEC, agentspec.AgentConfig("hsm-agent:dev", env=(("A", "1"),))
-    ) != agentspec.template_hash(SPEC, agentspec.AgentConfig("hsm-agent:dev", env=(("A", "2"),)))
+def test_device_plugin_additions_stay_out_of_the_pod_spec() -> None:
+    config = agentspec.AgentConfig(
+        "hsm-agent:dev", device_mounts=("/var/lib/softhsm",), device_env=(("SOFTHSM2_CONF", "/a.conf"),)
+    )
+    assert _pod(config) == _pod()
 
 
-def test_agents_with_another_extras_hash_are_recreated() -> None:
-    plan = agentspec.plan("hsm", [device("A")], [existing("A")], agentspec.template_hash(SPEC, EXTRAS))
+def test_agents_of_an_older_template_are_recreated() -> None:
+    plan = agentspec.plan("hsm", [device("A")], [existing("A")], agentspec.template_hash("hsm", SPEC, ROOT))
     assert len(plan.recreate) == 1
 
 
-def test_a_host_path_marked_read_only_is_mounted_read_only() -> None:
-    config = agentspec.AgentConfig("hsm-agent:dev", host_paths=("/a", "/b"), read_only=(True, False))
-    mounts = _pod(config)["containers"][0]["volumeMounts"]
-    assert {m["mountPath"]: m["readOnly"] for m in mounts if m["name"].startswith("host-")} == {
-        "/a": True,
-        "/b": False,
-    }
-
-
 def test_service_links_stay_out_of_the_environment() -> None:
-    assert _pod(agentspec.AgentConfig("hsm-agent:dev"))["enableServiceLinks"] is False
+    assert _pod()["enableServiceLinks"] is False
 
 
 def test_a_non_root_agent_owns_its_secret_volumes_through_its_group() -> None:
-    pod = _pod(agentspec.AgentConfig("hsm-agent:dev"))
+    pod = _pod()
     assert pod["securityContext"] == {"fsGroup": pod["containers"][0]["securityContext"]["runAsGroup"]}
-    assert _pod(agentspec.AgentConfig("hsm-agent:dev", run_as_root=True))["securityContext"] == {}
+    assert _pod(ROOT)["securityContext"] == {}

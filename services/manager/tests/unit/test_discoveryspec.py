@@ -1,4 +1,4 @@
-from hsm_common import models
+from hsm_common import constants, models
 from hsm_manager.decide import discoveryspec, owners, pool
 
 OWNER = owners.device_owner("hsm", "uid-1")
@@ -17,9 +17,33 @@ def daemonset() -> dict:  # type: ignore[type-arg]
     )
 
 
-def test_daemonset_mounts_sys_and_udev_read_only() -> None:
+def test_daemonset_mounts_sys_and_udev_read_only_and_the_device_plugin_dir_read_write() -> None:
     mounts = daemonset()["spec"]["template"]["spec"]["containers"][0]["volumeMounts"]
-    assert {(m["mountPath"], m["readOnly"]) for m in mounts} == {("/sys", True), ("/run/udev", True)}
+    assert {(m["mountPath"], m["readOnly"]) for m in mounts} == {
+        ("/sys", True),
+        ("/run/udev", True),
+        (constants.DEVICE_PLUGIN_DIR, False),
+    }
+
+
+def test_the_device_plugin_dir_is_the_kubelets_directory_on_the_node() -> None:
+    volumes = {v["name"]: v for v in daemonset()["spec"]["template"]["spec"]["volumes"]}
+    assert volumes["device-plugins"]["hostPath"] == {"path": constants.DEVICE_PLUGIN_DIR, "type": "Directory"}
+    moved = discoveryspec.DiscoveryConfig(
+        "hsm-discovery:dev", device_plugin_dir="/var/lib/k0s/device-plugins"
+    )
+    volumes = {v["name"]: v for v in _pod(moved)["volumes"]}
+    assert volumes["device-plugins"]["hostPath"]["path"] == "/var/lib/k0s/device-plugins"
+    env = {e["name"]: e.get("value") for e in _pod(moved)["containers"][0]["env"]}
+    assert env["HSM_DISCOVERY_DEVICE_PLUGIN_DIR"] == constants.DEVICE_PLUGIN_DIR
+
+
+def test_discovery_runs_as_root_without_any_capability() -> None:
+    security = daemonset()["spec"]["template"]["spec"]["containers"][0]["securityContext"]
+    assert (security["runAsUser"], security["runAsGroup"]) == (0, 0)
+    assert security["capabilities"] == {"drop": ["ALL"]}
+    assert security["allowPrivilegeEscalation"] is False
+    assert "privileged" not in security
 
 
 def test_daemonset_drops_capabilities_and_follows_node_selector() -> None:
@@ -54,23 +78,48 @@ def _pod(config: discoveryspec.DiscoveryConfig) -> dict:  # type: ignore[type-ar
 
 def test_without_extras_the_pod_has_only_its_own_env_and_volumes() -> None:
     pod = daemonset()["spec"]["template"]["spec"]
-    assert [v["name"] for v in pod["volumes"]] == ["sys", "udev"]
+    assert [v["name"] for v in pod["volumes"]] == ["sys", "udev", "device-plugins"]
     assert [e["name"] for e in pod["containers"][0]["env"]] == [
         "POD_NAME",
         "POD_NAMESPACE",
         "NODE_NAME",
         "POD_IP",
         "HSM_DISCOVERY_HEALTH_LISTEN",
+        "HSM_DISCOVERY_DEVICE_PLUGIN_DIR",
+        "HSM_DISCOVERY_DEVICE_NODE_ROOT",
     ]
+    assert pod["containers"][0]["env"][6]["value"] == "/"
+
+
+SOFTHSM = discoveryspec.DiscoveryConfig(
+    "hsm-discovery:dev",
+    device_node_root="/var/lib/hsm-devcluster/devnodes",
+    device_mounts=("/var/lib/hsm-devcluster/softhsm", "/opt/vendor"),
+    device_env=(("SOFTHSM2_CONF", "/var/lib/hsm-devcluster/softhsm/softhsm2.conf"), ("TRACE", "1")),
+)
+
+
+def test_the_device_plugin_settings_reach_discovery_as_its_variables() -> None:
+    env = {e["name"]: e.get("value") for e in _pod(SOFTHSM)["containers"][0]["env"]}
+    assert env["HSM_DISCOVERY_DEVICE_NODE_ROOT"] == "/var/lib/hsm-devcluster/devnodes"
+    assert env["HSM_DISCOVERY_DEVICE_MOUNTS"] == "/var/lib/hsm-devcluster/softhsm,/opt/vendor"
+    assert env["HSM_DISCOVERY_DEVICE_ENV"] == (
+        "SOFTHSM2_CONF=/var/lib/hsm-devcluster/softhsm/softhsm2.conf,TRACE=1"
+    )
+
+
+def test_discovery_itself_does_not_mount_what_the_device_plugin_hands_to_agents() -> None:
+    paths = {v["hostPath"]["path"] for v in _pod(SOFTHSM)["volumes"]}
+    assert paths == {"/sys", "/run/udev", constants.DEVICE_PLUGIN_DIR}
 
 
 def test_host_paths_are_mounted_read_only_at_the_same_path() -> None:
     pod = _pod(UMOCKDEV)
-    assert pod["volumes"][2:] == [
+    assert pod["volumes"][3:] == [
         {"name": "host-0", "hostPath": {"path": "/run/umockdev", "type": ""}},
         {"name": "host-1", "hostPath": {"path": "/usr/lib/libumockdev-preload.so.0", "type": ""}},
     ]
-    assert pod["containers"][0]["volumeMounts"][2:] == [
+    assert pod["containers"][0]["volumeMounts"][3:] == [
         {"name": "host-0", "mountPath": "/run/umockdev", "readOnly": True},
         {"name": "host-1", "mountPath": "/usr/lib/libumockdev-preload.so.0", "readOnly": True},
     ]
@@ -80,7 +129,7 @@ def test_a_host_path_marked_read_write_is_mounted_writable() -> None:
     config = discoveryspec.DiscoveryConfig(
         "hsm-discovery:dev", host_paths=("/run/umockdev", "/lib/x.so"), read_only=(False, True)
     )
-    mounts = _pod(config)["containers"][0]["volumeMounts"][2:]
+    mounts = _pod(config)["containers"][0]["volumeMounts"][3:]
     assert [m["readOnly"] for m in mounts] == [False, True]
 
 
@@ -90,8 +139,8 @@ def test_service_links_stay_out_of_the_environment() -> None:
 
 def test_extra_env_follows_the_specs_own_variables() -> None:
     env = _pod(UMOCKDEV)["containers"][0]["env"]
-    assert env[5:] == [
+    assert env[7:] == [
         {"name": "LD_PRELOAD", "value": "/usr/lib/libumockdev-preload.so.0"},
         {"name": "UMOCKDEV_DIR", "value": "/run/umockdev"},
     ]
-    assert env[4]["name"] == "HSM_DISCOVERY_HEALTH_LISTEN"
+    assert env[6]["name"] == "HSM_DISCOVERY_DEVICE_NODE_ROOT"

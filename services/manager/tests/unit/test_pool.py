@@ -1,7 +1,7 @@
 import datetime
 
 from hsm_common import models, report
-from hsm_manager.decide import pool
+from hsm_manager.decide import nodes, pool
 
 NOW = datetime.datetime(2026, 1, 1, 12, 0, tzinfo=datetime.UTC)
 GRACE = 300.0
@@ -124,3 +124,23 @@ def test_ready_condition_follows_phase() -> None:
     status = pool.aggregate("hsm", [pod("d-1", "n1", [found("A")])], EMPTY, GRACE, NOW)
     ready = [(c.type, c.status, c.reason) for c in status.conditions if c.type == "Ready"]
     assert ready == [("Ready", "True", "Ready")]
+
+
+def test_the_pool_names_its_resource_and_shows_each_nodes_count_of_it() -> None:
+    resources = {"n1": nodes.NodeResource(capacity=1, allocatable=1), "n2": nodes.NodeResource(0, 0)}
+    pods = [pod("d-1", "n1", [found("A")]), pod("d-2", "n2", [found("B")])]
+    status = pool.aggregate("hsm", pods, EMPTY, GRACE, NOW, resources=resources)
+    assert status.resource == "hsm.j5t.io/hsm"
+    assert [(n.node_name, n.devices_found, n.allocatable) for n in status.nodes] == [
+        ("n1", 1, 1),
+        ("n2", 1, 0),
+    ]
+
+
+def test_a_changed_allocatable_count_changes_the_status() -> None:
+    pods = [pod("d-1", "n1", [found("A")])]
+    before = pool.aggregate("hsm", pods, EMPTY, GRACE, NOW, resources={"n1": nodes.NodeResource(1, 1)})
+    later = NOW + datetime.timedelta(seconds=10)
+    after = pool.aggregate("hsm", pods, before, GRACE, later, resources={"n1": nodes.NodeResource(1, 0)})
+    assert after.nodes[0].allocatable == 0
+    assert after.last_aggregation_time == later

@@ -11,7 +11,7 @@ from typing import Any
 
 from hsm_common import constants, models
 
-from . import hostpaths, owners
+from . import owners
 
 COMPONENT = "agent"
 INSTANCE_LABEL = "app.kubernetes.io/instance"
@@ -20,8 +20,12 @@ ANNOTATION_TEMPLATE_HASH = f"{constants.GROUP}/template-hash"
 ANNOTATION_SERIAL = constants.LABEL_SERIAL
 TLS_MOUNT = "/etc/hsm/tls"
 PIN_MOUNT = "/etc/hsm/pin"
-#: The container's own mount points, which no host path may take.
-MOUNT_PATHS = (PIN_MOUNT, TLS_MOUNT, "/tmp")  # noqa: S108 - an emptyDir, not a shared /tmp
+PCSCD_RUN = "/run/pcscd"
+"""Where pcscd puts its socket and pid file (compiled into Debian's pcscd): the one place it writes."""
+#: The container's own mount points, which no path the device plugin mounts may take.
+MOUNT_PATHS = (PIN_MOUNT, TLS_MOUNT, "/tmp", PCSCD_RUN)  # noqa: S108 - an emptyDir, not a shared /tmp
+#: Variables the spec sets itself, which nothing the device plugin adds may override.
+OWN_ENV = ("POD_IP",)
 HOSTNAME_LABEL = "kubernetes.io/hostname"
 AGENT_UID = 65532
 """User and group of agents that do not run as root."""
@@ -34,13 +38,13 @@ class AgentConfig:
     image: str
     """Agent image; overlays set its tag."""
     run_as_root: bool = False
-    """Real USB readers need pcscd with device access; SoftHSM2 and CCID-less devices do not."""
-    host_paths: tuple[str, ...] = ()
-    """Node paths mounted read-write at the same path (SoftHSM2 token stores, vendor modules on the node)."""
-    env: tuple[tuple[str, str], ...] = ()
-    """(NAME, VALUE) pairs added to the container's environment after POD_IP (e.g. SOFTHSM2_CONF)."""
-    read_only: tuple[bool, ...] = ()
-    """Per host path: mounted read-only instead (empty: every one read-write)."""
+    """Run the agent and its pcscd as root (still without capabilities). The device plugin hands the agent
+    its USB device node with the owner and mode it has on the node, usually root's and not writable by
+    others, and pcscd opens it read-write. SoftHSM2 and modules without a device node need no root."""
+    device_mounts: tuple[str, ...] = ()
+    """Node paths discovery's device plugin mounts into the container with the device."""
+    device_env: tuple[tuple[str, str], ...] = ()
+    """(NAME, VALUE) pairs discovery's device plugin sets in the container with the device."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -166,25 +170,33 @@ def _probe(path: str, period: int, failures: int) -> dict[str, Any]:
     }
 
 
-def _host_volumes(config: AgentConfig) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    return hostpaths.volumes_and_mounts(config.host_paths, config.read_only, default_read_only=False)
-
-
-def _pod_spec(
-    device: str, spec: models.HSMDeviceSpec, agent: str, serial: str, node: str, config: AgentConfig
-) -> dict[str, Any]:
-    security: dict[str, Any] = {
+def _security(run_as_root: bool) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The container's and the pod's securityContext."""
+    # No capability, root or not: pcscd opens its device node as the node's owner (plain file permissions,
+    # no CAP_DAC_OVERRIDE), talks to it through usbfs ioctls, which need only that open file, and binds its
+    # socket in an emptyDir. The device cgroup rule comes with the device plugin's allocation, so nothing
+    # here is privileged either.
+    container: dict[str, Any] = {
         "allowPrivilegeEscalation": False,
         "readOnlyRootFilesystem": True,
         "capabilities": {"drop": ["ALL"]},
         "seccompProfile": {"type": "RuntimeDefault"},
     }
+    if run_as_root:
+        return container | {"runAsUser": 0, "runAsGroup": 0}, {}
     # The PIN and TLS Secrets are mounted 0400: the agent's group must own them to read them as non-root.
-    pod_security: dict[str, Any] = {}
-    if not config.run_as_root:
-        security |= {"runAsNonRoot": True, "runAsUser": AGENT_UID, "runAsGroup": AGENT_UID}
-        pod_security = {"fsGroup": AGENT_UID}
-    host_volumes, host_mounts = _host_volumes(config)
+    non_root = {"runAsNonRoot": True, "runAsUser": AGENT_UID, "runAsGroup": AGENT_UID}
+    return container | non_root, {"fsGroup": AGENT_UID}
+
+
+def _pod_spec(
+    device: str, spec: models.HSMDeviceSpec, agent: str, serial: str, node: str, config: AgentConfig
+) -> dict[str, Any]:
+    container_security, pod_security = _security(config.run_as_root)
+    # The agent's one host resource: a device of the HSMDevice on this node, which discovery's device plugin
+    # allocates (its device node, and the mounts and variables discovery is configured to add). Requests
+    # equal limits: the kubelet accepts nothing else for an extended resource.
+    device_resource = {constants.resource_name(device): "1"}
     return {
         "securityContext": pod_security,
         "serviceAccountName": service_account_name(device),
@@ -198,10 +210,7 @@ def _pod_spec(
                 "name": "agent",
                 "image": config.image,
                 "args": _args(spec, agent, serial),
-                "env": [
-                    {"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
-                    *({"name": name, "value": value} for name, value in config.env),
-                ],
+                "env": [{"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}}],
                 "ports": [
                     {"name": "grpc", "containerPort": constants.PORT_AGENT_GRPC},
                     {"name": "health", "containerPort": constants.PORT_AGENT_HEALTH},
@@ -209,15 +218,15 @@ def _pod_spec(
                 "readinessProbe": _probe("/readyz", 2, 2),
                 "livenessProbe": _probe("/healthz", 10, 3),
                 "resources": {
-                    "requests": {"cpu": "20m", "memory": "48Mi"},
-                    "limits": {"memory": "256Mi"},
+                    "requests": {"cpu": "20m", "memory": "48Mi", **device_resource},
+                    "limits": {"memory": "256Mi", **device_resource},
                 },
-                "securityContext": security,
+                "securityContext": container_security,
                 "volumeMounts": [
                     {"name": "pin", "mountPath": PIN_MOUNT, "readOnly": True},
                     {"name": "tls", "mountPath": TLS_MOUNT, "readOnly": True},
                     {"name": "tmp", "mountPath": "/tmp"},  # noqa: S108 - an emptyDir, not a shared /tmp
-                    *host_mounts,
+                    {"name": "pcscd", "mountPath": PCSCD_RUN},
                 ],
             }
         ],
@@ -225,20 +234,19 @@ def _pod_spec(
             {"name": "pin", "secret": {"secretName": spec.pkcs11.pin_secret.name, "defaultMode": 0o400}},
             {"name": "tls", "secret": {"secretName": tls_secret_name(agent), "defaultMode": 0o400}},
             {"name": "tmp", "emptyDir": {"medium": "Memory", "sizeLimit": "16Mi"}},
-            *host_volumes,
+            {"name": "pcscd", "emptyDir": {"medium": "Memory", "sizeLimit": "1Mi"}},
         ],
     }
 
 
-def template_hash(spec: models.HSMDeviceSpec, config: AgentConfig) -> str:
-    """A digest of every input of the pod template except serial and node (those are compared directly)."""
-    inputs = dataclasses.asdict(config)
-    # Unset extras stay out of the digest, so agents made before the settings existed keep their hash.
-    for field in ("host_paths", "env", "read_only"):
-        if not inputs[field]:
-            del inputs[field]
-    material = json.dumps([spec.to_wire(), inputs], sort_keys=True)
-    return hashlib.sha256(material.encode()).hexdigest()[:16]
+def template_hash(device: str, spec: models.HSMDeviceSpec, config: AgentConfig) -> str:
+    """A digest of the pod template of device's agents with serial and node left out (those are compared
+    directly), and of what the device plugin adds to it: whatever changes either (the spec, the settings,
+    this module) replaces the agents."""
+    template = _pod_spec(device, spec, agent="", serial="", node="", config=config)
+    # The plugin's additions are not in the template, yet a running agent has the ones of its allocation.
+    material = [template, config.device_mounts, config.device_env]
+    return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def deployment(
@@ -257,7 +265,7 @@ def deployment(
     annotations = {
         ANNOTATION_SERIAL: found.serial_number,
         ANNOTATION_NODE: found.node_name,
-        ANNOTATION_TEMPLATE_HASH: template_hash(spec, config),
+        ANNOTATION_TEMPLATE_HASH: template_hash(device, spec, config),
     }
     return {
         "apiVersion": "apps/v1",

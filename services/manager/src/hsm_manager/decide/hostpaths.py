@@ -1,4 +1,4 @@
-"""hostPath volumes for the node paths the operator's settings give its pods (agents, discovery)."""
+"""hostPath volumes for the node paths the operator's settings give discovery pods."""
 
 from __future__ import annotations
 

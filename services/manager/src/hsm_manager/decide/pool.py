@@ -1,4 +1,5 @@
-"""Aggregation of discovery reports (and agents' capacity figures) into an HSMPool status, with freshness."""
+"""Aggregation of discovery reports (with agents' capacity figures and the Nodes' resource counts) into an
+HSMPool status, with freshness."""
 
 from __future__ import annotations
 
@@ -9,9 +10,9 @@ from typing import Any
 
 import pydantic
 
-from hsm_common import models, report
+from hsm_common import constants, models, report
 
-from . import capacity, conditions, owners
+from . import capacity, conditions, nodes, owners
 
 
 @dataclasses.dataclass(frozen=True)
@@ -141,12 +142,15 @@ def aggregate(
     grace_period: float,
     now: datetime.datetime,
     capacities: Mapping[str, models.DeviceCapacity] | None = None,
+    resources: Mapping[str, nodes.NodeResource] | None = None,
 ) -> models.HSMPoolStatus:
-    """The pool status for device from its discovery pods' reports and its agents' capacity figures.
+    """The pool status for device from its discovery pods' reports, its agents' capacity figures and what
+    the Nodes say of its resource.
 
     A report older than grace_period is stale (its pod counts as not fresh and its devices as unavailable);
     a device no report lists any more stays listed, unavailable, until grace_period after it was last seen.
-    capacities holds this pass's figures by serial (None: not read this pass, see capacity.attach).
+    capacities holds this pass's figures by serial (None: not read this pass, see capacity.attach);
+    resources holds each Node's count of the resource by node name (None: not read, see nodes.summarize).
     lastAggregationTime moves only when something else changed, so an idle pool is never rewritten.
     """
     parsed = [_parse(pod, device) for pod in sorted(pods, key=lambda p: p.name)]
@@ -165,6 +169,14 @@ def aggregate(
         )
         for p, is_fresh in zip(parsed, fresh, strict=True)
     ]
+    reports = [
+        nodes.NodeReport(
+            node=p.content.node_name if p.content else p.pod.node,
+            time=p.content.report_time if p.content else None,
+            entry=p.entry,
+        )
+        for p in parsed
+    ]
     ready = conditions.ready(
         phase in (models.PoolPhase.READY, models.PoolPhase.PARTIAL), phase.value, message
     )
@@ -174,6 +186,8 @@ def aggregate(
         available_devices=available,
         aggregated_devices=devices,
         reporting_pods=reporting,
+        resource=constants.resource_name(device),
+        nodes=nodes.summarize(reports, resources, previous.nodes),
         last_aggregation_time=previous.last_aggregation_time,
         conditions=conditions.set_condition(
             conditions.set_condition(previous.conditions, ready, now),

@@ -30,9 +30,17 @@ class OperatorConfig:
     mirror_interval: float = 30.0
     """Period of the mirror repair of every HSMDevice's devices (seconds); 0 turns it off."""
     agent_run_as_root: bool = False
-    """Run agents as root (real USB readers with pcscd); SoftHSM2 needs no root."""
-    agent_extras: podextras.PodExtras = dataclasses.field(default_factory=podextras.PodExtras)
-    """Node paths and variables for agent pods (SoftHSM2 token stores, modules installed on the node)."""
+    """Run agents as root, still without capabilities: real USB devices, whose device nodes are root's
+    (pcscd opens them read-write). SoftHSM2 needs no root."""
+    device_mounts: tuple[str, ...] = ()
+    """Node paths the device plugin mounts read-write, at the same path, into each agent's container with
+    its device (SoftHSM2 token stores, vendor modules installed on the node)."""
+    device_env: tuple[tuple[str, str], ...] = ()
+    """(NAME, VALUE) pairs the device plugin sets in each agent's container with its device."""
+    device_node_root: str = "/"
+    """Where the nodes' device nodes are as the kubelet sees them (a tree of stand-ins on a test cluster)."""
+    device_plugin_dir: str = constants.DEVICE_PLUGIN_DIR
+    """The kubelet's device-plugin directory on the nodes: ``<kubelet --root-dir>/device-plugins``."""
     discovery_extras: podextras.PodExtras = dataclasses.field(default_factory=podextras.PodExtras)
     """Node paths (read-only) and variables for discovery pods (e.g. a umockdev testbed)."""
     metrics_port: int = constants.PORT_METRICS
@@ -78,31 +86,41 @@ def add_flags(parser: argparse.ArgumentParser) -> None:
         "--agent-run-as-root",
         type=flags.boolean,
         default=_default("agent_run_as_root"),
-        help="run agents as root",
+        help="run agents as root, without capabilities (USB device nodes are root's; SoftHSM2 needs none)",
     )
-    # Text forms of PodExtras; from_args parses and checks them.
-    for pods, access in (("agent", "read-write"), ("discovery", "read-only")):
-        add(
-            f"--{pods}-host-paths",
-            default="",
-            help=f"comma-separated absolute node paths mounted {access} at the same path in {pods} pods",
-        )
-        add(f"--{pods}-env", default="", help=f"comma-separated NAME=VALUE for {pods} pods")
+    # Text forms of paths and variables; from_args parses and checks them.
+    add(
+        "--device-mounts",
+        default="",
+        help="comma-separated node paths the device plugin mounts read-write into agent containers",
+    )
+    add("--device-env", default="", help="comma-separated NAME=VALUE the device plugin sets in agents")
+    add(
+        "--device-node-root",
+        default=_default("device_node_root"),
+        help="where the nodes' device nodes are as the kubelet sees them",
+    )
+    add(
+        "--device-plugin-dir",
+        default=_default("device_plugin_dir"),
+        help="the kubelet's device-plugin directory on the nodes",
+    )
+    add(
+        "--discovery-host-paths",
+        default="",
+        help="comma-separated node paths mounted (read-only unless PATH:rw) in discovery pods",
+    )
+    add("--discovery-env", default="", help="comma-separated NAME=VALUE for discovery pods")
 
 
 def from_args(args: argparse.Namespace) -> OperatorConfig:
     """The OperatorConfig of parsed flags; ValueError with a message for the user when one is invalid."""
-    agent_extras = podextras.parse(
-        args.agent_host_paths,
-        args.agent_env,
-        names=("--agent-host-paths", "--agent-env"),
-        taken_paths=agentspec.MOUNT_PATHS,
-    )
     discovery_extras = podextras.parse(
         args.discovery_host_paths,
         args.discovery_env,
         names=("--discovery-host-paths", "--discovery-env"),
         taken_paths=discoveryspec.MOUNT_PATHS,
+        reserved_env=discoveryspec.OWN_ENV,
         read_only_default=True,
     )
     return OperatorConfig(
@@ -114,7 +132,10 @@ def from_args(args: argparse.Namespace) -> OperatorConfig:
         call_timeout=args.call_timeout,
         mirror_interval=args.mirror_interval,
         agent_run_as_root=args.agent_run_as_root,
-        agent_extras=agent_extras,
+        device_mounts=podextras.mounts(args.device_mounts, "--device-mounts", agentspec.MOUNT_PATHS),
+        device_env=podextras.variables(args.device_env, "--device-env", agentspec.OWN_ENV),
+        device_node_root=podextras.node_path(args.device_node_root, "--device-node-root"),
+        device_plugin_dir=podextras.node_path(args.device_plugin_dir, "--device-plugin-dir"),
         discovery_extras=discovery_extras,
         metrics_port=args.metrics_port,
         health_listen=args.health_listen,

@@ -95,7 +95,7 @@ def device_deleted(namespace: str | None, name: str, memo: kopf.Memo, **_: Any) 
 def device_tick(body: kopf.Body, namespace: str | None, name: str, memo: kopf.Memo, **_: Any) -> None:
     rt = _runtime(memo)
     rt.known.add(_ns(namespace), name)
-    rt.reconciler.reconcile(dict(body), read_capacity=True)
+    rt.reconciler.reconcile(dict(body), refresh=True)
     rt.refresh_watches()
 
 

@@ -1,4 +1,5 @@
-"""Reconcile one HSMDevice: its pool, discovery DaemonSet, pool status (reports, capacity), and its agents."""
+"""Reconcile one HSMDevice: its pool, discovery DaemonSet, pool status (reports, capacity, the Nodes' counts
+of its resource), and its agents."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import pydantic
 
 from hsm_common import constants, models, settings
 from hsm_manager import kube
-from hsm_manager.decide import agentspec, capacity, conditions, discoveryspec, model, owners, pool
+from hsm_manager.decide import agentspec, capacity, conditions, discoveryspec, model, nodes, owners, pool
 from hsm_manager.gateway import endpoints, pki
 from hsm_manager.gateway import errors as agent_errors
 
@@ -23,6 +24,8 @@ from . import config, metrics
 log = logging.getLogger(__name__)
 
 TLS_ROLL_ANNOTATION = f"{constants.GROUP}/tls-issued"
+#: The reason of the Warning event that says agents on a node cannot get their devices.
+PLUGIN_WARNING = "DevicePluginNotReady"
 
 
 class Reconciler:
@@ -34,16 +37,19 @@ class Reconciler:
         self._client = client
         self._ca = ca
         self._directory = directory
-        agent_extras, discovery_extras = cfg.agent_extras, cfg.discovery_extras
         self._agent_cfg = agentspec.AgentConfig(
-            cfg.agent_image,
-            cfg.agent_run_as_root,
-            agent_extras.host_paths,
-            agent_extras.env,
-            agent_extras.read_only,
+            cfg.agent_image, cfg.agent_run_as_root, cfg.device_mounts, cfg.device_env
         )
+        extras = cfg.discovery_extras
         self._discovery_cfg = discoveryspec.DiscoveryConfig(
-            cfg.discovery_image, discovery_extras.host_paths, discovery_extras.env, discovery_extras.read_only
+            cfg.discovery_image,
+            host_paths=extras.host_paths,
+            env=extras.env,
+            read_only=extras.read_only,
+            device_plugin_dir=cfg.device_plugin_dir,
+            device_node_root=cfg.device_node_root,
+            device_mounts=cfg.device_mounts,
+            device_env=cfg.device_env,
         )
         # One lock per device: kopf serialises handlers per object, but pod events of a device come
         # from other objects and must not reconcile it concurrently.
@@ -54,22 +60,24 @@ class Reconciler:
         with self._guard:
             return self._locks.setdefault((namespace, name), threading.Lock())
 
-    def reconcile(self, device: kube.Obj, read_capacity: bool = False) -> models.PoolPhase | None:
+    def reconcile(self, device: kube.Obj, refresh: bool = False) -> models.PoolPhase | None:
         """One full pass for device; returns the pool's phase.
 
-        read_capacity: ask the device's agents how full their tokens are (the periodic pass does; pod
-        events, which come every few seconds, keep the figures the pool already shows).
+        refresh: read the figures no event brings, how full the agents' tokens are and the Nodes' counts
+        of the device's resource (the periodic pass does; pod events, which come every few seconds, keep
+        the figures the pool already shows).
         """
         meta = device["metadata"]
         namespace, name = meta["namespace"], meta["name"]
-        readings = self._capacities(namespace, name) if read_capacity else None
+        spec = models.HSMDeviceSpec.model_validate(device.get("spec") or {})
+        readings = self._capacities(namespace, name) if refresh else None
+        resources = self._node_resources(name, spec) if refresh else None
         with self._lock(namespace, name):
-            spec = models.HSMDeviceSpec.model_validate(device.get("spec") or {})
             owner = owners.device_owner(name, meta["uid"])
             self._client.ensure(pool.manifest(name, namespace, owner))
             self._ensure_daemonset(discoveryspec.daemonset(name, namespace, spec, owner, self._discovery_cfg))
             self._client.ensure(agentspec.service_account(name, namespace, owner))
-            status = self._aggregate(namespace, name, readings)
+            status = self._aggregate(namespace, name, readings, resources)
             if status is not None:
                 self._agents(namespace, name, spec, owner, status.aggregated_devices)
                 return status.phase
@@ -106,8 +114,25 @@ class Reconciler:
                 found[endpoint.serial] = _capacity(info.capacity, now)
         return found
 
+    def _node_resources(
+        self, device: str, spec: models.HSMDeviceSpec
+    ) -> dict[str, nodes.NodeResource] | None:
+        """What each Node the device's discovery may run on says of its resource; None when unread."""
+        selector = ",".join(f"{key}={value}" for key, value in sorted(spec.node_selector.items()))
+        try:
+            found = self._client.list_objects("Node", None, selector)
+        except kube.KubeError as error:
+            log.warning("nodes_unread", extra={"device": device, "error": str(error)})
+            return None
+        resource = constants.resource_name(device)
+        return {node["metadata"]["name"]: nodes.resource_of(node, resource) for node in found}
+
     def _aggregate(
-        self, namespace: str, name: str, readings: dict[str, models.DeviceCapacity] | None
+        self,
+        namespace: str,
+        name: str,
+        readings: dict[str, models.DeviceCapacity] | None,
+        resources: dict[str, nodes.NodeResource] | None,
     ) -> models.HSMPoolStatus | None:
         pool_name = pool.pool_name(name)
         try:
@@ -131,7 +156,7 @@ class Reconciler:
         ]
         now = datetime.datetime.now(datetime.UTC)
         grace = settings.parse_duration(pool_spec.grace_period)
-        status = pool.aggregate(name, pods, previous, grace, now, readings)
+        status = pool.aggregate(name, pods, previous, grace, now, readings, resources)
         if status != previous:
             self._client.patch_status(constants.KIND_POOL, namespace, pool_name, status.to_wire())
             if status.phase != previous.phase and status.phase is not None:
@@ -144,6 +169,9 @@ class Reconciler:
             if low is not None:
                 self._client.event(pool_obj, capacity.CONDITION, low, warning=True)
                 log.warning("capacity_low", extra={"pool": pool_name, "detail": low})
+            for problem in nodes.warnings(previous.nodes, status.nodes, constants.resource_name(name)):
+                self._client.event(pool_obj, PLUGIN_WARNING, problem, warning=True)
+                log.warning("device_plugin_not_ready", extra={"pool": pool_name, "detail": problem})
         for phase in models.PoolPhase:
             metrics.POOL_PHASE.labels(namespace, pool_name, phase.value).set(
                 1 if phase == status.phase else 0
@@ -162,7 +190,7 @@ class Reconciler:
         selector = f"{constants.LABEL_COMPONENT}={agentspec.COMPONENT},{constants.LABEL_DEVICE}={name}"
         deployments = self._client.list_objects("Deployment", namespace, selector)
         current = [agentspec.existing(d) for d in deployments]
-        desired_hash = agentspec.template_hash(spec, self._agent_cfg)
+        desired_hash = agentspec.template_hash(name, spec, self._agent_cfg)
         plan = agentspec.plan(name, found, current, desired_hash)
         for device in plan.create + plan.recreate:
             agent = agentspec.agent_name(name, device.serial_number)
