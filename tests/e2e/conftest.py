@@ -9,6 +9,7 @@ import pathlib
 import uuid
 from collections.abc import Generator, Iterator
 
+import operator_env
 import pytest
 
 from devcluster import build, cluster, realnodes, testkit
@@ -42,6 +43,8 @@ def kube(tmp_path_factory: pytest.TempPathFactory) -> Iterator[testkit.Kube]:
     try:
         yield testkit.from_kubeconfig(running.kubeconfig, scratch, running)
     finally:
+        # They run in the nodes' namespaces but are the tests' processes: end them before the nodes.
+        operator_env.stop_node_plugins()
         cluster.down(running.run_dir)
 
 

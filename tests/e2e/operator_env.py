@@ -17,6 +17,7 @@ import os
 import pathlib
 import re
 import signal
+import stat
 import subprocess
 import sys
 import threading
@@ -25,7 +26,7 @@ from typing import Any
 
 import yaml
 
-from devcluster import images, kubeapi, kubectl, nodeconfig, nodes, realnodes, softhsm, testkit
+from devcluster import cluster, images, kubeapi, kubectl, nodeconfig, nodes, realnodes, softhsm, testkit
 from hsm_common import constants, report
 from hsmproto import channel
 from hsmproto.v1 import hsm_pb2_grpc
@@ -153,21 +154,102 @@ class Operator:
         return int(found.group(1)) * 1024 if found else 0
 
 
-def agent_args(store: pathlib.Path = NODE_STORE) -> tuple[str, ...]:
-    """Operator flags for agents of the e2e image on the SoftHSM2 store at the node path ``store``: mounted
-    at the same path in agent pods, with its ``softhsm2.conf`` as their ``SOFTHSM2_CONF``."""
-    return (
-        f"--agent-image={AGENT_IMAGE}",
-        f"--agent-host-paths={store}",
-        f"--agent-env=SOFTHSM2_CONF={store / 'softhsm2.conf'}",
-    )
+def agent_args() -> tuple[str, ...]:
+    """Operator flags for agents of the e2e image; their token store comes with the device (NodePlugins)."""
+    return (f"--agent-image={AGENT_IMAGE}",)
 
 
-def start_operator(
-    kube: testkit.Kube, tmp: pathlib.Path, extra_args: tuple[str, ...] = (), store: pathlib.Path = NODE_STORE
-) -> Operator:
+DEVICE_NODE = "/dev/bus/usb/001/004"
+"""The device node the tests' reports give every token (a stand-in made with mknod on each node)."""
+DEVNODES = nodeconfig.HOST_DATA / "devnodes"
+"""The nodes' device-node root (the e2e overlay's too)."""
+
+
+class NodePlugins:
+    """discovery's device plugin code on every node (node_plugin.py in the node's namespaces), offering what
+    the tests report: the resource the agents request, the token store's mount and ``SOFTHSM2_CONF``."""
+
+    def __init__(self, kube: testkit.Kube) -> None:
+        self._kube = kube
+        self._lock = threading.Lock()
+        self._entries: dict[str, dict[str, report.DeviceEntry]] = {}
+        self._procs: dict[str, subprocess.Popen[bytes]] = {}
+
+    def _state(self, node: str) -> pathlib.Path:
+        return _run_dir(self._kube) / "e2e-plugins" / f"{node}.json"
+
+    def _start(self, node: str) -> None:
+        run_dir = _run_dir(self._kube)
+        made = realnodes.data_dir(run_dir, node) / "devnodes" / DEVICE_NODE.lstrip("/")
+        if not made.exists():
+            made.parent.mkdir(parents=True, exist_ok=True)
+            os.mknod(made, 0o660 | stat.S_IFCHR, os.makedev(189, 3))
+        supervisor = next(p for p in cluster.load(run_dir).processes if p.name == node)  # type: ignore[union-attr]
+        state = self._state(node)
+        state.parent.mkdir(parents=True, exist_ok=True)
+        log = (run_dir / "logs" / f"e2e-plugins-{node}.log").open("ab")
+        argv = [
+            "nsenter", f"--target={supervisor.pid}", "--mount", "--net", "--",
+            sys.executable, str(pathlib.Path(__file__).with_name("node_plugin.py")), str(state),
+            constants.DEVICE_PLUGIN_DIR, str(DEVNODES), str(NODE_STORE),
+            f"SOFTHSM2_CONF={NODE_STORE / 'softhsm2.conf'}",
+        ]  # fmt: skip
+        self._procs[node] = subprocess.Popen(argv, stdout=log, stderr=log)
+
+    def offer(self, node: str, device: str, entry: report.DeviceEntry | None) -> None:
+        """Make node's plugins offer entry for device (None: the HSMDevice is gone)."""
+        with self._lock:
+            if node not in self._procs:
+                self._start(node)
+            entries = self._entries.setdefault(node, {})
+            if entry is None:
+                entries.pop(device, None)
+            else:
+                entries[device] = entry
+            content = report.DeviceReport(
+                node_name=node, report_time=datetime.datetime.now(datetime.UTC), devices=dict(entries)
+            )
+            state = self._state(node)
+            tmp = state.with_suffix(".tmp")
+            tmp.write_text(json.dumps(content.to_wire()))
+            os.replace(tmp, state)
+
+    def stop(self) -> None:
+        with self._lock:
+            for proc in self._procs.values():
+                proc.terminate()
+            for proc in self._procs.values():
+                try:
+                    proc.wait(10)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+            self._procs.clear()
+
+
+_PLUGINS: dict[pathlib.Path, NodePlugins] = {}
+
+
+def _run_dir(kube: testkit.Kube) -> pathlib.Path:
+    if kube.devcluster is None:
+        raise RuntimeError("the operator tests run discovery's device plugins on devcluster nodes only")
+    return kube.devcluster.run_dir
+
+
+def node_plugins(kube: testkit.Kube) -> NodePlugins:
+    """The cluster's NodePlugins, started on first use; stop_node_plugins ends them with the session."""
+    return _PLUGINS.setdefault(_run_dir(kube), NodePlugins(kube))
+
+
+def stop_node_plugins() -> None:
+    for plugins in _PLUGINS.values():
+        plugins.stop()
+    _PLUGINS.clear()
+
+
+def start_operator(kube: testkit.Kube, tmp: pathlib.Path, extra_args: tuple[str, ...] = ()) -> Operator:
     """A fresh operator namespace with the manager RBAC and a PIN Secret, and the operator running there
-    (in node-1's network namespace), its agents using the SoftHSM2 store at the node path ``store``."""
+    (in node-1's network namespace); its agents get the SoftHSM2 store through the device (NodePlugins)."""
     apply_crds(kube)
     namespace = f"e2e-op-{uuid.uuid4().hex[:6]}"
     kube.client.request("POST", "/api/v1/namespaces", {"metadata": {"name": namespace}})
@@ -185,9 +267,7 @@ def start_operator(
     config = kube.service_account_kubeconfig(
         namespace, "hsm-manager", tmp / f"{namespace}.kubeconfig", in_node=True
     )
-    op = Operator(
-        kube, namespace, config, tmp / f"{namespace}-operator.log", (*agent_args(store), *extra_args)
-    )
+    op = Operator(kube, namespace, config, tmp / f"{namespace}-operator.log", (*agent_args(), *extra_args))
     op.start()
     testkit.poll(
         lambda: get(kube, f"/api/v1/namespaces/{namespace}/secrets/hsm-manager-client-tls"),
@@ -252,19 +332,26 @@ def hsmsecret_manifest(namespace: str, name: str, **spec: Any) -> dict[str, Any]
     }
 
 
-def report_annotation(node: str, device: str, serial: str | None) -> str:
-    """A discovery report of node: device's token with serial (none when serial is None)."""
+def report_entry(serial: str | None) -> report.DeviceEntry:
+    """What a node found for a device: its token with serial (nothing when serial is None)."""
     now = datetime.datetime.now(datetime.UTC)
     found = []
     if serial is not None:
         found.append(
             report.ReportedDevice(
-                device_path="/dev/bus/usb/001/004", serial_number=serial, vendor_id="20a0",
+                device_path=DEVICE_NODE, serial_number=serial, vendor_id="20a0",
                 product_id="4230", manufacturer="SoftHSM", product="e2e token", available=True, last_seen=now,
             )
         )  # fmt: skip
+    return report.DeviceEntry(devices=found)
+
+
+def report_annotation(node: str, device: str, serial: str | None) -> str:
+    """A discovery report of node: device's token with serial (none when serial is None)."""
     content = report.DeviceReport(
-        node_name=node, report_time=now, devices={device: report.DeviceEntry(devices=found)}
+        node_name=node,
+        report_time=datetime.datetime.now(datetime.UTC),
+        devices={device: report_entry(serial)},
     )
     return json.dumps(content.to_wire(), sort_keys=True, separators=(",", ":"))
 
@@ -284,7 +371,9 @@ def report_device(kube: testkit.Kube, namespace: str, device: str, serial: str, 
     )
     for pod in pods:
         pod_node = pod["spec"]["nodeName"]
-        text = report_annotation(pod_node, device, serial if pod_node == node else None)
+        found = serial if pod_node == node else None
+        node_plugins(kube).offer(pod_node, device, report_entry(found))
+        text = report_annotation(pod_node, device, found)
         kube.client.request(
             "PATCH",
             f"/api/v1/namespaces/{namespace}/pods/{pod['metadata']['name']}",

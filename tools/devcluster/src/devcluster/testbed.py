@@ -22,8 +22,6 @@ import uuid
 from . import process, realnodes, wait
 
 TESTBEDS_DIR = "testbeds"
-POD_UID = 65532
-"""The user the project's pods run as: discovery pods open the testbed's event sockets as that user."""
 _SYS_PATH = re.compile(r"^P:\s*(\S+)", re.MULTILINE)
 _DEVNAME = re.compile(r"^E:\s*DEVNAME=(\S+)", re.MULTILINE)
 _DEV = re.compile(r"^A:\s*dev=(\d+):(\d+)", re.MULTILINE)
@@ -69,10 +67,10 @@ def start_driver(run_dir: pathlib.Path, node: str, timeout: float = 30.0) -> pro
 
 def _open_to_pods(bed: pathlib.Path) -> None:
     # umockdev makes the testbed private to its creator, root. A pod's preloaded libumockdev binds its
-    # "netlink" socket (event<fd>) in the testbed's root and connects to its ioctl sockets: the pod's user
-    # must own the root and may use the sockets. The driver, root, writes everywhere regardless.
+    # "netlink" socket (event<fd>) in the testbed's root and connects to its ioctl sockets. Discovery pods
+    # run as root without capabilities (they serve the kubelet's root-owned device-plugin directory), so
+    # owning the root is what lets them bind there; the testbed stays root's, readable by all.
     bed.chmod(0o755)
-    os.chown(bed, POD_UID, POD_UID)
     for ioctl_socket in (bed / "ioctl").glob("*"):
         ioctl_socket.chmod(0o666)
 

@@ -236,7 +236,7 @@ def _in_write_order(
 
 
 #: Times a settled write re-reads a device that a racing writer moved below this write's version.
-CATCH_UP_ATTEMPTS = 3
+CATCH_UP_ATTEMPTS = RACE_ATTEMPTS
 
 
 def _catch_up(
