@@ -6,10 +6,10 @@ images ``make images`` builds (the control plane is built on first use; a cold b
 
 import os
 import pathlib
+import sys
 import uuid
 from collections.abc import Generator, Iterator
 
-import operator_env
 import pytest
 
 from devcluster import build, cluster, realnodes, testkit
@@ -43,8 +43,11 @@ def kube(tmp_path_factory: pytest.TempPathFactory) -> Iterator[testkit.Kube]:
     try:
         yield testkit.from_kubeconfig(running.kubeconfig, scratch, running)
     finally:
-        # They run in the nodes' namespaces but are the tests' processes: end them before the nodes.
-        operator_env.stop_node_plugins()
+        # The operator tests' device plugins run in the nodes' namespaces but are the tests' processes: end
+        # them before the nodes (operator_env is loaded only where an operator test ran).
+        operator_env = sys.modules.get("operator_env")
+        if operator_env is not None:
+            operator_env.stop_node_plugins()
         cluster.down(running.run_dir)
 
 
