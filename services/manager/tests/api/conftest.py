@@ -188,12 +188,15 @@ def start_api(
     (root / "api.json").write_text(json.dumps(config))
     metrics_dir = root / "metrics"
     metrics_dir.mkdir(exist_ok=True)
+    (root / "home").mkdir(exist_ok=True)
     port, metrics_port = free_port(), free_port()
     log = root / "api.log"
     env = {
         **os.environ,
         "HSM_API_TEST_CONFIG": str(root / "api.json"),
         "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
+        # A home of its own: whatever the server would leave there stays out of the machine's home.
+        "HOME": str(root / "home"),
     }
     process = subprocess.Popen(
         [

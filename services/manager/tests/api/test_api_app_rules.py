@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from hsm_manager.api import app, auth, openapi
+from hsm_manager.api import app, auth, config, openapi, server
 from hsm_manager.gateway import endpoints
 from hsm_manager.mirroring import service
 
@@ -35,3 +35,9 @@ def test_openapi_documents_every_rule_of_the_app() -> None:
     }
     documented = {(path, m.upper()) for path, item in openapi.document()["paths"].items() for m in item}
     assert rules == documented
+
+
+def test_gunicorn_makes_no_control_socket() -> None:
+    """It would be made under $HOME, which is read-only in the pod (and the machine's own in tests)."""
+    served = server._Application(config.ApiConfig(), lambda: None)
+    assert served.cfg.control_socket_disable is True

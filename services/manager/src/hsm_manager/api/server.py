@@ -46,6 +46,9 @@ class _Application(base.BaseApplication):  # type: ignore[misc]
             "graceful_timeout": 10,
             "accesslog": None,
             "loglevel": "warning",
+            # No gunicornc control socket: nothing uses it, and it would be made in $HOME, which is
+            # read-only in the pod (every start logged "Control server error").
+            "control_socket_disable": True,
             "when_ready": functools.partial(_when_ready, cfg.metrics_listen),
             "child_exit": _child_exit,
             "post_worker_init": functools.partial(_post_worker_init, cfg.log_level),
