@@ -509,9 +509,14 @@ class SecretStore:
                 application = last_application if i == len(objects) - 1 else layout.APPLICATION_CHUNK
                 created.append(self._token.create(application, label, value))
                 self._own += 1
-        except (errors.AgentError, token.StaleHandle):
+        except errors.AgentError:
             self._destroy(created)
             raise
+        except token.StaleHandle as error:
+            # The object just created is already unknown to the token: it went away under the call (seen
+            # when a token is removed mid-write). Whatever was made is a leftover for the next scan.
+            self._destroy(created)
+            raise errors.DeviceUnavailable("the token went away while an object was created") from error
         return created
 
     def _destroy(self, handles: list[token.Handle]) -> None:
