@@ -231,3 +231,30 @@ def test_agents_request_their_device_and_mount_no_host_path(
         pod = deployment["spec"]["template"]["spec"]
         assert pod["containers"][0]["resources"]["limits"][RESOURCE] == "1"
         assert all("hostPath" not in volume for volume in pod["volumes"])
+
+
+def agent_pod(name: str, phase: str, reason: str = "") -> kube.Obj:
+    return {
+        "kind": "Pod",
+        "metadata": {
+            "name": name,
+            "namespace": OPERATOR_NS,
+            "uid": f"uid-{name}",
+            "labels": {constants.LABEL_COMPONENT: agentspec.COMPONENT, constants.LABEL_DEVICE: DEVICE},
+        },
+        "spec": {"nodeName": "n1"},
+        "status": {"phase": phase, "reason": reason},
+    }
+
+
+def test_agent_pods_refused_at_admission_are_cleared_and_no_others(
+    reconciler: pools.Reconciler, cluster: fakes.FakeKube, device: kube.Obj
+) -> None:
+    cluster.add(discovery_pod("n1", SERIALS))
+    cluster.add(agent_pod("refused", "Failed", "UnexpectedAdmissionError"))
+    cluster.add(agent_pod("crashed", "Failed", "Error"))
+    cluster.add(agent_pod("running", "Running"))
+    reconciler.reconcile(device)
+    assert cluster.stored("Pod", OPERATOR_NS, "refused") is None
+    assert cluster.stored("Pod", OPERATOR_NS, "crashed") is not None
+    assert cluster.stored("Pod", OPERATOR_NS, "running") is not None

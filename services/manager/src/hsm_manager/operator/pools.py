@@ -15,7 +15,17 @@ import pydantic
 
 from hsm_common import constants, models, settings
 from hsm_manager import kube
-from hsm_manager.decide import agentspec, capacity, conditions, discoveryspec, model, nodes, owners, pool
+from hsm_manager.decide import (
+    admission,
+    agentspec,
+    capacity,
+    conditions,
+    discoveryspec,
+    model,
+    nodes,
+    owners,
+    pool,
+)
 from hsm_manager.gateway import endpoints, pki
 from hsm_manager.gateway import errors as agent_errors
 
@@ -188,6 +198,7 @@ class Reconciler:
         found: list[models.AggregatedDevice],
     ) -> None:
         selector = f"{constants.LABEL_COMPONENT}={agentspec.COMPONENT},{constants.LABEL_DEVICE}={name}"
+        self._clear_refused(namespace, selector)
         deployments = self._client.list_objects("Deployment", namespace, selector)
         current = [agentspec.existing(d) for d in deployments]
         desired_hash = agentspec.template_hash(name, spec, self._agent_cfg)
@@ -217,6 +228,12 @@ class Reconciler:
                 agentspec.agent_name(name, d.serial_number) == agent for d in plan.create + plan.recreate
             ):
                 self._renew(namespace, name, agent, owner, deployment)
+
+    def _clear_refused(self, namespace: str, selector: str) -> None:
+        """Delete the agent pods a kubelet refused at admission (their Deployment already replaced them)."""
+        for pod, uid in admission.refused(self._client.list_objects("Pod", namespace, selector)):
+            self._client.delete("Pod", namespace, pod, uid=uid or None)
+            log.info("refused agent pod removed", extra={"pod": pod, "reason": admission.REFUSED})
 
     def _tls(self, namespace: str, device: str, agent: str, owner: owners.Owner) -> str:
         """Ensure a valid serving leaf for agent; returns the certificate's fingerprint-ish stamp."""
