@@ -17,7 +17,6 @@ import os
 import pathlib
 import re
 import signal
-import stat
 import subprocess
 import sys
 import threading
@@ -26,7 +25,18 @@ from typing import Any
 
 import yaml
 
-from devcluster import cluster, images, kubeapi, kubectl, nodeconfig, nodes, realnodes, softhsm, testkit
+from devcluster import (
+    cluster,
+    images,
+    kubeapi,
+    kubectl,
+    nodeconfig,
+    nodes,
+    realnodes,
+    softhsm,
+    testbed,
+    testkit,
+)
 from hsm_common import constants, report
 from hsmproto import channel
 from hsmproto.v1 import hsm_pb2_grpc
@@ -161,7 +171,7 @@ def agent_args() -> tuple[str, ...]:
 
 DEVICE_NODE = "/dev/bus/usb/001/004"
 """The device node the tests' reports give every token (a stand-in made with mknod on each node)."""
-DEVNODES = nodeconfig.HOST_DATA / "devnodes"
+DEVNODES = nodeconfig.HOST_DATA / testbed.DEVNODES
 """The nodes' device-node root (the e2e overlay's too)."""
 
 
@@ -180,11 +190,11 @@ class NodePlugins:
 
     def _start(self, node: str) -> None:
         run_dir = _run_dir(self._kube)
-        made = realnodes.data_dir(run_dir, node) / "devnodes" / DEVICE_NODE.lstrip("/")
-        if not made.exists():
-            made.parent.mkdir(parents=True, exist_ok=True)
-            os.mknod(made, 0o660 | stat.S_IFCHR, os.makedev(189, 3))
-        supervisor = next(p for p in cluster.load(run_dir).processes if p.name == node)  # type: ignore[union-attr]
+        testbed.make_device_node(run_dir, node, testbed.DeviceNode(DEVICE_NODE, 189, 3))
+        running = cluster.load(run_dir)
+        if running is None:
+            raise RuntimeError(f"no devcluster in {run_dir}")
+        supervisor = next(p for p in running.processes if p.name == node)
         state = self._state(node)
         state.parent.mkdir(parents=True, exist_ok=True)
         log = (run_dir / "logs" / f"e2e-plugins-{node}.log").open("ab")

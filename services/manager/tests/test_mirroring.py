@@ -98,7 +98,7 @@ def test_two_writers_of_one_version_never_leave_two_values(if_match: bool) -> No
     group = service.Mirror(directory, "ns").resolve("pair")
     writes.create(group, "ns/x", {"k": b"0"}, None, "setup")
     expected = 1 if if_match else None
-    outcomes: list[object] = []
+    outcomes: list[writes.Written] = []
 
     def rival() -> None:
         outcomes.append(writes.replace(group, "ns/x", {"k": b"rival"}, None, "bob", expected))
@@ -112,7 +112,7 @@ def test_two_writers_of_one_version_never_leave_two_values(if_match: bool) -> No
         mine = writes.replace(group, "ns/x", {"k": b"mine"}, None, "alice", expected)
         assert (mine.version, mine.partial) == (3, False)
         assert copies(directory, "ns/x") == {"hsm-a": (3, {"k": b"mine"}), "hsm-b": (3, {"k": b"mine"})}
-    assert [w.partial for w in outcomes] == [False]  # type: ignore[attr-defined]
+    assert [w.partial for w in outcomes] == [False]
 
 
 def test_a_settled_write_catches_up_with_a_device_a_racer_moved(directory: fakes.FakeDirectory) -> None:

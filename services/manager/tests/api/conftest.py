@@ -12,24 +12,16 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from typing import Any
 
 import pytest
 import requests
 
+from ..polling import wait_until
+
 HERE = pathlib.Path(__file__).parent
 PIN = "123456"
 DEVICE_NAMESPACE = "hsm-system"
-
-
-def wait_until(condition: collections.abc.Callable[[], bool], timeout: float, what: str) -> None:
-    """Poll condition every 20 ms until it holds; fail the test after timeout seconds."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.02)
 
 
 def free_port() -> int:

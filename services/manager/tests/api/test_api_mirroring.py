@@ -11,7 +11,8 @@ import threading
 
 import pytest
 
-from .conftest import Agent, Api, b64, wait_until
+from ..polling import wait_until
+from .conftest import Agent, Api, b64
 
 SECRETS = "/api/v1/hsm/secrets"
 

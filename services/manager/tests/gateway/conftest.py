@@ -8,10 +8,8 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
 import urllib.request
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Iterator
 
 import pytest
 
@@ -19,19 +17,10 @@ from hsm_manager.gateway import client, endpoints, pki
 from hsmproto import channel
 
 from .. import fakes
+from ..polling import wait_until
 
 AGENT = "hsm-agent-link"
 PIN = "1234"
-
-
-def poll(condition: Callable[[], Any], timeout: float, what: str) -> Any:
-    """Poll condition every 50 ms until it holds; fail the test after timeout seconds."""
-    deadline = time.monotonic() + timeout
-    while not (result := condition()):
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.05)
-    return result
 
 
 def _free_port() -> int:
@@ -102,7 +91,7 @@ def agent(ca: pki.KeyPair) -> Iterator[endpoints.AgentEndpoint]:
         with (root / "agent.log").open("w") as log:
             proc = subprocess.Popen(command, env=env, stderr=log)
         try:
-            poll(lambda: _ready(f"http://127.0.0.1:{health_port}/readyz"), 30, "the agent to be ready")
+            wait_until(lambda: _ready(f"http://127.0.0.1:{health_port}/readyz"), 30, "the agent to be ready")
             yield endpoints.AgentEndpoint("hsm", "ns", AGENT, "", "n1", f"127.0.0.1:{grpc_port}")
         finally:
             proc.terminate()

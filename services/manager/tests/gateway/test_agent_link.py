@@ -11,7 +11,7 @@ from hsm_common import checksum
 from hsm_manager.decide import model
 from hsm_manager.gateway import client, endpoints, errors, watch
 
-from .conftest import poll
+from ..polling import wait_until
 
 
 def test_registry_channel_reaches_the_agent_over_mtls(agent_client: client.AgentClient) -> None:
@@ -46,10 +46,10 @@ def test_watch_delivers_a_write_within_a_second(
     try:
         # The stream's first message may be this write or the snapshot: either connects it.
         agent_client.write("ns/link-before", {"k": b"x"}, None)
-        poll(connected.is_set, 10, "the watch stream")
+        wait_until(connected.is_set, 10, "the watch stream")
         started = time.monotonic()
         version = agent_client.write("ns/link-watched", {"k": b"v1"}, None)
-        poll(
+        wait_until(
             lambda: any(e.path == "ns/link-watched" and e.version == version for e in seen),
             5,
             "the change event",

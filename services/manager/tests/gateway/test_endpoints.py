@@ -40,20 +40,20 @@ def registry(client: fakes.FakeKube, cache_seconds: float = 0.0) -> endpoints.Ag
 
 def test_only_ready_agents_are_endpoints_sorted_by_device_and_name() -> None:
     client = fakes.FakeKube()
-    client.add(agent_pod("b-agent", "hsm", "10.0.0.2"))
-    client.add(agent_pod("a-agent", "hsm", "10.0.0.1"))
-    client.add(agent_pod("c-agent", "hsm", "10.0.0.3", ready=False))
+    client.add(agent_pod("b-agent", "hsm", "192.0.2.2"))
+    client.add(agent_pod("a-agent", "hsm", "192.0.2.1"))
+    client.add(agent_pod("c-agent", "hsm", "192.0.2.3", ready=False))
     found = registry(client).endpoints("ns", "hsm")
     assert [(e.name, e.serial, e.address) for e in found] == [
-        ("a-agent", "serial-a-agent", f"10.0.0.1:{constants.PORT_AGENT_GRPC}"),
-        ("b-agent", "serial-b-agent", f"10.0.0.2:{constants.PORT_AGENT_GRPC}"),
+        ("a-agent", "serial-a-agent", f"192.0.2.1:{constants.PORT_AGENT_GRPC}"),
+        ("b-agent", "serial-b-agent", f"192.0.2.2:{constants.PORT_AGENT_GRPC}"),
     ]
 
 
 def test_devices_are_those_with_a_ready_agent() -> None:
     client = fakes.FakeKube()
-    client.add(agent_pod("a-agent", "hsm", "10.0.0.1"))
-    client.add(agent_pod("b-agent", "other", "10.0.0.2", ready=False))
+    client.add(agent_pod("a-agent", "hsm", "192.0.2.1"))
+    client.add(agent_pod("b-agent", "other", "192.0.2.2", ready=False))
     assert registry(client).devices("ns") == ["hsm"]
 
 
@@ -61,7 +61,7 @@ def test_a_new_agent_shows_after_invalidate() -> None:
     client = fakes.FakeKube()
     found = registry(client, cache_seconds=60)
     assert found.endpoints("ns") == []
-    client.add(agent_pod("a-agent", "hsm", "10.0.0.1"))
+    client.add(agent_pod("a-agent", "hsm", "192.0.2.1"))
     assert found.endpoints("ns") == []
     found.invalidate()
     assert [e.name for e in found.endpoints("ns")] == ["a-agent"]

@@ -31,9 +31,9 @@ def in_a_cluster(tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> str
     ca.write_text("not checked until a request is made")
     monkeypatch.setattr(incluster_config, "SERVICE_TOKEN_FILENAME", str(token))
     monkeypatch.setattr(incluster_config, "SERVICE_CERT_FILENAME", str(ca))
-    monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "10.0.0.1")
+    monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "192.0.2.1")
     monkeypatch.setenv("KUBERNETES_SERVICE_PORT", "443")
-    return "https://10.0.0.1:443"
+    return "https://192.0.2.1:443"
 
 
 def default_kubeconfig(monkeypatch: pytest.MonkeyPatch, path: pathlib.Path) -> None:

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -18,16 +17,6 @@ OPERATOR_NS = "hsm-system"
 APP_NS = "app"
 DEVICE = "hsm"
 AGENTS = ("hsm-a", "hsm-b")
-
-
-def wait_until(condition: Callable[[], Any], timeout: float = 5.0, what: str = "the condition") -> Any:
-    """Poll condition every 10 ms until it holds; fail the test after timeout seconds."""
-    deadline = time.monotonic() + timeout
-    while not (result := condition()):
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.01)
-    return result
 
 
 def hsmdevice(name: str = DEVICE) -> kube.Obj:

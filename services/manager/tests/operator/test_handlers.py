@@ -12,7 +12,8 @@ from hsm_common import constants, models
 from hsm_manager.operator import handlers, runtime
 
 from .. import fakes
-from .conftest import APP_NS, DEVICE, OPERATOR_NS, hsmdevice, hsmsecret, wait_until
+from ..polling import wait_until
+from .conftest import APP_NS, DEVICE, OPERATOR_NS, hsmdevice, hsmsecret
 
 KEY = (APP_NS, "db")
 PATH = f"{APP_NS}/db"

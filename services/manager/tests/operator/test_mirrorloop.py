@@ -7,7 +7,8 @@ import dataclasses
 from hsm_manager.operator import config, devices, handlers, mirrorloop, runtime
 
 from .. import fakes
-from .conftest import DEVICE, OPERATOR_NS, wait_until
+from ..polling import wait_until
+from .conftest import DEVICE, OPERATOR_NS
 
 PATH = "app/db"
 

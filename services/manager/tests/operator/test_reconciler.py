@@ -255,6 +255,8 @@ def test_agent_pods_refused_at_admission_are_cleared_and_no_others(
     cluster.add(agent_pod("crashed", "Failed", "Error"))
     cluster.add(agent_pod("running", "Running"))
     reconciler.reconcile(device)
+    assert cluster.stored("Pod", OPERATOR_NS, "refused") is not None  # pod events' passes list no pods
+    reconciler.reconcile(device, refresh=True)
     assert cluster.stored("Pod", OPERATOR_NS, "refused") is None
     assert cluster.stored("Pod", OPERATOR_NS, "crashed") is not None
     assert cluster.stored("Pod", OPERATOR_NS, "running") is not None

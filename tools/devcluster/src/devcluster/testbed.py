@@ -117,6 +117,14 @@ def devnodes_dir(run_dir: pathlib.Path, node: str) -> pathlib.Path:
     return realnodes.data_dir(run_dir, node) / DEVNODES
 
 
+def make_device_node(run_dir: pathlib.Path, node: str, device: DeviceNode) -> None:
+    """The stand-in device node of device on node (replacing one that is there)."""
+    path = devnodes_dir(run_dir, node) / device.path.lstrip("/")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.unlink(missing_ok=True)
+    os.mknod(path, 0o660 | stat.S_IFCHR, os.makedev(device.major, device.minor))
+
+
 def _command(run_dir: pathlib.Path, node: str, text: str, timeout: float) -> None:
     directory = node_dir(run_dir, node)
     request_id = uuid.uuid4().hex
@@ -171,10 +179,7 @@ class Testbed:
             self._record(nodes_made)
 
     def _make_node(self, sys_path: str, node: DeviceNode) -> None:
-        path = devnodes_dir(self.run_dir, self.node) / node.path.lstrip("/")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.unlink(missing_ok=True)
-        os.mknod(path, 0o660 | stat.S_IFCHR, os.makedev(node.major, node.minor))
+        make_device_node(self.run_dir, self.node, node)
         nodes_made = self._nodes_made()
         nodes_made[sys_path] = node.path
         self._record(nodes_made)

@@ -20,13 +20,12 @@ import datetime
 import hashlib
 import re
 import secrets
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 
 FORMAT_VERSION = 2
 APPLICATION_RECORD = "hsm-secrets-operator/record"
 APPLICATION_CHUNK = "hsm-secrets-operator/chunk"
 APPLICATION_LEDGER = "hsm-secrets-operator/ledger"
-OWN_APPLICATIONS = (APPLICATION_RECORD, APPLICATION_CHUNK, APPLICATION_LEDGER)
 
 #: OpenSC's PKCS#15 layer keeps at most this many bytes of a label.
 MAX_LABEL_BYTES = 254
@@ -73,10 +72,6 @@ class Head:
         """Sort key of competing generations of a path: (version, time, writer), then generation for ties."""
         return (self.version, self.time, self.writer, self.generation)
 
-    def objects(self) -> int:
-        """Objects this generation takes on the token (tombstones live in the ledger: none of their own)."""
-        return 0 if self.deleted else 1 + self.chunks
-
 
 @dataclasses.dataclass(frozen=True)
 class Ledger:
@@ -88,9 +83,6 @@ class Ledger:
     tombstones: tuple[Head, ...]
     chunks: int = 0
     size: int = 0
-
-    def objects(self) -> int:
-        return 1 + self.chunks
 
 
 class UnknownFormat(ValueError):
@@ -152,8 +144,3 @@ def tombstone_expired(head: Head, at: datetime.datetime, retention: float) -> bo
         return False
     written = parse_time(head.time)
     return written is not None and (at - written).total_seconds() > retention
-
-
-def highest_first(heads: Sequence[Head]) -> list[Head]:
-    """heads ordered from the strongest claim to the weakest."""
-    return sorted(heads, key=Head.rank, reverse=True)

@@ -26,11 +26,10 @@ class LedgerState:
 
 @dataclasses.dataclass(frozen=True)
 class Usage:
-    """What the token holds, in objects, and the bytes of ours."""
+    """What the token holds, in objects."""
 
     foreign_objects: int
     own_objects: int
-    own_bytes: int
 
 
 @dataclasses.dataclass(frozen=True)
@@ -279,7 +278,6 @@ def _snapshot(
         usage=Usage(
             foreign_objects=max(0, foreign),
             own_objects=found.own - len(gone),
-            own_bytes=sum(path_bytes.values()) + (ledger.size if ledger else 0),
         ),
         collected=collected,
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from hsm_manager.decide import model
+from hsm_manager.gateway import errors as agent_errors
 from hsm_manager.mirroring import devices, gather, reads
 from hsm_manager.mirroring import errors as mirror_errors
 
@@ -180,7 +181,7 @@ def device_status(device: str, answers: list[devices.Answer[model.Health]]) -> d
     }
 
 
-def _error(error: Any) -> dict[str, str]:
+def _error(error: agent_errors.AgentCallError | None) -> dict[str, str]:
     if error is None:
         return {"code": mirror_errors.Failure.INTERNAL.value, "message": ""}
     return {"code": mirror_errors.failure_of(error).value, "message": error.message}

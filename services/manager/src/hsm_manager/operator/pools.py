@@ -74,8 +74,8 @@ class Reconciler:
         """One full pass for device; returns the pool's phase.
 
         refresh: read the figures no event brings, how full the agents' tokens are and the Nodes' counts
-        of the device's resource (the periodic pass does; pod events, which come every few seconds, keep
-        the figures the pool already shows).
+        of the device's resource, and clear agent pods a kubelet refused (the periodic pass does; pod
+        events, which come every few seconds, keep the figures the pool already shows).
         """
         meta = device["metadata"]
         namespace, name = meta["namespace"], meta["name"]
@@ -88,6 +88,8 @@ class Reconciler:
             self._ensure_daemonset(discoveryspec.daemonset(name, namespace, spec, owner, self._discovery_cfg))
             self._client.ensure(agentspec.service_account(name, namespace, owner))
             status = self._aggregate(namespace, name, readings, resources)
+            if refresh:
+                self._clear_refused(namespace, name)
             if status is not None:
                 self._agents(namespace, name, spec, owner, status.aggregated_devices)
                 return status.phase
@@ -198,7 +200,6 @@ class Reconciler:
         found: list[models.AggregatedDevice],
     ) -> None:
         selector = f"{constants.LABEL_COMPONENT}={agentspec.COMPONENT},{constants.LABEL_DEVICE}={name}"
-        self._clear_refused(namespace, selector)
         deployments = self._client.list_objects("Deployment", namespace, selector)
         current = [agentspec.existing(d) for d in deployments]
         desired_hash = agentspec.template_hash(name, spec, self._agent_cfg)
@@ -229,8 +230,9 @@ class Reconciler:
             ):
                 self._renew(namespace, name, agent, owner, deployment)
 
-    def _clear_refused(self, namespace: str, selector: str) -> None:
+    def _clear_refused(self, namespace: str, name: str) -> None:
         """Delete the agent pods a kubelet refused at admission (their Deployment already replaced them)."""
+        selector = f"{constants.LABEL_COMPONENT}={agentspec.COMPONENT},{constants.LABEL_DEVICE}={name}"
         for pod, uid in admission.refused(self._client.list_objects("Pod", namespace, selector)):
             self._client.delete("Pod", namespace, pod, uid=uid or None)
             log.info("refused agent pod removed", extra={"pod": pod, "reason": admission.REFUSED})
