@@ -120,7 +120,9 @@ class Kube:
     # ------------------------------------------------------------ core and apps objects
 
     def get(self, kind: str, namespace: str, name: str) -> Obj:
-        """Read one object of kind (Secret, Pod, ServiceAccount, Deployment, DaemonSet)."""
+        """Read one object of kind (Secret, Pod, ServiceAccount, Deployment, DaemonSet, or a custom kind)."""
+        if kind in _CUSTOM:
+            return self.get_custom(kind, namespace, name)
         read = {
             "Secret": self._core.read_namespaced_secret,
             "Pod": self._core.read_namespaced_pod,
@@ -163,21 +165,35 @@ class Kube:
         return self._call(f"replace {kind} {namespace}/{name}", replace, name, namespace, obj)
 
     def delete(self, kind: str, namespace: str, name: str, uid: str | None = None) -> None:
-        """Delete an object (foreground for Deployments so their pods go first); absent is fine.
+        """Delete an object (its dependents are collected in the background); absent is fine.
 
         With uid, only that incarnation is deleted (a precondition), so a fresh replacement survives.
         """
-        delete = {
-            "Secret": self._core.delete_namespaced_secret,
-            "Deployment": self._apps.delete_namespaced_deployment,
-            "DaemonSet": self._apps.delete_namespaced_daemon_set,
-            "ServiceAccount": self._core.delete_namespaced_service_account,
-        }[kind]
         body: Obj = {"propagationPolicy": "Background"}
         if uid:
             body["preconditions"] = {"uid": uid}
+        what = f"delete {kind} {namespace}/{name}"
         try:
-            self._call(f"delete {kind} {namespace}/{name}", delete, name, namespace, body=body)
+            if kind in _CUSTOM:
+                self._call(
+                    what,
+                    self._custom.delete_namespaced_custom_object,
+                    constants.GROUP,
+                    constants.VERSION,
+                    namespace,
+                    _CUSTOM[kind],
+                    name,
+                    body=body,
+                )
+                return
+            delete = {
+                "Secret": self._core.delete_namespaced_secret,
+                "Pod": self._core.delete_namespaced_pod,
+                "Deployment": self._apps.delete_namespaced_deployment,
+                "DaemonSet": self._apps.delete_namespaced_daemon_set,
+                "ServiceAccount": self._core.delete_namespaced_service_account,
+            }[kind]
+            self._call(what, delete, name, namespace, body=body)
         except NotFound:
             return
         except Conflict:

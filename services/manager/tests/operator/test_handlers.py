@@ -121,7 +121,9 @@ def test_a_deleted_hsmdevice_leaves_its_hsmsecrets_unresolved(
 ) -> None:
     cluster.add(hsmsecret())
     rt.syncer.run(KEY)
-    handlers.device_deleted(namespace=OPERATOR_NS, name=DEVICE, memo=memo)
+    device = cluster.stored(constants.KIND_DEVICE, OPERATOR_NS, DEVICE)
+    assert device is not None
+    handlers.device_deleted(namespace=OPERATOR_NS, name=DEVICE, meta=device["metadata"], memo=memo)
     assert rt.queue.backlog() == 1
     assert rt.syncer.run(KEY) == "invalid"
     assert rt.syncer.unresolved() == [KEY]

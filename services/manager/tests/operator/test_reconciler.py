@@ -260,3 +260,29 @@ def test_agent_pods_refused_at_admission_are_cleared_and_no_others(
     assert cluster.stored("Pod", OPERATOR_NS, "refused") is None
     assert cluster.stored("Pod", OPERATOR_NS, "crashed") is not None
     assert cluster.stored("Pod", OPERATOR_NS, "running") is not None
+
+
+def test_a_deleted_device_leaves_nothing_it_owned_and_a_stale_pass_recreates_nothing(
+    reconciler: pools.Reconciler, cluster: fakes.FakeKube, device: kube.Obj
+) -> None:
+    cluster.add(discovery_pod("n1", SERIALS))
+    reconciler.reconcile(device)
+    foreign = {"kind": "Secret", "metadata": {"name": "unrelated", "namespace": OPERATOR_NS}}
+    cluster.add(foreign)
+    uid = device["metadata"]["uid"]
+    cluster.delete(constants.KIND_DEVICE, OPERATOR_NS, DEVICE)
+    reconciler.forget(OPERATOR_NS, DEVICE, uid)
+    remaining = sorted((kind, name) for kind, _, name in cluster.objects)
+    assert remaining == [("Pod", "discovery-n1"), ("Secret", "unrelated")]
+    assert reconciler.reconcile(device) is None
+    assert sorted((kind, name) for kind, _, name in cluster.objects) == remaining
+
+
+def test_forgetting_an_older_incarnation_keeps_the_objects_of_the_current_one(
+    reconciler: pools.Reconciler, cluster: fakes.FakeKube, device: kube.Obj
+) -> None:
+    cluster.add(discovery_pod("n1", SERIALS))
+    reconciler.reconcile(device)
+    before = sorted(cluster.objects)
+    reconciler.forget(OPERATOR_NS, DEVICE, "uid-of-an-older-device")
+    assert sorted(cluster.objects) == before

@@ -8,6 +8,7 @@ import base64
 import dataclasses
 import os
 import pathlib
+import re
 import time
 from collections.abc import Callable
 from typing import TypeVar
@@ -109,6 +110,24 @@ def log_tails(run_dir: pathlib.Path, lines: int = 40) -> str:
     logs = sorted(run_dir.glob("logs/*.log")) + sorted(run_dir.glob("nodes/*/logs/*.log"))
     logs += sorted(run_dir.glob("nodes/*/var-log/pods/*/*/*.log"))
     for log in logs:
-        text = log.read_text(errors="replace").splitlines()[-lines:]
+        text = compact(log.read_text(errors="replace").splitlines())[-lines:]
         parts.append(f"--- {log.relative_to(run_dir)} ---\n" + "\n".join(text))
     return "\n".join(parts)
+
+
+def compact(lines: list[str]) -> list[str]:
+    """``lines`` with each run of lines that differ only in their numbers (a retry logged every 50 ms)
+    shown as its first line and a count, so that one noisy log does not push the others out of a report."""
+    out: list[str] = []
+    shape, repeats = None, 0
+    for line in [*lines, None]:
+        this = None if line is None else re.sub(r"\d+", "0", line)
+        if this is not None and this == shape:
+            repeats += 1
+            continue
+        if repeats:
+            out.append(f"[… {repeats} more like the line above]")
+        if line is not None:
+            out.append(line)
+        shape, repeats = this, 0
+    return out

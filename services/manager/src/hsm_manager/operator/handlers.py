@@ -84,10 +84,10 @@ def device_changed(body: kopf.Body, namespace: str | None, name: str, memo: kopf
 
 
 @kopf.on.delete(constants.GROUP, constants.VERSION, constants.PLURAL_DEVICE, optional=True)
-def device_deleted(namespace: str | None, name: str, memo: kopf.Memo, **_: Any) -> None:
-    # Pool, DaemonSet and agents go with the HSMDevice through their ownerReferences.
+def device_deleted(namespace: str | None, name: str, meta: kopf.Meta, memo: kopf.Memo, **_: Any) -> None:
     rt = _runtime(memo)
     rt.known.remove(_ns(namespace), name)
+    rt.reconciler.forget(_ns(namespace), name, str(meta["uid"]))
     rt.requeue_all()
 
 

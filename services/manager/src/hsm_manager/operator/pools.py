@@ -65,6 +65,8 @@ class Reconciler:
         # from other objects and must not reconcile it concurrently.
         self._guard = threading.Lock()
         self._locks: dict[tuple[str, str], threading.Lock] = {}
+        # UIDs of deleted devices: a pass begun from an older copy of one must not recreate its objects.
+        self._deleted: set[str] = set()
 
     def _lock(self, namespace: str, name: str) -> threading.Lock:
         with self._guard:
@@ -83,6 +85,8 @@ class Reconciler:
         readings = self._capacities(namespace, name) if refresh else None
         resources = self._node_resources(name, spec) if refresh else None
         with self._lock(namespace, name):
+            if meta["uid"] in self._deleted:
+                return None
             owner = owners.device_owner(name, meta["uid"])
             self._client.ensure(pool.manifest(name, namespace, owner))
             self._ensure_daemonset(discoveryspec.daemonset(name, namespace, spec, owner, self._discovery_cfg))
@@ -94,6 +98,35 @@ class Reconciler:
                 self._agents(namespace, name, spec, owner, status.aggregated_devices)
                 return status.phase
             return None
+
+    def forget(self, namespace: str, name: str, uid: str) -> None:
+        """Delete what a deleted device owned: its pool, discovery DaemonSet, agents and their certificates.
+
+        Their ownerReferences would have the garbage collector do it too, but it learns of a new kind
+        only on its next discovery pass (every 30 s) and retries what it could not map with a growing
+        back-off, so a device deleted soon after the CRDs were installed could keep its agents for minutes.
+        Only objects this incarnation of the device owns are deleted: a device recreated under the same name
+        keeps its own.
+        """
+        with self._lock(namespace, name):
+            self._deleted.add(uid)
+            selector = f"{constants.LABEL_COMPONENT}={agentspec.COMPONENT},{constants.LABEL_DEVICE}={name}"
+            owned = [
+                (kind, obj["metadata"])
+                for kind in ("Deployment", "Secret")
+                for obj in self._client.list_objects(kind, namespace, selector)
+            ]
+            for kind, child in (
+                ("HSMPool", pool.pool_name(name)),
+                ("DaemonSet", discoveryspec.name(name)),
+                ("ServiceAccount", agentspec.service_account_name(name)),
+            ):
+                with contextlib.suppress(kube.NotFound):
+                    owned.append((kind, self._client.get(kind, namespace, child)["metadata"]))
+            for kind, meta in owned:
+                if any(ref.get("uid") == uid for ref in meta.get("ownerReferences") or []):
+                    self._client.delete(kind, namespace, meta["name"], uid=meta["uid"])
+        log.info("device objects removed", extra={"device": name, "objects": len(owned)})
 
     def _ensure_daemonset(self, desired: kube.Obj) -> None:
         current = self._client.ensure(desired)
