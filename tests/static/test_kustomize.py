@@ -5,6 +5,7 @@ from __future__ import annotations
 import pathlib
 import re
 import subprocess
+import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -129,7 +130,11 @@ def manager_env(overlay: str) -> dict[str, str | None]:
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_every_setting_an_overlay_gives_the_operator_is_one_it_reads(overlay: str) -> None:
     usage = subprocess.run(
-        ["hsm-manager", "operator", "--help"], check=True, capture_output=True, text=True, timeout=60
+        [sys.executable, "-m", "hsm_manager", "operator", "--help"],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
     ).stdout
     known = set(re.findall(r"env\s+(HSM_MANAGER_\w+)", usage))
     assert {name for name in manager_env(overlay) if name.startswith("HSM_MANAGER_")} <= known

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from devcluster import _aptsources, _buildinputs, _debianbase, images, podman
+from devcluster import _aptsources, _debianbase, images, podman
 
 DEB822 = """\
 Types: deb
@@ -194,50 +194,3 @@ def test_environment_points_podman_at_the_project_config(
     assert tomllib.loads(pathlib.Path(env["CONTAINERS_CONF"]).read_text())["engine"]["runtime"] == "runc"
     assert pathlib.Path(env["CONTAINERS_REGISTRIES_CONF"]).is_file()
     assert (root / "storage").is_dir()
-
-
-def test_copy_sources_are_the_context_paths_of_copy_instructions() -> None:
-    dockerfile = (
-        "FROM base AS build\nCOPY pyproject.toml uv.lock ./\nCOPY --chown=0:0 libs libs\n"
-        "FROM base\nCOPY --from=build /opt/venv /opt/venv\n"
-    )
-    assert _buildinputs.copy_sources(dockerfile) == ["pyproject.toml", "uv.lock", "libs"]
-
-
-@pytest.mark.parametrize(
-    "line", ['COPY ["a b", "c"]', "COPY src/*.py /app/", "COPY a \\\n  b /app/", "ADD ${SRC} /app/"]
-)
-def test_copy_sources_give_up_on_forms_they_cannot_read(line: str) -> None:
-    assert _buildinputs.copy_sources(f"FROM base\n{line}\n") is None
-
-
-@pytest.mark.parametrize(
-    ("path", "ignored"),
-    [
-        (".git", True),
-        ("services/agent/tests", True),
-        ("services/agent/src/hsm_agent/__pycache__", True),
-        ("libs/common/src/hsm_common/x.pyc", True),
-        ("tests", True),
-        ("services/agent/src/hsm_agent/bench", False),
-        ("services/agent/src/hsm_agent/store.py", False),
-    ],
-)
-def test_dockerignored_follows_the_repository_patterns(path: str, ignored: bool) -> None:
-    patterns = [".git", "**/__pycache__", "**/*.pyc", "**/tests", "tests", "bench"]
-    assert _buildinputs.dockerignored(path, patterns) is ignored
-
-
-def test_dockerignored_ignores_nothing_when_a_pattern_makes_an_exception() -> None:
-    assert _buildinputs.dockerignored("tests", ["tests", "!tests/keep"]) is False
-
-
-def test_inputs_hash_does_not_depend_on_order_but_on_every_byte() -> None:
-    parts = [("Dockerfile", b"FROM base\n"), ("libs/x.py -", b"x = 1\n")]
-    assert _buildinputs.inputs_hash(parts) == _buildinputs.inputs_hash(list(reversed(parts)))
-    assert _buildinputs.inputs_hash(parts) != _buildinputs.inputs_hash(
-        [parts[0], ("libs/x.py -", b"x = 2\n")]
-    )
-    assert _buildinputs.inputs_hash(parts) != _buildinputs.inputs_hash(
-        [parts[0], ("libs/x.py x", b"x = 1\n")]
-    )

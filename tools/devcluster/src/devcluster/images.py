@@ -1,4 +1,5 @@
-"""The services' container images, built with buildah on a locally debootstrapped base (no registry needed).
+"""The services' container images, built by Pants with podman on a locally debootstrapped base (no registry
+needed).
 
 Everything lives in podman's storage under the project cache (see :mod:`devcluster.podman`): the Python base
 ``localhost/hsm-python-base:bookworm``, the three service images named as a containerd kubelet looks them up
@@ -21,15 +22,14 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from . import _buildinputs, _buildlog, _debianbase, _imageerror, podman
+from . import _buildlog, _debianbase, _imageerror, podman
 from . import build as gobuild
 
 BASE_IMAGE = "localhost/hsm-python-base:bookworm"
 PAUSE_IMAGE = "docker.io/library/devcluster-pause:1"
 SERVICES = ("agent", "discovery", "manager")
 RECIPE_LABEL = "org.hsm-secrets-operator.recipe"
-"""Label of the base and pause images: the hash of their inputs; equal hash, no rebuild. The service images
-inherit the base's value (their own inputs are recorded in the cache, see ``build``)."""
+"""Label of the base and pause images: the hash of their inputs; equal hash, no rebuild."""
 
 ImageError = _imageerror.ImageError
 """An image could not be built. Defined in a module of its own so that the private modules of the build
@@ -87,38 +87,26 @@ def base_image() -> Image:
 
 
 def build(tag: str = "dev", agent_target: str | None = None) -> list[Image]:
-    """Build the three service images as ``docker.io/library/hsm-<service>:<tag>`` (layers cached).
+    """Build the three service images as ``docker.io/library/hsm-<service>:<tag>`` with Pants.
 
-    ``agent_target`` names a stage of the agent's Dockerfile (``softhsm``: the agent with SoftHSM2). An
-    image whose inputs (Dockerfile, arguments, base, the context files it copies) are unchanged is kept
-    without running buildah, whose cache check alone takes seconds (it hashes the copied venv).
+    ``./pants package services/<service>:image`` builds each service's PEX and then its Dockerfile with
+    podman, on the local base and in the project's storage; Pants reuses an unchanged PEX and podman its
+    cached layers. ``agent_target`` names a stage of the agent's Dockerfile (``softhsm``: the agent with
+    SoftHSM2); the other Dockerfiles have no such stage and build as they are.
     """
     root = _repo_root()
-    base = base_image()
-    built = []
-    for service in SERVICES:
-        started = time.monotonic()
-        name = image_name(service, tag)
-        dockerfile = root / "services" / service / "Dockerfile"
-        # --force-rm: a failed step's working container (and its overlay mount) is removed too.
-        args = ["bud", "--layers", "--force-rm", "--network", "host", "--pull=never"]
-        args += ["--build-arg", f"PYTHON_IMAGE={BASE_IMAGE}", "-f", str(dockerfile), "-t", name]
-        if service == "agent" and agent_target is not None:
-            args += ["--target", agent_target]
-        parts = [("args", " ".join(args).encode()), ("base", base.id.encode())]
-        digest = _buildinputs.inputs_hash(parts + _buildinputs.context_inputs(root, dockerfile))
-        # The inputs are recorded beside the image, not in a label: buildah drops --label when the last
-        # step comes from its cache.
-        stamp = podman.cache_dir() / "inputs" / f"{_slug(name)}.json"
-        found = inspect(name)
-        if found is None or _read_stamp(stamp) != {"inputs": digest, "id": found.id}:
-            log = _buildlog.path(f"{service}-{tag}")
-            log.unlink(missing_ok=True)
-            podman.buildah(*args, str(root), log=log)
-            stamp.parent.mkdir(parents=True, exist_ok=True)
-            stamp.write_text(json.dumps({"inputs": digest, "id": _require(name).id}))
-        built.append(_report(name, time.monotonic() - started))
-    return built
+    base_image()
+    started = time.monotonic()
+    argv = [str(root / "pants"), f"--docker-build-args=['VERSION={tag}', 'PYTHON_IMAGE={BASE_IMAGE}']"]
+    if agent_target is not None:
+        argv.append(f"--docker-build-target-stage={agent_target}")
+    argv += ["package", *(f"services/{service}:image" for service in SERVICES)]
+    log = _buildlog.path(f"images-{tag}")
+    log.unlink(missing_ok=True)
+    _log(f"./pants package {' '.join(argv[-len(SERVICES) :])} (log: {log})")
+    _buildlog.run(argv, log, timeout=3600.0, cwd=root, env=podman.environment())
+    seconds = time.monotonic() - started
+    return [_report(image_name(service, tag), seconds) for service in SERVICES]
 
 
 def pause_image() -> Image:
@@ -194,13 +182,6 @@ def _locked(cache: pathlib.Path) -> Iterator[None]:
 
 def _slug(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9.-]", "_", name)
-
-
-def _read_stamp(path: pathlib.Path) -> object:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
 
 
 def _inspect(name: str) -> dict[str, Any] | None:
