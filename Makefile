@@ -62,7 +62,9 @@ lint: ## ruff, mypy --strict on the shipped code (through Pants), import-linter 
 test: setup lint test-pants test-containers test-e2e ## everything CI runs
 
 test-pants: ## every package's tests and the static tests, one Pants test target per file
-	./pants test ::
+	@# --force: every test runs again, rather than a result an earlier run on this machine left in Pants' cache
+	@# (the tests drive SoftHSM2, pcscd and umockdev, which live outside what Pants hashes).
+	./pants test --force ::
 
 test-e2e:
 	@# The host comparison first and alone: no other local cluster may run while it checks the host.
