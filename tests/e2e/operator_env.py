@@ -279,11 +279,13 @@ def start_operator(kube: testkit.Kube, tmp: pathlib.Path, extra_args: tuple[str,
     )
     op = Operator(kube, namespace, config, tmp / f"{namespace}-operator.log", (*agent_args(), *extra_args))
     op.start()
-    testkit.poll(
-        lambda: get(kube, f"/api/v1/namespaces/{namespace}/secrets/hsm-manager-client-tls"),
-        60,
-        "the operator's client certificate Secret",
-    )
+    # The operator is up once it has made the Secrets of its start-up, the MAC key last.
+    for secret in ("hsm-manager-ca", "hsm-manager-client-tls", "hsm-manager-mac-key"):
+        testkit.poll(
+            lambda name=secret: get(kube, f"/api/v1/namespaces/{namespace}/secrets/{name}"),
+            60,
+            f"the operator's Secret {secret}",
+        )
     return op
 
 
