@@ -177,10 +177,14 @@ DEVNODES = nodeconfig.HOST_DATA / testbed.DEVNODES
 
 class NodePlugins:
     """discovery's device plugin code on every node (node_plugin.py in the node's namespaces), offering what
-    the tests report: the resource the agents request, the token store's mount and ``SOFTHSM2_CONF``."""
+    the tests report: the resource the agents request, the token store's mount and ``SOFTHSM2_CONF``.
 
-    def __init__(self, kube: testkit.Kube) -> None:
+    ``store`` is the token store the allocations mount, with its ``softhsm2.conf`` (default: each node's own).
+    """
+
+    def __init__(self, kube: testkit.Kube, store: pathlib.Path = NODE_STORE) -> None:
         self._kube = kube
+        self.store = store
         self._lock = threading.Lock()
         self._entries: dict[str, dict[str, report.DeviceEntry]] = {}
         self._procs: dict[str, subprocess.Popen[bytes]] = {}
@@ -201,8 +205,8 @@ class NodePlugins:
         argv = [
             "nsenter", f"--target={supervisor.pid}", "--mount", "--net", "--",
             sys.executable, str(pathlib.Path(__file__).with_name("node_plugin.py")), str(state),
-            constants.DEVICE_PLUGIN_DIR, str(DEVNODES), str(NODE_STORE),
-            f"SOFTHSM2_CONF={NODE_STORE / 'softhsm2.conf'}",
+            constants.DEVICE_PLUGIN_DIR, str(DEVNODES), str(self.store),
+            f"SOFTHSM2_CONF={self.store / 'softhsm2.conf'}",
         ]  # fmt: skip
         self._procs[node] = subprocess.Popen(argv, stdout=log, stderr=log)
 
@@ -246,9 +250,15 @@ def _run_dir(kube: testkit.Kube) -> pathlib.Path:
     return kube.devcluster.run_dir
 
 
-def node_plugins(kube: testkit.Kube) -> NodePlugins:
-    """The cluster's NodePlugins, started on first use; stop_node_plugins ends them with the session."""
-    return _PLUGINS.setdefault(_run_dir(kube), NodePlugins(kube))
+def node_plugins(kube: testkit.Kube, store: pathlib.Path | None = None) -> NodePlugins:
+    """The cluster's NodePlugins, started on first use; stop_node_plugins ends them with the session.
+
+    ``store``: the token store they must offer (None: whichever they offer, each node's own by default).
+    """
+    plugins = _PLUGINS.setdefault(_run_dir(kube), NodePlugins(kube, store or NODE_STORE))
+    if store is not None and plugins.store != store:
+        raise RuntimeError(f"the node plugins already offer the token store {plugins.store}, not {store}")
+    return plugins
 
 
 def stop_node_plugins() -> None:
@@ -257,9 +267,13 @@ def stop_node_plugins() -> None:
     _PLUGINS.clear()
 
 
-def start_operator(kube: testkit.Kube, tmp: pathlib.Path, extra_args: tuple[str, ...] = ()) -> Operator:
+def start_operator(
+    kube: testkit.Kube, tmp: pathlib.Path, extra_args: tuple[str, ...] = (), store: pathlib.Path | None = None
+) -> Operator:
     """A fresh operator namespace with the manager RBAC and a PIN Secret, and the operator running there
-    (in node-1's network namespace); its agents get the SoftHSM2 store through the device (NodePlugins)."""
+    (in node-1's network namespace); its agents get the SoftHSM2 store through the device (NodePlugins):
+    ``store`` when given (a directory the nodes share with the host), else each node's own."""
+    node_plugins(kube, store)
     apply_crds(kube)
     namespace = f"e2e-op-{uuid.uuid4().hex[:6]}"
     kube.client.request("POST", "/api/v1/namespaces", {"metadata": {"name": namespace}})
