@@ -128,32 +128,6 @@ def cold(op: env.Operator, device: env.Device, count: int) -> None:
     )
 
 
-def agent_calls(kube: testkit.Kube, namespace: str, device: str) -> dict[str, float]:
-    """hsm_agent_pkcs11_calls_total by operation, read from the agent pod's /metrics."""
-    pod = env.ready_agent_pod(kube, namespace, device)
-    assert pod is not None, "no Ready agent pod"
-    address = forwarded(kube, pod["status"]["podIP"], constants.PORT_AGENT_HEALTH)
-    with urllib.request.urlopen(f"http://{address}/metrics", timeout=10) as response:
-        text = response.read().decode()
-    by_operation: dict[str, float] = {}
-    for line in text.splitlines():
-        if line.startswith("hsm_agent_pkcs11_calls_total{"):
-            labels, _, value = line.rpartition(" ")
-            operation = labels.split('operation="', 1)[1].split('"', 1)[0]
-            by_operation[operation] = by_operation.get(operation, 0.0) + float(value)
-    return by_operation
-
-
-_FORWARDS: dict[tuple[str, int], str] = {}
-
-
-def forwarded(kube: testkit.Kube, ip: str, port: int) -> str:
-    """A host address reaching ip:port inside node-1, one forwarder per target."""
-    if (ip, port) not in _FORWARDS:
-        _FORWARDS[ip, port] = kube.forward(ip, port, env.OPERATOR_NODE)
-    return _FORWARDS[ip, port]
-
-
 def operator_passes(op: env.Operator) -> float:
     with urllib.request.urlopen(f"http://{op.metrics_address()}/metrics", timeout=10) as response:
         text = response.read().decode()
@@ -166,9 +140,9 @@ def operator_passes(op: env.Operator) -> float:
 
 def idle(op: env.Operator, device: env.Device, seconds: float) -> None:
     time.sleep(5)  # let the last passes of convergence drain
-    before, passes_before = agent_calls(op.kube, op.namespace, device.name), operator_passes(op)
+    before, passes_before = env.agent_counts(op.kube, op.namespace, device.name), operator_passes(op)
     time.sleep(seconds)
-    after, passes_after = agent_calls(op.kube, op.namespace, device.name), operator_passes(op)
+    after, passes_after = env.agent_counts(op.kube, op.namespace, device.name), operator_passes(op)
     delta = {k: after.get(k, 0.0) - before.get(k, 0.0) for k in sorted(set(after) | set(before))}
     delta = {k: v for k, v in delta.items() if v}
     sync_calls = sum(v for k, v in delta.items() if k != "probe")

@@ -20,6 +20,7 @@ import signal
 import subprocess
 import sys
 import threading
+import urllib.request
 import uuid
 from typing import Any
 
@@ -509,3 +510,33 @@ def deploy_device(
         delete_token(conf, label)
         raise
     return Device(name, label, serial, node, conf, agent_stub(kube, namespace, pod), heartbeat)
+
+
+_FORWARDS: dict[tuple[str, int], str] = {}
+
+
+def forwarded(kube: testkit.Kube, ip: str, port: int) -> str:
+    """A host address reaching ip:port inside the operator's node, one forwarder per target."""
+    if (ip, port) not in _FORWARDS:
+        _FORWARDS[ip, port] = kube.forward(ip, port, OPERATOR_NODE)
+    return _FORWARDS[ip, port]
+
+
+def agent_counts(
+    kube: testkit.Kube, namespace: str, device: str, metric: str = "hsm_agent_pkcs11_calls_total"
+) -> dict[str, float]:
+    """A counter of the device's Ready agent pod (its /metrics), summed by its first label's value: by
+    default the PKCS#11 calls by operation (``probe`` is the agent's own token-presence check)."""
+    pod = ready_agent_pod(kube, namespace, device)
+    if pod is None:
+        raise RuntimeError(f"no Ready agent pod of {device}")
+    address = forwarded(kube, pod["status"]["podIP"], constants.PORT_AGENT_HEALTH)
+    with urllib.request.urlopen(f"http://{address}/metrics", timeout=10) as response:
+        text = response.read().decode()
+    counts: dict[str, float] = {}
+    for line in text.splitlines():
+        if line.startswith(metric + "{"):
+            labels, _, value = line.rpartition(" ")
+            first = labels.split('="', 1)[1].split('"', 1)[0]
+            counts[first] = counts.get(first, 0.0) + float(value)
+    return counts
