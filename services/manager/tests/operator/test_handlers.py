@@ -41,11 +41,13 @@ def ready_reason(cluster: fakes.FakeKube) -> str:
     return next((str(c["reason"]) for c in conditions if c["type"] == "Ready"), "")
 
 
-def changed(memo: kopf.Memo, spec: dict[str, object] | None = None) -> None:
+def changed(
+    memo: kopf.Memo, spec: dict[str, object] | None = None, generation: int = 1, kind: str | None = None
+) -> None:
     obj = hsmsecret()
-    asyncio.run(
-        handlers.hsmsecret_changed(spec=obj["spec"] | (spec or {}), namespace=APP_NS, name="db", memo=memo)
-    )
+    obj["spec"] |= spec or {}
+    obj["metadata"] |= {"uid": "uid-db", "generation": generation}
+    asyncio.run(handlers.hsmsecret_event(event={"type": kind, "object": obj}, memo=memo))
 
 
 def test_a_handler_without_a_runtime_in_its_memo_says_so() -> None:
@@ -144,8 +146,20 @@ def test_a_new_hsmdevice_gets_its_pool_and_resolves_waiting_hsmsecrets(
 
 def test_a_deleted_hsmsecret_is_no_longer_checked(rt: runtime.Runtime, memo: kopf.Memo) -> None:
     changed(memo, {"syncInterval": 60})
-    asyncio.run(handlers.hsmsecret_deleted(namespace=APP_NS, name="db", memo=memo))
+    changed(memo, kind="DELETED")
     assert rt.backstop.tracked() == 0
+
+
+def test_only_a_new_spec_generation_queues_a_pass(
+    rt: runtime.Runtime, memo: kopf.Memo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    queued: list[tuple[str, str]] = []
+    monkeypatch.setattr(rt.queue, "put", queued.append)
+    changed(memo)
+    changed(memo, kind="MODIFIED")  # a pass's own status patch: the same generation
+    assert queued == [KEY]
+    changed(memo, {"syncInterval": 60}, generation=2, kind="MODIFIED")
+    assert queued == [KEY, KEY]
 
 
 def test_cleanup_stops_the_runtime_and_closes_the_channels(

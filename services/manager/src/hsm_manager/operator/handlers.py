@@ -3,7 +3,8 @@
 Single active operator: the manager Deployment runs one replica with the Recreate strategy and kopf runs
 standalone (no peering objects, so no extra CRD or RBAC); a second replica would only be started after
 the first is gone. Secrets are watched only through a label-filtered event handler, never through
-on.create/on.update (kopf would store their data in a last-handled annotation).
+on.create/on.update (kopf would store their data in a last-handled annotation); HSMSecrets through an
+event handler as well (kopf would write its bookkeeping into each of them).
 
 Handlers find the operator's runtime in kopf's memo (see memo_of), never in a module global, so a test
 calls them with a memo holding a runtime built from fakes.
@@ -131,24 +132,31 @@ def _reconcile_by_name(rt: runtime.Runtime, namespace: str, device: str) -> None
 # ---------------------------------------------------------------- HSMSecret sync triggers
 
 
-@kopf.on.resume(constants.GROUP, constants.VERSION, constants.PLURAL_SECRET)
-@kopf.on.create(constants.GROUP, constants.VERSION, constants.PLURAL_SECRET)
-@kopf.on.update(constants.GROUP, constants.VERSION, constants.PLURAL_SECRET, field="spec")
-async def hsmsecret_changed(
-    spec: kopf.Spec, namespace: str | None, name: str, memo: kopf.Memo, **_: Any
-) -> None:
+@kopf.on.event(constants.GROUP, constants.VERSION, constants.PLURAL_SECRET)
+async def hsmsecret_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
+    """Queue a pass of an HSMSecret seen for the first time or whose spec changed; forget a deleted one.
+
+    A raw event handler, where create/update handlers would have kopf write its bookkeeping into each
+    HSMSecret (one more write, and one more watch event, per object). A spec change is a new generation;
+    the status patches of the passes leave it as it is.
+    """
+    obj = event.get("object") or {}
+    meta = obj.get("metadata") or {}
     rt = _runtime(memo)
-    key = (_ns(namespace), name)
+    key = (_ns(meta.get("namespace")), str(meta.get("name")))
+    if event.get("type") == "DELETED":
+        rt.generations.pop(key, None)
+        rt.syncer.forget(key)
+        rt.backstop.forget(key)
+        return
+    generation = meta.get("generation")
+    seen = (str(meta.get("uid")), generation if isinstance(generation, int) else 0)
+    if rt.generations.get(key) == seen:
+        return
+    rt.generations[key] = seen
+    spec = obj.get("spec") or {}
     rt.backstop.track(key, float(spec.get("syncInterval") or rt.cfg.default_sync_interval))
     rt.queue.put(key)
-
-
-@kopf.on.delete(constants.GROUP, constants.VERSION, constants.PLURAL_SECRET, optional=True)
-async def hsmsecret_deleted(namespace: str | None, name: str, memo: kopf.Memo, **_: Any) -> None:
-    # The Secret goes with the HSMSecret through its ownerReference.
-    rt = _runtime(memo)
-    rt.syncer.forget((_ns(namespace), name))
-    rt.backstop.forget((_ns(namespace), name))
 
 
 @kopf.on.event("v1", "secrets", labels=MANAGED)

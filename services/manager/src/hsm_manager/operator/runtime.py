@@ -30,6 +30,8 @@ class Runtime:
     watches: watch.Watches
     backstop: backstop.Backstop
     mirror: mirrorloop.MirrorLoop
+    generations: dict[tuple[str, str], tuple[str, int]] = dataclasses.field(default_factory=dict)
+    """(uid, generation) of each HSMSecret whose spec a pass was queued for (used by the event loop only)."""
 
     def start(self) -> None:
         """Start the sync workers, the backstop and the mirror repair loop."""
