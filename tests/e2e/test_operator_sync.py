@@ -124,6 +124,11 @@ def test_status_is_in_sync_with_the_hsm_version(stack: Stack, namespace: str) ->
     assert (ready["status"], ready["reason"]) == ("True", "SecretSynced")
 
 
+def terminating(kube: testkit.Kube) -> list[str]:
+    found = kube.client.request("GET", "/api/v1/namespaces")["items"]
+    return [n["metadata"]["name"] for n in found if n.get("status", {}).get("phase") == "Terminating"]
+
+
 def test_nothing_reads_the_token_while_nothing_changes(stack: Stack, namespace: str) -> None:
     """With every HSMSecret in sync, the agent makes no PKCS#11 call but its token probe: the operator's
     passes (here every 30 s per HSMSecret) are answered from the agent's index."""
@@ -134,6 +139,9 @@ def test_nothing_reads_the_token_while_nothing_changes(stack: Stack, namespace: 
     for name in names:
         in_sync = functools.partial(lambda n: stack.status(namespace, n).get("syncStatus") == "InSync", name)
         testkit.poll(in_sync, 30, f"{name} InSync")
+    # The namespaces of earlier tests go away meanwhile, and with them their Secrets, which their
+    # HSMSecrets' passes would rightly try to restore: measure once they are gone.
+    testkit.poll(lambda: not terminating(stack.kube), 120, "no namespace terminating")
     time.sleep(2)  # the passes of the status patches' own events drain
 
     def window() -> tuple[dict[str, float], bool]:
