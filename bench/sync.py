@@ -171,6 +171,7 @@ def measure(kube: testkit.Kube, scratch: pathlib.Path, store: pathlib.Path, args
             device.heartbeat.stop()
         if op is not None:
             op.stop()
+        env.stop_node_plugins()
 
 
 def main() -> int:
