@@ -142,7 +142,6 @@ def test_nothing_reads_the_token_while_nothing_changes(stack: Stack, namespace: 
     # The namespaces of earlier tests go away meanwhile, and with them their Secrets, which their
     # HSMSecrets' passes would rightly try to restore: measure once they are gone.
     testkit.poll(lambda: not terminating(stack.kube), 120, "no namespace terminating")
-    time.sleep(2)  # the passes of the status patches' own events drain
 
     def window() -> tuple[dict[str, float], bool]:
         counts = functools.partial(env.agent_counts, stack.kube, stack.op.namespace, stack.device.name)
