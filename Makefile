@@ -25,8 +25,8 @@ pants: ## install Pants into the cache, unless the official launcher is installe
 cluster-build: ## build (or find cached) etcd, the Kubernetes control plane, kubelet, kube-proxy, kubectl
 	$(RUN) python -m devcluster build
 
-images: ## build the e2e images with Pants (tag e2e, agent with SoftHSM2) and the sandbox image
-	$(RUN) python -m devcluster images --tag e2e --agent-target softhsm
+images: ## build the e2e images with Pants (tag e2e, agent with SoftHSM2 and vpcd) and the sandbox image
+	$(RUN) python -m devcluster images --tag e2e --agent-target testtokens
 
 cluster-up: ## a local cluster with two real nodes running the e2e images (prints KUBECONFIG)
 	$(RUN) python -m devcluster up

@@ -1,7 +1,8 @@
--- wrk script for bench/api.py: one phase per run (health, get, list or put), chosen by the argument after "--".
--- done() prints one JSON line the Python side parses; latencies are in microseconds.
+-- wrk script for bench/api.py: one phase per run (health, get, list or put) against one HSMDevice, both
+-- chosen by the arguments after "--". done() prints one JSON line the Python side parses; latencies in µs.
 
 local phase
+local device
 local counter = 0
 local thread_id = 0
 local next_thread = 0
@@ -14,6 +15,7 @@ end
 
 function init(args)
   phase = args[1]
+  device = args[2]
   wrk.headers["Authorization"] = "Bearer admin"
   wrk.headers["Content-Type"] = "application/json"
 end
@@ -23,14 +25,14 @@ function request()
   if phase == "health" then
     return wrk.format("GET", "/api/v1/health")
   elseif phase == "get" then
-    return wrk.format("GET", string.format("/api/v1/hsm/secrets/bench/s%03d", counter % 100))
+    return wrk.format("GET", string.format("/api/v1/hsm/secrets/bench/s%03d?device=%s", counter % 100, device))
   elseif phase == "list" then
-    return wrk.format("GET", "/api/v1/hsm/secrets?namespace=bench&limit=100")
+    return wrk.format("GET", "/api/v1/hsm/secrets?namespace=bench&limit=100&device=" .. device)
   end
-  -- Each thread writes its own 200 paths in turn: in-flight writes never share a path, and concurrent
-  -- writes to one path are refused (412) by design.
+  -- Each thread writes its own 200 paths in turn (bench/api.py created them: every PUT overwrites):
+  -- in-flight writes never share a path, and concurrent writes to one path are refused (412) by design.
   local body = string.format('{"data": {"password": "%s", "n": "%08d"}}', value, counter)
-  local path = string.format("/api/v1/hsm/secrets/bench/w%d-%03d", thread_id, counter % 200)
+  local path = string.format("/api/v1/hsm/secrets/bench/w%d-%03d?device=%s", thread_id, counter % 200, device)
   return wrk.format("PUT", path, nil, body)
 end
 

@@ -1,49 +1,79 @@
-"""REST API benchmark: gunicorn (4 workers) on 127.0.0.1, one SoftHSM2-backed agent, load from wrk.
+"""REST API benchmark: gunicorn on 127.0.0.1, SoftHSM2-backed agents, load from wrk.
 
-Prints reads/s with p50/p99 for GET secret and for list, and writes/s (PUT), with error counts (any
-socket error or status >= 400), each also as a ratio to GET /health in the same run; and the CPU the
-server side (gunicorn master and workers, agent) spent per request, with the rate that CPU cost allows
-on this machine's cores: that figure holds steady where the throughput swings with whatever else the
-machine runs. Target (issue #7): >= 500 reads/s and p99 <= 50 ms. Authentication uses the static table
-of the integration tests at the Deps seam (review results are cached for 30 s in production, so a steady
-load pays the same as here). The load comes from wrk (Debian package, installed by scripts/apt.sh), a
-native generator: a Python client on the same two cores took a third of them.
+Two HSMDevices: "bench" with one agent (GET secret and list, comparable with earlier runs) and "pair" with
+two agents on two tokens (GET of a mirrored secret, PUT mirrored to both devices). Each phase prints its
+rate with p50/p99 and errors (any socket error or status >= 400), its ratio to a floor measured in the
+same run, the server's CPU per request split into the API (gunicorn master and workers) and the agents
+(with the rate that CPU cost allows on this machine's cores: it holds steady where the throughput swings
+with whatever else the machine runs), and the machine's load average when the phase ended.
 
-Run: uv run python bench/api.py [--seconds 8] [--connections 8] [--workers 4] [--threads 1]
+Floors: GET /health (gunicorn and Flask, no authorization, no agent) for the reads; for the PUT, one
+agent's own overwrite rate: WriteSecret overwrites of the same paths straight over gRPC against one agent
+of the pair, as many in flight as wrk has connections. Targets (issue #17): GET secret >= 0.3 of health
+with p99 <= 25 ms, list >= 0.2 of health, PUT to two devices >= 0.8 of the agent's overwrites.
+
+Authentication uses the static table of the integration tests at the Deps seam (review results are cached
+for 30 s in production, so a steady load pays the same as here). The load comes from wrk (Debian package,
+installed by scripts/apt.sh), a native generator: a Python client on the same two cores took a third of them.
+
+The API serves HTTPS, as it does in a cluster (a leaf of a throwaway CA, as the operator issues one); wrk
+keeps its connections open, so a phase pays the handshake once per connection and TLS per request after.
+--plain-http measures the debugging-only plain HTTP instead, for comparison with earlier figures.
+
+Run: uv run python bench/api.py [--seconds 8] [--connections 8] [--workers 4] [--threads 1] [--plain-http]
 """
 
 from __future__ import annotations
 
 import argparse
 import base64
-import importlib.util
+import dataclasses
+import importlib
 import json
 import os
 import pathlib
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
+import time
+import types
+from concurrent import futures
 
+import grpc
 import requests
+
+from hsm_manager.gateway import pki
+from hsmproto import channel
+from hsmproto.v1 import hsm_pb2
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 HARNESS = ROOT / "services" / "manager" / "tests" / "api" / "conftest.py"
 SCRIPT = pathlib.Path(__file__).with_name("api.lua")
-# The floor first: /health passes through gunicorn and Flask but no authorization and no agent, so it is
-# the most this server can answer on this machine right now; each phase's ratio to it is comparable across
-# runs where the absolute rates are not.
-PHASES = (("GET health", "health"), ("GET secret", "get"), ("GET list (100)", "list"), ("PUT secret", "put"))
+#: (label, wrk phase, HSMDevice). The floor first: /health passes through gunicorn and Flask but no
+#: authorization and no agent, so it is the most this server can answer on this machine right now; each
+#: read's ratio to it is comparable across runs where the absolute rates are not.
+READS = (
+    ("GET health", "health", "bench"),
+    ("GET secret", "get", "bench"),
+    ("GET secret, 2 devices", "get", "pair"),
+    ("GET list (100)", "list", "bench"),
+)
+PUT = ("PUT, 2 devices", "put", "pair")
+#: wrk's threads: each PUTs its own WRITE_PATHS paths (see api.lua).
+WRK_THREADS = 2
+WRITE_PATHS = 200
+VALUE = base64.b64encode(b"x" * 64).decode()
 
 
 def _harness():  # type: ignore[no-untyped-def]
-    spec = importlib.util.spec_from_file_location("api_bench_harness", HARNESS)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclasses look their module up by name
-    spec.loader.exec_module(module)
-    return module
+    # The harness is a conftest inside the tests tree and imports its siblings relatively (..polling):
+    # load it as a module of a package standing for that tree.
+    tests = types.ModuleType("api_bench_tests")
+    tests.__path__ = [str(HARNESS.parents[1])]
+    sys.modules[tests.__name__] = tests
+    return importlib.import_module(f"{tests.__name__}.api.conftest")
 
 
 def _children(pid: int) -> list[int]:
@@ -67,14 +97,123 @@ def _cpu_seconds(pids: list[int]) -> float:
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
-def _wrk(url: str, phase: str, seconds: float, connections: int) -> dict[str, float]:
+def _settle(pids: list[int], timeout: float = 60.0) -> None:
+    """Wait until the processes use under 5% of a core: an agent may still be collecting old generations
+    of an earlier phase's writes, which the next phase would otherwise pay for."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        before = _cpu_seconds(pids)
+        time.sleep(0.5)
+        if _cpu_seconds(pids) - before < 0.025:
+            return
+
+
+@dataclasses.dataclass(frozen=True)
+class Result:
+    requests: int
+    seconds: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+
+    @property
+    def rate(self) -> float:
+        return self.requests / self.seconds
+
+
+def _wrk(url: str, phase: str, device: str, seconds: float, connections: int) -> Result:
     command = [
-        "wrk", "--threads", "2", "--connections", str(connections), "--duration", f"{seconds:.0f}s",
-        "--timeout", "30s", "--script", str(SCRIPT), url, "--", phase,
+        "wrk", "--threads", str(WRK_THREADS), "--connections", str(connections),
+        "--duration", f"{seconds:.0f}s", "--timeout", "30s", "--script", str(SCRIPT),
+        url, "--", phase, device,
     ]  # fmt: skip
     output = subprocess.run(command, capture_output=True, text=True, check=True, timeout=seconds + 60).stdout
-    result: dict[str, float] = json.loads(output.strip().splitlines()[-1])
-    return result
+    r = json.loads(output.strip().splitlines()[-1])
+    return Result(r["requests"], r["duration_us"] / 1e6, r["p50_us"] / 1000, r["p99_us"] / 1000, r["errors"])
+
+
+def _write_paths() -> list[str]:
+    return [f"bench/w{thread}-{i:03d}" for thread in range(WRK_THREADS) for i in range(WRITE_PATHS)]
+
+
+def _overwrites(address: str, paths: list[str], seconds: float, inflight: int) -> Result:
+    """WriteSecret overwrites straight over gRPC, inflight at a time, each slot cycling its own paths."""
+    stub = channel.agent_stub(channel.open_channel(address))
+    latencies: list[list[float]] = [[] for _ in range(inflight)]
+    errors = [0] * inflight
+    deadline = time.monotonic() + seconds
+
+    def slot(index: int) -> None:
+        mine = paths[index::inflight]
+        n = 0
+        while time.monotonic() < deadline:
+            n += 1
+            data = {"password": VALUE.encode(), "n": f"{n:08d}".encode()}
+            request = hsm_pb2.WriteSecretRequest(
+                path=mine[n % len(mine)], secret_data=hsm_pb2.SecretData(data=data), writer="bench"
+            )
+            started = time.perf_counter()
+            try:
+                stub.WriteSecret(request, timeout=30)
+            except grpc.RpcError:
+                errors[index] += 1
+            latencies[index].append(time.perf_counter() - started)
+
+    started = time.perf_counter()
+    with futures.ThreadPoolExecutor(inflight) as pool:
+        list(pool.map(slot, range(inflight)))
+    elapsed = time.perf_counter() - started
+    every = sorted(latency for per_slot in latencies for latency in per_slot)
+    p99 = every[min(len(every) - 1, int(len(every) * 0.99))]
+    return Result(len(every), elapsed, statistics.median(every) * 1000, p99 * 1000, sum(errors))
+
+
+def _seed(url: str, verify: str | bool) -> None:
+    """100 secrets of 2 keys on both devices, and the PUT phase's paths on the pair (so PUTs overwrite)."""
+    headers = {"Authorization": "Bearer admin", "Content-Type": "application/json"}
+    with requests.Session() as session:
+        session.verify = verify
+        for device in ("bench", "pair"):
+            for i in range(100):
+                body = f'{{"data": {{"password": "{VALUE}", "user": "{VALUE}"}}}}'
+                session.post(
+                    f"{url}/api/v1/hsm/secrets/bench/s{i:03d}?device={device}",
+                    data=body,
+                    headers=headers,
+                    timeout=30,
+                    verify=verify,
+                ).raise_for_status()
+        for path in _write_paths():
+            body = f'{{"data": {{"password": "{VALUE}", "n": "00000000"}}}}'
+            session.put(
+                f"{url}/api/v1/hsm/secrets/{path}?device=pair",
+                data=body,
+                headers=headers,
+                timeout=30,
+                verify=verify,
+            ).raise_for_status()
+
+
+def _serving_files(harness: types.ModuleType, directory: pathlib.Path) -> object:
+    """A leaf for localhost from a throwaway CA, as the operator issues the API's (harness.TLS files)."""
+    directory.mkdir(parents=True)
+    ca = pki.new_ca()
+    leaf = pki.issue_serving(ca, ["localhost"])
+    for name, content in (("tls.crt", leaf.cert), ("tls.key", leaf.key), ("ca.crt", ca.cert)):
+        (directory / name).write_bytes(content)
+    return harness.TLS(directory / "tls.crt", directory / "tls.key", directory / "ca.crt")
+
+
+def _line(
+    name: str, r: Result, floor: float, floor_name: str, api_ms: float, agents_ms: float, cores: int
+) -> str:
+    total = api_ms + agents_ms
+    return (
+        f"{name:22s} {r.rate:7.1f}/s ({r.rate / floor:4.2f} of {floor_name})  "
+        f"p50 {r.p50_ms:6.1f} ms  p99 {r.p99_ms:6.1f} ms  n {r.requests:6d}  errors {r.errors:3d}  "
+        f"CPU {total:5.2f} ms/req (api {api_ms:5.2f} + agents {agents_ms:5.2f}; "
+        f"= {cores * 1000 / total:5.0f}/s on {cores} cores)  load {os.getloadavg()[0]:4.1f}"
+    )
 
 
 def main() -> int:
@@ -83,45 +222,66 @@ def main() -> int:
     parser.add_argument("--connections", type=int, default=8)
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--threads", type=int, default=1, help="threads per gunicorn worker")
+    parser.add_argument(
+        "--plain-http", action="store_true", help="plain HTTP (debugging only) instead of HTTPS"
+    )
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         print("wrk not found: run scripts/apt.sh (make setup)", file=sys.stderr)
         return 2
     harness = _harness()
-    root = pathlib.Path(tempfile.mkdtemp(prefix="bench-api-"))
-    agent = harness.make_agent(root, "bench-hsm")
-    agent.start()
-    api = harness.start_api(root / "api", {"bench": [agent]}, workers=args.workers, threads=args.threads)
-    headers = {"Authorization": "Bearer admin", "Content-Type": "application/json"}
-    value = base64.b64encode(b"x" * 64).decode()
+    # Tokens on tmpfs where there is one: on a shared disk SoftHSM2's object files make writes measure the
+    # disk (and whatever else uses it), not the agents or the API.
+    shm = pathlib.Path("/dev/shm")  # noqa: S108 (mkdtemp makes a private directory in it)
+    root = pathlib.Path(tempfile.mkdtemp(prefix="bench-api-", dir=shm if shm.is_dir() else None))
+    single = harness.make_agent(root, "bench-hsm")
+    pair = [harness.make_agent(root, "pair-a"), harness.make_agent(root, "pair-b")]
+    agents = [single, *pair]
+    for agent in agents:
+        agent.start()
+    tls = None if args.plain_http else _serving_files(harness, root / "tls")
+    api = harness.start_api(
+        root / "api", {"bench": [single], "pair": pair}, workers=args.workers, threads=args.threads, tls=tls
+    )
+    # wrk does not verify (the seeding does) and dials the address gunicorn listens on, not localhost's ::1.
+    url = api.url.replace("localhost", "127.0.0.1")
     try:
-        for i in range(100):
-            body = f'{{"data": {{"password": "{value}", "user": "{value}"}}}}'
-            requests.post(
-                f"{api.url}/api/v1/hsm/secrets/bench/s{i:03d}", data=body, headers=headers, timeout=30
-            ).raise_for_status()
+        _seed(api.url, api.verify)
         print(
-            f"gunicorn workers={args.workers} threads={args.threads}, 1 SoftHSM2 agent, "
-            f"wrk with {args.connections} connections, {args.seconds:.0f} s per phase, 100 secrets of 2 keys"
+            f"{'plain HTTP' if args.plain_http else 'HTTPS (ECDSA P-256 leaf, TLS 1.3)'}; "
+            f"gunicorn workers={args.workers} threads={args.threads}; HSMDevice bench: 1 SoftHSM2 agent, "
+            f"pair: 2; wrk with {args.connections} connections, {args.seconds:.0f} s per phase, "
+            f"100 secrets of 2 keys; load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}"
         )
-        server = [api.process.pid, *_children(api.process.pid), agent.process.pid]
+        api_pids = [api.process.pid, *_children(api.process.pid)]
+        agent_pids = [agent.process.pid for agent in agents]
         cores = len(os.sched_getaffinity(0))
-        floor = 0.0
-        for name, phase in PHASES:
-            cpu_before = _cpu_seconds(server)
-            r = _wrk(api.url, phase, args.seconds, args.connections)
-            cpu_ms = (_cpu_seconds(server) - cpu_before) * 1000 / r["requests"]
-            rate = r["requests"] / r["duration_us"] * 1e6
-            floor = floor or rate
-            print(
-                f"{name:15s} {rate:8.1f} req/s ({rate / floor:4.2f} of health)  "
-                f"p50 {r['p50_us'] / 1000:6.1f} ms  p99 {r['p99_us'] / 1000:6.1f} ms  "
-                f"n {r['requests']:.0f}  errors {r['errors']:.0f}  "
-                f"server CPU {cpu_ms:5.2f} ms/req (= {cores * 1000 / cpu_ms:6.0f} req/s on {cores} cores)"
-            )
+
+        def measured(run, *run_args):  # type: ignore[no-untyped-def]
+            _settle(agent_pids)
+            api_before, agents_before = _cpu_seconds(api_pids), _cpu_seconds(agent_pids)
+            r = run(*run_args)
+            api_ms = (_cpu_seconds(api_pids) - api_before) * 1000 / max(r.requests, 1)
+            return r, api_ms, (_cpu_seconds(agent_pids) - agents_before) * 1000 / max(r.requests, 1)
+
+        health = 0.0
+        for name, phase, device in READS:
+            r, api_ms, agents_ms = measured(_wrk, url, phase, device, args.seconds, args.connections)
+            health = health or r.rate
+            print(_line(name, r, health, "health", api_ms, agents_ms, cores))
+        r, api_ms, agents_ms = measured(
+            _overwrites, pair[0].address, _write_paths(), args.seconds, args.connections
+        )
+        overwrite = r.rate
+        print(_line("agent overwrite (gRPC)", r, overwrite, "itself", api_ms, agents_ms, cores))
+        name, phase, device = PUT
+        r, api_ms, agents_ms = measured(_wrk, url, phase, device, args.seconds, args.connections)
+        print(_line(name, r, overwrite, "overwrite", api_ms, agents_ms, cores))
     finally:
         harness.stop_api(api)
-        agent.stop()
+        for agent in agents:
+            agent.stop()
+        shutil.rmtree(root, ignore_errors=True)
     return 0
 
 

@@ -22,7 +22,7 @@ from testcontainers.core import config as tc_config
 from testcontainers.core import container as tc_container
 from testcontainers.core import wait_strategies
 
-from devcluster import pico, podman_service, ports, process, softhsm, testbed, wait
+from devcluster import podman_service, ports, process, softhsm, testbed, usbhsm, wait
 from hsmproto import channel
 from hsmproto.v1 import hsm_pb2_grpc
 
@@ -226,7 +226,7 @@ def pico_testbed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PicoTestb
     driver = testbed.start_driver(run_dir, "node")
     try:
         description = run_dir / "pico.umockdev"
-        description.write_text(pico.description(PICO_SERIAL))
+        description.write_text(usbhsm.description(usbhsm.PICO_HSM, PICO_SERIAL))
         testbed.Testbed(run_dir, "node").add(description)
         root = testbed.root(run_dir, "node")
         # The image runs discovery as an unprivileged user; the testbed is private to root otherwise.

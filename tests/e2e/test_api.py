@@ -7,6 +7,7 @@ ServiceAccounts with tokens from TokenRequest and Roles granting exactly what ea
 
 import base64
 import dataclasses
+import datetime
 import json
 import os
 import pathlib
@@ -101,11 +102,62 @@ def start_agent(root: pathlib.Path, name: str) -> subprocess.Popen[bytes]:
     return process
 
 
-def _get_ok(url: str) -> bool:
+def _get_ok(url: str, verify: str | bool = True) -> bool:
     try:
-        return requests.get(url, timeout=1).status_code == 200
+        return requests.get(url, timeout=1, verify=verify).status_code == 200
     except requests.RequestException:
         return False
+
+
+@dataclasses.dataclass(frozen=True)
+class ServingFiles:
+    """A serving certificate for localhost (the API answers HTTPS only), its key, and the CA of both."""
+
+    cert: pathlib.Path
+    key: pathlib.Path
+    ca: pathlib.Path
+
+    def flags(self) -> list[str]:
+        return ["--tls-cert-file", str(self.cert), "--tls-key-file", str(self.key)]
+
+
+def serving_files(root: pathlib.Path) -> ServingFiles:
+    """A throwaway CA and a localhost leaf it signed, written under root."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    now = datetime.datetime.now(datetime.UTC)
+
+    def signed(subject: str, key: ec.EllipticCurvePrivateKey, signer: ec.EllipticCurvePrivateKey) -> bytes:
+        ca = subject == "e2e CA"
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
+            .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "e2e CA")]))
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+        )
+        if not ca:
+            builder = builder.add_extension(
+                x509.SubjectAlternativeName([x509.DNSName(subject)]), critical=False
+            )
+        return builder.sign(signer, hashes.SHA256()).public_bytes(serialization.Encoding.PEM)
+
+    ca_key, leaf_key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    files = ServingFiles(root / "tls.crt", root / "tls.key", root / "ca.crt")
+    files.ca.write_bytes(signed("e2e CA", ca_key, ca_key))
+    files.cert.write_bytes(signed("localhost", leaf_key, ca_key))
+    files.key.write_bytes(
+        leaf_key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    return files
 
 
 def stop(process: subprocess.Popen[bytes]) -> None:
@@ -118,11 +170,16 @@ def stop(process: subprocess.Popen[bytes]) -> None:
 
 
 class Setup:
-    def __init__(self, url: str, system: str, ns_a: str, ns_b: str, tokens: dict[str, str]) -> None:
+    def __init__(
+        self, url: str, system: str, ns_a: str, ns_b: str, tokens: dict[str, str], ca: pathlib.Path
+    ) -> None:
         self.url, self.system, self.ns_a, self.ns_b, self.tokens = url, system, ns_a, ns_b, tokens
+        self.ca = ca
+        """The CA the API's certificate is verified with."""
 
     def call(self, method: str, route: str, user: str | None, **kwargs: Any) -> requests.Response:
         headers = {"Authorization": f"Bearer {self.tokens[user]}"} if user else {}
+        kwargs.setdefault("verify", str(self.ca))
         return requests.request(method, self.url + route, headers=headers, timeout=30, **kwargs)
 
 
@@ -184,14 +241,16 @@ def api(kube: testkit.Kube, tmp_path_factory: pytest.TempPathFactory) -> Iterato
         "HSM_MANAGER_STATIC_AGENTS": json.dumps(static),
         "PROMETHEUS_MULTIPROC_DIR": str(tmp),
     }
+    tls = serving_files(tmp)
     server = subprocess.Popen(
         [sys.executable, "-m", "hsm_manager", "api", "--listen", f"127.0.0.1:{port}",
-         "--metrics-listen", f"127.0.0.1:{free_port()}", "--workers", "2"],
+         "--metrics-listen", f"127.0.0.1:{free_port()}", "--workers", "2", *tls.flags()],
         env=env, stderr=(tmp / "api.log").open("wb"),
     )  # fmt: skip
     try:
-        testkit.poll(lambda: _get_ok(f"http://127.0.0.1:{port}/api/v1/health"), 90, "the API ready")
-        setup = Setup(f"http://127.0.0.1:{port}", system, ns_a, ns_b, tokens)
+        url = f"https://localhost:{port}"
+        testkit.poll(lambda: _get_ok(f"{url}/api/v1/health", str(tls.ca)), 90, "the API ready")
+        setup = Setup(url, system, ns_a, ns_b, tokens, tls.ca)
         seeded = setup.call(
             "POST", f"/api/v1/hsm/secrets/{ns_a}/seed", "admin", json={"data": {"k": b64(b"v")}}
         )
@@ -323,6 +382,7 @@ class Full:
     namespace: str
     operator_namespace: str
     device: str
+    ca: pathlib.Path
 
 
 @pytest.fixture(scope="module")
@@ -367,17 +427,19 @@ def full(kube: testkit.Kube, tmp_path_factory: pytest.TempPathFactory) -> Iterat
             "HSM_MANAGER_DEVICE_NAMESPACE": op.namespace,
             "PROMETHEUS_MULTIPROC_DIR": str(tmp / "metrics"),
         }
+        tls = serving_files(tmp)
         # In node-1's network namespace, as from its pod: the registry gives it the agents' pod IPs.
         server = subprocess.Popen(
             kube.in_node(
                 [sys.executable, "-m", "hsm_manager", "api", "--listen", f"127.0.0.1:{port}",
-                 "--metrics-listen", f"127.0.0.1:{metrics_port}", "--workers", "2"]
+                 "--metrics-listen", f"127.0.0.1:{metrics_port}", "--workers", "2", *tls.flags()]
             ),
             env=environ, stderr=(tmp / "api.log").open("wb"),
         )  # fmt: skip
-        url = f"http://{kube.forward('127.0.0.1', port)}"
-        testkit.poll(lambda: _get_ok(f"{url}/api/v1/health"), 90, "the API ready")
-        yield Full(url, token, user_ns, op.namespace, "full")
+        forwarded_port = kube.forward("127.0.0.1", port).rsplit(":", 1)[1]
+        url = f"https://localhost:{forwarded_port}"
+        testkit.poll(lambda: _get_ok(f"{url}/api/v1/health", str(tls.ca)), 90, "the API ready")
+        yield Full(url, token, user_ns, op.namespace, "full", tls.ca)
     finally:
         if server is not None:
             stop(server)
@@ -406,6 +468,7 @@ def _mtls_works(device: Any, timeout: float = 20.0) -> bool:
 
 def _call(full: Full, method: str, route: str, **kwargs: Any) -> requests.Response:
     headers = {"Authorization": f"Bearer {full.token}"}
+    kwargs.setdefault("verify", str(full.ca))
     return requests.request(method, full.url + route, headers=headers, timeout=30, **kwargs)
 
 

@@ -37,6 +37,7 @@ def kubectl_hsm(
 ) -> subprocess.CompletedProcess[bytes]:
     env = {k: v for k, v in os.environ.items() if k not in ("HSM_TOKEN", "HSM_API_URL", "KUBECONFIG")}
     command = [sys.executable, "-m", "kubectl_hsm.cli", "--server", setup.url]
+    command += ["--certificate-authority", str(setup.ca)]
     if kubeconfig:
         command += ["--kubeconfig", kubeconfig]
     else:

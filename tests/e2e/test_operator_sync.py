@@ -99,18 +99,13 @@ def test_write_creates_the_secret_with_data_and_type(stack: Stack, namespace: st
     assert secret["metadata"]["ownerReferences"][0]["name"] == "db"
 
 
-def test_update_reaches_the_secret_within_two_seconds(stack: Stack, namespace: str) -> None:
+def test_each_update_reaches_the_secret(stack: Stack, namespace: str) -> None:
+    """How fast is bench/sync.py's to say (write → Secret updated, p50/p99): a test only waits, with a
+    timeout, for every one of several updates in a row to arrive."""
     stack.hsmsecret(namespace, "app")
-    stack.write(f"{namespace}/app", {"k": b"v1"})
-    stack.secret_holding(namespace, "app", {"k": b"v1"}, 10)
-    latencies = []
-    for i in range(2, 7):
-        started = time.monotonic()
+    for i in range(1, 6):
         stack.write(f"{namespace}/app", {"k": f"v{i}".encode()})
         stack.secret_holding(namespace, "app", {"k": f"v{i}".encode()}, 10)
-        latencies.append(time.monotonic() - started)
-    print(f"\nwrite -> Secret updated: {', '.join(f'{x:.3f}' for x in latencies)} s")
-    assert max(latencies) < 2.0
 
 
 def test_status_is_in_sync_with_the_hsm_version(stack: Stack, namespace: str) -> None:
@@ -151,8 +146,8 @@ def test_nothing_reads_the_token_while_nothing_changes(stack: Stack, namespace: 
         delta = {op: after.get(op, 0.0) - calls.get(op, 0.0) for op in after}
         return {op: n for op, n in delta.items() if n and op != "probe"}, rescans_after != rescans
 
-    # The agent's periodic full rescan (every 5 minutes) reads the token by design: a window it fell
-    # into is measured again.
+    # The agent's periodic look for other tools' changes (every 5 minutes) makes a call of its own and
+    # reads every object on every twelfth: a window it fell into is measured again.
     calls, rescanned = window()
     if rescanned:
         calls, rescanned = window()

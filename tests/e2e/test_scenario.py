@@ -30,9 +30,9 @@ from devcluster import (
     kubeconfig,
     kubectl,
     nodes,
-    pico,
     system,
     testkit,
+    usbhsm,
     versions,
     wait,
 )
@@ -48,7 +48,7 @@ STEP_TIMEOUT = 90.0
 RESOURCE = f"hsm.j5t.io/{system.DEVICE}"
 """The extended resource of the HSMDevice, served by discovery's kubelet device plugin."""
 DEVICE_NODE = "/dev/bus/usb/001/015"
-"""The mocked Pico HSM's device node (``pico.description``: bus 1, device 15, so 189:14)."""
+"""The mocked Pico HSM's device node (``usbhsm.PICO_HSM``: bus 1, device 15, so 189:14)."""
 OVERLAYS = pathlib.Path(__file__).resolve().parents[2] / "deploy" / "kustomize" / "overlays"
 
 
@@ -279,20 +279,31 @@ def test_an_update_through_kubectl_hsm_reaches_both_secrets(scenario: Scenario) 
     scenario.timeline.record("kubectl hsm update (by port-forward) reached both Secrets")
 
 
-def test_kubectl_hsm_without_the_api_client_role_is_refused_the_port_forward(
-    scenario: Scenario, tmp_path: pathlib.Path
-) -> None:
+def _without_api_client_role(scenario: Scenario, tmp_path: pathlib.Path) -> pathlib.Path:
+    """The kubeconfig of a new user bound to no Role of the operator namespace."""
     scenario.client.request(
         "POST", "/api/v1/namespaces/default/serviceaccounts", {"metadata": {"name": "no-forward"}}
     )
     token = access.service_account_token(scenario.client, "default", "no-forward")
-    config = kubeconfig.write(
+    return kubeconfig.write(
         tmp_path / "no-forward.kubeconfig",
         kubeconfig.for_token(
             scenario.system.cluster.server, scenario.system.cluster.run_dir / "pki" / "ca.crt", token, NS_A
         ),
     )
+
+
+def test_kubectl_hsm_without_the_api_client_role_is_refused_the_ca_and_the_port_forward(
+    scenario: Scenario, tmp_path: pathlib.Path
+) -> None:
+    config = _without_api_client_role(scenario, tmp_path)
     result = _run_kubectl_hsm(config, "get", "db")
+    assert result.returncode == 1
+    assert "you may not read the API's CA" in result.stderr
+    assert "ask for the hsm-api-client Role" in result.stderr
+    # With the CA at hand, the port-forward is what the Role still grants.
+    ca_file = scenario.system.cluster.run_dir / system.API_CA_FILE
+    result = _run_kubectl_hsm(config, "--certificate-authority", str(ca_file), "get", "db")
     assert result.returncode == 1
     assert "port-forward to svc/hsm-api" in result.stderr
     assert "forbidden" in result.stderr
@@ -305,7 +316,7 @@ def test_unplugging_a_device_makes_the_pool_partial(scenario: Scenario) -> None:
         {"spec": {"gracePeriod": f"{GRACE_SECONDS}s"}},
         content_type="application/merge-patch+json",
     )
-    scenario.system.testbed(NODE_B).remove(pico.SYS_PATH)
+    scenario.system.testbed(NODE_B).remove(usbhsm.PICO_HSM.sys_path)
     scenario.marks["unplugged"] = time.monotonic()
     scenario.timeline.record(f"USB device unplugged on {NODE_B}")
     wait.until(
@@ -446,6 +457,55 @@ def test_every_overlay_passes_a_server_side_dry_run(scenario: Scenario, overlay:
     )  # fmt: skip
 
 
+def _curl(*args: str) -> subprocess.CompletedProcess[str]:
+    """curl as a user would run it, printing only the HTTP status (000 when none came)."""
+    return subprocess.run(
+        ["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "10", *args],
+        capture_output=True, text=True, timeout=30, check=False,
+    )  # fmt: skip
+
+
+def test_the_api_gives_plain_http_no_answer(scenario: Scenario) -> None:
+    address = scenario.api.base_url.removeprefix("https://")
+    answer = _curl(f"http://{address}/api/v1/health")
+    assert answer.stdout == "000", answer
+    assert answer.returncode != 0
+
+
+def test_the_api_fails_verification_without_its_ca(scenario: Scenario) -> None:
+    answer = _curl(f"{scenario.api.base_url}/api/v1/health")
+    assert answer.returncode == 60, answer  # curl: "SSL certificate problem"
+    assert "certificate" in answer.stderr
+
+
+def test_the_api_is_verified_with_the_published_ca_for_the_service_name(scenario: Scenario) -> None:
+    port = scenario.api.base_url.rsplit(":", 1)[1]
+    name, ca_file = system.API_SERVER_NAME, scenario.system.cluster.run_dir / system.API_CA_FILE
+    answer = _curl(
+        "--cacert",
+        str(ca_file),
+        "--resolve",
+        f"{name}:{port}:127.0.0.1",
+        f"https://{name}:{port}/api/v1/health",
+    )
+    assert answer.stdout == "200", answer
+
+
+def test_kubectl_hsm_refuses_an_api_it_cannot_verify_and_says_what_to_do(
+    scenario: Scenario, tmp_path: pathlib.Path
+) -> None:
+    stranger = tmp_path / "other-ca.crt"
+    stranger.write_text(
+        (scenario.system.cluster.run_dir / "pki" / "ca.crt").read_text()  # the Kubernetes CA, not the API's
+    )
+    result = _run_kubectl_hsm(
+        scenario.system.user_kubeconfig, "--certificate-authority", str(stranger), "health"
+    )
+    assert result.returncode == 1
+    assert "cannot verify the API server" in result.stderr
+    assert "--certificate-authority FILE" in result.stderr
+
+
 def test_the_demo_stores_a_synced_sample_and_says_how_to_use_it(
     scenario: Scenario, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -453,7 +513,11 @@ def test_the_demo_stores_a_synced_sample_and_says_how_to_use_it(
     demo.print_usage(scenario.system.cluster.run_dir)
     shown = capsys.readouterr().out
     assert re.search(rf"^{demo.SAMPLE}\s+{demo.SAMPLE}\s+InSync\s", shown, re.MULTILINE), shown
-    assert f"{scenario.api.base_url}/api/v1/hsm/secrets/{demo.NAMESPACE}/{demo.SAMPLE}" in shown
+    assert f"REST API: {scenario.api.base_url}  (HTTPS only" in shown
+    port = scenario.api.base_url.rsplit(":", 1)[1]
+    name, ca_file = system.API_SERVER_NAME, scenario.system.cluster.run_dir / system.API_CA_FILE
+    curl = f"curl --cacert {ca_file} --resolve {name}:{port}:127.0.0.1"
+    assert f"{curl} https://{name}:{port}/api/v1/hsm/secrets/{demo.NAMESPACE}/{demo.SAMPLE}" in shown
     assert f"KUBECONFIG={scenario.system.user_kubeconfig}" in shown
     shown_get = _kubectl_hsm(scenario, "-n", demo.NAMESPACE, "get", demo.SAMPLE, "--key", "username")
     assert shown_get == "app"

@@ -13,7 +13,12 @@ from hsm_agent.store import budget, layout
 from hsmproto import channel
 from hsmproto.v1 import hsm_pb2
 
-OPENSC = {"max_objects": budget.OPENSC_MAX_OBJECTS, "max_object_size": budget.OPENSC_MAX_OBJECT_SIZE}
+#: Superseded objects wait until a test collects them (store.collect()), so counts never depend on timing.
+OPENSC = {
+    "max_objects": budget.OPENSC_MAX_OBJECTS,
+    "max_object_size": budget.OPENSC_MAX_OBJECT_SIZE,
+    "collect_idle": 3600.0,
+}
 
 
 def two_keys(i: int, n: int = 0) -> dict[str, bytes]:
@@ -87,12 +92,17 @@ def test_118_two_key_secrets_fit_under_120_and_the_next_is_refused_untouched(ful
 def test_every_secret_can_be_overwritten_at_the_limit(full, softhsm) -> None:
     for i in range(118):
         full.store.write(f"ns/s-{i:03d}", two_keys(i, 1), None)
+        # Superseded generations wait only while the budget has room for them.
+        assert full.store.capacity().used_objects <= budget.OPENSC_MAX_OBJECTS
+    assert token_objects(softhsm) == 118 + full.store.garbage_pending()
+    full.store.collect()
     assert token_objects(softhsm) == 118
     assert all(full.store.read(f"ns/s-{i:03d}").data == two_keys(i, 1) for i in range(118))
 
 
 def test_delete_then_create_at_the_limit(full, softhsm) -> None:
     full.store.delete("ns/s-000")
+    full.store.collect()
     objects = softhsm.tool("list")
     assert len(objects) == 118  # 117 records and the ledger
     assert sum(o["app"] == layout.APPLICATION_LEDGER for o in objects) == 1
@@ -101,6 +111,7 @@ def test_delete_then_create_at_the_limit(full, softhsm) -> None:
         full.store.write("ns/newer", two_keys(6), None)
     for i in range(1, 11):
         full.store.delete(f"ns/s-{i:03d}")
+    full.store.collect()
     assert token_objects(softhsm) == 109  # 108 records; one ledger holds every tombstone
     for i in range(10):
         full.store.write(f"ns/again-{i}", two_keys(i), None)
@@ -124,14 +135,16 @@ def test_expired_tombstones_leave_the_ledger(softhsm, start_agent) -> None:
     service = start_agent(softhsm, tombstone_retention=0.0, **OPENSC)
     service.store.write("ns/a", two_keys(1), None)
     service.store.delete("ns/a")
+    service.store.collect()
     assert token_objects(softhsm) == 1
-    service.store.rescan()
+    service.store.rescan()  # compacts the ledger to nothing: the old one goes to the collector
+    service.store.collect()
     assert token_objects(softhsm) == 0
     assert service.store.index.get("ns/a") is None
 
 
 def test_objects_of_other_tools_count(softhsm, start_agent) -> None:
-    service = start_agent(softhsm, max_objects=10, max_object_size=4096)
+    service = start_agent(softhsm, max_objects=10, max_object_size=4096, collect_idle=3600.0)
     for i in range(5):
         softhsm.tool("create", "other-tool", f"cert-{i}", b"x".hex())
     service.store.rescan()

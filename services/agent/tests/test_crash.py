@@ -199,3 +199,38 @@ def test_sigkill_at_random_instants_never_leaves_a_mixed_or_lost_secret(softhsm)
         zygote.close()
     assert history.total() > KILLS * 3
     assert killed_during_write > KILLS // 2
+
+
+def test_a_crash_with_garbage_pending_leaves_exactly_one_readable_generation(softhsm) -> None:
+    """Superseded generations still waiting for the collector at a SIGKILL are collected by the next start."""
+    zygote = Zygote(softhsm.env())
+    port = free_port()
+    args = (
+        f"spawn --token-label {softhsm.label} --pin-file {softhsm.pin_file} --listen 127.0.0.1:{port} "
+        "--health-listen 127.0.0.1:0 --max-object-size 1024 --log-level error"
+    )
+    try:
+        pid = zygote.ask(args + " --collect-idle 1h")  # nothing is collected before the kill
+        with grpc.insecure_channel(f"127.0.0.1:{port}", options=channel.channel_options()) as chan:
+            stub = channel.agent_stub(chan)
+            wait_connected(stub, time.monotonic() + 20)
+            for n in range(1, 4):
+                data = hsm_pb2.SecretData(data=payload("ns/a", n))
+                stub.WriteSecret(hsm_pb2.WriteSecretRequest(path="ns/a", secret_data=data), timeout=5)
+        os.kill(pid, signal.SIGKILL)
+        zygote.ask(f"reap {pid}")
+        objects = softhsm.tool("list")
+        assert sum(o["app"].endswith("/record") for o in objects) == 3  # two generations were pending
+        pid = zygote.ask(args)
+        with grpc.insecure_channel(f"127.0.0.1:{port}", options=channel.channel_options()) as chan:
+            stub = channel.agent_stub(chan)
+            wait_connected(stub, time.monotonic() + 20)
+            read = stub.ReadSecret(hsm_pb2.ReadSecretRequest(path="ns/a"), timeout=5)
+        objects = softhsm.tool("list")
+        os.kill(pid, signal.SIGTERM)
+        assert zygote.ask(f"reap {pid}") == 0
+    finally:
+        zygote.close()
+    assert (dict(read.secret_data.data), read.version) == (payload("ns/a", 3), 3)
+    assert sum(o["app"].endswith("/record") for o in objects) == 1
+    assert sum(o["app"].endswith("/chunk") for o in objects) == OBJECTS_PER_SECRET - 1

@@ -63,3 +63,16 @@ def test_without_a_label_an_unknown_serial_is_unavailable(softhsm, start_agent, 
     service = start_agent(softhsm, ready=False, token_label=None, serial="0000000000000000")
     wait(lambda: "no token with serial" in (service.store.message or ""))
     assert not service.store.ready
+
+
+def test_without_a_label_or_serial_the_one_token_present_is_served(softhsm, start_agent) -> None:
+    service = start_agent(softhsm, token_label=None)
+    assert service.store.info is not None
+    assert service.store.info.label.strip() == softhsm.label
+
+
+def test_without_a_label_or_serial_two_tokens_are_not_guessed_between(softhsm, start_agent, wait) -> None:
+    softhsm.init("second")
+    service = start_agent(softhsm, ready=False, token_label=None)
+    wait(lambda: "2 initialised tokens present" in (service.store.message or ""))
+    assert not service.store.ready

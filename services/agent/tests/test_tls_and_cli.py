@@ -103,6 +103,15 @@ def test_serial_alone_picks_the_token() -> None:
     assert (store.token_label, store.slot_id, store.serial) == (None, None, "abc123")
 
 
+def test_with_its_own_pcscd_the_agent_serves_the_one_token_present_whatever_its_serial() -> None:
+    # The pod's pcscd sees only the pod's device, and OpenSC reads a card's serial from the card, not USB.
+    args = cli.build_parser().parse_args(
+        ["--pin-file", "/p", "--serial", "usb-serial", "--pkcs11-library", "/usr/lib/opensc-pkcs11.so"]
+    )
+    store = cli.config_from(args).store
+    assert (store.token_label, store.slot_id, store.serial) == (None, None, None)
+
+
 def test_a_token_must_be_named_somehow() -> None:
     with pytest.raises(ValueError, match="--serial"):
         cli.config_from(cli.build_parser().parse_args(["--pin-file", "/p"]))

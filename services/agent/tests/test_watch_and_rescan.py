@@ -8,7 +8,7 @@ import threading
 import grpc
 import pytest
 
-from hsm_agent.store import layout
+from hsm_agent.store import layout, secret_store
 from hsmproto import channel
 from hsmproto.v1 import hsm_pb2
 
@@ -52,9 +52,13 @@ def test_watch_starts_with_a_snapshot_then_streams_changes(stub) -> None:
 
 
 def test_watch_ends_when_the_agent_stops(stub, running) -> None:
-    _, events = watch(stub, snapshot=False)
+    call, events = watch(stub)
+    # The snapshot's end shows the server is streaming; stopping before that would test the client's retries.
+    assert take(events, 1) == [(KIND.KIND_SNAPSHOT_END, "", 0)]
     running.stop()
     assert events.get(timeout=15) is None
+    # OK, not CANCELLED: the agent ended the stream itself rather than letting the shutdown grace run out.
+    assert call.code() == grpc.StatusCode.OK
 
 
 def test_rescan_finds_a_secret_written_by_another_tool(stub, running, softhsm) -> None:
@@ -79,6 +83,44 @@ def test_periodic_rescan_runs_without_being_asked(softhsm, start_agent, wait) ->
     service = start_agent(softhsm, rescan_interval=0.3)
     softhsm.tool("write", "ns/later", "1", "k=v")
     wait(lambda: service.store.index.get("ns/later") is not None)
+
+
+def looks(service, result: str) -> float:  # type: ignore[no-untyped-def]
+    value = service.metrics.registry.get_sample_value("hsm_agent_rescans_total", {"result": result})
+    return value or 0.0
+
+
+def reads(service) -> float:  # type: ignore[no-untyped-def]
+    return sum(
+        sample.value
+        for metric in service.metrics.pkcs11_calls.collect()
+        for sample in metric.samples
+        if sample.name.endswith("_total") and sample.labels["operation"].startswith("read")
+    )
+
+
+def test_a_periodic_look_at_an_unchanged_token_reads_no_object(softhsm, start_agent, wait) -> None:
+    service = start_agent(softhsm, rescan_interval=0.2)
+    for i in range(3):
+        service.store.write(f"ns/s{i}", {"k": b"v"}, None)
+    service.store.collect()
+    wait(lambda: looks(service, "unchanged") >= 1)
+    before = reads(service)
+    wait(lambda: looks(service, "unchanged") >= 3)
+    assert reads(service) == before
+
+
+def test_a_periodic_look_finds_an_object_another_tool_removed(
+    softhsm, start_agent, wait, monkeypatch
+) -> None:
+    monkeypatch.setattr(secret_store, "FULL_RESCAN_EVERY", 10**6)  # only the look itself can notice
+    service = start_agent(softhsm, rescan_interval=0.2)
+    service.store.write("ns/doomed", {"k": b"v"}, None)
+    service.store.collect()
+    wait(lambda: looks(service, "unchanged") >= 1)
+    generation = service.store.index.get("ns/doomed").generation
+    softhsm.tool("destroy", layout.APPLICATION_RECORD, layout.record_label("ns/doomed", generation))
+    wait(lambda: service.store.index.get("ns/doomed") is None)
 
 
 def test_leftovers_of_an_interrupted_write_are_collected(stub, running, softhsm) -> None:

@@ -98,3 +98,9 @@ def test_plugin_status_changes_the_content_key(make_hsm_device: MakeDevice) -> N
     registered = status.model_copy(update={"registered": True, "error": None})
     keys = {compose.content_key(compose.with_plugins(rep, {"pico": s})) for s in (status, registered)}
     assert len(keys) == 2
+
+
+def test_a_pod_of_one_hsm_devices_daemonset_reports_that_device_alone(make_hsm_device: MakeDevice) -> None:
+    objects = [make_hsm_device("pico", discovery=PICO_IDS), make_hsm_device("schsm", discovery=PICO_IDS)]
+    assert [t.name for t in targets.for_node(objects, {}, only="schsm")] == ["schsm"]
+    assert [t.name for t in targets.for_node(objects, {})] == ["pico", "schsm"]

@@ -13,6 +13,7 @@ import datetime
 import itertools
 import queue
 import threading
+import time
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -252,6 +253,7 @@ class FakeDirectory:
         self._endpoints: list[agent_endpoints.AgentEndpoint] = []
         self.invalidated = 0
         self.closed = False
+        self.not_ready: set[tuple[str, str]] = set()
 
     def add(
         self, device: str, agent: FakeAgentClient | str, namespace: str = "ns", serial: str = ""
@@ -269,8 +271,17 @@ class FakeDirectory:
         """The agent's pod is gone: it is no longer listed."""
         self._endpoints = [e for e in self._endpoints if e.name != name]
 
+    def unready(self, name: str) -> None:
+        """The agent's pod is there but not Ready: only its device stays known."""
+        gone = [e for e in self._endpoints if e.name == name]
+        self.remove(name)
+        self.not_ready |= {(e.namespace, e.device) for e in gone}
+
     def devices(self, namespace: str) -> list[str]:
         return sorted({e.device for e in self.endpoints(namespace)})
+
+    def deployed(self, namespace: str) -> list[str]:
+        return sorted({*self.devices(namespace), *(d for ns, d in self.not_ready if ns == namespace)})
 
     def endpoints(self, namespace: str, device: str | None = None) -> list[agent_endpoints.AgentEndpoint]:
         return [
@@ -309,6 +320,10 @@ class FakeKube:
         """Method name → the error that method raises (the API server refusing one kind of call)."""
         self.calls: list[tuple[str, str, str]] = []
         """(method, kind, name) of every change made."""
+        self.list_delay: dict[str, float] = {}
+        """Kind → seconds a full list of it takes (a slow API server)."""
+        self.reads: list[tuple[str, str, str]] = []
+        """("get", kind, name) of every object read one by one."""
         # Guards objects: sync workers and handler threads share one client.
         self._lock = threading.RLock()
         self._versions = itertools.count(1)
@@ -342,6 +357,8 @@ class FakeKube:
 
     def get(self, kind: str, namespace: str, name: str) -> kube.Obj:
         self._enter("get")
+        with self._lock:
+            self.reads.append(("get", kind, name))
         found = self.stored(kind, namespace, name)
         if found is None:
             raise kube.NotFound(f"get {kind} {namespace}/{name}: 404 Not Found", 404)
@@ -423,6 +440,27 @@ class FakeKube:
                 for (k, ns, _), obj in sorted(self.objects.items(), key=lambda item: item[0])
                 if k == kind and (namespace is None or ns == namespace)
             ]
+
+    def list_all(self, kind: str, label_selector: str = "") -> tuple[list[kube.Obj], str]:
+        self._enter("list_all")
+        time.sleep(self.list_delay.get(kind, 0.0))
+        wanted = dict(term.split("=", 1) for term in label_selector.split(",") if term)
+        with self._lock:
+            found = [
+                copy.deepcopy(obj)
+                for (k, _, _), obj in sorted(self.objects.items(), key=lambda item: item[0])
+                if k == kind
+                and all((obj["metadata"].get("labels") or {}).get(n) == v for n, v in wanted.items())
+            ]
+        return found, "1"
+
+    def watch(
+        self, kind: str, label_selector: str, resource_version: str, seconds: int
+    ) -> Iterator[kube.Obj]:
+        """No events: tests hand the runtime's triggers the events they mean (a short wait, not a spin)."""
+        self._enter("watch")
+        time.sleep(0.05)
+        return iter(())
 
     def patch_status(self, kind: str, namespace: str, name: str, status: kube.Obj) -> kube.Obj:
         self._enter("patch_status")

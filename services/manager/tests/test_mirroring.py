@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 
 from hsm_manager import kube
 from hsm_manager.decide import model
 from hsm_manager.gateway import errors as agent_errors
-from hsm_manager.mirroring import devices, errors, reads, service, writes
+from hsm_manager.mirroring import devices, errors, fanout, reads, service, writes
 
 from . import fakes
 
@@ -183,3 +185,126 @@ def test_an_unknown_or_ambiguous_device_is_refused(
     directory.add("other", "hsm-c")
     with pytest.raises(errors.AmbiguousDevice):
         mirror.resolve(None)
+
+
+def test_a_device_whose_agents_are_all_down_is_unavailable_not_unknown(
+    mirror: service.Mirror, directory: fakes.FakeDirectory
+) -> None:
+    directory.unready("hsm-a")
+    directory.unready("hsm-b")
+    with pytest.raises(errors.DeviceUnavailable, match="none is Ready"):
+        mirror.resolve("pair")
+
+
+# ------------------------------------------------------------------ round trips
+
+
+def test_a_read_of_agreeing_devices_reads_the_first_and_asks_the_others_only_their_state(
+    mirror: service.Mirror, directory: fakes.FakeDirectory
+) -> None:
+    group = mirror.resolve("pair")
+    writes.create(group, "ns/x", {"k": b"1"}, None, "alice")
+    for agent in directory.clients.values():
+        agent.calls.clear()
+    secret, device = reads.read(group, "ns/x")
+    assert (secret.data, device) == ({"k": b"1"}, "hsm-a")
+    assert {name: agent.calls for name, agent in directory.clients.items()} == {
+        "hsm-a": ["read"],
+        "hsm-b": ["state"],
+    }
+
+
+def test_a_read_takes_a_newer_copy_from_a_later_device(
+    mirror: service.Mirror, directory: fakes.FakeDirectory
+) -> None:
+    directory.clients["hsm-a"].put("ns/x", {"k": b"old"}, model.PathState(version=1))
+    directory.clients["hsm-b"].put("ns/x", {"k": b"new"}, model.PathState(version=2))
+    secret, device = reads.read(mirror.resolve("pair"), "ns/x")
+    assert (secret.data, device) == ({"k": b"new"}, "hsm-b")
+
+
+def test_a_read_of_equal_versions_with_different_data_follows_the_conflict_order(
+    mirror: service.Mirror, directory: fakes.FakeDirectory
+) -> None:
+    directory.clients["hsm-a"].put(
+        "ns/x", {"k": b"a"}, model.PathState(version=2, updated_at="2026-01-01T00:00:00Z")
+    )
+    directory.clients["hsm-b"].put(
+        "ns/x", {"k": b"b"}, model.PathState(version=2, updated_at="2026-01-02T00:00:00Z")
+    )
+    secret, device = reads.read(mirror.resolve("pair"), "ns/x")
+    assert (secret.data, device) == ({"k": b"b"}, "hsm-b")
+
+
+def test_a_secret_deleted_on_a_later_device_reads_as_not_found(
+    mirror: service.Mirror, directory: fakes.FakeDirectory
+) -> None:
+    directory.clients["hsm-a"].put("ns/x", {"k": b"1"}, model.PathState(version=1))
+    directory.clients["hsm-b"].put("ns/x", {}, model.PathState(version=2, deleted=True))
+    with pytest.raises(errors.NotFound):
+        reads.read(mirror.resolve("pair"), "ns/x")
+
+
+def test_a_read_with_the_first_device_down_reads_the_other_and_asks_the_first_once(
+    mirror: service.Mirror, directory: fakes.FakeDirectory
+) -> None:
+    group = mirror.resolve("pair")
+    writes.create(group, "ns/x", {"k": b"1"}, None, "alice")
+    first = directory.clients["hsm-a"]
+    first.down = True
+    first.calls.clear()
+    secret, device = reads.read(group, "ns/x")
+    assert (secret.data, device) == ({"k": b"1"}, "hsm-b")
+    assert first.calls == ["read"]
+
+
+def test_a_replace_asks_each_device_once_before_writing_it(
+    mirror: service.Mirror, directory: fakes.FakeDirectory
+) -> None:
+    group = mirror.resolve("pair")
+    writes.create(group, "ns/x", {"k": b"1"}, None, "alice")
+    for agent in directory.clients.values():
+        agent.calls.clear()
+    writes.replace(group, "ns/x", {"k": b"2"}, None, "alice", expected=None)
+    assert {name: agent.calls for name, agent in directory.clients.items()} == {
+        "hsm-a": ["metadata", "write"],
+        "hsm-b": ["state", "write"],
+    }
+
+
+def test_a_replace_keeps_the_creation_time_held_only_by_a_later_device(
+    mirror: service.Mirror, directory: fakes.FakeDirectory
+) -> None:
+    later = directory.clients["hsm-b"]
+    later.put("ns/x", {"k": b"1"}, model.PathState(version=3))
+    state, data, _ = later.paths["ns/x"]
+    later.paths["ns/x"] = (state, data, model.Metadata(description="d", created_at="2026-01-01T00:00:00Z"))
+    written = writes.replace(mirror.resolve("pair"), "ns/x", {"k": b"2"}, None, "alice", expected=3)
+    assert written.version == 4
+    kept = model.Metadata(description="d", created_at="2026-01-01T00:00:00Z")
+    assert [agent.paths["ns/x"][2] for agent in directory.clients.values()] == [kept, kept]
+
+
+def test_a_replace_over_a_tombstone_on_the_first_device_writes_above_it(
+    mirror: service.Mirror, directory: fakes.FakeDirectory
+) -> None:
+    directory.clients["hsm-a"].put("ns/x", {}, model.PathState(version=5, deleted=True))
+    written = writes.replace(mirror.resolve("pair"), "ns/x", {"k": b"1"}, None, "alice", expected=0)
+    assert copies(directory, "ns/x") == {"hsm-a": (6, {"k": b"1"}), "hsm-b": (6, {"k": b"1"})}
+    assert not written.partial
+
+
+def test_devices_of_a_group_are_asked_at_the_same_time(mirror: service.Mirror) -> None:
+    # Each call waits until the other has started: asked one after the other, the barrier breaks.
+    meeting = threading.Barrier(2, timeout=10)
+    answers = fanout.each(mirror.resolve("pair").members, lambda member: (meeting.wait(), member.name)[1])
+    assert answers == ["hsm-a", "hsm-b"]
+
+
+def test_a_device_that_fails_answers_with_its_error(
+    mirror: service.Mirror, directory: fakes.FakeDirectory
+) -> None:
+    directory.clients["hsm-b"].down = True
+    answers = fanout.each(mirror.resolve("pair").members, lambda member: member.client.state("ns/x"))
+    assert answers[0] == model.ABSENT
+    assert isinstance(answers[1], agent_errors.Unavailable)

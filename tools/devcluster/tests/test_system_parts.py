@@ -2,7 +2,7 @@
 
 import pathlib
 
-from devcluster import pico, realnodes, softhsm, system, testbed
+from devcluster import realnodes, softhsm, system, testbed, usbhsm
 
 SLOTS = """Available slots:
 Slot 1
@@ -31,10 +31,10 @@ def test_a_new_token_reports_the_serial_softhsm_lists(tmp_path: pathlib.Path) ->
 
 
 def test_pico_description_carries_the_serial_as_usb_serial() -> None:
-    text = pico.description("3333cccc4444dddd")
+    text = usbhsm.description(usbhsm.PICO_HSM, "3333cccc4444dddd")
     assert "A: serial=3333cccc4444dddd" in text.splitlines()
     assert "E: ID_SERIAL_SHORT=3333cccc4444dddd" in text.splitlines()
-    assert testbed.sys_paths(text) == [pico.SYS_PATH]
+    assert testbed.sys_paths(text) == [usbhsm.PICO_HSM.sys_path]
 
 
 def test_cluster_settings_give_every_node_a_testbed_and_the_images(tmp_path: pathlib.Path) -> None:

@@ -25,7 +25,7 @@ def bin_dir(tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> pathlib.
 def test_the_url_is_the_port_kubectl_forwards_from(bin_dir: pathlib.Path) -> None:
     _kubectl(bin_dir, 'echo "Forwarding from 127.0.0.1:41234 -> 8090"; exec sleep 30')
     with connect.port_forward(None, None, "ns", "hsm-api", 8090) as url:
-        assert url == "http://127.0.0.1:41234"
+        assert url == "https://127.0.0.1:41234"
 
 
 def test_a_refused_port_forward_reports_kubectl_s_error(bin_dir: pathlib.Path) -> None:

@@ -89,11 +89,33 @@ def build_parser() -> argparse.ArgumentParser:
     add(
         parser,
         ENV,
+        "--collect-idle",
+        type=settings.parse_duration,
+        default=_store_default("collect_idle"),
+        help="idle time after the last write before superseded objects are destroyed in the background",
+    )
+    add(
+        parser,
+        ENV,
+        "--collect-backlog",
+        type=int,
+        default=_store_default("collect_backlog"),
+        help="superseded objects allowed to wait; past it every write destroys one itself",
+    )
+    add(
+        parser,
+        ENV,
         "--device-name",
         default=_store_default("device_name"),
         help="name of this device (for logs and GetInfo)",
     )
-    add(parser, ENV, "--serial", help="refuse to serve unless the token has this serial number")
+    add(
+        parser,
+        ENV,
+        "--serial",
+        help="the device's serial number: serve only the token with this serial; with this agent's own pcscd,"
+        " which sees this device alone, serve the one token present (a card's serial is not its USB serial)",
+    )
     add(
         parser, ENV, "--pcscd", default="auto", help="supervise pcscd: auto (OpenSC modules), always or never"
     )
@@ -110,6 +132,8 @@ def config_from(args: argparse.Namespace) -> agent.AgentConfig:
         raise ValueError("give exactly one of --token-label and --slot-id, or --serial")
     if args.max_objects is not None and args.max_objects < budget.RESERVE + 1:
         raise ValueError(f"--max-objects must be at least {budget.RESERVE + 1}")
+    if args.collect_backlog < 0:
+        raise ValueError("--collect-backlog must not be negative")
     if args.max_object_size is not None and args.max_object_size < MIN_OBJECT_SIZE:
         raise ValueError(f"--max-object-size must be at least {MIN_OBJECT_SIZE}")
     listen = args.listen or f"{os.environ.get('POD_IP', '0.0.0.0')}:{constants.PORT_AGENT_GRPC}"  # noqa: S104
@@ -122,12 +146,16 @@ def config_from(args: argparse.Namespace) -> agent.AgentConfig:
             pin_file=args.pin_file,
             token_label=args.token_label,
             slot_id=args.slot_id,
-            serial=args.serial,
+            # The pod's pcscd reaches only the device handed to it, and OpenSC takes a token's serial from the
+            # card, never from USB: there, the one token present is the device's.
+            serial=None if use_pcscd else args.serial,
             max_objects=args.max_objects,
             max_object_size=args.max_object_size,
             rescan_interval=args.rescan_interval,
             probe_interval=args.probe_interval,
             tombstone_retention=args.tombstone_retention,
+            collect_idle=args.collect_idle,
+            collect_backlog=args.collect_backlog,
             device_name=args.device_name,
         ),
         listen=listen,

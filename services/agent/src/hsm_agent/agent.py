@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import pathlib
 import time
 
-import grpc
-
-from hsm_agent import health, metrics, pcscd, server
+from hsm_agent import health, metrics, pcscd, server, tlsreload
 from hsm_agent.store import secret_store
 
 log = logging.getLogger(__name__)
@@ -33,15 +30,12 @@ class AgentConfig:
     """Seconds in-flight calls get to finish at shutdown."""
 
 
-def _credentials(config: AgentConfig) -> grpc.ServerCredentials | None:
+def _tls(config: AgentConfig, meters: metrics.Metrics) -> tlsreload.Reloading | None:
     if not config.tls_cert:
         return None
     if not config.tls_key:
         raise ValueError("--tls-cert needs --tls-key")
-    client_ca = pathlib.Path(config.tls_client_ca).read_bytes() if config.tls_client_ca else None
-    return server.tls_credentials(
-        pathlib.Path(config.tls_cert).read_bytes(), pathlib.Path(config.tls_key).read_bytes(), client_ca
-    )
+    return tlsreload.Reloading(tlsreload.Files(config.tls_cert, config.tls_key, config.tls_client_ca), meters)
 
 
 class Agent:
@@ -52,7 +46,10 @@ class Agent:
         self.metrics = metrics.Metrics()
         self.store = secret_store.SecretStore(config.store, self.metrics)
         self.servicer = server.Servicer(self.store, self.metrics)
-        self.grpc_server, self.port = server.build(self.servicer, config.listen, _credentials(config))
+        # The files are re-read when the kubelet swaps them: a renewed leaf or CA needs no restart.
+        self.tls = _tls(config, self.metrics)
+        credentials = self.tls.credentials() if self.tls is not None else None
+        self.grpc_server, self.port = server.build(self.servicer, config.listen, credentials)
         self.health = health.HealthServer(config.health_listen, self.store, self.metrics)
         self.pcscd = pcscd.Supervisor() if config.pcscd else None
 

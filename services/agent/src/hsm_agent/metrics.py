@@ -46,9 +46,37 @@ class Metrics:
         self.leftovers = prom.Counter(
             "hsm_agent_leftovers_collected", "Leftover objects destroyed", registry=r
         )
-        self.rescans = prom.Counter("hsm_agent_rescans", "Full rescans of the token", ["result"], registry=r)
+        self.garbage_pending = prom.Gauge(
+            "hsm_agent_garbage_pending",
+            "Superseded objects still on the token, waiting for the background collector",
+            registry=r,
+        )
+        self.garbage_collected = prom.Counter(
+            "hsm_agent_garbage_collected",
+            "Superseded objects the collector destroyed (result failed: left for the next scan)",
+            ["result"],
+            registry=r,
+        )
+        self.rescans = prom.Counter(
+            "hsm_agent_rescans",
+            "Periodic and requested looks at the token (result unchanged: no full rescan was needed)",
+            ["result"],
+            registry=r,
+        )
         self.recoveries = prom.Counter(
             "hsm_agent_recoveries", "Reconnections after the token was lost", registry=r
+        )
+        self.tls_reloads = prom.Counter(
+            "hsm_agent_tls_reloads",
+            "Changed TLS files read at a handshake (result refused: unusable, the previous ones kept)",
+            ["result"],
+            registry=r,
+        )
+        self.certificate_expiry = prom.Gauge(
+            "hsm_agent_certificate_expiry_timestamp_seconds",
+            "notAfter of each certificate served (role serving) or trusted for clients (role client-ca)",
+            ["role", "subject", "serial"],
+            registry=r,
         )
 
         self.objects_max = prom.Gauge("hsm_agent_objects_max", "Object budget of the token", registry=r)

@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 import grpc
 
-from hsm_agent import errors, metrics
+from hsm_agent import errors, listing, metrics
 from hsm_agent.store import layout, secret_store
 from hsm_common import names
 from hsmproto import channel
@@ -128,18 +128,6 @@ def _metadata_message(meta: layout.Metadata) -> hsm_pb2.SecretMetadata:
     )
 
 
-def entry(head: layout.Head) -> hsm_pb2.SecretEntry:
-    return hsm_pb2.SecretEntry(
-        path=head.path,
-        version=head.version,
-        checksum=head.checksum,
-        deleted=head.deleted,
-        keys=list(head.keys),
-        updated_at=head.time,
-        writer=head.writer,
-    )
-
-
 def _event(kind: Any, head: layout.Head) -> hsm_pb2.SecretEvent:
     return hsm_pb2.SecretEvent(
         kind=kind, path=head.path, version=head.version, checksum=head.checksum, deleted=head.deleted
@@ -153,6 +141,7 @@ class Servicer(hsm_pb2_grpc.HSMAgentServicer):  # type: ignore[misc]  # generate
         self.store = store
         self.metrics = meters
         self.stopping = threading.Event()
+        self.listings = listing.Listings(store.index)
 
     @_rpc
     def GetInfo(
@@ -222,7 +211,9 @@ class Servicer(hsm_pb2_grpc.HSMAgentServicer):  # type: ignore[misc]  # generate
         head = self.store.index.get(path)
         if head is None or head.deleted:
             raise errors.NotFound(f"no secret at {path!r}")
-        return hsm_pb2.ReadMetadataResponse(metadata=_metadata_message(head.metadata), entry=entry(head))
+        return hsm_pb2.ReadMetadataResponse(
+            metadata=_metadata_message(head.metadata), entry=listing.entry(head)
+        )
 
     @_rpc
     def DeleteSecret(
@@ -245,10 +236,7 @@ class Servicer(hsm_pb2_grpc.HSMAgentServicer):  # type: ignore[misc]  # generate
     ) -> hsm_pb2.ListSecretsResponse:
         prefix = _prefix(request.prefix)
         self.store.require_ready()
-        heads = self.store.index.entries(prefix, include_deleted=request.include_deleted)
-        return hsm_pb2.ListSecretsResponse(
-            paths=[head.path for head in heads if not head.deleted], entries=[entry(head) for head in heads]
-        )
+        return self.listings.response(prefix, request.include_deleted)
 
     @_rpc
     def GetChecksum(
@@ -324,13 +312,6 @@ class Servicer(hsm_pb2_grpc.HSMAgentServicer):  # type: ignore[misc]  # generate
         finally:
             self.store.index.unsubscribe(subscription)
             self.metrics.grpc_requests.labels("WatchSecrets", code.name).inc()
-
-
-def tls_credentials(cert: bytes, key: bytes, client_ca: bytes | None) -> grpc.ServerCredentials:
-    """Server TLS; with client_ca, clients must present a certificate it signed (mutual TLS)."""
-    return grpc.ssl_server_credentials(
-        [(key, cert)], root_certificates=client_ca, require_client_auth=client_ca is not None
-    )
 
 
 def build(

@@ -71,6 +71,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="how long a removed device stays in the report",
     )
     add(parser, ENV, "--device-selector", default="", help="label selector for the HSMDevices to watch")
+    add(
+        parser,
+        ENV,
+        "--hsm-device",
+        default="",
+        help="report on and serve the device plugin of this HSMDevice only (set per DaemonSet)",
+    )
     add(parser, ENV, "--ccid-plist", default="", help="libccid Info.plist (default: the usual system paths)")
     add(
         parser,
@@ -154,6 +161,7 @@ def main(argv: list[str] | None = None) -> int:
         resync_interval=args.resync_interval,
         forget_after=args.forget_after,
         device_selector=args.device_selector,
+        hsm_device=args.hsm_device,
         ccid_plist=args.ccid_plist,
         report_file=args.report_file,
         devices_file=args.devices_file,

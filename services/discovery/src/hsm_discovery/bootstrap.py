@@ -36,6 +36,8 @@ class Config:
     resync_interval: float
     forget_after: float
     device_selector: str
+    hsm_device: str
+    """Report on and serve this HSMDevice alone; empty for every one the selector picks."""
     ccid_plist: str
     """An Info.plist to use instead of the system's; empty for the usual paths."""
     report_file: str
@@ -130,6 +132,7 @@ def _service(
         rescan_interval=config.rescan_interval,
         forget_after=datetime.timedelta(seconds=config.forget_after),
         ccid_allowlist=allowlist,
+        hsm_device=config.hsm_device,
     )
     return service.Service(settings, scanner, source, writer, wake, plugins)
 

@@ -27,6 +27,9 @@ class Settings:
     """How long a removed device stays in the report as unavailable."""
     ccid_allowlist: frozenset[tuple[str, str]]
     """USB IDs libccid supports, for autoDiscovery."""
+    hsm_device: str = ""
+    """The one HSMDevice to report on and serve a device plugin for (the DaemonSet's own); empty: all of
+    them. Two pods serving one HSMDevice's plugin on a node would take its socket from each other."""
 
 
 class Service:
@@ -80,7 +83,7 @@ class Service:
         snapshot = self._source.snapshot()
         if snapshot is None:
             return None
-        chosen = targets.for_node(snapshot.objects, snapshot.node_labels)
+        chosen = targets.for_node(snapshot.objects, snapshot.node_labels, self._settings.hsm_device)
         rep = compose.build(
             self._settings.node_name, now, chosen, self._inventory, self._settings.ccid_allowlist
         )

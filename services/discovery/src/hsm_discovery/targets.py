@@ -51,13 +51,18 @@ def _raw_selector(obj: Mapping[str, Any]) -> dict[str, str]:
     return {}
 
 
-def for_node(objects: Iterable[Mapping[str, Any]], node_labels: Mapping[str, str]) -> list[Target]:
-    """The Targets among objects whose nodeSelector picks a node labelled node_labels, by name.
+def for_node(
+    objects: Iterable[Mapping[str, Any]], node_labels: Mapping[str, str], only: str = ""
+) -> list[Target]:
+    """The Targets among objects whose nodeSelector picks a node labelled node_labels, by name; with
+    ``only``, the HSMDevice of that name alone.
 
     A malformed object is kept (so its error reaches the pool) unless a readable nodeSelector excludes it.
     """
     chosen = []
     for obj in objects:
+        if only and obj.get("metadata", {}).get("name") != only:
+            continue
         target = parse(obj)
         selector = target.spec.node_selector if target.spec is not None else _raw_selector(obj)
         if target.name and match.node_selected(selector, node_labels):

@@ -8,10 +8,15 @@ given, else the pod's ServiceAccount when running in a cluster, else the default
 from __future__ import annotations
 
 import base64
+import functools
 import json
+import time
+from collections.abc import Iterator
 from typing import Any
+from urllib.parse import quote
 
 import kubernetes
+import urllib3
 from kubernetes.client import exceptions
 
 from hsm_common import constants, models
@@ -29,6 +34,12 @@ _APIS = (
 
 #: (connect, read) seconds of one call; watches are kopf's, so nothing here waits longer.
 _TIMEOUT = (5.0, 30.0)
+#: Objects per page of a full list (the API server's own default page size for informers).
+_PAGE = 500
+#: Seconds the bearer token header of the sync's own writes is reused before the credentials are asked again.
+_AUTH_SECONDS = 10.0
+#: Bytes read from a watch stream at a time.
+_CHUNK = 65536
 #: A review holds up an API request: past this the API answers that its backend is unavailable.
 _REVIEW_TIMEOUT = 5.0
 
@@ -49,6 +60,10 @@ class Conflict(KubeError):
     """The object already exists, or changed since it was read (409)."""
 
 
+class Gone(KubeError):
+    """A watch asked for a resourceVersion the API server no longer keeps (410): list again."""
+
+
 def _error(exc: exceptions.ApiException, what: str) -> KubeError:
     # The reason only: response bodies of Secret calls may echo data.
     message = f"{what}: {exc.status} {exc.reason}"
@@ -56,6 +71,8 @@ def _error(exc: exceptions.ApiException, what: str) -> KubeError:
         return NotFound(message, 404)
     if exc.status == 409:
         return Conflict(message, 409)
+    if exc.status == 410:
+        return Gone(message, 410)
     return KubeError(message, exc.status or 0)
 
 
@@ -73,6 +90,10 @@ class Kube:
     """
 
     def __init__(self, api_client: kubernetes.client.ApiClient) -> None:
+        self._api_client = api_client
+        self._api_pool: Any = None
+        self._auth: dict[str, str] = {}
+        self._auth_until = 0.0
         self._core = kubernetes.client.CoreV1Api(api_client)
         self._apps = kubernetes.client.AppsV1Api(api_client)
         self._custom = kubernetes.client.CustomObjectsApi(api_client)
@@ -120,11 +141,12 @@ class Kube:
     # ------------------------------------------------------------ core and apps objects
 
     def get(self, kind: str, namespace: str, name: str) -> Obj:
-        """Read one object of kind (Secret, Pod, ServiceAccount, Deployment, DaemonSet, or a custom kind)."""
+        """Read one object of kind (Secret, ConfigMap, Pod, ServiceAccount, Deployment, DaemonSet, custom)."""
         if kind in _CUSTOM:
             return self.get_custom(kind, namespace, name)
         read = {
             "Secret": self._core.read_namespaced_secret,
+            "ConfigMap": self._core.read_namespaced_config_map,
             "Pod": self._core.read_namespaced_pod,
             "ServiceAccount": self._core.read_namespaced_service_account,
             "Deployment": self._apps.read_namespaced_deployment,
@@ -132,9 +154,58 @@ class Kube:
         }[kind]
         return self._call(f"get {kind} {namespace}/{name}", read, name, namespace)
 
+    def _send(self, method: str, path: str, body: Obj, what: str, content_type: str) -> Obj:
+        """One request straight through the client's connection pool and credentials.
+
+        For the sync's two writes per HSMSecret only: the generated API methods spend more CPU validating
+        and serialising their arguments than the request itself takes (by py-spy, 13% of the operator's
+        CPU during a cold convergence against 28% for the requests).
+        """
+        headers = {"Accept": "application/json", "Content-Type": content_type, **self._auth_header()}
+        try:
+            response = self._pool().urlopen(
+                method,
+                path,
+                body=json.dumps(body),
+                headers=headers,
+                timeout=urllib3.Timeout(connect=_TIMEOUT[0], read=_TIMEOUT[1]),
+                retries=False,
+            )
+        except Exception as exc:  # urllib3 and socket errors: the API server is unreachable
+            raise KubeError(f"{what}: the Kubernetes API is unreachable ({type(exc).__name__})") from None
+        if response.status >= 300:
+            raise _error(exceptions.ApiException(status=response.status, reason=response.reason), what)
+        data = response.data
+        return json.loads(data) if data else {}
+
+    def _pool(self) -> Any:
+        """The API server's connection pool (the client's own; fetched again should it have been closed)."""
+        if self._api_pool is None or self._api_pool.pool is None:
+            config = self._api_client.configuration
+            self._api_pool = self._api_client.rest_client.pool_manager.connection_from_url(config.host)
+        return self._api_pool
+
+    def _auth_header(self) -> dict[str, str]:
+        """The bearer token header, if the credentials have one; re-read every few seconds, since reading
+        runs the credentials' refresh hook (in a pod, the projected token file is re-read)."""
+        now = time.monotonic()
+        if now >= self._auth_until:
+            bearer = self._api_client.configuration.auth_settings().get("BearerToken") or {}
+            self._auth = {bearer["key"]: bearer["value"]} if bearer.get("value") else {}
+            self._auth_until = now + _AUTH_SECONDS
+        return self._auth
+
     def create(self, obj: Obj) -> Obj:
         """Create obj; Conflict when it exists."""
         kind, namespace = obj["kind"], obj["metadata"]["namespace"]
+        if kind == "Secret":
+            return self._send(
+                "POST",
+                f"/api/v1/namespaces/{quote(namespace)}/secrets",
+                obj,
+                f"create Secret {namespace}/{obj['metadata']['name']}",
+                "application/json",
+            )
         if kind in _CUSTOM:
             return self._call(
                 f"create {kind} {namespace}/{obj['metadata']['name']}",
@@ -147,6 +218,7 @@ class Kube:
             )
         create = {
             "Secret": self._core.create_namespaced_secret,
+            "ConfigMap": self._core.create_namespaced_config_map,
             "ServiceAccount": self._core.create_namespaced_service_account,
             "Deployment": self._apps.create_namespaced_deployment,
             "DaemonSet": self._apps.create_namespaced_daemon_set,
@@ -158,6 +230,7 @@ class Kube:
         kind, namespace, name = obj["kind"], obj["metadata"]["namespace"], obj["metadata"]["name"]
         replace = {
             "Secret": self._core.replace_namespaced_secret,
+            "ConfigMap": self._core.replace_namespaced_config_map,
             "ServiceAccount": self._core.replace_namespaced_service_account,
             "Deployment": self._apps.replace_namespaced_deployment,
             "DaemonSet": self._apps.replace_namespaced_daemon_set,
@@ -229,6 +302,71 @@ class Kube:
         items: list[Obj] = found.get("items", [])
         return items
 
+    # ------------------------------------------------------------ collections the operator informs itself of
+
+    def _collection(self, kind: str) -> Any:
+        if kind == "Secret":
+            return self._core.list_secret_for_all_namespaces
+        return functools.partial(
+            self._custom.list_cluster_custom_object, constants.GROUP, constants.VERSION, _CUSTOM[kind]
+        )
+
+    def list_all(self, kind: str, label_selector: str = "") -> tuple[list[Obj], str]:
+        """Every object of kind (Secret or a custom kind) in all namespaces, in pages, and the
+        resourceVersion to watch from."""
+        items: list[Obj] = []
+        page: dict[str, Any] = {}
+        while True:
+            found = self._call(
+                f"list {kind}",
+                self._collection(kind),
+                label_selector=label_selector,
+                limit=_PAGE,
+                **page,
+            )
+            items.extend(found.get("items") or [])
+            meta = found.get("metadata") or {}
+            if not meta.get("continue"):
+                return items, str(meta.get("resourceVersion", ""))
+            page = {"_continue": meta["continue"]}
+
+    def watch(self, kind: str, label_selector: str, resource_version: str, seconds: int) -> Iterator[Obj]:
+        """The watch events of kind (Secret or a custom kind, all namespaces) after resource_version, for at
+        most seconds, bookmarks included. Gone (410) when that version is too old to watch from."""
+        what = f"watch {kind}"
+        try:
+            response = self._collection(kind)(
+                label_selector=label_selector,
+                watch=True,
+                resource_version=resource_version,
+                allow_watch_bookmarks=True,
+                timeout_seconds=seconds,
+                _preload_content=False,
+                _request_timeout=(_TIMEOUT[0], seconds + 30),
+            )
+        except exceptions.ApiException as exc:
+            raise _error(exc, what) from None
+        except Exception as exc:
+            raise KubeError(f"{what}: the Kubernetes API is unreachable ({type(exc).__name__})") from None
+        try:
+            rest = b""
+            for chunk in response.stream(_CHUNK, decode_content=True):
+                *lines, rest = (rest + chunk).split(b"\n")
+                for line in lines:
+                    if not line.strip():
+                        continue
+                    event: Obj = json.loads(line)
+                    if event.get("type") == "ERROR":
+                        status = event.get("object") or {}
+                        code = int(status.get("code") or 0)
+                        message = f"{what}: {code} {status.get('reason', '')}"
+                        raise Gone(message, code) if code == 410 else KubeError(message, code)
+                    yield event
+        except (OSError, urllib3.exceptions.HTTPError) as exc:
+            raise KubeError(f"{what}: the stream broke ({type(exc).__name__})") from None
+        finally:
+            response.release_conn()
+
     # ------------------------------------------------------------ custom objects
 
     def get_custom(self, kind: str, namespace: str, name: str) -> Obj:
@@ -267,15 +405,13 @@ class Kube:
 
     def patch_status(self, kind: str, namespace: str, name: str, status: Obj) -> Obj:
         """Merge-patch the status subresource of an HSMSecret or HSMPool."""
-        return self._call(
-            f"patch status of {kind} {namespace}/{name}",
-            self._custom.patch_namespaced_custom_object_status,
-            constants.GROUP,
-            constants.VERSION,
-            namespace,
-            _CUSTOM[kind],
-            name,
+        return self._send(
+            "PATCH",
+            f"/apis/{constants.GROUP}/{constants.VERSION}/namespaces/{quote(namespace)}/{_CUSTOM[kind]}/"
+            f"{quote(name)}/status",
             {"status": status},
+            f"patch status of {kind} {namespace}/{name}",
+            "application/merge-patch+json",
         )
 
     def event(self, involved: Obj, reason: str, message: str, warning: bool = False) -> None:

@@ -137,11 +137,14 @@ class Api:
     metrics_url: str
     log: pathlib.Path
     process: subprocess.Popen[bytes]
+    verify: str | bool = True
+    """What requests verifies the server with: the CA file when it serves HTTPS."""
 
     def call(self, method: str, route: str, token: str | None = "admin", **kwargs: Any) -> requests.Response:  # noqa: S107
         headers = dict(kwargs.pop("headers", {}))
         if token is not None:
             headers["Authorization"] = f"Bearer {token}"
+        kwargs.setdefault("verify", self.verify)
         return requests.request(method, f"{self.url}{route}", headers=headers, timeout=30, **kwargs)
 
     def audit_lines(self) -> list[dict[str, Any]]:
@@ -161,12 +164,24 @@ RULES = {
 TOKENS = {"admin": "admin", "team-a": "team-a", "reader": "reader", "nobody": "nobody"}
 
 
+@dataclasses.dataclass(frozen=True)
+class TLS:
+    """Files of a serving certificate for 127.0.0.1 and of the CA that signed it."""
+
+    cert: pathlib.Path
+    key: pathlib.Path
+    ca: pathlib.Path
+
+
 def start_api(
     root: pathlib.Path,
     devices: dict[str, list[Agent]],
     workers: int = 2,
     threads: int = 4,
+    tls: TLS | None = None,
 ) -> Api:
+    """gunicorn serving the test wiring: HTTPS with tls's files, else plain HTTP (these tests are about
+    routes, not transport; test_api_tls is about HTTPS)."""
     config = {
         "tokens": TOKENS,
         "rules": RULES,
@@ -199,16 +214,23 @@ def start_api(
             "--metrics-listen", f"127.0.0.1:{metrics_port}",
             "--workers", str(workers),
             "--threads", str(threads),
+            *(
+                ["--tls-cert-file", str(tls.cert), "--tls-key-file", str(tls.key)]
+                if tls else ["--insecure-plain-http", "true"]
+            ),
         ],
         env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT,
     )  # fmt: skip
-    api = Api(f"http://127.0.0.1:{port}", f"http://127.0.0.1:{metrics_port}", log, process)
+    # The test certificate names localhost (a DNS SAN, as the API's names are), which is 127.0.0.1 here.
+    origin = f"https://localhost:{port}" if tls else f"http://127.0.0.1:{port}"
+    verify = str(tls.ca) if tls else True
+    api = Api(origin, f"http://127.0.0.1:{metrics_port}", log, process, verify)
 
     def healthy() -> bool:
         if process.poll() is not None:
             pytest.fail(f"gunicorn exited: {log.read_text()[-3000:]}")
         try:
-            return requests.get(f"{api.url}/api/v1/health", timeout=1).status_code == 200
+            return requests.get(f"{api.url}/api/v1/health", timeout=1, verify=api.verify).status_code == 200
         except requests.RequestException:
             return False
 
@@ -241,6 +263,14 @@ def agent_pair(tmp_path_factory: pytest.TempPathFactory) -> collections.abc.Iter
 def api(tmp_path_factory: pytest.TempPathFactory, agent_pair: list[Agent]) -> collections.abc.Iterator[Api]:
     """gunicorn (2 workers) serving the API for the device 'pair' made of both agents."""
     served = start_api(tmp_path_factory.mktemp("api"), {"pair": agent_pair})
+    yield served
+    stop_api(served)
+
+
+@pytest.fixture(scope="module")
+def api_without_devices(tmp_path_factory: pytest.TempPathFactory) -> collections.abc.Iterator[Api]:
+    """gunicorn (1 worker) serving the API without devices: what is decided before asking a device."""
+    served = start_api(tmp_path_factory.mktemp("api"), {}, workers=1, threads=2)
     yield served
     stop_api(served)
 

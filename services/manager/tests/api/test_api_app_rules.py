@@ -39,5 +39,5 @@ def test_openapi_documents_every_rule_of_the_app() -> None:
 
 def test_gunicorn_makes_no_control_socket() -> None:
     """It would be made under $HOME, which is read-only in the pod (and the machine's own in tests)."""
-    served = server._Application(config.ApiConfig(), lambda: None)
+    served = server._Application(config.ApiConfig(insecure_plain_http=True), lambda: None)
     assert served.cfg.control_socket_disable is True

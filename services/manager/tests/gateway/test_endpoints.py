@@ -57,6 +57,13 @@ def test_devices_are_those_with_a_ready_agent() -> None:
     assert registry(client).devices("ns") == ["hsm"]
 
 
+def test_devices_with_agents_that_are_not_ready_are_still_deployed() -> None:
+    client = fakes.FakeKube()
+    client.add(agent_pod("a-agent", "hsm", "192.0.2.1"))
+    client.add(agent_pod("b-agent", "other", "192.0.2.2", ready=False))
+    assert registry(client).deployed("ns") == ["hsm", "other"]
+
+
 def test_a_new_agent_shows_after_invalidate() -> None:
     client = fakes.FakeKube()
     found = registry(client, cache_seconds=60)

@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 
-Answer = tuple[int, dict[str, Any]]
+Answer = tuple[int, dict[str, Any] | str]
+"""(status, JSON body, or raw text such as a watch's lines)."""
 
 
 @dataclasses.dataclass
@@ -20,13 +21,18 @@ class Request:
     method: str
     path: str
     body: dict[str, Any]
+    query: str = ""
+    headers: dict[str, str] = dataclasses.field(default_factory=dict)
 
 
 class ApiServer:
-    """Answers (method, path) with what the test set in answers and records every request."""
+    """Answers (method, path) with what the test set in answers and records every request.
+
+    A list of answers is given out one per request, in order (the pages of a list, say).
+    """
 
     def __init__(self) -> None:
-        self.answers: dict[tuple[str, str], Answer] = {}
+        self.answers: dict[tuple[str, str], Answer | list[Answer]] = {}
         self.requests: list[Request] = []
         server = self
 
@@ -34,10 +40,11 @@ class ApiServer:
             def _answer(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = json.loads(self.rfile.read(length)) if length else {}
-                path = self.path.partition("?")[0]
-                server.requests.append(Request(self.command, path, body))
-                status, answer = server.answers.get((self.command, path), (404, {"kind": "Status"}))
-                data = json.dumps(answer).encode()
+                path, _, query = self.path.partition("?")
+                server.requests.append(Request(self.command, path, body, query, dict(self.headers)))
+                found = server.answers.get((self.command, path), (404, {"kind": "Status"}))
+                status, answer = found.pop(0) if isinstance(found, list) else found
+                data = (answer if isinstance(answer, str) else json.dumps(answer)).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))

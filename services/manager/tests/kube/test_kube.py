@@ -1,8 +1,10 @@
-"""hsm_manager.kube: the one loading rule, and the reviews and PIN writes the API asks of Kubernetes."""
+"""hsm_manager.kube: the one loading rule, the reviews and PIN writes the API asks of Kubernetes, and the
+sync's writes, lists and watches."""
 
 from __future__ import annotations
 
 import base64
+import json
 import pathlib
 
 import pytest
@@ -117,3 +119,67 @@ def test_a_pin_for_an_unknown_device_is_not_found(client: kube.Kube, api_server:
     with pytest.raises(kube.NotFound):
         client.update_pin("hsm", "missing", "654321")
     assert all(request.method == "GET" for request in api_server.requests)
+
+
+SECRETS = "/api/v1/namespaces/app/secrets"
+STATUS = f"/apis/{constants.GROUP}/{constants.VERSION}/namespaces/app/{constants.PLURAL_SECRET}/db/status"
+
+
+def test_a_secret_is_created_with_the_callers_token(client: kube.Kube, api_server: ApiServer) -> None:
+    api_server.answers["POST", SECRETS] = (201, {"metadata": {"resourceVersion": "7"}})
+    manifest = {"kind": "Secret", "metadata": {"name": "db", "namespace": "app"}, "data": {"k": "dg=="}}
+    assert client.create(manifest) == {"metadata": {"resourceVersion": "7"}}
+    request = api_server.requests[-1]
+    assert request.body == manifest
+    assert request.headers["authorization"].lower() == "bearer t"
+
+
+def test_a_secret_that_exists_is_a_conflict(client: kube.Kube, api_server: ApiServer) -> None:
+    api_server.answers["POST", SECRETS] = (409, {"kind": "Status", "message": "echoes dg=="})
+    with pytest.raises(kube.Conflict) as failed:
+        client.create({"kind": "Secret", "metadata": {"name": "db", "namespace": "app"}, "data": {}})
+    assert "dg==" not in str(failed.value)
+
+
+def test_a_status_is_merge_patched(client: kube.Kube, api_server: ApiServer) -> None:
+    api_server.answers["PATCH", STATUS] = (200, {"status": {"syncStatus": "InSync"}})
+    client.patch_status(constants.KIND_SECRET, "app", "db", {"syncStatus": "InSync"})
+    request = api_server.requests[-1]
+    assert request.body == {"status": {"syncStatus": "InSync"}}
+    assert request.headers["Content-Type"] == "application/merge-patch+json"
+
+
+def test_a_status_of_a_deleted_object_is_not_found(client: kube.Kube, api_server: ApiServer) -> None:
+    with pytest.raises(kube.NotFound):
+        client.patch_status(constants.KIND_SECRET, "app", "db", {"syncStatus": "InSync"})
+
+
+def test_a_full_list_follows_its_pages(client: kube.Kube, api_server: ApiServer) -> None:
+    api_server.answers["GET", "/api/v1/secrets"] = [
+        (200, {"metadata": {"continue": "c1", "resourceVersion": "9"}, "items": [{"n": 1}]}),
+        (200, {"metadata": {"resourceVersion": "9"}, "items": [{"n": 2}]}),
+    ]
+    assert client.list_all("Secret", "a=b") == ([{"n": 1}, {"n": 2}], "9")
+    assert "continue=c1" in api_server.requests[-1].query
+    assert "labelSelector=a%3Db" in api_server.requests[0].query
+
+
+def test_a_watch_yields_its_events_until_an_expired_version_says_gone(
+    client: kube.Kube, api_server: ApiServer
+) -> None:
+    lines = [
+        {"type": "ADDED", "object": {"metadata": {"name": "a"}}},
+        {"type": "BOOKMARK", "object": {"metadata": {"resourceVersion": "12"}}},
+        {"type": "ERROR", "object": {"kind": "Status", "code": 410, "reason": "Expired"}},
+    ]
+    api_server.answers["GET", "/api/v1/secrets"] = (200, "".join(json.dumps(line) + "\n" for line in lines))
+    seen: list[str] = []
+
+    def follow() -> None:
+        seen.extend(event["type"] for event in client.watch("Secret", "", "11", 5))
+
+    with pytest.raises(kube.Gone):
+        follow()
+    assert seen == ["ADDED", "BOOKMARK"]
+    query = api_server.requests[-1].query.split("&")
+    assert {"watch=true", "resourceVersion=11", "allowWatchBookmarks=true"} <= set(query)

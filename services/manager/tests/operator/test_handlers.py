@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
 
 import kopf
 import pytest
 
 from hsm_common import constants, models
-from hsm_manager.operator import handlers, runtime
+from hsm_manager.operator import handlers, runtime, triggers
 
 from .. import fakes
 from ..polling import wait_until
@@ -47,7 +46,14 @@ def changed(
     obj = hsmsecret()
     obj["spec"] |= spec or {}
     obj["metadata"] |= {"uid": "uid-db", "generation": generation}
-    asyncio.run(handlers.hsmsecret_event(event={"type": kind, "object": obj}, memo=memo))
+    triggers_of(memo).hsmsecret(kind or "MODIFIED", obj)
+
+
+def triggers_of(memo: kopf.Memo) -> triggers.ClusterTriggers:
+    """The triggers the runtime's informers call with each HSMSecret and managed-Secret event."""
+    rt = memo.get("runtime")
+    assert isinstance(rt, runtime.Runtime)
+    return rt.triggers
 
 
 def test_a_handler_without_a_runtime_in_its_memo_says_so() -> None:
@@ -101,7 +107,7 @@ def test_our_own_secret_write_coming_back_queues_nothing(
     directory.clients["hsm-a"].write(PATH, {"k": b"v"}, None)
     rt.syncer.run(KEY)
     written = cluster.stored("Secret", APP_NS, "db")
-    handlers.managed_secret_event(event={"type": "MODIFIED", "object": written}, memo=memo)
+    rt.triggers.secret("MODIFIED", written or {})
     assert rt.queue.backlog() == 0
 
 
@@ -114,7 +120,7 @@ def test_an_edited_secret_is_queued_for_a_pass(
     edited = cluster.stored("Secret", APP_NS, "db") or {}
     edited["data"] = {"k": base64.b64encode(b"edited").decode()}
     edited["metadata"]["resourceVersion"] = "someone else's"
-    handlers.managed_secret_event(event={"type": "MODIFIED", "object": edited}, memo=memo)
+    rt.triggers.secret("MODIFIED", edited)
     assert rt.queue.backlog() == 1
 
 
@@ -174,3 +180,10 @@ def test_the_pool_status_of_a_device_shows_its_phase(memo: kopf.Memo, cluster: f
     handlers.device_tick(body=device, namespace=OPERATOR_NS, name=DEVICE, memo=memo)
     pool = cluster.stored(constants.KIND_POOL, OPERATOR_NS, f"{DEVICE}-pool") or {}
     assert models.HSMPoolStatus.model_validate(pool["status"]).phase is not None
+
+
+def test_a_managed_secret_gone_queues_a_pass_of_its_hsmsecret(rt: runtime.Runtime) -> None:
+    """As the informer reports a Secret that a relist no longer shows: its name and labels only."""
+    labels = {constants.LABEL_MANAGED_BY: constants.MANAGED_BY_VALUE, constants.LABEL_SECRET: "db"}
+    rt.triggers.secret("DELETED", {"metadata": {"namespace": APP_NS, "name": "db", "labels": labels}})
+    assert rt.queue.backlog() == 1

@@ -92,3 +92,8 @@ def test_an_invalid_setting_stops_the_operator_with_a_usage_error(capsys: pytest
         cli.main(["operator", "--discovery-env=POD_IP=1.2.3.4"])
     assert exited.value.code == 2
     assert "--discovery-env: POD_IP is set by the operator itself" in capsys.readouterr().err
+
+
+def test_the_ca_rotation_settings_come_from_flags() -> None:
+    given = config_of("--ca-renew-fraction=0.5", "--ca-rotation-interval=10s")
+    assert (given.ca_renew_fraction, given.ca_rotation_interval) == (0.5, 10.0)

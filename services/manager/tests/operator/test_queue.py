@@ -17,7 +17,7 @@ def test_key_put_while_waiting_runs_once() -> None:
     runs: list[queue.Key] = []
     gate = threading.Event()
 
-    def work(key: queue.Key) -> None:
+    def work(key: queue.Key, verify: bool) -> None:
         gate.wait(5)
         runs.append(key)
 
@@ -38,7 +38,7 @@ def test_key_put_while_running_runs_again_afterwards() -> None:
     release = threading.Event()
     runs: list[float] = []
 
-    def work(key: queue.Key) -> None:
+    def work(key: queue.Key, verify: bool) -> None:
         runs.append(time.monotonic())
         if len(runs) == 1:
             started.set()
@@ -59,7 +59,7 @@ def test_key_put_while_running_runs_again_afterwards() -> None:
 def test_failing_work_does_not_stop_the_worker() -> None:
     runs: list[queue.Key] = []
 
-    def work(key: queue.Key) -> None:
+    def work(key: queue.Key, verify: bool) -> None:
         runs.append(key)
         if key[1] == "bad":
             raise RuntimeError("boom")
@@ -71,3 +71,31 @@ def test_failing_work_does_not_stop_the_worker() -> None:
     wait_for(lambda: len(runs) == 2)
     q.stop()
     assert runs[-1] == ("ns", "good")
+
+
+def test_a_verifying_put_reaches_the_next_run_of_its_key_only() -> None:
+    runs: list[tuple[queue.Key, bool]] = []
+    started = threading.Event()
+    release = threading.Event()
+
+    def work(key: queue.Key, verify: bool) -> None:
+        runs.append((key, verify))
+        if len(runs) == 1:
+            started.set()
+            release.wait(5)
+
+    q = queue.SyncQueue(work, workers=1)
+    q.start()
+    q.put(("ns", "a"))
+    assert started.wait(5)
+    q.put(("ns", "a"), verify=True)  # while the first run holds the key
+    q.put(("ns", "b"))
+    release.set()
+    wait_for(lambda: q.backlog() == 0 and len(runs) == 3)
+    q.put(("ns", "a"))
+    wait_for(lambda: len(runs) == 4)
+    q.stop()
+    a, b = ("ns", "a"), ("ns", "b")
+    assert sorted(runs) == [(a, False), (a, False), (a, True), (b, False)]
+    assert runs[0] == (a, False)
+    assert runs[-1] == (a, False)

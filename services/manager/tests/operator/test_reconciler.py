@@ -9,7 +9,7 @@ import pytest
 from hsm_common import constants, models, report
 from hsm_manager import kube
 from hsm_manager.decide import agentspec, discoveryspec, model
-from hsm_manager.gateway import pki
+from hsm_manager.gateway import castore, pki
 from hsm_manager.operator import config, pools
 
 from .. import fakes
@@ -46,7 +46,7 @@ def discovery_pod(node: str, serials: tuple[str, ...], plugin: report.PluginStat
 def reconciler(
     cfg: config.OperatorConfig, cluster: fakes.FakeKube, directory: fakes.FakeDirectory
 ) -> pools.Reconciler:
-    return pools.Reconciler(cluster, pki.new_ca(), cfg, directory)  # type: ignore[arg-type]
+    return pools.Reconciler(cluster, castore.Holder(castore.Authority(pki.new_ca())), cfg, directory)  # type: ignore[arg-type]
 
 
 @pytest.fixture
@@ -286,3 +286,24 @@ def test_forgetting_an_older_incarnation_keeps_the_objects_of_the_current_one(
     before = sorted(cluster.objects)
     reconciler.forget(OPERATOR_NS, DEVICE, "uid-of-an-older-device")
     assert sorted(cluster.objects) == before
+
+
+def test_a_renewed_serving_certificate_replaces_the_secret_and_restarts_no_agent(
+    reconciler: pools.Reconciler, cluster: fakes.FakeKube, device: kube.Obj
+) -> None:
+    cluster.add(discovery_pod("n1", ("A",)))
+    reconciler.reconcile(device)
+    agent = agentspec.agent_name(DEVICE, "A")
+    secret = cluster.stored("Secret", OPERATOR_NS, agentspec.tls_secret_name(agent))
+    assert secret is not None
+    issued_at = datetime.datetime.now(datetime.UTC) - datetime.timedelta(days=80)
+    expiring = pki.issue(reconciler._authority.current().signing, agent, client=False, now=issued_at)
+    cluster.add({**secret, "data": {**secret["data"], "tls.crt": pki._b64(expiring.cert)}})
+    before = len(cluster.calls)
+    reconciler.reconcile(device)
+    renewed = cluster.stored("Secret", OPERATOR_NS, agentspec.tls_secret_name(agent))
+    assert renewed is not None
+    assert not pki.needs_renewal(pki.secret_data(renewed)["tls.crt"], reconciler._authority.current().signing)
+    assert [c for c in cluster.calls[before:] if c[1] in ("Secret", "Deployment")] == [
+        ("replace", "Secret", agentspec.tls_secret_name(agent))
+    ]

@@ -85,10 +85,14 @@ def test_without_extras_the_pod_has_only_its_own_env_and_volumes() -> None:
         "NODE_NAME",
         "POD_IP",
         "HSM_DISCOVERY_HEALTH_LISTEN",
+        "HSM_DISCOVERY_HSM_DEVICE",
         "HSM_DISCOVERY_DEVICE_PLUGIN_DIR",
         "HSM_DISCOVERY_DEVICE_NODE_ROOT",
     ]
-    assert pod["containers"][0]["env"][6]["value"] == "/"
+    env = {e["name"]: e.get("value") for e in pod["containers"][0]["env"]}
+    assert env["HSM_DISCOVERY_DEVICE_NODE_ROOT"] == "/"
+    # Each DaemonSet's pods serve their own HSMDevice's plugin, and no other.
+    assert env["HSM_DISCOVERY_HSM_DEVICE"] == "hsm"
 
 
 SOFTHSM = discoveryspec.DiscoveryConfig(
@@ -139,8 +143,8 @@ def test_service_links_stay_out_of_the_environment() -> None:
 
 def test_extra_env_follows_the_specs_own_variables() -> None:
     env = _pod(UMOCKDEV)["containers"][0]["env"]
-    assert env[7:] == [
+    assert env[8:] == [
         {"name": "LD_PRELOAD", "value": "/usr/lib/libumockdev-preload.so.0"},
         {"name": "UMOCKDEV_DIR", "value": "/run/umockdev"},
     ]
-    assert env[6]["name"] == "HSM_DISCOVERY_DEVICE_NODE_ROOT"
+    assert env[7]["name"] == "HSM_DISCOVERY_DEVICE_NODE_ROOT"

@@ -38,7 +38,9 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("env", help="print KUBECONFIG=… for eval")
     image_args = sub.add_parser("images", help="build the service images and the sandbox image with buildah")
     image_args.add_argument("--tag", default="dev", help="tag of docker.io/library/hsm-<service>:<tag>")
-    image_args.add_argument("--agent-target", choices=["softhsm"], help="Dockerfile stage of the agent image")
+    image_args.add_argument(
+        "--agent-target", choices=["testtokens"], help="Dockerfile stage of the agent image"
+    )
     return parser
 
 

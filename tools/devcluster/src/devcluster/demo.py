@@ -12,7 +12,7 @@ import shutil
 import sys
 import time
 
-from . import build, cluster, kubeapi, kubectl, nodes, pico, system, versions, wait
+from . import build, cluster, kubeapi, kubectl, nodes, system, usbhsm, versions, wait
 
 NAMESPACE = "demo"
 SAMPLE = "database"
@@ -106,10 +106,15 @@ def print_usage(directory: pathlib.Path) -> None:
     if found is None:
         raise DemoError(f"no cluster in {directory}")
     address = cluster.forwarded(directory, system.API_FORWARD)
-    url = f"http://{address}" if address else "(the API's forwarder is not running)"
+    q = shlex.quote
+    url = f"https://{address}" if address else "(the API's forwarder is not running)"
+    ca_file = q(str(directory / system.API_CA_FILE))
+    name = system.API_SERVER_NAME
+    # The forwarder listens on 127.0.0.1 while the certificate names the Service: curl maps that name there.
+    port = address.rsplit(":", 1)[1] if address else "PORT"
+    curl = f"curl --cacert {ca_file} --resolve {name}:{port}:127.0.0.1 https://{name}:{port}"
     user_config = directory / "user.kubeconfig"
     venv_bin = pathlib.Path(sys.executable).parent
-    q = shlex.quote
     cli = f"uv run python -m devcluster --run-dir {q(str(directory))} device"
     node = nodes.name(2)
     description = q(str(directory / "devices" / f"{node}.umockdev"))
@@ -119,16 +124,17 @@ def print_usage(directory: pathlib.Path) -> None:
 admin:    export PATH={q(str(versions.bin_dir()))}:$PATH KUBECONFIG={q(str(found.kubeconfig))}
           kubectl get hsmdev,hsmpool -n {system.NAMESPACE}; kubectl get pods -n {system.NAMESPACE} -o wide
           kubectl get hsmsec -A
-REST API: {url}  (the {system.API_SERVICE} Service, forwarded from this machine's loopback)
+REST API: {url}  (HTTPS only; the {system.API_SERVICE} Service, forwarded from this machine's loopback)
+          its CA: {ca_file}  (ConfigMap {system.API_CA_CONFIGMAP}); its certificate names {name}
           TOKEN=$(kubectl create token {system.USER} -n default)
-          curl -H "Authorization: Bearer $TOKEN" {url}/api/v1/hsm/secrets/{NAMESPACE}/{SAMPLE}
+          {curl}/api/v1/hsm/secrets/{NAMESPACE}/{SAMPLE} -H "Authorization: Bearer $TOKEN"
 kubectl hsm, as the user {system.USER} (may use namespace {NAMESPACE}; reaches the API by port-forward):
           export PATH={q(str(venv_bin))}:{q(str(versions.bin_dir()))}:$PATH KUBECONFIG={q(str(user_config))}
           kubectl hsm -n {NAMESPACE} get {SAMPLE}
           kubectl hsm -n {NAMESPACE} update {SAMPLE} --from-literal password=changed
           kubectl hsm -n {NAMESPACE} versions {SAMPLE}
 USB hotplug (each node has a mocked Pico HSM):
-          {cli} remove {node} {pico.SYS_PATH}
+          {cli} remove {node} {usbhsm.PICO_HSM.sys_path}
           {cli} add {node} {description}
 stop:     make demo-down   (uv run python -m devcluster demo-down)"""
     )

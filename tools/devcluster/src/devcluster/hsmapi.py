@@ -1,12 +1,41 @@
-"""A minimal client of the project's REST API (/api/v1) for the scenario test and the demo."""
+"""A minimal client of the project's REST API (/api/v1) for the scenario test and the demo, over HTTPS
+verified against the API's CA and the Service's name (the URL's host is a loopback forwarder)."""
 
 import base64
 import dataclasses
+import functools
+import http.client
 import json
+import pathlib
+import ssl
 import urllib.error
 import urllib.request
 from collections.abc import Mapping
 from typing import Any
+
+
+class _NamedHTTPSConnection(http.client.HTTPSConnection):
+    """An HTTPS connection that verifies the certificate for server_name rather than the host dialled."""
+
+    def __init__(self, host: str, *, server_name: str, context: ssl.SSLContext, **kwargs: Any) -> None:
+        super().__init__(host, context=context, **kwargs)
+        self._server_name = server_name
+        self._verifying = context
+
+    def connect(self) -> None:
+        http.client.HTTPConnection.connect(self)
+        self.sock = self._verifying.wrap_socket(self.sock, server_hostname=self._server_name)
+
+
+class _NamedHTTPSHandler(urllib.request.HTTPSHandler):
+    def __init__(self, context: ssl.SSLContext, server_name: str) -> None:
+        super().__init__(context=context)
+        self._named_context = context
+        self._server_name = server_name
+
+    def https_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
+        connection = functools.partial(_NamedHTTPSConnection, server_name=self._server_name)
+        return self.do_open(connection, req, context=self._named_context)
 
 
 class ApiCallError(RuntimeError):
@@ -19,21 +48,32 @@ class ApiCallError(RuntimeError):
 
 @dataclasses.dataclass(frozen=True)
 class HsmApi:
-    """The API at ``base_url`` (``http://<pod IP>:8090``) acting with a bearer token."""
+    """The API at ``base_url`` (``https://127.0.0.1:<forwarded port>``) acting with a bearer token."""
 
     base_url: str
     token: str = dataclasses.field(repr=False)
+    ca_file: pathlib.Path | None = None
+    """The CA the API's certificate is verified with (None: the system's trust store)."""
+    server_name: str | None = None
+    """The name the certificate must carry, when not the URL's host."""
+
+    def opener(self) -> urllib.request.OpenerDirector:
+        """A urllib opener that verifies the API as this client does."""
+        context = ssl.create_default_context(cafile=str(self.ca_file) if self.ca_file else None)
+        if self.server_name:
+            return urllib.request.build_opener(_NamedHTTPSHandler(context, self.server_name))
+        return urllib.request.build_opener(urllib.request.HTTPSHandler(context=context))
 
     def call(self, method: str, route: str, body: Mapping[str, Any] | None = None) -> Any:
         """``method`` on ``/api/v1<route>``; returns the envelope's ``data``."""
-        request = urllib.request.Request(  # noqa: S310 (http URL of our own API)
+        request = urllib.request.Request(  # noqa: S310 (https URL of our own API)
             f"{self.base_url}/api/v1{route}",
             method=method,
             data=json.dumps(body).encode() if body is not None else None,
             headers={"Authorization": f"Bearer {self.token}", "Content-Type": "application/json"},
         )
         try:
-            with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
+            with self.opener().open(request, timeout=30) as response:
                 return json.loads(response.read())["data"]
         except urllib.error.HTTPError as err:
             raise ApiCallError(err.code, err.read().decode(errors="replace")) from None

@@ -91,8 +91,8 @@ def build(tag: str = "dev", agent_target: str | None = None) -> list[Image]:
 
     ``./pants package services/<service>:image`` builds each service's PEX and then its Dockerfile with
     podman, on the local base and in the project's storage; Pants reuses an unchanged PEX and podman its
-    cached layers. ``agent_target`` names a stage of the agent's Dockerfile (``softhsm``: the agent with
-    SoftHSM2); the other Dockerfiles have no such stage and build as they are.
+    cached layers. ``agent_target`` names a stage of the agent's Dockerfile (``testtokens``: the agent with
+    SoftHSM2 and the vpcd reader driver); the other Dockerfiles have no such stage and build as they are.
     """
     root = _repo_root()
     base_image()

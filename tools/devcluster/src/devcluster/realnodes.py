@@ -4,11 +4,13 @@ import os
 import pathlib
 import subprocess
 import sys
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import yaml
 
 from . import hosthygiene, images, kubeapi, kubeconfig, netforward, network, nodeconfig, noderun, pki, softhsm
+from .schsm import sandbox
 
 NODES_DIR = "nodes"
 
@@ -56,6 +58,25 @@ def netns_path(run_dir: pathlib.Path, node: int = 1) -> pathlib.Path:
 def in_node(run_dir: pathlib.Path, argv: list[str], node: int = 1) -> list[str]:
     """``argv`` run inside a node's network namespace: where pod and Service addresses are reachable."""
     return ["nsenter", f"--net={netns_path(run_dir, node)}", "--", *argv]
+
+
+class NodeNetwork:
+    """Starts programs in a node's network namespace (a ``schsm.sandbox.Launcher``), each the leader of a
+    new process group with stderr to its log."""
+
+    def __init__(self, run_dir: pathlib.Path, node: int = 1) -> None:
+        self._run_dir = run_dir
+        self._node = node
+
+    def start(
+        self,
+        argv: Sequence[str],
+        log: pathlib.Path,
+        env: Mapping[str, str] | None = None,
+        stdin: int | None = subprocess.DEVNULL,
+        stdout: int | None = None,
+    ) -> subprocess.Popen[str]:
+        return sandbox.launch(in_node(self._run_dir, list(argv), self._node), log, env, stdin, stdout)
 
 
 def in_cluster_server(server: str) -> str:
@@ -255,5 +276,5 @@ def image_archives(tag: str = "e2e") -> tuple[tuple[pathlib.Path, ...], str]:
     """Archives of the sandbox image and the system's images (the agent with SoftHSM2), built if needed; and
     the sandbox image's name."""
     pause = images.pause_image()
-    built = images.build(tag, agent_target="softhsm")
+    built = images.build(tag, agent_target="testtokens")
     return tuple(images.archive(image) for image in (pause, *built)), images.PAUSE_IMAGE

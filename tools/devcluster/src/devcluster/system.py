@@ -23,10 +23,10 @@ from . import (
     kubeconfig,
     kubectl,
     nodes,
-    pico,
     realnodes,
     softhsm,
     testbed,
+    usbhsm,
     wait,
 )
 
@@ -43,8 +43,14 @@ API_PORT = 8090
 API_SERVICE = "hsm-api"
 API_FORWARD = "forward-api"
 """The forwarder from the host's loopback to the API's Service (a cluster process)."""
+API_SERVER_NAME = f"{API_SERVICE}.{NAMESPACE}.svc"
+"""The name the API's certificate is verified for: the forwarder's URL says 127.0.0.1."""
+API_CA_CONFIGMAP = "hsm-api-ca"
+"""Where the operator publishes the CA of the API's certificate."""
+API_CA_FILE = "api-ca.crt"
+"""That CA, written into the run directory for curl and the tests."""
 _LABEL_COMPONENT = "app.kubernetes.io/component"
-_LABEL_DEVICE = "hsm.j5t.io/device"
+LABEL_DEVICE = "hsm.j5t.io/device"
 
 Step = Callable[[str], None]
 
@@ -123,7 +129,7 @@ def make_tokens(
         serials[node] = softhsm.init_token(confs[node], f"{node}-token", PIN, SO_PIN)
         realnodes.give_tokens(confs[node])
         descriptions[node] = run_dir / "devices" / f"{node}.umockdev"
-        descriptions[node].write_text(pico.description(serials[node]))
+        descriptions[node].write_text(usbhsm.description(usbhsm.PICO_HSM, serials[node]))
     return confs, serials, descriptions
 
 
@@ -145,7 +151,7 @@ def create_device(client: kubeapi.Client) -> None:
         "metadata": {"name": DEVICE, "namespace": NAMESPACE},
         "spec": {
             "deviceType": "PicoHSM",
-            "discovery": {"usb": [{"vendorId": pico.VENDOR_ID, "productId": pico.PRODUCT_ID}]},
+            "discovery": {"usb": [usbhsm.PICO_HSM.usb_ids()]},
             "pkcs11": {
                 "libraryPath": str(softhsm.MODULE),
                 "pinSecret": {"name": PIN_SECRET, "key": "pin"},
@@ -155,10 +161,10 @@ def create_device(client: kubeapi.Client) -> None:
     _create(client, f"{GROUP_PATH}/namespaces/{NAMESPACE}/hsmdevices", device)
 
 
-def pool(client: kubeapi.Client) -> dict[str, Any]:
-    """The device's HSMPool status ({} before the operator wrote one)."""
+def pool(client: kubeapi.Client, device: str = DEVICE) -> dict[str, Any]:
+    """The HSMPool status of ``device`` ({} before the operator wrote one)."""
     try:
-        found = client.get(f"{GROUP_PATH}/namespaces/{NAMESPACE}/hsmpools/{DEVICE}-pool")
+        found = client.get(f"{GROUP_PATH}/namespaces/{NAMESPACE}/hsmpools/{device}-pool")
     except kubeapi.ApiError as err:
         if err.status == 404:
             return {}
@@ -186,11 +192,18 @@ def pods(client: kubeapi.Client, component: str) -> list[dict[str, Any]]:
     return items
 
 
-def ready_agents(client: kubeapi.Client) -> dict[str, dict[str, Any]]:
-    """Node name → the Ready agent pod of the device on that node."""
+def device_agents(client: kubeapi.Client, device: str) -> list[dict[str, Any]]:
+    """The agent pods of ``device``, Ready or not."""
+    return [
+        pod for pod in pods(client, "agent") if pod["metadata"].get("labels", {}).get(LABEL_DEVICE) == device
+    ]
+
+
+def ready_agents(client: kubeapi.Client, device: str = DEVICE) -> dict[str, dict[str, Any]]:
+    """Node name → the Ready agent pod of ``device`` on that node."""
     found = {}
-    for pod in pods(client, "agent"):
-        if pod["metadata"].get("labels", {}).get(_LABEL_DEVICE) == DEVICE and _ready(pod):
+    for pod in device_agents(client, device):
+        if _ready(pod):
             found[pod["spec"]["nodeName"]] = pod
     return found
 
@@ -280,7 +293,10 @@ def _install(options: Options, running: cluster.Cluster, node_names: list[str], 
     step("agents Ready")
     create_user(client, options.user_namespaces)
     service_ip = wait.until(lambda: api_service_ip(client), options.timeout, "the hsm-api pod Ready")
-    url = "http://" + cluster.forward(running.run_dir, API_FORWARD, service_ip, API_PORT)
+    url = "https://" + cluster.forward(running.run_dir, API_FORWARD, service_ip, API_PORT)
+    ca_file = wait.until(
+        lambda: write_api_ca(client, running.run_dir), options.timeout, "the API's CA published"
+    )
     user_kubeconfig = running.run_dir / "user.kubeconfig"
     token = access.service_account_token(client, "default", USER, expiration_seconds=24 * 3600)
     kubeconfig.write(
@@ -289,7 +305,7 @@ def _install(options: Options, running: cluster.Cluster, node_names: list[str], 
             running.server, running.run_dir / "pki" / "ca.crt", token, options.user_namespaces[0]
         ),
     )
-    api = hsmapi.HsmApi(url, token)
+    api = hsmapi.HsmApi(url, token, ca_file, API_SERVER_NAME)
     wait.until(
         lambda: api.call("GET", "/hsm/status") is not None, options.timeout, "the API to reach the agents"
     )
@@ -302,6 +318,20 @@ def elapsed_since(start: float) -> str:
     return f"{time.monotonic() - start:6.1f}s"
 
 
+def write_api_ca(client: kubeapi.Client, run_dir: pathlib.Path) -> pathlib.Path:
+    """The API's CA as the operator publishes it, written to ``run_dir/api-ca.crt``."""
+    found = client.get(f"/api/v1/namespaces/{NAMESPACE}/configmaps/{API_CA_CONFIGMAP}")
+    path = run_dir / API_CA_FILE
+    path.write_text(found["data"]["ca.crt"])
+    return path
+
+
 def environment(system: System) -> dict[str, str]:
-    """Environment for kubectl and kubectl hsm as the user (KUBECONFIG, HSM_API_URL)."""
-    return {**os.environ, "KUBECONFIG": str(system.user_kubeconfig), "HSM_API_URL": system.api.base_url}
+    """Environment for kubectl and kubectl hsm as the user (KUBECONFIG, HSM_API_URL and the name its
+    certificate is verified for; kubectl hsm reads the CA from the cluster)."""
+    return {
+        **os.environ,
+        "KUBECONFIG": str(system.user_kubeconfig),
+        "HSM_API_URL": system.api.base_url,
+        "HSM_API_TLS_SERVER_NAME": API_SERVER_NAME,
+    }

@@ -6,7 +6,9 @@ import argparse
 import contextlib
 import getpass
 import os
+import pathlib
 import sys
+import tempfile
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -33,8 +35,23 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--api-namespace", default=DEFAULT_API_NAMESPACE, help="namespace of the API Service")
     parser.add_argument("--api-service", default=DEFAULT_SERVICE, help="name of the API Service")
     parser.add_argument("--device", help="HSMDevice (when there are several)")
-    parser.add_argument("--certificate-authority", help="CA bundle for an https --server")
-    parser.add_argument("--insecure-skip-tls-verify", action="store_true", help="do not verify the server")
+    parser.add_argument(
+        "--certificate-authority",
+        metavar="FILE",
+        help="CA file to verify the API with (default: the CA the operator publishes in ConfigMap "
+        "hsm-api-ca; with --server and no such ConfigMap readable, the system's trust store)",
+    )
+    parser.add_argument(
+        "--tls-server-name",
+        default=os.environ.get("HSM_API_TLS_SERVER_NAME"),
+        help="name the API's certificate must carry "
+        "(default: the --server host; hsm-api.<ns>.svc through a port-forward)",
+    )
+    parser.add_argument(
+        "--insecure-skip-tls-verify",
+        action="store_true",
+        help="do not verify the API's certificate (testing only: a tunnel or proxy could read your token)",
+    )
     commands = parser.add_subparsers(dest="command", required=True)
 
     for name, helptext in (("create", "create a secret"), ("update", "replace a secret's data")):
@@ -79,17 +96,40 @@ def _client(args: argparse.Namespace) -> Iterator[client.Client]:
         token = connect.service_account_token(args.kubeconfig, args.context, args.service_account)
     if not token:
         token = connect.kubeconfig_token(args.kubeconfig, args.context)
-    if args.server:
-        yield client.Client(_target(args, args.server, token))
-        return
-    with connect.port_forward(
-        args.kubeconfig, args.context, args.api_namespace, args.api_service, API_PORT
-    ) as url:
-        yield client.Client(_target(args, url, token))
+    with tempfile.TemporaryDirectory(prefix="kubectl-hsm-") as scratch:
+        ca_file = _ca_file(args, pathlib.Path(scratch))
+        if args.server:
+            yield client.Client(_target(args, args.server, token, ca_file, args.tls_server_name))
+            return
+        name = args.tls_server_name or connect.service_name(args.api_service, args.api_namespace)
+        with connect.port_forward(
+            args.kubeconfig, args.context, args.api_namespace, args.api_service, API_PORT
+        ) as url:
+            yield client.Client(_target(args, url, token, ca_file, name))
 
 
-def _target(args: argparse.Namespace, url: str, token: str) -> connect.Target:
-    return connect.Target(url, token, args.certificate_authority, args.insecure_skip_tls_verify)
+def _ca_file(args: argparse.Namespace, scratch: pathlib.Path) -> str | None:
+    """The CA file to verify the API with: --certificate-authority, else the cluster's published CA (written
+    to scratch); None means the system's trust store (--server only, when the cluster publishes none)."""
+    if args.insecure_skip_tls_verify:
+        return None
+    if args.certificate_authority:
+        return str(args.certificate_authority)
+    try:
+        pem = connect.cluster_ca(args.kubeconfig, args.context, args.api_namespace)
+    except connect.ConnectError:
+        if args.server:
+            return None  # e.g. a certificate from a public CA: the trust store decides
+        raise
+    path = scratch / "ca.crt"
+    path.write_text(pem)
+    return str(path)
+
+
+def _target(
+    args: argparse.Namespace, url: str, token: str, ca_file: str | None, server_name: str | None
+) -> connect.Target:
+    return connect.Target(url, token, ca_file, args.insecure_skip_tls_verify, server_name)
 
 
 def _namespace(args: argparse.Namespace) -> str:

@@ -1,4 +1,6 @@
-"""Reaching the API: a URL (--server, or a kubectl port-forward to the API Service) and a bearer token."""
+"""Reaching the API: a URL (--server, or a kubectl port-forward to the API Service), a bearer token, and
+the CA the API's HTTPS certificate is verified with (--certificate-authority, else the one the operator
+publishes in ConfigMap hsm-api-ca of the API's namespace)."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ import subprocess
 from collections.abc import Iterator
 
 import kubernetes
+import urllib3
 
 
 class ConnectError(RuntimeError):
@@ -21,9 +24,52 @@ class Target:
     """Where and as whom to call the API."""
 
     url: str
-    token: str
+    token: str = dataclasses.field(repr=False)
     ca_bundle: str | None = None
+    """CA file the server's certificate must chain to; None: the system's trust store."""
     insecure: bool = False
+    server_name: str | None = None
+    """The name the server's certificate must carry when it differs from the URL's host (port-forward)."""
+
+
+#: Where the operator publishes the CA of the API's certificate (in the API's namespace), and its key.
+CA_CONFIGMAP = "hsm-api-ca"
+CA_KEY = "ca.crt"
+#: Seconds reading that ConfigMap may take (an unreachable cluster must not hang the command).
+CA_TIMEOUT = 15.0
+
+
+def service_name(service: str, namespace: str) -> str:
+    """The DNS name of a Service the API's certificate carries, verified through a port-forward."""
+    return f"{service}.{namespace}.svc"
+
+
+def cluster_ca(kubeconfig: str | None, context: str | None, namespace: str) -> str:
+    """The PEM CA the operator publishes for API clients (ConfigMap hsm-api-ca in the API's namespace)."""
+    where = f"ConfigMap {CA_CONFIGMAP} in namespace {namespace}"
+    advice = "pass --certificate-authority FILE with the CA that signed the API's certificate"
+    try:
+        client = kubernetes.config.new_client_from_config(config_file=kubeconfig, context=context)  # type: ignore[no-untyped-call]
+        found = kubernetes.client.CoreV1Api(client).read_namespaced_config_map(
+            CA_CONFIGMAP, namespace, _request_timeout=CA_TIMEOUT
+        )
+    except kubernetes.client.ApiException as err:
+        if err.status == 403:
+            raise ConnectError(
+                f"you may not read the API's CA ({where}): ask for the hsm-api-client Role, or {advice}"
+            ) from None
+        if err.status == 404:
+            raise ConnectError(
+                f"the API's CA is not published ({where} is missing: is the operator running, or does "
+                f"the API use a certificate of your own?); {advice}"
+            ) from None
+        raise ConnectError(f"cannot read {where}: HTTP {err.status}; {advice}") from None
+    except (kubernetes.config.ConfigException, OSError, urllib3.exceptions.HTTPError) as err:
+        raise ConnectError(f"cannot reach the cluster to read the API's CA: {err}; {advice}") from None
+    pem = str((found.data or {}).get(CA_KEY) or "")
+    if "BEGIN CERTIFICATE" not in pem:
+        raise ConnectError(f"{where} holds no CA certificate under {CA_KEY}; {advice}")
+    return pem
 
 
 def kubeconfig_token(kubeconfig: str | None, context: str | None) -> str:
@@ -99,7 +145,7 @@ def port_forward(
         if not found:
             reason = _failure(process, line)
             raise ConnectError(f"port-forward to svc/{service} in {namespace} failed: {reason}")
-        yield f"http://127.0.0.1:{found.group(1)}"
+        yield f"https://127.0.0.1:{found.group(1)}"
     finally:
         process.terminate()
         try:

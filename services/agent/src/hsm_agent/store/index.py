@@ -52,6 +52,14 @@ class Index:
         # every path under the lock (4.4 ms for one namespace's 100 of 10,000 secrets).
         self._paths: list[str] = []
         self._subscribers: list[Subscription] = []
+        # Grows with every change: a listing built at one version is still right while it stands.
+        self._version = 0
+
+    @property
+    def version(self) -> int:
+        """Changes so far; equal versions mean equal contents."""
+        with self._lock:
+            return self._version
 
     def get(self, path: str) -> layout.Head | None:
         with self._lock:
@@ -67,9 +75,13 @@ class Index:
 
     def entries(self, prefix: str = "", include_deleted: bool = False) -> list[layout.Head]:
         """Heads whose path starts with prefix, sorted by path."""
+        return self.listing(prefix, include_deleted)[1]
+
+    def listing(self, prefix: str = "", include_deleted: bool = False) -> tuple[int, list[layout.Head]]:
+        """The version and, taken atomically with it, the heads entries() returns."""
         with self._lock:
             heads = (self._heads[path] for path in self._under(prefix))
-            return [head for head in heads if include_deleted or not head.deleted]
+            return self._version, [head for head in heads if include_deleted or not head.deleted]
 
     def put(self, head: layout.Head) -> None:
         """Record head as its path's current state and tell the watchers."""
@@ -84,6 +96,7 @@ class Index:
             for path, old in list(self._heads.items()):
                 if path not in heads:
                     del self._heads[path]
+                    self._version += 1
                     if not old.deleted:
                         changes += 1
                         self._publish(Event(Kind.DELETED, dataclasses.replace(old, deleted=True, keys=())))
@@ -91,6 +104,7 @@ class Index:
                 previous = self._heads.get(path)
                 if previous is None or previous.rank() != head.rank():
                     self._heads[path] = head
+                    self._version += 1
                     changes += 1
                     self._publish(Event(Kind.DELETED if head.deleted else Kind.CHANGED, head))
             self._paths = sorted(self._heads)
@@ -104,6 +118,7 @@ class Index:
                 if old is not None:
                     del self._heads[path]
                     del self._paths[bisect.bisect_left(self._paths, path)]
+                    self._version += 1
                     if not old.deleted:
                         self._publish(Event(Kind.DELETED, dataclasses.replace(old, deleted=True, keys=())))
             elif old is None or old.rank() != head.rank():
@@ -134,6 +149,7 @@ class Index:
         if head.path not in self._heads:
             bisect.insort(self._paths, head.path)
         self._heads[head.path] = head
+        self._version += 1
 
     def _under(self, prefix: str) -> list[str]:
         """Paths starting with prefix, in order (they are contiguous in the sorted list)."""

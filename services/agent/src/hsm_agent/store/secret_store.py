@@ -14,9 +14,13 @@ from collections.abc import Iterator, Mapping
 from hsm_agent import errors, metrics
 from hsm_common import checksum, times
 
-from . import budget, codec, index, layout, pin, rawcalls, scan, token
+from . import budget, codec, collector, index, layout, pin, rawcalls, scan, token
 
 log = logging.getLogger(__name__)
+
+
+#: Every how many periodic looks the token is rescanned in full even when its objects look unchanged.
+FULL_RESCAN_EVERY = 12
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,6 +49,12 @@ class StoreConfig:
     """Seconds a tombstone is kept before a rescan removes it."""
     device_name: str = ""
     """Writer recorded in heads when a request names none."""
+    collect_idle: float = 0.25
+    """Seconds without a write before superseded objects are destroyed in the background (one at a time,
+    so a write arriving meanwhile waits for at most one destroy)."""
+    collect_backlog: int = 1000
+    """Superseded objects allowed to wait; past it each write destroys one itself, so a write load that
+    never pauses cannot grow the token (and with it the cost of every destroy) without bound."""
 
 
 class State(enum.Enum):
@@ -84,6 +94,8 @@ class SecretStore:
         # Serialises writes, deletes, scans and reconnects: a version is decided from the index and must
         # not change until its head is on the token. Reads only look up the dicts below (atomic in CPython).
         self._write_lock = threading.RLock()
+        self._looks = 0
+        """Periodic looks for outside changes since the last full rescan."""
         # What is on the token, by role; reads only look these up (atomic in CPython).
         self._records: dict[str, tuple[str, token.Handle]] = {}
         """path → (generation, record object) of the generation the index serves."""
@@ -101,6 +113,9 @@ class SecretStore:
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._keeper: threading.Thread | None = None
+        self._collector = collector.Collector(
+            self._destroy_one, self._collect_step, meters, config.collect_idle, config.retry_interval
+        )
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -120,10 +135,13 @@ class SecretStore:
         """Connect in the background and keep the connection, probes and rescans going."""
         self._keeper = threading.Thread(target=self._keep, name="store-keeper", daemon=True)
         self._keeper.start()
+        self._collector.start()
 
     def stop(self) -> None:
+        """Stop the upkeep and release the token; pending garbage is left for the next start-up scan."""
         self._stopping.set()
         self._wake.set()
+        self._collector.stop()
         if self._keeper is not None:
             self._keeper.join(timeout=30)
         with self._write_lock:
@@ -146,7 +164,7 @@ class SecretStore:
                     self._connect()
                 elif now >= next_rescan:
                     next_rescan = now + self.config.rescan_interval
-                    self.rescan()
+                    self._periodic_rescan()
                 elif now >= next_probe:
                     next_probe = now + self.config.probe_interval
                     self.probe()
@@ -213,6 +231,8 @@ class SecretStore:
         self._foreign = snapshot.usage.foreign_objects
         self._own = snapshot.usage.own_objects
         self._verified = {(head.path, head.generation) for head in snapshot.heads.values()}
+        # The scan destroyed every superseded generation itself: nothing is left to queue.
+        self._collector.clear()
         self._metrics.leftovers.inc(snapshot.collected)
         changes = self.index.replace_all(snapshot.heads)
         self._metrics.index_size.set(len(self.index))
@@ -230,6 +250,8 @@ class SecretStore:
             if self._state is State.READY:
                 self._set_state(State.DISCONNECTED, str(error))
                 self._records, self._chunks, self._path_objects = {}, {}, {}
+                # Handles die with the session; the reconnect's full scan collects these objects.
+                self._collector.clear()
         self._wake.set()
 
     @contextlib.contextmanager
@@ -256,6 +278,20 @@ class SecretStore:
         with self._guard():
             self._token.probe()
         self.last_probe_ok = time.time()
+
+    def _periodic_rescan(self) -> None:
+        """Look for changes other tools made: a full rescan reads every object (10,000 reads at 10,000
+        secrets), so it runs only when the token's objects are not exactly those this session knows of, and
+        on every FULL_RESCAN_EVERY-th look regardless (a token may give a new object a destroyed one's
+        handle)."""
+        self._looks += 1
+        if self._looks < FULL_RESCAN_EVERY:
+            with self._write_lock, self._guard():
+                if self._token.unchanged():
+                    self._metrics.rescans.labels("unchanged").inc()
+                    return
+        self._looks = 0
+        self.rescan()
 
     def rescan(self) -> int:
         """Re-read the whole token, collect leftovers and bring the index up to date; returns the changes."""
@@ -289,7 +325,8 @@ class SecretStore:
         return budget.Capacity(
             max_objects=self.budget.max_objects,
             used_objects=used,
-            free_objects=budget.free(self.budget, used, self._held()),
+            # Pending garbage is free for a write: one that needs its room destroys it first.
+            free_objects=budget.free(self.budget, used - self._collector.pending, self._held()),
             own_objects=self._own,
             own_bytes=own_bytes,
             total_memory=self._memory.total,
@@ -373,7 +410,7 @@ class SecretStore:
     ) -> layout.Head:
         """Replace the secret at path (crash-safe); meta None keeps the current metadata."""
         self.require_ready()
-        with self._write_lock, self._guard():
+        with self._writing():
             current, new_version = self._next_version(path, expected, version)
             meta = self._metadata_for(current, meta)
             return self._put(path, dict(data), meta, new_version, writer)
@@ -387,7 +424,7 @@ class SecretStore:
         so a device that missed the delete cannot bring the secret back.
         """
         self.require_ready()
-        with self._write_lock, self._guard():
+        with self._writing():
             current, new_version = self._next_version(path, expected, version)
             live = current is not None and not current.deleted
             if not live and (key or not version):
@@ -416,6 +453,16 @@ class SecretStore:
             self._rewrite_ledger(tomb, self._path_objects.get(path, []))
             return tomb
 
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[None]:
+        """The write lock for one write, with the collector held off while writes keep coming."""
+        self._collector.touch()
+        try:
+            with self._write_lock, self._guard():
+                yield
+        finally:
+            self._collector.touch()
+
     def _metadata_for(self, current: layout.Head | None, meta: layout.Metadata | None) -> layout.Metadata:
         if meta is None:
             meta = current.metadata if current else layout.Metadata()
@@ -427,13 +474,55 @@ class SecretStore:
     def _held(self) -> int:
         return 0 if self._ledger else budget.LEDGER_RESERVE
 
-    def _check_budget(self, create: int, destroy: int, what: str) -> None:
-        budget.check(self.budget, self._foreign + self._own, self._held(), create, destroy, what)
+    def _check_budget(self, create: int, destroy: int, what: str, held: int | None = None) -> None:
+        """budget.check over everything on the token, pending garbage included; when only garbage holds
+        the room a write needs, that garbage is destroyed now, on the write path (one object at a time)."""
+        while True:
+            used = self._foreign + self._own
+            try:
+                budget.check(self.budget, used, self._held() if held is None else held, create, destroy, what)
+                return
+            except errors.TokenFull:
+                if not self._collector.collect_one():
+                    raise
+
+    def _discard(self, handles: list[token.Handle]) -> None:
+        """Hand superseded objects to the collector (they stay counted until destroyed)."""
+        self._collector.add(handles)
+        try:
+            while self._collector.pending > self.config.collect_backlog:
+                self._collector.collect_one()
+        except errors.AgentError as error:
+            # The write itself is done and must not fail for this; the probe notices a lost token.
+            log.warning("backlog of superseded objects not collected", extra={"error": str(error)})
+
+    def _collect_step(self) -> None:
+        """One background step: destroy one superseded object, unless a write came in meanwhile."""
+        with self._write_lock, self._guard():
+            if self._state is not State.READY:
+                self._collector.clear()
+            elif self._collector.quiet():
+                self._collector.collect_one()
+                self._metrics.publish_capacity(self.capacity())
+
+    def collect(self) -> int:
+        """Destroy every pending superseded object now; returns how many were pending."""
+        with self._write_lock, self._guard():
+            pending = self._collector.pending
+            while self._collector.collect_one():
+                pass
+            self._metrics.publish_capacity(self.capacity())
+            return pending
+
+    def garbage_pending(self) -> int:
+        """Superseded objects still on the token, waiting for the collector."""
+        return self._collector.pending
 
     def _put(
         self, path: str, data: dict[str, bytes], meta: layout.Metadata, version: int, writer: str
     ) -> layout.Head:
-        """New record (chunks first), then the old generation destroyed: a crash leaves the old or the new."""
+        """New record (chunks first), then the old generation handed to the collector: a crash leaves the
+        old or the new, and the index serves only the new from the moment it exists."""
         planned = layout.Head(
             path=path,
             version=version,
@@ -460,13 +549,14 @@ class SecretStore:
         self._verified.add((path, head.generation))
         self.index.put(head)
         self._metrics.index_size.set(len(self.index))
-        self._destroy(old)
+        self._discard(old)
         self._metrics.publish_capacity(self.capacity())
         return head
 
     def _rewrite_ledger(self, tomb: layout.Head | None, buried: list[token.Handle]) -> None:
         """A new ledger with tomb (and without tombstones that expired or were overwritten), then the old
-        ledger and buried (the records tomb deletes) destroyed; no ledger at all when nothing is left."""
+        ledger and buried (the records tomb deletes) handed to the collector; no ledger at all when
+        nothing is left."""
         now = datetime.datetime.now(datetime.UTC)
         keep = {
             old.path: old
@@ -486,8 +576,7 @@ class SecretStore:
             stored, objects = codec.plan_ledger(ledger, self.budget.max_object_size)
             what = f"deleting {tomb.path!r}" if tomb else "compacting the tombstone ledger"
             # The ledger's own held object is what it takes now: nothing else is held back from it.
-            used = self._foreign + self._own
-            budget.check(self.budget, used, 0, len(objects), len(old_objects) + len(buried), what)
+            self._check_budget(len(objects), len(old_objects) + len(buried), what, held=0)
             created = self._create(objects, layout.APPLICATION_LEDGER)
             state = scan.LedgerState(stored, tuple(created), sum(len(value) for _, value in objects))
         self._ledger = state
@@ -498,7 +587,7 @@ class SecretStore:
             self._path_objects.pop(tomb.path, None)
             self._path_bytes.pop(tomb.path, None)
             self._metrics.index_size.set(len(self.index))
-        self._destroy(old_objects + buried)
+        self._discard(old_objects + buried)
         self._metrics.publish_capacity(self.capacity())
 
     def _create(self, objects: list[tuple[str, bytes]], last_application: str) -> list[token.Handle]:
@@ -519,8 +608,14 @@ class SecretStore:
             raise errors.DeviceUnavailable("the token went away while an object was created") from error
         return created
 
+    def _destroy_one(self, handle: token.Handle) -> None:
+        """Destroy one object of ours (one already gone counts as destroyed)."""
+        with contextlib.suppress(token.StaleHandle):
+            self._token.destroy(handle)
+        self._own -= 1
+
     def _destroy(self, handles: list[token.Handle]) -> None:
-        """Best effort: a failure leaves leftovers for the next scan, not an error."""
+        """Best effort, for a write that failed half-way: a failure leaves leftovers for the next scan."""
         try:
             for handle in handles:
                 with contextlib.suppress(token.StaleHandle):

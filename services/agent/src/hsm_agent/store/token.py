@@ -15,7 +15,7 @@ from typing import Any
 import pkcs11
 from pkcs11 import exceptions as p11
 
-from hsm_agent import errors
+from hsm_agent import errors, modules
 
 from . import rawcalls
 
@@ -100,6 +100,9 @@ class Token:
         self._lib: Any = None
         self._token: Any = None
         self._session: Any = None
+        self._objects: set[int] | None = None
+        """Raw handles of every object on the token: the last census's, then this session's own creates and
+        destroys; None while unknown."""
 
     @contextmanager
     def _call(self, operation: str) -> Iterator[None]:
@@ -132,6 +135,19 @@ class Token:
                 if candidate.serial.decode(errors="replace").strip() == self._serial:
                     return candidate
             raise errors.DeviceUnavailable(f"no token with serial {self._serial!r}")
+        if self._token_label is None:
+            # Initialised tokens only: SoftHSM2 always shows an empty one in a free slot.
+            present = [
+                token
+                for token in self._lib.get_tokens()
+                if token.flags & pkcs11.constants.TokenFlag.TOKEN_INITIALIZED
+            ]
+            if len(present) != 1:
+                raise errors.DeviceUnavailable(
+                    f"{len(present)} initialised tokens present where one was expected: name it with a label"
+                    " or slot"
+                )
+            return present[0]
         try:
             return self._lib.get_token(token_label=self._token_label)
         except p11.NoSuchToken as error:
@@ -141,6 +157,7 @@ class Token:
         """(Re)initialise the library, find the token and log in; the previous session is dropped."""
         with self._call("login"):
             self._session = None
+            self._objects = None
             if self._lib is None:
                 self._lib = pkcs11.lib(self._library_path)
             # After a device is removed the library fails even for healthy tokens until reinitialised,
@@ -205,11 +222,21 @@ class Token:
                 for handle in handles
                 if handle not in known and rawcalls.is_debris(self._library_path, session, handle)
             )
+            self._objects = set(handles)
             return Census(len(handles), debris)
+
+    def unchanged(self) -> bool:
+        """True when the token holds exactly the objects the last census and this session's own creates
+        and destroys account for: nobody else has added or removed one since (one call, no object read)."""
+        with self._call("census"):
+            handles = rawcalls.all_objects(self._library_path, self._live().handle)
+        return self._objects is not None and set(handles) == self._objects
 
     def destroy_debris(self, raw_handle: int) -> None:
         with self._call("destroy"):
             rawcalls.destroy(self._library_path, self._live().handle, raw_handle)
+            if self._objects is not None:
+                self._objects.discard(raw_handle)
 
     def memory(self) -> rawcalls.Memory:
         """The token's private memory as it reports it now."""
@@ -237,6 +264,10 @@ class Token:
 
     def create(self, application: str, label: str, value: bytes) -> Handle:
         """Create a private token data object."""
+        if modules.is_opensc(self._library_path):
+            # OpenSC 0.23 copies CKA_APPLICATION up to a NUL, not its length: without one, the bytes after it
+            # in memory land on the card, and the object is never found by its application again.
+            application += "\0"
         attrs = {
             pkcs11.Attribute.CLASS: pkcs11.ObjectClass.DATA,
             pkcs11.Attribute.TOKEN: True,
@@ -247,11 +278,16 @@ class Token:
             pkcs11.Attribute.VALUE: value,
         }
         with self._call("create"):
-            return self._live().create_object(attrs)
+            created = self._live().create_object(attrs)
+            if self._objects is not None:
+                self._objects.add(self.raw_handle(created))
+            return created
 
     def destroy(self, handle: Handle) -> None:
         with self._call("destroy"):
             handle.destroy()
+            if self._objects is not None:
+                self._objects.discard(self.raw_handle(handle))
 
     def change_pin(self, old_pin: str, new_pin: str) -> None:
         with self._call("set_pin"):

@@ -1,4 +1,6 @@
-"""The Flask app factory: authentication of every request but /api/v1/health, envelopes, limits, metrics."""
+"""The Flask app factory: authentication of every request but /api/v1/health, then authorization of every
+route from its declared permission (before its view judges anything in the request), envelopes, limits,
+metrics."""
 
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ from hsm_common import constants
 from hsm_manager.mirroring import devices, service
 from hsm_manager.mirroring import errors as mirror_errors
 
-from . import auth, envelope, errors, metrics, routes
+from . import auth, envelope, errors, metrics, permissions, routes
 
 log = logging.getLogger(__name__)
 
@@ -39,12 +41,16 @@ class Deps:
 
 def create_app(deps: Deps) -> flask.Flask:
     """A Flask app serving the API with deps."""
-    app = flask.Flask("hsm_manager.api")
+    # No static route: every route of this app is a view of routes that declares its permission.
+    app = flask.Flask("hsm_manager.api", static_folder=None)
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.extensions["hsm_api"] = deps
     app.register_blueprint(routes.blueprint)
+    if undeclared := permissions.undeclared(app):
+        raise TypeError(f"routes without a permission declaration (permissions.needs): {undeclared}")
     app.before_request(_authenticate)
+    app.before_request(_authorize)
     app.after_request(_observe)
     app.register_error_handler(errors.ApiError, _api_error)
     app.register_error_handler(mirror_errors.MirrorError, _operation_error)
@@ -64,6 +70,15 @@ def _authenticate() -> None:
         return
     deps: Deps = flask.current_app.extensions["hsm_api"]
     flask.g.user = deps.guard.authenticate(flask.request.headers.get("Authorization"))
+
+
+def _authorize() -> None:
+    # Before the view, from the route's declaration and the raw request: no view validates any part of a
+    # request (path, query, headers, body) its caller may not make.
+    deps: Deps = flask.current_app.extensions["hsm_api"]
+    access = permissions.access(flask.current_app, flask.request, deps.device_namespace)
+    if access is not None:
+        deps.guard.authorize(flask.g.user, access)
 
 
 def _observe(response: flask.Response) -> flask.Response:

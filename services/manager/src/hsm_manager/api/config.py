@@ -15,6 +15,9 @@ from hsm_common import constants, settings
 from hsm_manager import flags
 from hsm_manager.gateway import client
 
+#: Where the API's pod mounts the Secret of its serving certificate (tls.crt, tls.key).
+TLS_DIR = "/etc/hsm-api/tls"
+
 
 @dataclasses.dataclass(frozen=True)
 class ApiConfig:
@@ -36,6 +39,12 @@ class ApiConfig:
     """debug, info, warning or error."""
     call_timeout: float = client.DEFAULT_TIMEOUT
     """Deadline of one gRPC call to an agent (seconds)."""
+    tls_cert_file: str = f"{TLS_DIR}/tls.crt"
+    """The serving certificate (PEM, chain included), read again when it changes."""
+    tls_key_file: str = f"{TLS_DIR}/tls.key"
+    """The serving certificate's private key (PEM)."""
+    insecure_plain_http: bool = False
+    """Serve plain HTTP instead of HTTPS: for local debugging only (tokens and secrets travel in clear)."""
 
 
 _default = functools.partial(settings.default_of, ApiConfig)
@@ -67,6 +76,21 @@ def add_flags(parser: argparse.ArgumentParser) -> None:
         default=_default("call_timeout"),
         help="deadline of one call to an agent",
     )
+    add(
+        "--tls-cert-file",
+        default=_default("tls_cert_file"),
+        help="serving certificate (PEM; reloaded on change)",
+    )
+    add("--tls-key-file", default=_default("tls_key_file"), help="serving certificate's private key (PEM)")
+    add(
+        "--insecure-plain-http",
+        type=flags.boolean,
+        default=_default("insecure_plain_http"),
+        help=(
+            "true: serve plain HTTP, not HTTPS. For local debugging only: bearer tokens and secret values "
+            "cross the network unencrypted"
+        ),
+    )
 
 
 def from_args(args: argparse.Namespace) -> ApiConfig:
@@ -81,4 +105,7 @@ def from_args(args: argparse.Namespace) -> ApiConfig:
         static_agents=args.static_agents,
         log_level=args.log_level,
         call_timeout=args.call_timeout,
+        tls_cert_file=args.tls_cert_file,
+        tls_key_file=args.tls_key_file,
+        insecure_plain_http=args.insecure_plain_http,
     )

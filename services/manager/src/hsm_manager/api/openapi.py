@@ -44,7 +44,7 @@ _DESCRIPTIONS = {
     207: "written to some devices only; data.devices tells which and why (e.g. a full device)",
     400: "invalid input; error.details.field names it",
     401: "missing or invalid bearer token",
-    403: "not permitted (SubjectAccessReview)",
+    403: "not permitted (SubjectAccessReview), decided before anything in the request is validated",
     404: "not found",
     409: "already exists",
     412: "If-Match version is not the current one",

@@ -1,4 +1,8 @@
-"""The routes: each turns a request into one plain-function call and an enveloped response."""
+"""The routes: each turns a request into one plain-function call and an enveloped response.
+
+Each view declares the permission it needs (``permissions.needs``); the app checks it before the view runs,
+so a view only validates and acts.
+"""
 
 from __future__ import annotations
 
@@ -10,14 +14,12 @@ import flask
 from hsm_manager.mirroring import devices, groups, reads, writes
 from hsm_manager.mirroring import errors as mirror_errors
 
-from . import audit, auth, envelope, errors, metrics, openapi, paging, schemas, views
+from . import audit, auth, envelope, errors, metrics, openapi, paging, permissions, schemas, views
 
 if TYPE_CHECKING:
     from . import app as _app
 
 blueprint = flask.Blueprint("api", __name__, url_prefix="/api/v1")
-SECRETS = "hsmsecrets"
-DEVICES = "hsmdevices"
 #: A secret's last segment that would be taken for a sub-resource route; writes to it are refused.
 RESERVED = frozenset({"metadata", "checksum", "versions"})
 
@@ -32,23 +34,8 @@ def _user() -> auth.User:
     return user
 
 
-def _allow(verb: str, resource: str, namespace: str, name: str = "") -> None:
-    _deps().guard.authorize(_user(), auth.Access(verb, resource, namespace, name))
-
-
 def _group(device: str | None = None) -> groups.Group:
     return _deps().mirror.resolve(device if device is not None else flask.request.args.get("device"))
-
-
-def _secret(path: str, verb: str) -> schemas.SecretPath:
-    """The validated path, after checking verb on hsmsecrets in its namespace."""
-    parsed = schemas.parse_path(path)
-    _allow(verb, SECRETS, parsed.namespace)
-    return parsed
-
-
-def _device_access(verb: str) -> None:
-    _allow(verb, DEVICES, _deps().device_namespace)
 
 
 def _if_match() -> int | None:
@@ -126,13 +113,14 @@ def _safe_keys(keys: Callable[[], list[str]]) -> list[str]:
 
 
 @blueprint.get("/health")
+@permissions.needs(permissions.public)
 def health() -> flask.Response:
     return _ok({"status": "ok"})
 
 
 @blueprint.get("/info")
+@permissions.needs(permissions.devices("get"))
 def info() -> flask.Response:
-    _device_access("get")
     deps = _deps()
     return _ok(
         {
@@ -146,21 +134,21 @@ def info() -> flask.Response:
 
 
 @blueprint.get("/openapi.json")
+@permissions.needs(permissions.devices("get"))
 def openapi_document() -> flask.Response:
-    _device_access("get")
     return flask.jsonify(openapi.document())
 
 
 @blueprint.get("/hsm/info")
+@permissions.needs(permissions.devices("get"))
 def hsm_info() -> flask.Response:
-    _device_access("get")
     group = _group()
     return _ok(views.device_info(group.device, group.namespace, devices.info(group)))
 
 
 @blueprint.get("/hsm/status")
+@permissions.needs(permissions.devices("get"))
 def hsm_status() -> flask.Response:
-    _device_access("get")
     group = _group()
     return _ok(views.device_status(group.device, devices.health(group)))
 
@@ -169,13 +157,13 @@ def hsm_status() -> flask.Response:
 
 
 @blueprint.get("/hsm/secrets")
+@permissions.needs(permissions.secrets_in_query("list"))
 def list_secrets() -> flask.Response:
     args = flask.request.args
     raw_namespace = args.get("namespace")
     if not raw_namespace:
         raise errors.InvalidArgument("query parameter 'namespace' is required", {"field": "namespace"})
     namespace = schemas.parse_namespace(raw_namespace)
-    _allow("list", SECRETS, namespace)
     limit = paging.parse_limit(args.get("limit"))
     token = args.get("continue")
     after = paging.decode_token(token) if token else None
@@ -185,34 +173,38 @@ def list_secrets() -> flask.Response:
 
 
 @blueprint.get("/hsm/secrets/<path:path>")
+@permissions.needs(permissions.secret_in_path("get"))
 def read_secret(path: str) -> flask.Response:
-    parsed = _secret(path, "get")
+    parsed = schemas.parse_path(path)
     found, device = reads.read(_group(), parsed.path)
     return _ok(views.secret(found, device), headers={"ETag": f'"{found.version}"'})
 
 
 @blueprint.get("/hsm/secrets/<path:path>/metadata")
+@permissions.needs(permissions.secret_in_path("get"))
 def read_metadata(path: str) -> flask.Response:
-    parsed = _secret(path, "get")
+    parsed = schemas.parse_path(path)
     return _ok(views.secret_metadata(*reads.metadata(_group(), parsed.path)))
 
 
 @blueprint.get("/hsm/secrets/<path:path>/checksum")
+@permissions.needs(permissions.secret_in_path("get"))
 def read_checksum(path: str) -> flask.Response:
-    parsed = _secret(path, "get")
+    parsed = schemas.parse_path(path)
     return _ok(views.checksum(parsed.path, reads.checksum(_group(), parsed.path)))
 
 
 @blueprint.get("/hsm/secrets/<path:path>/versions")
+@permissions.needs(permissions.secret_in_path("get"))
 def read_versions(path: str) -> flask.Response:
-    parsed = _secret(path, "get")
+    parsed = schemas.parse_path(path)
     group = _group()
     found = reads.versions(group, parsed.path)
     return _ok(views.versions(parsed.path, found, [member.name for member in group.members]))
 
 
-def _writable(path: str, verb: str) -> schemas.SecretPath:
-    parsed = _secret(path, verb)
+def _writable(path: str) -> schemas.SecretPath:
+    parsed = schemas.parse_path(path)
     last = parsed.path.rsplit("/", 1)[-1]
     if last in RESERVED:
         raise errors.InvalidArgument(
@@ -223,8 +215,9 @@ def _writable(path: str, verb: str) -> schemas.SecretPath:
 
 
 @blueprint.post("/hsm/secrets/<path:path>")
+@permissions.needs(permissions.secret_in_path("create"))
 def create_secret(path: str) -> flask.Response:
-    parsed = _writable(path, "create")
+    parsed = _writable(path)
     raw = _json_body()
     body = schemas.parse_body(schemas.SecretBody, raw)
     data = schemas.decode_data(body.data)
@@ -239,8 +232,9 @@ def create_secret(path: str) -> flask.Response:
 
 
 @blueprint.put("/hsm/secrets/<path:path>")
+@permissions.needs(permissions.secret_in_path("update"))
 def replace_secret(path: str) -> flask.Response:
-    parsed = _writable(path, "update")
+    parsed = _writable(path)
     expected = _if_match()
     body = schemas.parse_body(schemas.SecretBody, _json_body())
     data = schemas.decode_data(body.data)
@@ -256,8 +250,9 @@ def replace_secret(path: str) -> flask.Response:
 
 
 @blueprint.patch("/hsm/secrets/<path:path>")
+@permissions.needs(permissions.secret_in_path("patch"))
 def patch_secret(path: str) -> flask.Response:
-    parsed = _writable(path, "patch")
+    parsed = _writable(path)
     expected = _if_match()
     body = schemas.parse_body(schemas.PatchBody, _json_body())
     changes = schemas.decode_patch(body.data)
@@ -279,9 +274,11 @@ def patch_secret(path: str) -> flask.Response:
 
 
 @blueprint.delete("/hsm/secrets/<path:path>")
+# Deleting one key updates the secret.
+@permissions.needs(permissions.secret_in_path("delete", verb_with_key="update"))
 def delete_secret(path: str) -> flask.Response:
     key = flask.request.args.get("key")
-    parsed = _secret(path, "update" if key else "delete")
+    parsed = schemas.parse_path(path)
     expected = _if_match()
     user, group = _user(), _group()
     if key is not None:
@@ -304,9 +301,9 @@ def delete_secret(path: str) -> flask.Response:
 
 
 @blueprint.post("/hsm/change-pin")
+@permissions.needs(permissions.device_in_body("update"))
 def change_pin() -> flask.Response:
     body = schemas.parse_body(schemas.ChangePinBody, _json_body())
-    _allow("update", DEVICES, _deps().device_namespace, body.device or "")
     group = _group(body.device or None)
     try:
         changed = devices.change_pin(group, _deps().pins, body.old_pin, body.new_pin)
@@ -319,10 +316,10 @@ def change_pin() -> flask.Response:
 
 
 @blueprint.post("/hsm/mirror/sync")
+@permissions.needs(permissions.device_in_body("update"))
 def mirror_sync() -> flask.Response:
     raw = flask.request.get_data(cache=False)
     body = schemas.parse_body(schemas.MirrorSyncBody, raw) if raw.strip() else schemas.MirrorSyncBody()
-    _allow("update", DEVICES, _deps().device_namespace, body.device or "")
     group = _group(body.device or None)
     report = _deps().mirror.repair(group.device, schemas.parse_prefix(body.prefix), metrics.observe_repair)
     audit.record(_user(), "mirror-sync", f"hsmdevice/{group.device}", 200)

@@ -23,6 +23,8 @@ from . import errors
 
 #: PINs are printable ASCII (what tokens accept at their keypads and what agents check).
 PIN_PATTERN = r"^[\x20-\x7e]{4,255}$"
+#: Longest HSMDevice name a body may carry (a Kubernetes object name).
+MAX_DEVICE_NAME = 253
 
 
 class Body(pydantic.BaseModel):
@@ -60,7 +62,7 @@ class PatchBody(Body):
 class ChangePinBody(Body):
     """POST /hsm/change-pin: the PIN of every device of an HSMDevice."""
 
-    device: str | None = pydantic.Field(default=None, max_length=253)
+    device: str | None = pydantic.Field(default=None, max_length=MAX_DEVICE_NAME)
     old_pin: str = pydantic.Field(min_length=4, max_length=255, pattern=PIN_PATTERN)
     new_pin: str = pydantic.Field(min_length=4, max_length=255, pattern=PIN_PATTERN)
 
@@ -68,7 +70,7 @@ class ChangePinBody(Body):
 class MirrorSyncBody(Body):
     """POST /hsm/mirror/sync: repair divergence between the devices of an HSMDevice."""
 
-    device: str | None = pydantic.Field(default=None, max_length=253)
+    device: str | None = pydantic.Field(default=None, max_length=MAX_DEVICE_NAME)
     prefix: str = pydantic.Field(default="", max_length=254)
 
 

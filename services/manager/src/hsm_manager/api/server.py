@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import functools
 import importlib
+import logging
 import os
 import sys
 import tempfile
@@ -20,7 +21,9 @@ from gunicorn.app import base  # type: ignore[import-untyped]
 
 from hsm_common import logs
 
-from . import config
+from . import config, tls
+
+log = logging.getLogger(__name__)
 
 AppFactory = Callable[[], Any]
 """Builds the WSGI app; called once in each worker, after the fork."""
@@ -53,6 +56,11 @@ class _Application(base.BaseApplication):  # type: ignore[misc]
             "child_exit": _child_exit,
             "post_worker_init": functools.partial(_post_worker_init, cfg.log_level),
         }
+        if not cfg.insecure_plain_http:
+            # certfile and keyfile make gunicorn wrap connections (and check the files exist at start);
+            # the hook hands out the context, loaded again when the files change.
+            files = tls.Files(cfg.tls_cert_file, cfg.tls_key_file)
+            settings.update(certfile=files.cert, keyfile=files.key, ssl_context=tls.gunicorn_hook(files))
         for key, value in settings.items():
             self.cfg.set(key, value)
 
@@ -95,8 +103,25 @@ def run(cfg: config.ApiConfig, factory: AppFactory) -> int:
     return 0
 
 
+def missing_certificate(cfg: config.ApiConfig) -> str | None:
+    """Why HTTPS cannot start (a file of the serving certificate is not there), or None."""
+    if cfg.insecure_plain_http:
+        return None
+    for what, path in (("certificate", cfg.tls_cert_file), ("key", cfg.tls_key_file)):
+        if not os.path.isfile(path):
+            return (
+                f"no serving {what} at {path}: mount the Secret hsm-api-tls (the operator issues it) at "
+                f"{config.TLS_DIR}, or name your files with --tls-cert-file and --tls-key-file"
+            )
+    return None
+
+
 def serve(cfg: config.ApiConfig) -> int:
     """Serve the production app with cfg (``hsm-manager api``)."""
+    problem = missing_certificate(cfg)
+    if problem:
+        log.error("the API cannot serve HTTPS", extra={"reason": problem})
+        return 2
     _prepare_metrics()
     # Imported after the metrics directory is set, and once in the master so forked workers start warm
     # (the kubernetes client alone takes seconds to import, more where no bytecode cache is written).

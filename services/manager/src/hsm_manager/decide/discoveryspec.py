@@ -25,6 +25,9 @@ ENV_PLUGIN_DIR = "HSM_DISCOVERY_DEVICE_PLUGIN_DIR"
 ENV_NODE_ROOT = "HSM_DISCOVERY_DEVICE_NODE_ROOT"
 ENV_MOUNTS = "HSM_DISCOVERY_DEVICE_MOUNTS"
 ENV_DEVICE_ENV = "HSM_DISCOVERY_DEVICE_ENV"
+#: The HSMDevice a DaemonSet's pods report on and serve: one DaemonSet per HSMDevice, so a node with two
+#: HSMDevices runs two discovery pods, and each must leave the other's plugin socket alone.
+ENV_HSM_DEVICE = "HSM_DISCOVERY_HSM_DEVICE"
 #: Variables the spec sets itself, which no setting may override.
 OWN_ENV = (
     "POD_NAME",
@@ -36,6 +39,7 @@ OWN_ENV = (
     ENV_NODE_ROOT,
     ENV_MOUNTS,
     ENV_DEVICE_ENV,
+    ENV_HSM_DEVICE,
 )
 
 
@@ -106,6 +110,7 @@ def daemonset(
             _field_env("POD_IP", "status.podIP"),
             # Pod IP, not 0.0.0.0: on the devcluster every pod shares the host's network namespace.
             {"name": "HSM_DISCOVERY_HEALTH_LISTEN", "value": f"$(POD_IP):{HEALTH_PORT}"},
+            {"name": ENV_HSM_DEVICE, "value": device},
             *_plugin_env(config),
             *({"name": variable, "value": value} for variable, value in config.env),
         ],

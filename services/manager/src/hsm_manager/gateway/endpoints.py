@@ -46,6 +46,9 @@ class Directory(Protocol):
     def devices(self, namespace: str) -> list[str]:
         """HSMDevices of namespace that have at least one reachable agent."""
 
+    def deployed(self, namespace: str) -> list[str]:
+        """HSMDevices of namespace that have agents, Ready or not (a device whose agents are all down)."""
+
     def endpoints(self, namespace: str, device: str | None = None) -> list[AgentEndpoint]:
         """Reachable agents in namespace (of device, when given), sorted by device and name."""
 
@@ -131,6 +134,7 @@ class _Channels:
         # Guards _open: sync workers, watch threads and API threads share one directory.
         self._lock = threading.Lock()
         self._open: dict[tuple[str, str], _Open] = {}
+        self._retired: list[tuple[threading.Timer, grpc.Channel]] = []
 
     def client(self, endpoint: AgentEndpoint, tls: channel.ClientTLS | None) -> client.AgentClient:
         key = (endpoint.namespace, endpoint.name)
@@ -139,7 +143,7 @@ class _Channels:
             if current and current.address == endpoint.address and current.tls == tls:
                 return current.client
             if current:
-                current.channel.close()
+                self._retire(current.channel)
             opened = channel.open_channel(endpoint.address, tls)
             agent = client.GrpcAgentClient(
                 endpoint.name, channel.agent_stub(opened), self._timeout, self._observe
@@ -147,11 +151,31 @@ class _Channels:
             self._open[key] = _Open(endpoint.address, tls, opened, agent)
             return agent
 
+    def _retire(self, old: grpc.Channel) -> None:
+        """Close old once the calls in flight on it had their time (renewed TLS must not cancel them)."""
+        self._retired = [(t, c) for t, c in self._retired if t.is_alive()]
+        timer = threading.Timer(self._timeout + 1.0, old.close)
+        timer.daemon = True
+        timer.start()
+        self._retired.append((timer, old))
+
     def close(self) -> None:
         with self._lock:
             for current in self._open.values():
                 current.channel.close()
             self._open.clear()
+            for timer, old in self._retired:
+                timer.cancel()
+                old.close()
+            self._retired.clear()
+
+
+@dataclasses.dataclass(frozen=True)
+class _Listed:
+    at: float
+    endpoints: tuple[AgentEndpoint, ...]
+    deployed: frozenset[str]
+    """Devices with agent pods, Ready or not."""
 
 
 class AgentRegistry:
@@ -171,25 +195,35 @@ class AgentRegistry:
         self._channels = _Channels(timeout, observe)
         # Guards _listed: sync workers, watch threads and API threads share one registry.
         self._lock = threading.Lock()
-        self._listed: dict[tuple[str, str | None], tuple[float, list[AgentEndpoint]]] = {}
+        self._listed: dict[tuple[str, str | None], _Listed] = {}
 
-    def endpoints(self, namespace: str, device: str | None = None) -> list[AgentEndpoint]:
+    def _list(self, namespace: str, device: str | None) -> _Listed:
         key = (namespace, device)
         with self._lock:
             cached = self._listed.get(key)
-            if cached and time.monotonic() - cached[0] < self._cache_seconds:
-                return list(cached[1])
+            if cached and time.monotonic() - cached.at < self._cache_seconds:
+                return cached
         selector = AGENT_SELECTOR + (f",{constants.LABEL_DEVICE}={device}" if device else "")
         pods = self._client.list_objects("Pod", namespace, selector)
         found = sorted(
             (e for e in map(endpoint_of, pods) if e is not None and e.name), key=lambda e: (e.device, e.name)
         )
+        deployed = frozenset(
+            (pod["metadata"].get("labels") or {}).get(constants.LABEL_DEVICE, "") for pod in pods
+        )
+        listed = _Listed(time.monotonic(), tuple(found), deployed - {""})
         with self._lock:
-            self._listed[key] = (time.monotonic(), found)
-        return list(found)
+            self._listed[key] = listed
+        return listed
+
+    def endpoints(self, namespace: str, device: str | None = None) -> list[AgentEndpoint]:
+        return list(self._list(namespace, device).endpoints)
 
     def devices(self, namespace: str) -> list[str]:
         return sorted({e.device for e in self.endpoints(namespace)})
+
+    def deployed(self, namespace: str) -> list[str]:
+        return sorted(self._list(namespace, None).deployed)
 
     def client(self, endpoint: AgentEndpoint) -> client.AgentClient:
         tls = dataclasses.replace(self._tls.current(), server_name=endpoint.name)
@@ -230,6 +264,9 @@ class StaticDirectory:
 
     def devices(self, namespace: str) -> list[str]:
         return sorted({e.device for e in self.endpoints(namespace)})
+
+    def deployed(self, namespace: str) -> list[str]:
+        return self.devices(namespace)
 
     def endpoints(self, namespace: str, device: str | None = None) -> list[AgentEndpoint]:
         return [

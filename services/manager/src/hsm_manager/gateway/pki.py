@@ -83,23 +83,33 @@ def issue(
     lifetime: datetime.timedelta = LEAF_LIFETIME,
 ) -> KeyPair:
     """A leaf for name (CN and the only DNS SAN), for serving (agents) or for clients (the manager)."""
-    now = now or _now()
+    usage = ExtendedKeyUsageOID.CLIENT_AUTH if client else ExtendedKeyUsageOID.SERVER_AUTH
+    return _issue(ca, [name], usage, now or _now(), lifetime)
+
+
+def _issue(
+    ca: KeyPair,
+    names: list[str],
+    usage: x509.ObjectIdentifier,
+    now: datetime.datetime,
+    lifetime: datetime.timedelta,
+) -> KeyPair:
+    """A leaf signed by ca whose DNS SANs are names (the first is also its CN), for one extended usage."""
     ca_cert = x509.load_pem_x509_certificate(ca.cert)
     ca_key = serialization.load_pem_private_key(ca.key, password=None)
     if not isinstance(ca_key, ec.EllipticCurvePrivateKey):
         raise ValueError("the CA key is not an EC key")
     key = _key()
-    usage = ExtendedKeyUsageOID.CLIENT_AUTH if client else ExtendedKeyUsageOID.SERVER_AUTH
     cert = (
         x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])]))
         .issuer_name(ca_cert.subject)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - datetime.timedelta(minutes=5))
         .not_valid_after(now + lifetime)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(n) for n in names]), critical=False)
         .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
         .add_extension(
             x509.KeyUsage(True, False, True, False, False, False, False, False, False), critical=True
@@ -209,3 +219,96 @@ def ensure_client(client: kube.Kube, namespace: str, ca: KeyPair) -> KeyPair:
 def _client_data(ca: KeyPair) -> dict[str, bytes]:
     leaf = issue(ca, CLIENT_NAME, client=True)
     return {"tls.crt": leaf.cert, "tls.key": leaf.key, "ca.crt": ca.cert}
+
+
+# ------------------------------------------------------------ the REST API's serving certificate
+
+#: The Secret (in the operator namespace) the operator issues the API's serving leaf into.
+API_TLS_SECRET = "hsm-api-tls"  # noqa: S105 - a Secret name
+#: The ConfigMap (in the operator namespace) holding the CA that API clients verify the API with.
+API_CA_CONFIGMAP = "hsm-api-ca"
+API_CA_KEY = "ca.crt"
+
+
+def service_names(service: str, namespace: str) -> list[str]:
+    """The DNS names a client may use for a Service: short, namespaced, .svc and fully qualified."""
+    return [
+        service,
+        f"{service}.{namespace}",
+        f"{service}.{namespace}.svc",
+        f"{service}.{namespace}.svc.cluster.local",
+    ]
+
+
+def issue_serving(
+    ca: KeyPair,
+    names: list[str],
+    *,
+    now: datetime.datetime | None = None,
+    lifetime: datetime.timedelta = LEAF_LIFETIME,
+) -> KeyPair:
+    """A serving leaf whose DNS SANs are names (the first is also its CN)."""
+    return _issue(ca, names, ExtendedKeyUsageOID.SERVER_AUTH, now or _now(), lifetime)
+
+
+def ensure_serving(
+    client: kube.Kube, namespace: str, secret_name: str, ca: KeyPair, names: list[str]
+) -> bool:
+    """Keep a serving leaf for names in Secret secret_name, issued again when it nears expiry, was signed by
+    another CA or names other hosts; True when it was (re)issued.
+
+    The Secret is replaced in place (with its resourceVersion): pods that mount it see the new files
+    without a restart.
+    """
+    try:
+        current: kube.Obj | None = client.get("Secret", namespace, secret_name)
+    except kube.NotFound:
+        current = None
+    cert = secret_data(current).get("tls.crt", b"") if current is not None else b""
+    if cert and not needs_renewal(cert, ca) and sorted(subject_names(cert)) == sorted(names):
+        return False
+    leaf = issue_serving(ca, names)
+    manifest = _secret(
+        namespace,
+        secret_name,
+        "kubernetes.io/tls",
+        {"tls.crt": leaf.cert, "tls.key": leaf.key, "ca.crt": ca.cert},
+    )
+    if current is None:
+        client.create(manifest)
+    else:
+        manifest["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
+        client.replace(manifest)
+    return True
+
+
+def publish_ca(client: kube.Kube, namespace: str, ca_pem: bytes) -> bool:
+    """Keep ConfigMap API_CA_CONFIGMAP holding ca_pem (the CA API clients verify the API with); True when
+    it was written.
+
+    A ConfigMap, not a Secret: a CA certificate is public, and clients granted this one ConfigMap need no
+    read access to Secrets of the operator namespace (where the CA's key lives).
+    """
+    data = {API_CA_KEY: ca_pem.decode()}
+    try:
+        current: kube.Obj | None = client.get("ConfigMap", namespace, API_CA_CONFIGMAP)
+    except kube.NotFound:
+        current = None
+    if current is not None and current.get("data") == data:
+        return False
+    manifest: kube.Obj = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": API_CA_CONFIGMAP,
+            "namespace": namespace,
+            "labels": {"app.kubernetes.io/component": "manager", "app.kubernetes.io/part-of": PART_OF},
+        },
+        "data": data,
+    }
+    if current is None:
+        client.create(manifest)
+    else:
+        manifest["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
+        client.replace(manifest)
+    return True

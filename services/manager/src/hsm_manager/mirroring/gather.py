@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 
-from hsm_manager.decide import model
+from hsm_manager.decide import conflict, model
 from hsm_manager.gateway import errors as agent_errors
 
-from . import errors, groups
+from . import errors, fanout, groups
 
 
 @dataclasses.dataclass(frozen=True)
@@ -22,17 +23,70 @@ class Snapshot:
         if not self.states:
             raise unavailable(device, self.failed)
 
+    @classmethod
+    def of(cls, answers: Mapping[str, fanout.Answer[model.PathState]]) -> Snapshot:
+        """The snapshot of each device's answer (a state, or why it could not be asked)."""
+        states: dict[str, model.PathState] = {}
+        failed: dict[str, agent_errors.AgentCallError] = {}
+        for name, answer in answers.items():
+            if isinstance(answer, agent_errors.AgentCallError):
+                failed[name] = answer
+            else:
+                states[name] = answer
+        return cls(states, failed)
+
 
 def path_states(group: groups.Group, path: str) -> Snapshot:
-    """Every device's copy of path, tombstones included (ABSENT when it has none)."""
-    states: dict[str, model.PathState] = {}
-    failed: dict[str, agent_errors.AgentCallError] = {}
-    for member in group.members:
+    """Every device's copy of path, tombstones included (ABSENT when it has none), asked all at once."""
+    answers = fanout.each(group.members, lambda member: member.client.state(path))
+    return Snapshot.of({member.name: answer for member, answer in zip(group.members, answers, strict=True)})
+
+
+def state(member: groups.Member, path: str) -> fanout.Answer[model.PathState]:
+    """One device's copy of path, or why it could not be asked."""
+    try:
+        return member.client.state(path)
+    except agent_errors.AgentCallError as error:
+        return error
+
+
+def path_states_and_metadata(group: groups.Group, path: str) -> tuple[Snapshot, model.Metadata | None]:
+    """path_states, and the user metadata of the newest copy when it is live (None otherwise).
+
+    The first device in write order is asked for its index entry and metadata in place of its state (the
+    entry carries the whole state), the others for their state, all at once: after a complete write
+    every device holds the newest copy (``PathState.same_as``), so this usually costs one call per
+    device. A device without a live copy is then asked for its state (tombstones count), and metadata
+    held only by another device costs one more call.
+    """
+    first = group.member(conflict.write_order(member.name for member in group.members)[0])
+
+    def ask(member: groups.Member) -> model.PathState | tuple[model.Entry, model.Metadata]:
+        return member.client.metadata(path) if member is first else member.client.state(path)
+
+    answers = fanout.each(group.members, ask)
+    metadata: model.Metadata | None = None
+    states: dict[str, fanout.Answer[model.PathState]] = {}
+    for member, answer in zip(group.members, answers, strict=True):
+        if isinstance(answer, agent_errors.NotFound) and member is first:
+            states[member.name] = state(member, path)  # absent, or a tombstone whose version counts
+        elif isinstance(answer, tuple):
+            entry, metadata = answer
+            states[member.name] = entry.state
+        else:
+            states[member.name] = answer
+    snapshot = Snapshot.of(states)
+    newest = conflict.newest(snapshot.states)
+    if newest is None or not newest[1].live:
+        return snapshot, None
+    # A copy at the newest version with the same checksum is the same write (the devices stamp their own
+    # write times, so the conflict order may name another device): its metadata is the newest.
+    if metadata is None or not snapshot.states[first.name].same_as(newest[1]):
         try:
-            states[member.name] = member.client.state(path)
+            _, metadata = group.member(newest[0]).client.metadata(path)
         except agent_errors.AgentCallError as error:
-            failed[member.name] = error
-    return Snapshot(states, failed)
+            raise errors.from_agent(error) from None
+    return snapshot, metadata
 
 
 @dataclasses.dataclass(frozen=True)

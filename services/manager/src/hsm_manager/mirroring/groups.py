@@ -45,8 +45,11 @@ class Groups:
 
     def group(self, device: str) -> Group:
         found = self.directory.endpoints(self.namespace, device)
-        if not found and device not in self.devices():
-            raise errors.DeviceNotFound(f"HSMDevice {device!r} has no ready agent", {"field": "device"})
+        if not found:
+            # Agents that exist but are not Ready are an outage (retry later), not an unknown device.
+            if device in self.directory.deployed(self.namespace):
+                raise errors.DeviceUnavailable(f"HSMDevice {device!r} has agents, but none is Ready")
+            raise errors.DeviceNotFound(f"HSMDevice {device!r} has no agents", {"field": "device"})
         return Group(
             device,
             self.namespace,

@@ -7,7 +7,7 @@ import dataclasses
 from hsm_manager.decide import conflict, model
 from hsm_manager.gateway import errors as agent_errors
 
-from . import errors, gather, groups
+from . import errors, fanout, gather, groups
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,11 +44,52 @@ def read(group: groups.Group, path: str) -> tuple[model.Secret, str]:
         # One device holds the newest copy by definition: skip the state round trip.
         member = group.members[0]
     else:
-        member = group.member(newest_live(group, gather.path_states(group, path), path))
+        quick = _read_first(group, path)
+        if isinstance(quick, tuple):
+            return quick
+        member = group.member(newest_live(group, quick, path))
     try:
         return member.client.read(path), member.name
     except agent_errors.AgentCallError as error:
         raise errors.from_agent(error) from None
+
+
+def _read_first(group: groups.Group, path: str) -> tuple[model.Secret, str] | gather.Snapshot:
+    """The copy of the first device in write order when no device holds a newer one; else every state.
+
+    After a complete write every device holds the newest copy, so reading the first device while asking
+    the others for their state, all at once, usually answers in one round trip. A copy at the same version
+    with the same checksum is the same copy (``PathState.same_as``, the repair's rule). Otherwise (the
+    first device has no live copy or did not answer, another is newer, differs or did not answer) the
+    caller picks by the full conflict order from the snapshot returned: the first device's state is asked
+    for then, unless it did not answer at all (a dead agent is not waited for twice).
+    """
+    first = group.member(conflict.write_order(member.name for member in group.members)[0])
+
+    def ask(member: groups.Member) -> model.Secret | model.PathState:
+        return member.client.read(path) if member is first else member.client.state(path)
+
+    answers = dict(zip((m.name for m in group.members), fanout.each(group.members, ask), strict=True))
+    secret = answers.pop(first.name)
+    if isinstance(secret, model.Secret) and all(
+        isinstance(state, model.PathState) and _not_newer(state, secret) for state in answers.values()
+    ):
+        return secret, first.name
+    states: dict[str, fanout.Answer[model.PathState]] = {}
+    for name, answer in answers.items():
+        assert not isinstance(answer, model.Secret)  # only the first device is read
+        states[name] = answer
+    if isinstance(secret, agent_errors.AgentCallError) and not isinstance(secret, agent_errors.NotFound):
+        states[first.name] = secret
+    else:
+        states[first.name] = gather.state(first, path)
+    return gather.Snapshot.of(states)
+
+
+def _not_newer(state: model.PathState, secret: model.Secret) -> bool:
+    if state.version != secret.version:
+        return state.version < secret.version
+    return not state.deleted and state.checksum == secret.checksum
 
 
 def metadata(

@@ -112,11 +112,11 @@ def replace(
     """Replace (or create) path on every device; VersionConflict when expected is stale."""
 
     def run() -> Written:
-        snapshot = _snapshot(group, path)
+        # The current metadata comes with the states: its creation time is kept (or all of it, when the
+        # request sets none).
+        snapshot, previous = gather.path_states_and_metadata(group, path)
+        snapshot.require_any(group.device)
         check_expected(path, conflict.live_version(snapshot.states), expected)
-        previous = None
-        if conflict.current(snapshot.states).live:
-            _, previous, _ = reads.metadata(group, path, snapshot)
         return _write(group, path, snapshot, data, _metadata(metadata, previous), writer)
 
     return _retried(run, expected)

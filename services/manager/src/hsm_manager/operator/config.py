@@ -9,6 +9,7 @@ import functools
 from hsm_common import constants, settings
 from hsm_manager import flags
 from hsm_manager.decide import agentspec, discoveryspec
+from hsm_manager.gateway import pki
 
 from . import podextras
 
@@ -21,14 +22,19 @@ class OperatorConfig:
     """Image of agent pods (the runner on the devcluster maps its name to the hsm-agent command)."""
     discovery_image: str = "hsm-discovery:latest"
     """Image of discovery pods."""
-    workers: int = 4
-    """Sync worker threads: gRPC and API calls block, so a few run side by side."""
+    workers: int = 16
+    """Sync worker threads. A pass spends most of its time waiting (two agent calls, two API writes), so
+    enough of them must be in flight to keep the API server busy at a cold start (bench/sync.py)."""
     default_sync_interval: float = 300.0
     """Backstop period of an HSMSecret without syncInterval (seconds)."""
     call_timeout: float = 3.0
     """Deadline of one gRPC call to an agent during sync (seconds)."""
     mirror_interval: float = 30.0
     """Period of the mirror repair of every HSMDevice's devices (seconds); 0 turns it off."""
+    ca_renew_fraction: float = 1 / 3
+    """The manager's CA is rotated once less than this share of its lifetime is left (it lives ten years)."""
+    ca_rotation_interval: float = 30.0
+    """Period of the CA rotation's rounds (seconds): push the phase out, observe, step; 0 turns it off."""
     agent_run_as_root: bool = False
     """Run agents as root, still without capabilities: real USB devices, whose device nodes are root's
     (pcscd opens them read-write). SoftHSM2 needs no root."""
@@ -49,6 +55,13 @@ class OperatorConfig:
     """Address of kopf's /healthz (host:port)."""
     log_level: str = "info"
     """debug, info, warning or error."""
+    api_service: str = "hsm-api"
+    """The REST API's Service: its DNS names are the SANs of the API's serving certificate."""
+    api_tls_secret: str = pki.API_TLS_SECRET
+    """The Secret (kubernetes.io/tls, operator namespace) the API pod mounts its serving certificate from."""
+    api_tls_issue: bool = True
+    """Issue and renew that certificate from the manager's CA; false: the user supplies the Secret (e.g.
+    cert-manager), and the operator only publishes its ``ca.crt`` for clients."""
 
 
 _default = functools.partial(settings.default_of, OperatorConfig)
@@ -79,6 +92,18 @@ def add_flags(parser: argparse.ArgumentParser) -> None:
         type=settings.parse_duration,
         default=_default("mirror_interval"),
         help="period of the mirror repair (0: off)",
+    )
+    add(
+        "--ca-renew-fraction",
+        type=float,
+        default=_default("ca_renew_fraction"),
+        help="rotate the manager's CA once less than this share of its lifetime is left",
+    )
+    add(
+        "--ca-rotation-interval",
+        type=settings.parse_duration,
+        default=_default("ca_rotation_interval"),
+        help="period of the CA rotation's rounds (0: off)",
     )
     add("--metrics-port", type=int, default=_default("metrics_port"), help="Prometheus port")
     add("--health-listen", default=_default("health_listen"), help="address of /healthz")
@@ -111,6 +136,20 @@ def add_flags(parser: argparse.ArgumentParser) -> None:
         help="comma-separated node paths mounted (read-only unless PATH:rw) in discovery pods",
     )
     add("--discovery-env", default="", help="comma-separated NAME=VALUE for discovery pods")
+    add(
+        "--api-service",
+        default=_default("api_service"),
+        help="the REST API's Service (its certificate's names)",
+    )
+    add(
+        "--api-tls-secret", default=_default("api_tls_secret"), help="Secret of the API's serving certificate"
+    )
+    add(
+        "--api-tls-issue",
+        type=flags.boolean,
+        default=_default("api_tls_issue"),
+        help="issue the API's certificate from the manager's CA (false: supplied, e.g. by cert-manager)",
+    )
 
 
 def from_args(args: argparse.Namespace) -> OperatorConfig:
@@ -131,6 +170,8 @@ def from_args(args: argparse.Namespace) -> OperatorConfig:
         default_sync_interval=args.default_sync_interval,
         call_timeout=args.call_timeout,
         mirror_interval=args.mirror_interval,
+        ca_renew_fraction=args.ca_renew_fraction,
+        ca_rotation_interval=args.ca_rotation_interval,
         agent_run_as_root=args.agent_run_as_root,
         device_mounts=podextras.mounts(args.device_mounts, "--device-mounts", agentspec.MOUNT_PATHS),
         device_env=podextras.variables(args.device_env, "--device-env", agentspec.OWN_ENV),
@@ -140,4 +181,7 @@ def from_args(args: argparse.Namespace) -> OperatorConfig:
         metrics_port=args.metrics_port,
         health_listen=args.health_listen,
         log_level=args.log_level,
+        api_service=args.api_service,
+        api_tls_secret=args.api_tls_secret,
+        api_tls_issue=args.api_tls_issue,
     )

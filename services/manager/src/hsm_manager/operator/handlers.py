@@ -2,9 +2,8 @@
 
 Single active operator: the manager Deployment runs one replica with the Recreate strategy and kopf runs
 standalone (no peering objects, so no extra CRD or RBAC); a second replica would only be started after
-the first is gone. Secrets are watched only through a label-filtered event handler, never through
-on.create/on.update (kopf would store their data in a last-handled annotation); HSMSecrets through an
-event handler as well (kopf would write its bookkeeping into each of them).
+the first is gone. HSMSecrets and managed Secrets are not kopf's: the runtime's informers follow them
+(see operator.informer), so kopf handles only the few HSMDevices and the discovery and agent pods.
 
 Handlers find the operator's runtime in kopf's memo (see memo_of), never in a module global, so a test
 calls them with a memo holding a runtime built from fakes.
@@ -27,7 +26,6 @@ log = logging.getLogger(__name__)
 
 PREFIX = constants.GROUP
 FINALIZER = f"{constants.GROUP}/finalizer"
-MANAGED = {constants.LABEL_MANAGED_BY: constants.MANAGED_BY_VALUE}
 _MEMO_KEY = "runtime"
 
 
@@ -127,50 +125,3 @@ def _reconcile_by_name(rt: runtime.Runtime, namespace: str, device: str) -> None
     except kube.NotFound:
         return
     rt.reconciler.reconcile(obj)
-
-
-# ---------------------------------------------------------------- HSMSecret sync triggers
-
-
-@kopf.on.event(constants.GROUP, constants.VERSION, constants.PLURAL_SECRET)
-async def hsmsecret_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
-    """Queue a pass of an HSMSecret seen for the first time or whose spec changed; forget a deleted one.
-
-    A raw event handler, where create/update handlers would have kopf write its bookkeeping into each
-    HSMSecret (one more write, and one more watch event, per object). A spec change is a new generation;
-    the status patches of the passes leave it as it is.
-    """
-    obj = event.get("object") or {}
-    meta = obj.get("metadata") or {}
-    rt = _runtime(memo)
-    key = (_ns(meta.get("namespace")), str(meta.get("name")))
-    if event.get("type") == "DELETED":
-        rt.generations.pop(key, None)
-        rt.syncer.forget(key)
-        rt.backstop.forget(key)
-        return
-    generation = meta.get("generation")
-    seen = (str(meta.get("uid")), generation if isinstance(generation, int) else 0)
-    if rt.generations.get(key) == seen:
-        return
-    rt.generations[key] = seen
-    spec = obj.get("spec") or {}
-    rt.backstop.track(key, float(spec.get("syncInterval") or rt.cfg.default_sync_interval))
-    rt.queue.put(key)
-
-
-@kopf.on.event("v1", "secrets", labels=MANAGED)
-def managed_secret_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
-    obj = event.get("object") or {}
-    meta = obj.get("metadata") or {}
-    owner = (meta.get("labels") or {}).get(constants.LABEL_SECRET)
-    if not owner:
-        return
-    rt = _runtime(memo)
-    key = (meta["namespace"], owner)
-    if event.get("type") != "DELETED":
-        if rt.syncer.wrote(meta["namespace"], meta["name"], meta.get("resourceVersion", "")):
-            return  # our own write coming back
-        if rt.syncer.intact(key, dict(obj)):
-            return  # a re-list after a watch restart, or a change of something we do not manage
-    rt.queue.put(key)

@@ -50,3 +50,17 @@ MIRROR_REPAIRS = prometheus_client.Counter(
 def serve(port: int) -> None:
     """Serve /metrics on port in a daemon thread."""
     prometheus_client.start_http_server(port)
+
+
+CERTIFICATE_EXPIRY = prometheus_client.Gauge(
+    "hsm_manager_certificate_expiry_timestamp_seconds",
+    "notAfter of each certificate the manager keeps: its CAs (role signing, next, previous), its client leaf "
+    "and each agent's serving leaf",
+    ["role", "namespace", "name"],
+)
+CA_ROTATION_PHASE = prometheus_client.Gauge(
+    "hsm_manager_ca_rotation_phase", "1 for the phase the CA rotation is in", ["phase"]
+)
+CA_ROTATION_STEPS = prometheus_client.Counter(
+    "hsm_manager_ca_rotation_steps", "Steps the CA rotation took (Begin, Promote, Drop)", ["step"]
+)

@@ -3,10 +3,8 @@ of its resource), and its agents."""
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import datetime
-import hashlib
 import logging
 import threading
 from typing import Any
@@ -26,14 +24,13 @@ from hsm_manager.decide import (
     owners,
     pool,
 )
-from hsm_manager.gateway import endpoints, pki
+from hsm_manager.gateway import castore, endpoints, pki
 from hsm_manager.gateway import errors as agent_errors
 
 from . import config, metrics
 
 log = logging.getLogger(__name__)
 
-TLS_ROLL_ANNOTATION = f"{constants.GROUP}/tls-issued"
 #: The reason of the Warning event that says agents on a node cannot get their devices.
 PLUGIN_WARNING = "DevicePluginNotReady"
 
@@ -42,10 +39,14 @@ class Reconciler:
     """Brings the objects of a device in line with its spec and its discovery reports."""
 
     def __init__(
-        self, client: kube.Kube, ca: pki.KeyPair, cfg: config.OperatorConfig, directory: endpoints.Directory
+        self,
+        client: kube.Kube,
+        authority: castore.Holder,
+        cfg: config.OperatorConfig,
+        directory: endpoints.Directory,
     ) -> None:
         self._client = client
-        self._ca = ca
+        self._authority = authority
         self._directory = directory
         self._agent_cfg = agentspec.AgentConfig(
             cfg.agent_image, cfg.agent_run_as_root, cfg.device_mounts, cfg.device_env
@@ -239,9 +240,8 @@ class Reconciler:
         plan = agentspec.plan(name, found, current, desired_hash)
         for device in plan.create + plan.recreate:
             agent = agentspec.agent_name(name, device.serial_number)
-            issued = self._tls(namespace, name, agent, owner)
+            self._tls(namespace, name, agent, owner)
             manifest = agentspec.deployment(name, namespace, spec, device, owner, self._agent_cfg)
-            manifest["spec"]["template"]["metadata"]["annotations"][TLS_ROLL_ANNOTATION] = issued
             try:
                 self._client.create(manifest)
                 metrics.AGENT_DEPLOYMENT_CHANGES.labels("create").inc()
@@ -261,7 +261,8 @@ class Reconciler:
             if agent not in plan.delete and not any(
                 agentspec.agent_name(name, d.serial_number) == agent for d in plan.create + plan.recreate
             ):
-                self._renew(namespace, name, agent, owner, deployment)
+                # The agent re-reads its mounted Secret when the kubelet swaps it: a renewal restarts nothing.
+                self._tls(namespace, name, agent, owner)
 
     def _clear_refused(self, namespace: str, name: str) -> None:
         """Delete the agent pods a kubelet refused at admission (their Deployment already replaced them)."""
@@ -270,36 +271,26 @@ class Reconciler:
             self._client.delete("Pod", namespace, pod, uid=uid or None)
             log.info("refused agent pod removed", extra={"pod": pod, "reason": admission.REFUSED})
 
-    def _tls(self, namespace: str, device: str, agent: str, owner: owners.Owner) -> str:
-        """Ensure a valid serving leaf for agent; returns the certificate's fingerprint-ish stamp."""
+    def _tls(self, namespace: str, device: str, agent: str, owner: owners.Owner) -> None:
+        """Ensure agent's Secret holds a valid serving leaf of the signing CA and the current trust bundle."""
         secret_name = agentspec.tls_secret_name(agent)
         try:
-            current = self._client.get("Secret", namespace, secret_name)
-            cert = base64.b64decode((current.get("data") or {}).get("tls.crt", ""))
+            current: kube.Obj | None = self._client.get("Secret", namespace, secret_name)
         except kube.NotFound:
-            current, cert = None, b""
-        if cert and not pki.needs_renewal(cert, self._ca):
-            return _stamp(cert)
-        leaf = pki.issue(self._ca, agent, client=False)
-        manifest = agentspec.tls_secret(device, agent, namespace, owner, leaf.cert, leaf.key, self._ca.cert)
+            current = None
+        held = pki.secret_data(current) if current is not None else {}
+        authority = self._authority.current()
+        wanted = castore.leaf_data(authority, agent, held, client=False)
+        if wanted is None:
+            return
+        manifest = agentspec.tls_secret(
+            device, agent, namespace, owner, wanted["tls.crt"], wanted["tls.key"], wanted["ca.crt"]
+        )
         if current is None:
             self._client.create(manifest)
         else:
             manifest["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
             self._client.replace(manifest)
-        return _stamp(leaf.cert)
-
-    def _renew(
-        self, namespace: str, device: str, agent: str, owner: owners.Owner, deployment: kube.Obj
-    ) -> None:
-        stamp = self._tls(namespace, device, agent, owner)
-        template = deployment["spec"]["template"]
-        annotations = template["metadata"].setdefault("annotations", {})
-        if annotations.get(TLS_ROLL_ANNOTATION) != stamp:
-            # A new leaf reaches the agent by restarting it (Recreate): it reads its files at start-up.
-            annotations[TLS_ROLL_ANNOTATION] = stamp
-            self._client.replace(deployment)
-            metrics.AGENT_DEPLOYMENT_CHANGES.labels("renew").inc()
 
 
 def _capacity(figures: model.Capacity, now: datetime.datetime) -> models.DeviceCapacity:
@@ -339,7 +330,3 @@ def _settings_view(pod_spec: kube.Obj) -> tuple[Any, ...]:
     ]
     volumes = [(v["name"], (v.get("hostPath") or {}).get("path")) for v in pod_spec.get("volumes") or []]
     return env, mounts, volumes
-
-
-def _stamp(cert: bytes) -> str:
-    return hashlib.sha256(cert).hexdigest()[:16]

@@ -7,13 +7,32 @@ at exactly that seam and drive the same runtime.
 from __future__ import annotations
 
 import dataclasses
+import datetime
+import logging
 
 from hsm_common import constants
 from hsm_manager import kube
-from hsm_manager.decide import model
-from hsm_manager.gateway import endpoints, pki, watch
+from hsm_manager.gateway import castore, endpoints, watch
 
-from . import backstop, config, devices, metrics, mirrorloop, pools, queue, syncer
+from . import (
+    apitls,
+    backstop,
+    config,
+    devices,
+    informer,
+    mirrorloop,
+    pools,
+    queue,
+    rotation,
+    syncer,
+    triggers,
+)
+
+log = logging.getLogger(__name__)
+
+MANAGED_SELECTOR = f"{constants.LABEL_MANAGED_BY}={constants.MANAGED_BY_VALUE}"
+#: Seconds the start waits for the first list of managed Secrets.
+SECRETS_LISTED_TIMEOUT = 60.0
 
 
 @dataclasses.dataclass
@@ -30,17 +49,38 @@ class Runtime:
     watches: watch.Watches
     backstop: backstop.Backstop
     mirror: mirrorloop.MirrorLoop
-    generations: dict[tuple[str, str], tuple[str, int]] = dataclasses.field(default_factory=dict)
-    """(uid, generation) of each HSMSecret whose spec a pass was queued for (used by the event loop only)."""
+    triggers: triggers.ClusterTriggers
+    secrets: informer.Informer
+    """Managed Secrets → triggers.secret."""
+    hsmsecrets: informer.Informer
+    """HSMSecrets → triggers.hsmsecret."""
+    api_certificate: apitls.ApiCertificate
+    """The REST API's serving certificate and the CA ConfigMap its clients verify it with."""
+    rotation: rotation.Rotation
+    """The CA rotation's one owner: the CA Secret, the clients' Secret, the agents' trust bundles."""
 
     def start(self) -> None:
-        """Start the sync workers, the backstop and the mirror repair loop."""
+        """Start the informers, the sync workers, the backstop and the mirror repair loop.
+
+        The managed Secrets are listed before the first HSMSecret arrives: a pass would otherwise take an
+        existing Secret for a missing one and read the token for nothing.
+        """
+        self.secrets.start()
+        if not self.secrets.wait_synced(SECRETS_LISTED_TIMEOUT):
+            log.warning("managed Secrets not listed yet; starting the sync anyway")
+        self.hsmsecrets.start()
         self.queue.start()
         self.backstop.start()
         self.mirror.start()
+        self.api_certificate.start()
+        self.rotation.start()
 
     def stop(self) -> None:
         """Stop every thread and close the agents' channels."""
+        self.rotation.stop()
+        self.api_certificate.stop()
+        self.hsmsecrets.stop()
+        self.secrets.stop()
         self.mirror.stop()
         self.backstop.stop()
         self.watches.stop_all()
@@ -60,32 +100,6 @@ class Runtime:
             self.queue.put(key)
 
 
-class _AgentTriggers:
-    """Turns what the watch streams report into sync passes."""
-
-    def __init__(self, sync: syncer.Syncer, work: queue.SyncQueue) -> None:
-        self._sync = sync
-        self._work = work
-
-    def on_event(self, endpoint: endpoints.AgentEndpoint, event: model.Event) -> None:
-        if event.kind is model.EventKind.SNAPSHOT_END:
-            return
-        snapshot = event.kind is model.EventKind.SNAPSHOT
-        for key in self._sync.paths.readers(event.path):
-            # A (re)connect replays every head: only those that moved since the last pass need one.
-            if not (snapshot and self._sync.in_sync_at(key, event.version)):
-                self._work.put(key)
-
-    def on_state(self, endpoint: endpoints.AgentEndpoint, connected: bool) -> None:
-        if connected:
-            metrics.AGENTS_CONNECTED.inc()
-            return
-        metrics.AGENTS_CONNECTED.dec()
-        # Its HSMSecrets must show DeviceUnavailable now, not at the next backstop.
-        for key in self._sync.paths.tracked():
-            self._work.put(key)
-
-
 def bootstrap(
     cfg: config.OperatorConfig, client: kube.Kube, directory: endpoints.Directory | None = None
 ) -> Runtime:
@@ -93,8 +107,9 @@ def bootstrap(
 
     directory: where the agents are; by default found from their pods, over mTLS, with cfg.call_timeout.
     """
-    ca = pki.ensure_ca(client, cfg.namespace)
-    pki.ensure_client(client, cfg.namespace, ca)
+    authority = castore.Holder(castore.load(client, cfg.namespace))
+    # Trust as the rotation's phase wants it: the rotation's owner keeps it so from then on.
+    castore.ensure_client(client, cfg.namespace, authority.current(), datetime.datetime.now(datetime.UTC))
     mac_key = syncer.ensure_mac_key(client, cfg.namespace)
     if directory is None:
         directory = endpoints.AgentRegistry(
@@ -107,13 +122,18 @@ def bootstrap(
         known.add(device["metadata"]["namespace"], device["metadata"]["name"])
     sync = syncer.Syncer(client, directory, known, mac_key)
 
-    def run(key: queue.Key) -> None:
-        if sync.run(key) == "gone":
+    def run(key: queue.Key, verify: bool) -> None:
+        if sync.run(key, verify) == "gone":
             checks.forget(key)  # deleted while the operator was down: no delete handler will say so
 
     work = queue.SyncQueue(run, cfg.workers)
-    checks = backstop.Backstop(work.put)
-    triggers = _AgentTriggers(sync, work)
+    # The backstop's passes read the API server: they catch what the watches missed.
+    checks = backstop.Backstop(lambda key: work.put(key, verify=True))
+    agents = triggers.AgentTriggers(sync, work)
+    cluster = triggers.ClusterTriggers(sync, work, checks, cfg.default_sync_interval)
+    api_certificate = apitls.ApiCertificate(
+        client, lambda: authority.current().signing, cfg, lambda: authority.current().bundle
+    )
     return Runtime(
         cfg=cfg,
         client=client,
@@ -121,8 +141,22 @@ def bootstrap(
         known=known,
         syncer=sync,
         queue=work,
-        reconciler=pools.Reconciler(client, ca, cfg, directory),
-        watches=watch.Watches(directory, triggers.on_event, triggers.on_state),
+        reconciler=pools.Reconciler(client, authority, cfg, directory),
+        watches=watch.Watches(directory, agents.on_event, agents.on_state),
         backstop=checks,
         mirror=mirrorloop.MirrorLoop(directory, known, cfg.mirror_interval),
+        triggers=cluster,
+        secrets=informer.Informer(client, "Secret", cluster.secret, MANAGED_SELECTOR),
+        hsmsecrets=informer.Informer(client, constants.KIND_SECRET, cluster.hsmsecret),
+        api_certificate=api_certificate,
+        rotation=rotation.Rotation(
+            client,
+            cfg.namespace,
+            authority,
+            directory,
+            known,
+            rotation.Settings(renew_fraction=cfg.ca_renew_fraction, interval=cfg.ca_rotation_interval),
+            # The API's leaf and published CA follow each step at once, not at their hourly check.
+            followers=(api_certificate.check,),
+        ),
     )

@@ -20,7 +20,7 @@ from hsm_manager.decide import secretstatus, sync
 from hsm_manager.gateway import endpoints, pki
 from hsm_manager.gateway import errors as agent_errors
 
-from . import devices, metrics
+from . import devices, metrics, watched
 
 log = logging.getLogger(__name__)
 
@@ -61,22 +61,6 @@ class Paths:
         """Every HSMSecret whose path is known."""
         with self._lock:
             return sorted(self._of)
-
-
-def _state(secret: kube.Obj | None, owner_uid: str) -> sync.SecretState:
-    if secret is None:
-        return sync.SecretState(exists=False)
-    meta = secret["metadata"]
-    labels = meta.get("labels") or {}
-    owned = any(ref.get("uid") == owner_uid for ref in meta.get("ownerReferences") or [])
-    data = {k: base64.b64decode(v) for k, v in (secret.get("data") or {}).items()}
-    return sync.SecretState(
-        exists=True,
-        managed=owned and labels.get(constants.LABEL_MANAGED_BY) == constants.MANAGED_BY_VALUE,
-        secret_type=secret.get("type", "Opaque"),
-        data_checksum=checksum.checksum(data),
-        hsm_version=(meta.get("annotations") or {}).get(constants.ANNOTATION_HSM_VERSION, ""),
-    )
 
 
 def _secret_manifest(
@@ -135,6 +119,14 @@ class Syncer:
         self._statuses: dict[tuple[str, str], str] = {}
         self._unresolved: set[tuple[str, str]] = set()
         self._in_sync: dict[tuple[str, str], int] = {}
+        self._patched: dict[tuple[str, str], tuple[str | None, models.HSMSecretStatus]] = {}
+        """The last status this process patched into each HSMSecret (uid, status)."""
+        self._not_ours: set[tuple[str, str]] = set()
+        """HSMSecrets whose Secret name is taken by a Secret that is not theirs: read it on every pass."""
+        self.hsmsecrets = watched.HSMSecrets()
+        self.secrets = watched.ManagedSecrets()
+        for status in models.SyncStatus:
+            metrics.SECRETS_BY_STATUS.labels(status.value)  # every status shows, at 0 until counted
 
     def intact(self, key: tuple[str, str], secret: kube.Obj) -> bool:
         """True when secret still holds what the last pass of key left in sync: that HSM version, and data
@@ -166,18 +158,25 @@ class Syncer:
     def forget(self, key: tuple[str, str]) -> None:
         """Drop what is known about a deleted HSMSecret."""
         self.paths.set(key, None)
+        self.hsmsecrets.forget(key)
         with self._lock:
             self._unresolved.discard(key)
             self._in_sync.pop(key, None)
-            self._statuses.pop(key, None)
-            self._publish_statuses()
+            self._patched.pop(key, None)
+            self._not_ours.discard(key)
+            self._count_status(key, None)
 
-    def _publish_statuses(self) -> None:
-        counts: dict[str, int] = {s.value: 0 for s in models.SyncStatus}
-        for status in self._statuses.values():
-            counts[status] = counts.get(status, 0) + 1
-        for status, count in counts.items():
-            metrics.SECRETS_BY_STATUS.labels(status).set(count)
+    def _count_status(self, key: tuple[str, str], status: str | None) -> None:
+        """Record key's status (None: forgotten) and move the by-status gauge by one, never recounting
+        every HSMSecret (at thousands, a recount per pass cost more than the pass). Call with _lock held."""
+        old = self._statuses.pop(key, None)
+        if status is not None:
+            self._statuses[key] = status
+        if old != status:
+            if old is not None:
+                metrics.SECRETS_BY_STATUS.labels(old).dec()
+            if status is not None:
+                metrics.SECRETS_BY_STATUS.labels(status).inc()
 
     def _observe(self, endpoint: endpoints.AgentEndpoint, path: str) -> sync.Observation:
         try:
@@ -195,27 +194,37 @@ class Syncer:
             raise ReadFailed(f"data read from {endpoint.name} does not match its checksum")
         return data, secret.version
 
-    def _write_secret(self, manifest: kube.Obj, current: kube.Obj | None) -> kube.Obj:
+    def _write_secret(self, manifest: kube.Obj, current: watched.SecretSeen | None) -> kube.Obj:
         if current is None:
             return self._client.create(manifest)
-        if current.get("type", "Opaque") != manifest["type"]:
+        if current.secret_type != manifest["type"]:
             # A Secret's type is immutable: delete this incarnation, then create.
-            self._client.delete(
-                "Secret",
-                manifest["metadata"]["namespace"],
-                manifest["metadata"]["name"],
-                uid=current["metadata"].get("uid"),
-            )
+            meta = manifest["metadata"]
+            self._client.delete("Secret", meta["namespace"], meta["name"], uid=current.uid)
             return self._client.create(manifest)
-        manifest["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
+        manifest["metadata"]["resourceVersion"] = current.resource_version
         return self._client.replace(manifest)
 
-    def run(self, key: tuple[str, str]) -> str:
-        """One pass for key; the outcome lands in status, events and metrics, and is returned."""
+    def _fetch_secret(self, namespace: str, name: str) -> watched.SecretSeen | None:
+        """The API server's copy of a Secret; a managed one also updates what the watch showed."""
+        try:
+            found = self._client.get("Secret", namespace, name)
+        except kube.NotFound:
+            return None
+        seen = watched.SecretSeen.of(found)
+        if seen.managed_label:
+            self.secrets.saw(found)
+        return seen
+
+    def run(self, key: tuple[str, str], verify: bool = False) -> str:
+        """One pass for key; the outcome lands in status, events and metrics, and is returned.
+
+        verify: read the HSMSecret and its Secret from the API server rather than from the watches.
+        """
         started = time.monotonic()
         result = "error"
         try:
-            result = self._pass(*key)
+            result = self._pass(key, verify)
         finally:
             elapsed = time.monotonic() - started
             metrics.SYNC_CALLS.labels(result).inc()
@@ -231,72 +240,112 @@ class Syncer:
                 log.info("sync pass", extra=extra)
         return result
 
-    def _pass(self, namespace: str, name: str) -> str:
+    def _hsmsecret(self, key: tuple[str, str], verify: bool) -> kube.Obj | None:
+        obj = None if verify else self.hsmsecrets.get(key)
+        if obj is not None:
+            return obj
         try:
-            obj = self._client.get_custom(constants.KIND_SECRET, namespace, name)
+            return self._client.get_custom(constants.KIND_SECRET, *key)
         except kube.NotFound:
-            self.forget((namespace, name))
+            return None
+
+    def _previous(self, key: tuple[str, str], obj: kube.Obj, verify: bool) -> models.HSMSecretStatus:
+        """The status the HSMSecret holds: the last one this process patched, unless the body is fresh
+        from the API server (a watched body may predate that patch)."""
+        uid = obj["metadata"].get("uid")
+        with self._lock:
+            patched = self._patched.get(key)
+        if patched is not None and patched[0] == uid and not verify:
+            return patched[1]
+        return _status(obj)
+
+    def _pass(self, key: tuple[str, str], verify: bool) -> str:
+        namespace, name = key
+        obj = self._hsmsecret(key, verify)
+        if obj is None:
+            self.forget(key)
             return "gone"
         if obj["metadata"].get("deletionTimestamp"):
             return "gone"
         now = datetime.datetime.now(datetime.UTC)
         generation = obj["metadata"].get("generation")
-        previous = _status(obj)
+        previous = self._previous(key, obj, verify)
         spec = models.HSMSecretSpec.model_validate(obj.get("spec") or {})
         try:
             path = spec.effective_path(namespace, name)
             device_ns, device = self._devices.resolve(namespace, spec.device)
         except (names.InvalidName, devices.UnknownDevice) as exc:
-            self.paths.set((namespace, name), None)
+            self.paths.set(key, None)
             if isinstance(exc, devices.UnknownDevice):
                 with self._lock:
-                    self._unresolved.add((namespace, name))
+                    self._unresolved.add(key)
             self._finish(obj, previous, secretstatus.invalid(previous, str(exc), generation, now))
             metrics.SYNC_ERRORS.labels(sync.Reason.INVALID.value).inc()
             return "invalid"
-        self.paths.set((namespace, name), path)
+        self.paths.set(key, path)
         with self._lock:
-            self._unresolved.discard((namespace, name))
+            self._unresolved.discard(key)
         if not spec.auto_sync:
             return "paused"
         found = self._directory.endpoints(device_ns, device)
         observations = [self._observe(e, path) for e in found]
         secret_name = spec.effective_secret_name(name)
-        try:
-            current: kube.Obj | None = self._client.get("Secret", namespace, secret_name)
-        except kube.NotFound:
-            current = None
-        state = _state(current, obj["metadata"]["uid"])
-        decision = sync.decide(observations, state, spec.secret_type, spec.deletion_policy, secret_name)
-        synced = False
-        secret_mac = checksum.mac_of_checksum(self._mac_key, state.data_checksum) if state.exists else None
-        if decision.action == sync.Action.WRITE and decision.source:
-            source = next(e for e in found if e.name == decision.source)
-            try:
-                data, version = self._read(source, path)
-                written = self._write_secret(
-                    _secret_manifest(obj, spec, data, version, self._mac_key), current
-                )
-            except (ReadFailed, kube.KubeError) as exc:
-                decision = dataclasses.replace(
-                    decision, sync_status=models.SyncStatus.ERROR, reason=sync.Reason.ERROR, message=str(exc)
-                )
-                self._client.event(obj, "SyncFailed", str(exc), warning=True)
+        with self._lock:
+            fetch = verify or key in self._not_ours
+        current = (
+            self._fetch_secret(namespace, secret_name) if fetch else self.secrets.get(namespace, secret_name)
+        )
+        owner = obj["metadata"]["uid"]
+        data: tuple[dict[str, bytes], int] | None = None
+        # At most twice: a second time on the API server's copy when a write found the watched one stale.
+        for fresh in (fetch, True):
+            state = current.state(owner) if current else sync.SecretState(exists=False)
+            decision = sync.decide(observations, state, spec.secret_type, spec.deletion_policy, secret_name)
+            synced = False
+            secret_mac = checksum.mac_of_checksum(self._mac_key, state.data_checksum) if current else None
+            if decision.action == sync.Action.WRITE and decision.source:
+                source = next(e for e in found if e.name == decision.source)
+                try:
+                    data = data or self._read(source, path)
+                    written = self._write_secret(
+                        _secret_manifest(obj, spec, data[0], data[1], self._mac_key), current
+                    )
+                except (ReadFailed, kube.KubeError) as exc:
+                    if isinstance(exc, kube.Conflict) and not fresh:
+                        # The watch had not yet shown this Secret as it is: decide again on the API's copy.
+                        current = self._fetch_secret(namespace, secret_name)
+                        continue
+                    decision = dataclasses.replace(
+                        decision,
+                        sync_status=models.SyncStatus.ERROR,
+                        reason=sync.Reason.ERROR,
+                        message=str(exc),
+                    )
+                    self._client.event(obj, "SyncFailed", str(exc), warning=True)
+                else:
+                    self.secrets.saw(written)
+                    with self._lock:
+                        self._written[(namespace, secret_name)] = written["metadata"]["resourceVersion"]
+                    synced = True
+                    secret_mac = checksum.mac_of_checksum(self._mac_key, checksum.checksum(data[0]))
+                    decision = dataclasses.replace(decision, version=data[1])
+                    if current is not None:
+                        # Only changes get an Event: one per created Secret would be a third of the
+                        # API writes of a start with thousands of HSMSecrets, and the status says it.
+                        self._client.event(
+                            obj, "SecretUpdated", f"Secret {secret_name} now holds version {data[1]}"
+                        )
+            elif decision.action == sync.Action.DELETE and current is not None:
+                self._client.delete("Secret", namespace, secret_name, uid=current.uid)
+                self.secrets.gone(namespace, secret_name)
+                synced, secret_mac = True, None
+                self._client.event(obj, "SecretDeleted", decision.message)
+            break
+        with self._lock:
+            if decision.reason == sync.Reason.CONFLICT:
+                self._not_ours.add(key)
             else:
-                with self._lock:
-                    self._written[(namespace, secret_name)] = written["metadata"]["resourceVersion"]
-                synced = True
-                secret_mac = checksum.mac_of_checksum(self._mac_key, checksum.checksum(data))
-                decision = dataclasses.replace(decision, version=version)
-                self._client.event(
-                    obj,
-                    "SecretUpdated" if current else "SecretCreated",
-                    f"Secret {secret_name} now holds version {version}",
-                )
-        elif decision.action == sync.Action.DELETE and current is not None:
-            self._client.delete("Secret", namespace, secret_name, uid=current["metadata"].get("uid"))
-            synced, secret_mac = True, None
-            self._client.event(obj, "SecretDeleted", decision.message)
+                self._not_ours.discard(key)
         hsm_mac = checksum.mac_of_checksum(self._mac_key, decision.checksum) if decision.checksum else None
         status = secretstatus.build(
             previous,
@@ -311,9 +360,9 @@ class Syncer:
         self._finish(obj, previous, status)
         with self._lock:
             if decision.sync_status == models.SyncStatus.IN_SYNC and decision.version is not None:
-                self._in_sync[(namespace, name)] = decision.version
+                self._in_sync[key] = decision.version
             else:
-                self._in_sync.pop((namespace, name), None)
+                self._in_sync.pop(key, None)
         if decision.sync_status == models.SyncStatus.ERROR:
             metrics.SYNC_ERRORS.labels(decision.reason.value).inc()
             return "error"
@@ -325,8 +374,7 @@ class Syncer:
         meta = obj["metadata"]
         key = (meta["namespace"], meta["name"])
         with self._lock:
-            self._statuses[key] = (status.sync_status or models.SyncStatus.PENDING).value
-            self._publish_statuses()
+            self._count_status(key, (status.sync_status or models.SyncStatus.PENDING).value)
         if status == previous:
             return
         if previous.sync_status != status.sync_status and status.sync_status == models.SyncStatus.ERROR:
@@ -339,6 +387,8 @@ class Syncer:
             self._client.patch_status(constants.KIND_SECRET, meta["namespace"], meta["name"], wire)
         except kube.NotFound:
             return
+        with self._lock:
+            self._patched[key] = (meta.get("uid"), status)
 
 
 def _status(obj: kube.Obj) -> models.HSMSecretStatus:

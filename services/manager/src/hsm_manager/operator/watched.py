@@ -1,0 +1,121 @@
+"""What the operator's watches last delivered: HSMSecret bodies and the managed Secrets' sync state.
+
+Passes an event started read these instead of asking the API server (one GET each for the HSMSecret and
+its Secret, which at thousands of HSMSecrets were two of the five requests of a pass). Passes of the
+syncInterval backstop read the API server instead, so an event the watches missed delays a sync by at
+most one interval and never loses it.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import threading
+
+from hsm_common import checksum, constants
+from hsm_manager import kube
+from hsm_manager.decide import sync
+
+Key = tuple[str, str]
+"""(namespace, name)."""
+
+
+class HSMSecrets:
+    """The latest body of every HSMSecret, as its watch delivered it (managedFields left out)."""
+
+    def __init__(self) -> None:
+        # Guards _bodies: kopf's event loop writes, sync workers read.
+        self._lock = threading.Lock()
+        self._bodies: dict[Key, kube.Obj] = {}
+
+    def saw(self, obj: kube.Obj) -> bool:
+        """Keep obj as the latest body; True when its uid or spec generation is new (a pass is due).
+
+        The status patches of the passes keep the generation, so they ask for no pass.
+        """
+        meta = obj.get("metadata") or {}
+        key = (str(meta.get("namespace")), str(meta.get("name")))
+        body = {**obj, "metadata": {k: v for k, v in meta.items() if k != "managedFields"}}
+        with self._lock:
+            before = self._bodies.get(key)
+            self._bodies[key] = body
+        return before is None or _incarnation(before) != _incarnation(body)
+
+    def get(self, key: Key) -> kube.Obj | None:
+        with self._lock:
+            return self._bodies.get(key)
+
+    def forget(self, key: Key) -> None:
+        with self._lock:
+            self._bodies.pop(key, None)
+
+
+def _incarnation(obj: kube.Obj) -> tuple[str, int]:
+    meta = obj["metadata"]
+    generation = meta.get("generation")
+    return str(meta.get("uid")), generation if isinstance(generation, int) else 0
+
+
+@dataclasses.dataclass(frozen=True)
+class SecretSeen:
+    """What a sync pass needs to know of a Secret; its data only as a checksum."""
+
+    uid: str
+    resource_version: str
+    secret_type: str
+    managed_label: bool
+    owner_uids: frozenset[str]
+    data_checksum: str
+    hsm_version: str
+
+    @classmethod
+    def of(cls, secret: kube.Obj) -> SecretSeen:
+        meta = secret.get("metadata") or {}
+        labels = meta.get("labels") or {}
+        data = {k: base64.b64decode(v) for k, v in (secret.get("data") or {}).items()}
+        return cls(
+            uid=str(meta.get("uid", "")),
+            resource_version=str(meta.get("resourceVersion", "")),
+            secret_type=secret.get("type", "Opaque"),
+            managed_label=labels.get(constants.LABEL_MANAGED_BY) == constants.MANAGED_BY_VALUE,
+            owner_uids=frozenset(str(ref.get("uid")) for ref in meta.get("ownerReferences") or []),
+            data_checksum=checksum.checksum(data),
+            hsm_version=(meta.get("annotations") or {}).get(constants.ANNOTATION_HSM_VERSION, ""),
+        )
+
+    def state(self, owner_uid: str) -> sync.SecretState:
+        """The Secret as the decision sees it, for the HSMSecret of owner_uid."""
+        return sync.SecretState(
+            exists=True,
+            managed=self.managed_label and owner_uid in self.owner_uids,
+            secret_type=self.secret_type,
+            data_checksum=self.data_checksum,
+            hsm_version=self.hsm_version,
+        )
+
+
+class ManagedSecrets:
+    """The Secrets carrying the managed-by label, from their informer and our own writes.
+
+    A Secret missing here may still exist without the label (not ours): a pass that creates it then gets a
+    Conflict and reads the API server's copy.
+    """
+
+    def __init__(self) -> None:
+        # Guards _seen: kopf's event loop and the sync workers write, sync workers read.
+        self._lock = threading.Lock()
+        self._seen: dict[Key, SecretSeen] = {}
+
+    def saw(self, secret: kube.Obj) -> None:
+        meta = secret["metadata"]
+        seen = SecretSeen.of(secret)
+        with self._lock:
+            self._seen[(meta["namespace"], meta["name"])] = seen
+
+    def gone(self, namespace: str, name: str) -> None:
+        with self._lock:
+            self._seen.pop((namespace, name), None)
+
+    def get(self, namespace: str, name: str) -> SecretSeen | None:
+        with self._lock:
+            return self._seen.get((namespace, name))

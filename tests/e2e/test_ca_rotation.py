@@ -1,0 +1,132 @@
+"""A CA rotation on the devcluster: both agents serve a leaf of the new CA without a restart, no sync fails.
+
+The operator runs with --ca-renew-fraction=1, so its CA is due at once: the rotation begins at its first
+round and goes through Trusting and Issuing at the pace of real kubelets (Secret volumes synced on their own
+schedule) and of the clients' 90 s re-read window, while the backstop syncs an HSMSecret of each device every
+5 s. (With the CA always due, the next rotation begins right after the first ends; the test stops there.)
+"""
+
+import base64
+import pathlib
+import sys
+import urllib.request
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from cryptography import x509
+
+from devcluster import nodes, testkit
+from hsm_common import constants
+from hsmproto import channel
+from hsmproto.v1 import hsm_pb2
+
+sys.path.insert(0, str(pathlib.Path(__file__).parent))
+import operator_env as env
+
+GP = env.GROUP_PATH
+DEVICES = ("rot-a", "rot-b")
+
+
+@pytest.fixture(scope="module")
+def rotating(
+    kube: testkit.Kube, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[env.Operator, list[env.Device]]]:
+    if kube.devcluster is None:
+        pytest.skip("needs the local devcluster (the operator runs in one of its nodes' network namespace)")
+    tmp = tmp_path_factory.mktemp("ca-rotation")
+    op = env.start_operator(
+        kube, tmp, ("--default-sync-interval=5s", "--ca-renew-fraction=1", "--ca-rotation-interval=2s")
+    )
+    deployed: list[env.Device] = []
+    try:
+        for name in DEVICES:
+            deployed.append(env.deploy_device(op, name, nodes.name(1)))
+        yield op, deployed
+    finally:
+        env.remove_operator(op)
+        for device in deployed:
+            device.heartbeat.stop()
+            env.delete_token(device.conf, device.label)
+        print(op.log.read_text()[-4000:])
+
+
+def secret_data(kube: testkit.Kube, namespace: str, name: str) -> dict[str, bytes]:
+    found = env.get(kube, f"/api/v1/namespaces/{namespace}/secrets/{name}") or {}
+    return {k: base64.b64decode(v) for k, v in (found.get("data") or {}).items()}
+
+
+def agent_pods(kube: testkit.Kube, namespace: str) -> dict[str, tuple[str, int]]:
+    """uid and container restarts of each agent pod, by name."""
+    pods: list[dict[str, Any]] = kube.client.get(
+        f"/api/v1/namespaces/{namespace}/pods?labelSelector=app.kubernetes.io/component=agent"
+    )["items"]
+    return {
+        p["metadata"]["name"]: (
+            p["metadata"]["uid"],
+            sum(c.get("restartCount", 0) for c in (p.get("status") or {}).get("containerStatuses") or []),
+        )
+        for p in pods
+    }
+
+
+def sync_errors(op: env.Operator) -> float:
+    with urllib.request.urlopen(f"http://{op.metrics_address()}/metrics", timeout=5) as answer:
+        text = answer.read().decode()
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("hsm_manager_sync_errors_total{")
+    )
+
+
+def test_a_ca_rotation_completes_with_both_agents_serving_without_restart_and_no_failed_sync(
+    kube: testkit.Kube, rotating: tuple[env.Operator, list[env.Device]]
+) -> None:
+    op, devices = rotating
+    namespace = op.namespace
+    first = secret_data(kube, namespace, "hsm-manager-ca")["tls.crt"]
+    for device in devices:
+        device.stub.WriteSecret(
+            hsm_pb2.WriteSecretRequest(
+                path=f"{namespace}/{device.name}", secret_data=hsm_pb2.SecretData(data={"k": b"v"})
+            ),
+            timeout=10,
+        )
+        kube.client.request(
+            "POST",
+            f"{GP}/namespaces/{namespace}/hsmsecrets",
+            env.hsmsecret_manifest(namespace, device.name, device=device.name),
+        )
+    pods = testkit.poll(
+        lambda: (p := agent_pods(kube, namespace)) and len(p) == len(DEVICES) and p, 30, "agents"
+    )
+
+    def rotated() -> bool:
+        ca = secret_data(kube, namespace, "hsm-manager-ca")
+        return ca["tls.crt"] != first and "previous.crt" not in ca
+
+    testkit.poll(rotated, 600, "the first CA rotation to drop the old CA", period=2)
+    new_ca = secret_data(kube, namespace, "hsm-manager-ca")["tls.crt"]
+    assert agent_pods(kube, namespace) == pods
+    client = secret_data(kube, namespace, "hsm-manager-client-tls")
+    for device in devices:
+        pod = env.ready_agent_pod(kube, namespace, device.name)
+        assert pod is not None
+        # A client trusting only the new CA, with the manager's current (new) leaf, is served.
+        tls = channel.ClientTLS(
+            new_ca,
+            client["tls.crt"],
+            client["tls.key"],
+            server_name=pod["metadata"]["labels"]["app.kubernetes.io/instance"],
+        )
+        address = kube.forward(pod["status"]["podIP"], constants.PORT_AGENT_GRPC, env.OPERATOR_NODE)
+        with channel.open_channel(address, tls) as chan:
+            assert channel.agent_stub(chan).IsConnected(hsm_pb2.IsConnectedRequest(), timeout=10).connected
+        status = (env.get(kube, f"{GP}/namespaces/{namespace}/hsmsecrets/{device.name}") or {}).get(
+            "status"
+        ) or {}
+        assert status.get("syncStatus") == "InSync"
+    assert x509.load_pem_x509_certificate(new_ca) != x509.load_pem_x509_certificate(first)
+    assert sync_errors(op) == 0
+    assert "ca_rotation_round_failed" not in op.log.read_text()
