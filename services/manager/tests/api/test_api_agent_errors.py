@@ -16,6 +16,13 @@ def test_a_full_device_is_device_full_507_with_the_agents_message() -> None:
     assert (error.status, error.message, error.details) == (507, f"hsm-b: {FULL}", {"device": "hsm-b"})
 
 
+def test_an_agent_whose_certificate_is_refused_is_unavailable_503_saying_why() -> None:
+    failed = mirror_errors.from_agent(agent_errors.Untrusted("hsm-b", "its TLS certificate has expired"))
+    error = errors.from_mirror(failed)
+    assert isinstance(error, errors.DeviceUnavailable)
+    assert (error.status, error.message) == (503, "hsm-b: its TLS certificate has expired")
+
+
 def test_every_operation_failure_has_an_api_code_of_the_same_name() -> None:
     for failure, cls in mirror_errors.BY_FAILURE.items():
         error = errors.from_mirror(cls("m"))

@@ -84,3 +84,51 @@ def test_an_error_without_a_status_means_the_agent_is_unavailable() -> None:
 def test_metrics_name_the_status_code() -> None:
     assert errors.code_name(Failed(grpc.StatusCode.ABORTED)) == "ABORTED"
     assert errors.code_name(grpc.RpcError()) == "UNKNOWN"
+
+
+_VERIFY = "failed to connect to all addresses; last error: UNKNOWN: ipv4:10.0.0.7:9090: Tls handshake failed "
+_VERIFY += "(TSI_PROTOCOL_FAILURE): SSL_ERROR_SSL: error:1000007d:SSL routines:OPENSSL_internal:"
+_VERIFY += "CERTIFICATE_VERIFY_FAILED: {reason}: OK"
+
+
+@pytest.mark.parametrize(
+    ("reason", "said"),
+    [
+        ("certificate has expired", "its TLS certificate has expired"),
+        ("certificate is not yet valid", "its TLS certificate is not valid yet"),
+        (
+            "unable to get local issuer certificate",
+            "its TLS certificate is not signed by the manager's CA (Secret hsm-manager-ca)",
+        ),
+        (
+            "self signed certificate",
+            "its TLS certificate is not signed by the manager's CA (Secret hsm-manager-ca)",
+        ),
+        ("certificate revoked", "its TLS certificate does not verify (certificate revoked)"),
+    ],
+)
+def test_a_refused_agent_certificate_says_what_was_wrong_with_it(reason: str, said: str) -> None:
+    translated = errors.translate("a1", Failed(grpc.StatusCode.UNAVAILABLE, _VERIFY.format(reason=reason)))
+    assert isinstance(translated, errors.Untrusted)
+    assert (translated.agent, translated.message, translated.summary) == ("a1", said, said)
+
+
+def test_a_certificate_for_another_name_says_whose_it_should_be() -> None:
+    details = "failed to connect to all addresses; last error: UNKNOWN: ipv4:10.0.0.7:9090: Custom "
+    details += "verification check failed with error: UNAUTHENTICATED: Hostname Verification Check failed."
+    translated = errors.translate("a1", Failed(grpc.StatusCode.UNAVAILABLE, details))
+    assert isinstance(translated, errors.Untrusted)
+    assert translated.message == "its TLS certificate is not issued for a1"
+
+
+def test_a_refused_certificate_still_counts_as_an_unavailable_agent() -> None:
+    details = _VERIFY.format(reason="certificate has expired")
+    translated = errors.translate("a1", Failed(grpc.StatusCode.UNAVAILABLE, details))
+    assert isinstance(translated, errors.Unavailable)
+
+
+def test_an_agent_that_closed_the_connection_is_unavailable_not_untrusted() -> None:
+    details = "failed to connect to all addresses; last error: UNAVAILABLE: ipv4:10.0.0.7:9090: Socket closed"
+    translated = errors.translate("a1", Failed(grpc.StatusCode.UNAVAILABLE, details))
+    assert type(translated) is errors.Unavailable
+    assert translated.summary == "Unavailable"

@@ -106,6 +106,19 @@ def test_no_reachable_device_keeps_the_secret_and_says_why(
     assert reason(cluster) == sync.Reason.DEVICE_UNAVAILABLE
 
 
+def test_an_agent_whose_certificate_is_refused_is_named_with_the_reason_in_the_status(
+    rt: runtime.Runtime, cluster: fakes.FakeKube, directory: fakes.FakeDirectory
+) -> None:
+    cluster.add(hsmsecret())
+    agent(directory, "hsm-a").failures["state"] = errors.Untrusted("hsm-a", "its TLS certificate has expired")
+    agent(directory, "hsm-b").down = True
+    assert rt.syncer.run(KEY) == "error"
+    assert reason(cluster) == sync.Reason.DEVICE_UNAVAILABLE
+    assert status(cluster)["lastError"] == (
+        "no device answered (hsm-a: its TLS certificate has expired; hsm-b: Unavailable); the Secret is kept"
+    )
+
+
 def test_a_failed_read_keeps_the_secret_and_records_a_warning(
     rt: runtime.Runtime, cluster: fakes.FakeKube, directory: fakes.FakeDirectory
 ) -> None:

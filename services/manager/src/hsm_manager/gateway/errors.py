@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import re
+
 import grpc
+
+from . import pki
 
 
 class AgentCallError(Exception):
@@ -12,6 +16,11 @@ class AgentCallError(Exception):
         super().__init__(message)
         self.agent = agent
         self.message = message
+
+    @property
+    def summary(self) -> str:
+        """What a status or log line shows of the failure: its kind, which says what to look at."""
+        return type(self).__name__
 
 
 class NotFound(AgentCallError):
@@ -32,6 +41,16 @@ class DeviceFull(AgentCallError):
 
 class Unavailable(AgentCallError):
     """The agent is unreachable, not logged in to its token, or did not answer in time."""
+
+
+class Untrusted(Unavailable):
+    """The TLS handshake refused the agent's certificate: expired, not yet valid, signed by another CA or
+    issued for another agent. The message says which, in words a user can act on."""
+
+    @property
+    def summary(self) -> str:
+        # The kind alone would not tell a bad certificate from a dead agent.
+        return self.message
 
 
 class PinRejected(AgentCallError):
@@ -61,6 +80,32 @@ _KINDS: dict[grpc.StatusCode, type[AgentCallError]] = {
 }
 
 
+_NOT_OURS = f"its TLS certificate is not signed by the manager's CA (Secret {pki.CA_SECRET})"
+#: How gRPC (BoringSSL's verify result) words a refused server certificate → what to tell the user.
+_REFUSALS: tuple[tuple[str, str], ...] = (
+    ("certificate has expired", "its TLS certificate has expired"),
+    ("certificate is not yet valid", "its TLS certificate is not valid yet"),
+    ("unable to get local issuer certificate", _NOT_OURS),
+    ("self signed certificate", _NOT_OURS),
+)
+_VERIFY_FAILED = re.compile(r"CERTIFICATE_VERIFY_FAILED: ([^:]+)")
+_OTHER_NAME = "Hostname Verification Check failed"
+
+
+def _refused_certificate(agent: str, details: str) -> str | None:
+    """What was wrong with the agent's certificate, when details say the handshake refused it."""
+    found = _VERIFY_FAILED.search(details)
+    if found is not None:
+        reason = found.group(1).strip()
+        return next(
+            (said for words, said in _REFUSALS if words in reason),
+            f"its TLS certificate does not verify ({reason})",
+        )
+    if _OTHER_NAME in details:
+        return f"its TLS certificate is not issued for {agent}"
+    return None
+
+
 def code_name(error: grpc.RpcError) -> str:
     """The status code's name of a failed call (for metrics)."""
     return error.code().name if isinstance(error, grpc.Call) else "UNKNOWN"
@@ -72,6 +117,10 @@ def translate(agent: str, error: grpc.RpcError, pin_call: bool = False) -> Agent
         return Unavailable(agent, type(error).__name__)
     status = error.code()
     message = str(error.details() or status.name)
+    if status is grpc.StatusCode.UNAVAILABLE:
+        refused = _refused_certificate(agent, message)
+        if refused is not None:
+            return Untrusted(agent, refused)
     if pin_call and status is grpc.StatusCode.FAILED_PRECONDITION:
         return PinRejected(agent, message)
     return _KINDS.get(status, Internal)(agent, message)

@@ -46,6 +46,7 @@ class _Stream(threading.Thread):
 
     def run(self) -> None:
         backoff = BACKOFF_START
+        refused = ""  # the last refusal of the agent's certificate logged: said again only when it changes
         while not self._stop.is_set():
             connected = False
             try:
@@ -56,9 +57,16 @@ class _Stream(threading.Thread):
                     stream.cancel()
                 for event in stream:
                     if not connected:
-                        connected, backoff = True, BACKOFF_START
+                        connected, backoff, refused = True, BACKOFF_START, ""
                         self._on_state(self.endpoint, True)
                     self._on_event(self.endpoint, event)
+            except errors.Untrusted as error:
+                # The stream retries every few seconds until the kubelet brings the agent a good leaf.
+                if not self._stop.is_set() and error.message != refused:
+                    refused = error.message
+                    log.warning(
+                        "agent certificate refused", extra={"agent": self.endpoint.name, "reason": refused}
+                    )
             except errors.AgentCallError as error:
                 if not self._stop.is_set():
                     log.info(

@@ -91,6 +91,7 @@ _FROM_AGENT: dict[type[agent_errors.AgentCallError], Failure] = {
     agent_errors.Conflict: Failure.VERSION_CONFLICT,
     agent_errors.DeviceFull: Failure.DEVICE_FULL,
     agent_errors.Unavailable: Failure.DEVICE_UNAVAILABLE,
+    agent_errors.Untrusted: Failure.DEVICE_UNAVAILABLE,
     agent_errors.PinRejected: Failure.PIN_REJECTED,
 }
 

@@ -182,13 +182,13 @@ class Syncer:
         try:
             return sync.Observation(endpoint.name, self._directory.client(endpoint).state(path))
         except agent_errors.AgentCallError as error:
-            return sync.Observation(endpoint.name, error=type(error).__name__)
+            return sync.Observation(endpoint.name, error=error.summary)
 
     def _read(self, endpoint: endpoints.AgentEndpoint, path: str) -> tuple[dict[str, bytes], int]:
         try:
             secret = self._directory.client(endpoint).read(path)
         except agent_errors.AgentCallError as error:
-            raise ReadFailed(f"reading from {endpoint.name} failed: {type(error).__name__}") from None
+            raise ReadFailed(f"reading from {endpoint.name} failed: {error.summary}") from None
         data = dict(secret.data)
         if secret.checksum and checksum.checksum(data) != secret.checksum:
             raise ReadFailed(f"data read from {endpoint.name} does not match its checksum")

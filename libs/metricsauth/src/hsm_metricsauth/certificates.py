@@ -1,0 +1,123 @@
+"""The metrics endpoint's serving certificate: files from a mounted Secret, or one made at start.
+
+Without files the process makes a self-signed certificate in memory, as controller-runtime's secure
+metrics do: the traffic is encrypted, and the scraper, which has no CA to check it against, is configured
+to skip verification. Files (a kubernetes.io/tls Secret, from cert-manager say) are read again when the
+kubelet swaps them (``hsm_common.tlsfiles``), so a renewed certificate needs no restart.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import socket
+import ssl
+import threading
+from typing import Protocol
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from hsm_common import tlsfiles
+
+#: A self-signed certificate's lifetime, and how long before its end it is replaced by a new one.
+SELF_SIGNED_DAYS = 365
+RENEW_BEFORE = datetime.timedelta(days=30)
+
+
+class Source(Protocol):
+    def context(self) -> ssl.SSLContext:
+        """The server context for a new connection."""
+
+    def not_after(self) -> float:
+        """When the certificate served now expires (Unix time)."""
+
+
+class Files:
+    """A certificate and key in files, reloaded when they change."""
+
+    def __init__(self, files: tlsfiles.Files) -> None:
+        self._reloading = tlsfiles.ReloadingContext(files)
+        # Handler threads and the scrape's collector ask at once.
+        self._lock = threading.Lock()
+        self._described: ssl.SSLContext | None = None
+        self._not_after = 0.0
+
+    def context(self) -> ssl.SSLContext:
+        return self._reloading.current()
+
+    def not_after(self) -> float:
+        current = self._reloading.current()
+        with self._lock:
+            if current is not self._described:
+                with open(self._reloading.files.cert, "rb") as handle:
+                    leaf = x509.load_pem_x509_certificates(handle.read())[0]
+                self._described, self._not_after = current, leaf.not_valid_after_utc.timestamp()
+            return self._not_after
+
+
+def _self_signed(now: datetime.datetime) -> tuple[bytes, datetime.datetime]:
+    """A new key and a certificate for it, as one PEM (key first), and the certificate's notAfter."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    host = socket.gethostname()
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"{host} metrics")])
+    not_after = now + datetime.timedelta(days=SELF_SIGNED_DAYS)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(not_after)
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(host), x509.DNSName("localhost")]), False)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ) + cert.public_bytes(serialization.Encoding.PEM)
+    return pem, not_after
+
+
+def _context_of(pem: bytes) -> ssl.SSLContext:
+    """A server context of a PEM key and certificate held in memory only.
+
+    ``load_cert_chain`` reads files; an anonymous memory file stands in for one, so the key touches no
+    disk (and a read-only root file system is no obstacle).
+    """
+    fd = os.memfd_create("metrics-tls", os.MFD_CLOEXEC)
+    try:
+        os.write(fd, pem)
+        context = tlsfiles.server_context()
+        context.load_cert_chain(f"/proc/self/fd/{fd}")
+        return context
+    finally:
+        os.close(fd)
+
+
+class SelfSigned:
+    """A self-signed certificate made in memory, and made again a month before it expires."""
+
+    def __init__(self) -> None:
+        # Handler threads ask at once; one of them renews.
+        self._lock = threading.Lock()
+        self._context, self._not_after = self._make()
+
+    @staticmethod
+    def _make() -> tuple[ssl.SSLContext, datetime.datetime]:
+        pem, not_after = _self_signed(datetime.datetime.now(datetime.UTC))
+        return _context_of(pem), not_after
+
+    def context(self) -> ssl.SSLContext:
+        with self._lock:
+            if datetime.datetime.now(datetime.UTC) > self._not_after - RENEW_BEFORE:
+                self._context, self._not_after = self._make()
+            return self._context
+
+    def not_after(self) -> float:
+        with self._lock:
+            return self._not_after.timestamp()
