@@ -67,9 +67,11 @@ class Rotation:
         settings: Settings = Settings(),
         clock: Callable[[], datetime.datetime] = _now,
         followers: Sequence[Callable[[], None]] = (),
+        api_tls_secret: str = pki.API_TLS_SECRET,
     ) -> None:
         """followers: called after each round, to bring other leaves in line with the holder's Authority
-        (the API's serving certificate and its published CA)."""
+        (the API's serving certificate and its published CA). api_tls_secret: the Secret (in namespace) of
+        the API's serving certificate, issued by the operator or supplied, whose expiry is shown too."""
         self._client = client
         self._namespace = namespace
         self._holder = holder
@@ -78,6 +80,7 @@ class Rotation:
         self._settings = settings
         self._clock = clock
         self._followers = tuple(followers)
+        self._api_tls_secret = api_tls_secret
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="ca-rotation", daemon=True)
 
@@ -186,6 +189,12 @@ class Rotation:
             gauge.labels(role, self._namespace, pki.CA_SECRET).set(cert.not_valid_after_utc.timestamp())
         client_data = pki.secret_data(self._client.get("Secret", self._namespace, pki.CLIENT_SECRET))
         _expiry("client", self._namespace, pki.CLIENT_SECRET, client_data.get("tls.crt", b""))
+        try:
+            api = self._client.get("Secret", self._namespace, self._api_tls_secret)
+        except kube.NotFound:
+            pass  # a supplied Secret not made yet: no expiry to show (apitls logs that it is missing)
+        else:
+            _expiry("api", self._namespace, self._api_tls_secret, pki.secret_data(api).get("tls.crt", b""))
         for namespace in self._namespaces():
             for secret in self._client.list_objects("Secret", namespace, AGENT_TLS_SELECTOR):
                 data = pki.secret_data(secret)

@@ -158,5 +158,6 @@ def bootstrap(
             rotation.Settings(renew_fraction=cfg.ca_renew_fraction, interval=cfg.ca_rotation_interval),
             # The API's leaf and published CA follow each step at once, not at their hourly check.
             followers=(api_certificate.check,),
+            api_tls_secret=cfg.api_tls_secret,
         ),
     )
