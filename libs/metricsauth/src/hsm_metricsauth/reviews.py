@@ -1,4 +1,4 @@
-"""TokenReview and SubjectAccessReview: whose a token is, and whether they may get /metrics.
+"""TokenReview and SubjectAccessReview: whose token it is, and whether they may get /metrics.
 
 Two POSTs over the standard library's ``http.client`` rather than the ``kubernetes`` package: every
 service serves metrics, the agent too, and an agent runs once per HSM, so its memory is paid per device;

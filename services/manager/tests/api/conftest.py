@@ -134,7 +134,8 @@ class Api:
     """A gunicorn serving the API with the test wiring; tokens name the users of the test table."""
 
     url: str
-    metrics_url: str
+    metrics_port: int | None
+    """The HTTPS metrics endpoint's port, when the API serves one."""
     log: pathlib.Path
     process: subprocess.Popen[bytes]
     verify: str | bool = True
@@ -179,9 +180,11 @@ def start_api(
     workers: int = 2,
     threads: int = 4,
     tls: TLS | None = None,
+    reviews: pathlib.Path | None = None,
 ) -> Api:
     """gunicorn serving the test wiring: HTTPS with tls's files, else plain HTTP (these tests are about
-    routes, not transport; test_api_tls is about HTTPS)."""
+    routes, not transport; test_api_tls is about HTTPS); metrics, reviewed with the kubeconfig reviews,
+    only when it is given."""
     config = {
         "tokens": TOKENS,
         "rules": RULES,
@@ -211,7 +214,8 @@ def start_api(
             "--app", "api_test_app:build",
             "--pythonpath", str(HERE),
             "--listen", f"127.0.0.1:{port}",
-            "--metrics-listen", f"127.0.0.1:{metrics_port}",
+            "--metrics-listen", f"127.0.0.1:{metrics_port}" if reviews else "",
+            *(["--kubeconfig", str(reviews)] if reviews else []),
             "--workers", str(workers),
             "--threads", str(threads),
             *(
@@ -224,7 +228,7 @@ def start_api(
     # The test certificate names localhost (a DNS SAN, as the API's names are), which is 127.0.0.1 here.
     origin = f"https://localhost:{port}" if tls else f"http://127.0.0.1:{port}"
     verify = str(tls.ca) if tls else True
-    api = Api(origin, f"http://127.0.0.1:{metrics_port}", log, process, verify)
+    api = Api(origin, metrics_port if reviews else None, log, process, verify)
 
     def healthy() -> bool:
         if process.poll() is not None:
@@ -260,9 +264,13 @@ def agent_pair(tmp_path_factory: pytest.TempPathFactory) -> collections.abc.Iter
 
 
 @pytest.fixture(scope="module")
-def api(tmp_path_factory: pytest.TempPathFactory, agent_pair: list[Agent]) -> collections.abc.Iterator[Api]:
-    """gunicorn (2 workers) serving the API for the device 'pair' made of both agents."""
-    served = start_api(tmp_path_factory.mktemp("api"), {"pair": agent_pair})
+def api(
+    tmp_path_factory: pytest.TempPathFactory, agent_pair: list[Agent], module_review_api: Any
+) -> collections.abc.Iterator[Api]:
+    """gunicorn (2 workers) serving the API for the device 'pair' made of both agents, and its metrics."""
+    served = start_api(
+        tmp_path_factory.mktemp("api"), {"pair": agent_pair}, reviews=module_review_api.kubeconfig
+    )
     yield served
     stop_api(served)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from typing import Any
 
 import pytest
 import requests
@@ -232,16 +233,26 @@ def test_writes_leave_an_audit_line_without_values(api: Api) -> None:
     assert b64(b"audit-secret-value") not in api.log.read_text()
 
 
-def test_metrics_count_requests_by_route_across_workers(api: Api) -> None:
+def test_metrics_count_requests_by_route_across_workers(api: Api, module_review_api: Any) -> None:
     for _ in range(4):
         api.call("GET", f"{SECRETS}/team-a/routes")
-    text = requests.get(f"{api.metrics_url}/metrics", timeout=5).text
+    assert api.metrics_port is not None
+    scraped = module_review_api.scrape(api.metrics_port)
+    assert scraped.status == 200
+    text = scraped.text
     pattern = (
         r'hsm_api_requests_total\{code="200",method="GET",route="/api/v1/hsm/secrets/<path:path>"\} (\d+)'
     )
     counts = [float(value) for value in re.findall(pattern, text)]
     assert counts
     assert sum(counts) >= 4
+    assert "hsm_api_metrics_certificate_expiry_timestamp_seconds " in text
+
+
+def test_metrics_need_a_token_allowed_to_get_them(api: Api, module_review_api: Any) -> None:
+    assert api.metrics_port is not None
+    assert module_review_api.scrape(api.metrics_port, token=None).status == 401
+    assert module_review_api.scrape(api.metrics_port, token=module_review_api.stranger).status == 403
 
 
 def test_openapi_lists_every_route(api: Api) -> None:

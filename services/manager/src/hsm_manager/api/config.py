@@ -28,7 +28,9 @@ class ApiConfig:
     threads: int = 4
     """Threads per worker: an agent call that waits must not stall the worker's other requests."""
     metrics_listen: str = f"0.0.0.0:{constants.PORT_METRICS}"
-    """host:port of the Prometheus endpoint (every worker's metrics summed); empty disables it."""
+    """host:port of the Prometheus endpoint (HTTPS, every worker's metrics summed); empty disables it."""
+    metrics_cert_dir: str = ""
+    """Directory of the metrics endpoint's tls.crt and tls.key (reloaded on change); empty: self-signed."""
     device_namespace: str = constants.DEFAULT_NAMESPACE
     """Namespace of the HSMDevices, where device-wide routes are authorized (flag default: the pod's own)."""
     kubeconfig: str = ""
@@ -57,6 +59,11 @@ def add_flags(parser: argparse.ArgumentParser) -> None:
     add("--workers", type=int, default=_default("workers"), help="gunicorn workers")
     add("--threads", type=int, default=_default("threads"), help="threads per gunicorn worker")
     add("--metrics-listen", default=_default("metrics_listen"), help="Prometheus address (empty: none)")
+    add(
+        "--metrics-cert-dir",
+        default=_default("metrics_cert_dir"),
+        help="directory of the metrics certificate's tls.crt and tls.key (empty: self-signed at start)",
+    )
     add(
         "--device-namespace",
         # The pod's own namespace, from the downward API, when it runs in one.
@@ -100,6 +107,7 @@ def from_args(args: argparse.Namespace) -> ApiConfig:
         workers=args.workers,
         threads=args.threads,
         metrics_listen=args.metrics_listen,
+        metrics_cert_dir=args.metrics_cert_dir,
         device_namespace=args.device_namespace,
         kubeconfig=args.kubeconfig,
         static_agents=args.static_agents,

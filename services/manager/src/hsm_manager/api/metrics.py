@@ -35,6 +35,9 @@ REPAIRS = prometheus_client.Counter(
     "hsm_api_mirror_repairs_total", "Mirror repair actions by kind and result", ["kind", "result"]
 )
 
+#: The metrics endpoint's certificate notAfter (a gauge the endpoint itself serves).
+CERTIFICATE_EXPIRY = "hsm_api_metrics_certificate_expiry_timestamp_seconds"
+
 
 def observe_agent_call(method: str, outcome: str, seconds: float) -> None:
     """Count and time one agent call (the gateway's observer)."""

@@ -1,5 +1,8 @@
 """Serving the API under gunicorn: worker settings, multiprocess metrics on their own port, worker cleanup.
 
+The metrics endpoint (``hsm_metricsauth``: HTTPS, callers allowed to get /metrics) runs on a thread of the
+gunicorn master, which reads every worker's values from PROMETHEUS_MULTIPROC_DIR.
+
 ``hsm-manager api`` serves the production app (``bootstrap.production_app``) with its ApiConfig;
 ``python -m hsm_manager.api.server --app module:factory`` serves any argument-less app factory, with the
 same serving flags (tests hand in their own wiring this way).
@@ -19,7 +22,7 @@ from typing import Any
 
 from gunicorn.app import base  # type: ignore[import-untyped]
 
-from hsm_common import logs
+from hsm_common import logs, tlsfiles
 
 from . import config, tls
 
@@ -52,31 +55,19 @@ class _Application(base.BaseApplication):  # type: ignore[misc]
             # No gunicornc control socket: nothing uses it, and it would be made in $HOME, which is
             # read-only in the pod (every start logged "Control server error").
             "control_socket_disable": True,
-            "when_ready": functools.partial(_when_ready, cfg.metrics_listen),
             "child_exit": _child_exit,
             "post_worker_init": functools.partial(_post_worker_init, cfg.log_level),
         }
         if not cfg.insecure_plain_http:
             # certfile and keyfile make gunicorn wrap connections (and check the files exist at start);
             # the hook hands out the context, loaded again when the files change.
-            files = tls.Files(cfg.tls_cert_file, cfg.tls_key_file)
+            files = tlsfiles.Files(cfg.tls_cert_file, cfg.tls_key_file)
             settings.update(certfile=files.cert, keyfile=files.key, ssl_context=tls.gunicorn_hook(files))
         for key, value in settings.items():
             self.cfg.set(key, value)
 
     def load(self) -> Any:
         return self._factory()
-
-
-def _when_ready(metrics_listen: str, server: Any) -> None:
-    if not metrics_listen:
-        return
-    import prometheus_client
-
-    from . import metrics
-
-    host, _, port = metrics_listen.rpartition(":")
-    prometheus_client.start_http_server(int(port), host or "0.0.0.0", registry=metrics.registry())  # noqa: S104
 
 
 def _child_exit(server: Any, worker: Any) -> None:
@@ -99,6 +90,18 @@ def _prepare_metrics() -> None:
 
 def run(cfg: config.ApiConfig, factory: AppFactory) -> int:
     """Serve factory's app as cfg says until SIGTERM; returns the exit code."""
+    if cfg.metrics_listen:
+        # Imported here: prometheus_client must not load before _prepare_metrics chose the directory.
+        from hsm_metricsauth import server as metricsauth
+
+        from . import metrics
+
+        settings = metricsauth.Settings(cfg.metrics_listen, cfg.metrics_cert_dir, cfg.kubeconfig)
+        try:
+            metricsauth.serve(settings, metrics.registry(), metrics.CERTIFICATE_EXPIRY)
+        except metricsauth.SetupError as error:
+            log.error("the API cannot serve its metrics", extra={"reason": str(error)})
+            return 2
     _Application(cfg, factory).run()
     return 0
 
