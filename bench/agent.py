@@ -235,7 +235,7 @@ def _agent_stub(box: sandbox.Sandbox, root: Path, name: str, env: dict[str, str]
     """An agent process in the sandbox (pcscd supervision as the module asks) and a stub once it is ready."""
     socket = root / f"{name}.sock"
     argv = [sys.executable, "-m", "hsm_agent", f"--listen=unix:{socket}", "--health-listen=127.0.0.1:0"]
-    argv += [f"--pin-file={root / 'card-pin'}", "--probe-interval=3600", *options]
+    argv += ["--metrics-listen=", f"--pin-file={root / 'card-pin'}", "--probe-interval=3600", *options]
     process = box.start(argv, root / f"{name}.log", env=env)
     chan = grpc.insecure_channel(f"unix:{socket}", options=channel.channel_options())
     stub = channel.agent_stub(chan)

@@ -187,6 +187,7 @@ def agent(
                 f"--pin-file={soft_token.pin_file}",
                 f"--listen=127.0.0.1:{grpc_port}",
                 f"--health-listen=127.0.0.1:{health_port}",
+                "--metrics-listen=",
                 "--device-name=containers",
             ]
         )

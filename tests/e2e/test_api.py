@@ -93,8 +93,8 @@ def start_agent(root: pathlib.Path, name: str) -> subprocess.Popen[bytes]:
     port, health = free_port(), free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "hsm_agent", "--token-label", name, "--pin-file", str(root / name / "pin"),
-         "--listen", f"127.0.0.1:{port}", "--health-listen", f"127.0.0.1:{health}", "--device-name", name,
-         "--pcscd", "never", "--log-level", "warning"],
+         "--listen", f"127.0.0.1:{port}", "--health-listen", f"127.0.0.1:{health}", "--metrics-listen=",
+         "--device-name", name, "--pcscd", "never", "--log-level", "warning"],
         env=env, stderr=(root / name / "agent.log").open("wb"),
     )  # fmt: skip
     testkit.poll(lambda: _get_ok(f"http://127.0.0.1:{health}/readyz"), 20, f"agent {name} ready")

@@ -28,7 +28,8 @@ def serve(
 
     def start(cert_dir: pathlib.Path | None = None) -> server.MetricsServer:
         settings = server.Settings("127.0.0.1:0", str(cert_dir or ""), str(review_api.kubeconfig))
-        found = server.serve(settings, registry, "test_metrics_certificate_expiry_timestamp_seconds")
+        found = server.build(settings, registry, "test_metrics_certificate_expiry_timestamp_seconds")
+        found.start()
         started.append(found)
         return found
 

@@ -147,7 +147,7 @@ def test_without_credentials_for_the_reviews_the_endpoint_does_not_start(
     monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
     monkeypatch.setenv("KUBECONFIG", str(tmp_path / "absent"))
     with pytest.raises(server.SetupError, match="reviews every scraper's token"):
-        server.serve(server.Settings("127.0.0.1:0"), registry, "x_expiry")
+        server.build(server.Settings("127.0.0.1:0"), registry, "x_expiry")
 
 
 def test_a_certificate_directory_without_a_pair_does_not_start(
@@ -155,4 +155,4 @@ def test_a_certificate_directory_without_a_pair_does_not_start(
 ) -> None:
     settings = server.Settings("127.0.0.1:0", str(tmp_path), str(review_api.kubeconfig))
     with pytest.raises(server.SetupError, match="does not load"):
-        server.serve(settings, registry, "x_expiry")
+        server.build(settings, registry, "x_expiry")

@@ -127,12 +127,15 @@ def store_config(token: SoftToken, **overrides: Any) -> secret_store.StoreConfig
 
 @pytest.fixture
 def start_agent() -> Iterator[Callable[..., agent.Agent]]:
-    """Start in-process agents on 127.0.0.1 (store settings as keyword overrides); stopped at teardown."""
+    """Start in-process agents on 127.0.0.1 (store settings as keyword overrides, and the agent's own: TLS,
+    metrics); stopped at teardown."""
     started: list[agent.Agent] = []
 
     def start(token: SoftToken, ready: bool = True, **overrides: Any) -> agent.Agent:
         tls = {
-            key: overrides.pop(key) for key in ("tls_cert", "tls_key", "tls_client_ca") if key in overrides
+            key: overrides.pop(key)
+            for key in ("tls_cert", "tls_key", "tls_client_ca", "metrics")
+            if key in overrides
         }
         config = agent.AgentConfig(
             store=store_config(token, **overrides), listen="127.0.0.1:0", health_listen="127.0.0.1:0", **tls

@@ -163,8 +163,8 @@ def test_sigkill_at_random_instants_never_leaves_a_mixed_or_lost_secret(softhsm)
     port = free_port()
     args = (
         f"spawn --token-label {softhsm.label} --pin-file {softhsm.pin_file} --listen 127.0.0.1:{port} "
-        f"--health-listen 127.0.0.1:0 --max-object-size {MAX_OBJECT} --max-objects {MAX_OBJECTS} "
-        "--log-level error"
+        f"--health-listen 127.0.0.1:0 --metrics-listen= --max-object-size {MAX_OBJECT} "
+        f"--max-objects {MAX_OBJECTS} --log-level error"
     )
     killed_during_write = 0
     try:
@@ -207,7 +207,7 @@ def test_a_crash_with_garbage_pending_leaves_exactly_one_readable_generation(sof
     port = free_port()
     args = (
         f"spawn --token-label {softhsm.label} --pin-file {softhsm.pin_file} --listen 127.0.0.1:{port} "
-        "--health-listen 127.0.0.1:0 --max-object-size 1024 --log-level error"
+        "--health-listen 127.0.0.1:0 --metrics-listen= --max-object-size 1024 --log-level error"
     )
     try:
         pid = zygote.ask(args + " --collect-idle 1h")  # nothing is collected before the kill

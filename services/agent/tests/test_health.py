@@ -1,12 +1,17 @@
-"""Health and metrics over HTTP, and the index-only RPCs that make no PKCS#11 call."""
+"""Health over HTTP, metrics over HTTPS to allowed callers only, and the index-only RPCs that make no PKCS#11
+call."""
 
 from __future__ import annotations
 
 import json
 import urllib.error
 import urllib.request
+from typing import Any
+
+import prometheus_client
 
 from hsm_agent.store import secret_store
+from hsm_metricsauth import server as metricsauth
 from hsmproto.v1 import hsm_pb2
 
 
@@ -16,6 +21,11 @@ def get(port: int, path: str) -> tuple[int, bytes]:
             return response.status, response.read()
     except urllib.error.HTTPError as error:
         return error.code, error.read()
+
+
+def metrics_text(service: Any) -> str:
+    """What the agent's metrics endpoint serves (its registry, as rendered for a scrape)."""
+    return prometheus_client.generate_latest(service.metrics.registry).decode()
 
 
 def pkcs11_calls_besides_probes(service) -> float:  # type: ignore[no-untyped-def]
@@ -39,17 +49,14 @@ def test_agent_with_a_wrong_pin_is_alive_but_not_ready(softhsm, start_agent, wai
     wait(lambda: service.store.state is secret_store.State.WRONG_PIN)
     assert get(service.health.port, "/healthz")[0] == 200
     assert get(service.health.port, "/readyz")[0] == 503
-    assert (
-        'hsm_agent_login_failures_total{reason="wrong_pin"} 1.0'
-        in get(service.health.port, "/metrics")[1].decode()
-    )
+    assert 'hsm_agent_login_failures_total{reason="wrong_pin"} 1.0' in metrics_text(service)
 
 
 def test_metrics_count_pkcs11_and_grpc_calls(stub, running) -> None:
     stub.WriteSecret(
         hsm_pb2.WriteSecretRequest(path="ns/m", secret_data=hsm_pb2.SecretData(data={"k": b"v"}))
     )
-    text = get(running.health.port, "/metrics")[1].decode()
+    text = metrics_text(running)
     for line in (
         'hsm_agent_pkcs11_calls_total{operation="create",result="ok"} 1.0',
         'hsm_agent_grpc_requests_total{code="OK",method="WriteSecret"} 1.0',
@@ -58,6 +65,21 @@ def test_metrics_count_pkcs11_and_grpc_calls(stub, running) -> None:
     ):
         assert line in text
     assert 'hsm_agent_pkcs11_call_seconds_bucket{le="0.001",operation="create"}' in text
+
+
+def test_metrics_are_served_over_https_to_allowed_callers_and_not_on_the_health_port(
+    softhsm, start_agent, review_api
+) -> None:
+    settings = metricsauth.Settings("127.0.0.1:0", kubeconfig=str(review_api.kubeconfig))
+    service = start_agent(softhsm, metrics=settings)
+    port = service.metrics_server.port
+    scraped = review_api.scrape(port)
+    assert scraped.status == 200
+    assert "hsm_agent_connected 1.0" in scraped.text
+    assert "hsm_agent_metrics_certificate_expiry_timestamp_seconds " in scraped.text
+    assert review_api.scrape(port, token=None).status == 401
+    assert review_api.scrape(port, token=review_api.stranger).status == 403
+    assert get(service.health.port, "/metrics")[0] == 404
 
 
 def test_index_served_calls_make_no_pkcs11_call(stub, running) -> None:

@@ -138,6 +138,7 @@ def test_sigterm_stops_the_agent_process_cleanly(softhsm, wait) -> None:
             "127.0.0.1:0",
             "--health-listen",
             "127.0.0.1:0",
+            "--metrics-listen=",
             "--log-level",
             "info",
         ],

@@ -9,10 +9,10 @@ import os
 import pathlib
 import queue
 import threading
-import urllib.request
 from typing import Any
 
 import grpc
+import prometheus_client
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -155,8 +155,8 @@ def rotate(setup: Setup, new: Authority, bundle: bytes) -> None:
 
 
 def metrics_text(agent: Any) -> str:
-    with urllib.request.urlopen(f"http://127.0.0.1:{agent.health.port}/metrics", timeout=5) as response:
-        return str(response.read().decode())
+    """What the agent's metrics endpoint serves (its registry, as rendered for a scrape)."""
+    return prometheus_client.generate_latest(agent.metrics.registry).decode()
 
 
 def test_after_a_symlink_swap_a_client_trusting_only_the_new_ca_is_served(reloading, wait) -> None:

@@ -175,10 +175,11 @@ def _certificate(cert_dir: str) -> certificates.Source:
         ) from None
 
 
-def serve(
+def build(
     settings: Settings, registry: prometheus_registry.CollectorRegistry, expiry_metric: str
 ) -> MetricsServer:
-    """Start serving registry as settings say, with the certificate's notAfter as expiry_metric in it."""
+    """The endpoint serving registry as settings say (listening, not yet started), with the certificate's
+    notAfter as expiry_metric in registry."""
     try:
         api = credentials.load(settings.kubeconfig)
     except credentials.Missing as error:
@@ -186,6 +187,5 @@ def serve(
     certificate = _certificate(settings.cert_dir)
     server = MetricsServer(settings.listen, registry, gate.Gate(reviews.Reviewer(api)), certificate)
     registry.register(_Expiry(expiry_metric, certificate))
-    server.start()
-    log.info("metrics_serving", extra={"port": server.port, "self_signed": not settings.cert_dir})
+    log.info("metrics_listening", extra={"port": server.port, "self_signed": not settings.cert_dir})
     return server

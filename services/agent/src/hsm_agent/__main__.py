@@ -14,6 +14,7 @@ import types
 from hsm_agent import agent, modules
 from hsm_agent.store import budget, secret_store
 from hsm_common import constants, logs, settings
+from hsm_metricsauth import server as metricsauth
 
 ENV = "HSM_AGENT"
 #: A record's header (path, writer, metadata) must fit in one object.
@@ -37,7 +38,21 @@ def build_parser() -> argparse.ArgumentParser:
         ENV,
         "--health-listen",
         default=f"0.0.0.0:{constants.PORT_AGENT_HEALTH}",
-        help="health address",
+        help="address of /healthz and /readyz (plain HTTP, for the kubelet's probes)",
+    )
+    add(
+        parser,
+        ENV,
+        "--metrics-listen",
+        default=f"0.0.0.0:{constants.PORT_METRICS}",
+        help="address of /metrics (HTTPS, for callers allowed to get /metrics; empty: none)",
+    )
+    add(
+        parser,
+        ENV,
+        "--metrics-cert-dir",
+        default="",
+        help="directory of the metrics certificate's tls.crt and tls.key (empty: self-signed at start)",
     )
     add(parser, ENV, "--tls-cert", help="server certificate (PEM); enables TLS")
     add(parser, ENV, "--tls-key", help="server private key (PEM)")
@@ -160,6 +175,9 @@ def config_from(args: argparse.Namespace) -> agent.AgentConfig:
         ),
         listen=listen,
         health_listen=args.health_listen,
+        metrics=metricsauth.Settings(args.metrics_listen, args.metrics_cert_dir)
+        if args.metrics_listen
+        else None,
         tls_cert=args.tls_cert,
         tls_key=args.tls_key,
         tls_client_ca=args.tls_client_ca,
@@ -183,7 +201,11 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    service = agent.Agent(config)
+    try:
+        service = agent.Agent(config)
+    except metricsauth.SetupError as error:
+        log.error("the agent cannot serve its metrics", extra={"reason": str(error)})
+        return 2
     service.start()
     stop.wait()
     service.stop()

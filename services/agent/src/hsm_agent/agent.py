@@ -1,4 +1,4 @@
-"""Wires the store, the gRPC server, the health server and pcscd into one agent (the bootstrap)."""
+"""Wires the store, the gRPC, health and metrics servers and pcscd into one agent (the bootstrap)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import time
 
 from hsm_agent import health, metrics, pcscd, server, tlsreload
 from hsm_agent.store import secret_store
+from hsm_metricsauth import server as metricsauth
 
 log = logging.getLogger(__name__)
 
@@ -18,12 +19,14 @@ class AgentConfig:
     listen: str
     """gRPC address host:port (port 0 picks a free one)."""
     health_listen: str
-    """Health/metrics address host:port."""
+    """Address of the kubelet's probes (host:port, plain HTTP)."""
     tls_cert: str | None = None
     """Server certificate (PEM file); enables TLS."""
     tls_key: str | None = None
     tls_client_ca: str | None = None
     """CA of client certificates; makes them required (mutual TLS)."""
+    metrics: metricsauth.Settings | None = None
+    """The HTTPS metrics endpoint; None serves none."""
     pcscd: bool = False
     """Supervise pcscd (modules that reach tokens through PC/SC)."""
     grace: float = 10.0
@@ -50,7 +53,17 @@ class Agent:
         self.tls = _tls(config, self.metrics)
         credentials = self.tls.credentials() if self.tls is not None else None
         self.grpc_server, self.port = server.build(self.servicer, config.listen, credentials)
-        self.health = health.HealthServer(config.health_listen, self.store, self.metrics)
+        self.health = health.HealthServer(config.health_listen, self.store)
+        self.metrics.index_size.set_function(lambda: len(self.store.index))
+        self.metrics_server = (
+            None
+            if config.metrics is None
+            else metricsauth.build(
+                config.metrics,
+                self.metrics.registry,
+                "hsm_agent_metrics_certificate_expiry_timestamp_seconds",
+            )
+        )
         self.pcscd = pcscd.Supervisor() if config.pcscd else None
 
     def start(self) -> None:
@@ -59,7 +72,16 @@ class Agent:
         self.store.start()
         self.grpc_server.start()
         self.health.start()
-        log.info("agent started", extra={"port": self.port, "health_port": self.health.port})
+        if self.metrics_server is not None:
+            self.metrics_server.start()
+        log.info(
+            "agent started",
+            extra={
+                "port": self.port,
+                "health_port": self.health.port,
+                "metrics_port": self.metrics_server.port if self.metrics_server is not None else None,
+            },
+        )
 
     def wait_ready(self, timeout: float) -> bool:
         """True once the store is logged in with its index loaded, False after timeout seconds."""
@@ -77,6 +99,8 @@ class Agent:
         self.store.index.close_watchers()
         stopped.wait(self.config.grace + 1)
         self.health.stop()
+        if self.metrics_server is not None:
+            self.metrics_server.stop()
         self.store.stop()
         if self.pcscd is not None:
             self.pcscd.stop()

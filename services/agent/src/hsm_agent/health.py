@@ -1,4 +1,6 @@
-"""HTTP on 8093: /healthz (alive, last token probe), /readyz (logged in, index loaded), /metrics."""
+"""HTTP on 8093 for the kubelet's probes: /healthz (alive, last token probe), /readyz (logged in, index
+loaded). Metrics have an endpoint of their own (HTTPS, for allowed callers): probes come without credentials.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +10,6 @@ import threading
 import time
 from typing import Any
 
-import prometheus_client
-
-from hsm_agent import metrics
 from hsm_agent.store import secret_store
 
 #: /healthz fails when the token has not answered a probe for this long while logged in.
@@ -19,17 +18,9 @@ STALE_PROBE_SECONDS = 60.0
 
 class _Handler(http.server.BaseHTTPRequestHandler):
     store: secret_store.SecretStore
-    meters: metrics.Metrics
 
     def do_GET(self) -> None:
-        if self.path == "/metrics":
-            self.meters.index_size.set(len(self.store.index))
-            self._send(
-                200,
-                prometheus_client.CONTENT_TYPE_LATEST,
-                prometheus_client.generate_latest(self.meters.registry),
-            )
-        elif self.path == "/healthz":
+        if self.path == "/healthz":
             probe = self.store.last_probe_ok
             stale = self.store.ready and (probe is None or time.time() - probe > STALE_PROBE_SECONDS)
             self._json(
@@ -59,9 +50,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 class HealthServer:
     """The health HTTP server on its own thread."""
 
-    def __init__(self, listen: str, store: secret_store.SecretStore, meters: metrics.Metrics) -> None:
+    def __init__(self, listen: str, store: secret_store.SecretStore) -> None:
         host, _, port = listen.rpartition(":")
-        handler = type("Handler", (_Handler,), {"store": store, "meters": meters})
+        handler = type("Handler", (_Handler,), {"store": store})
         self._server = http.server.ThreadingHTTPServer((host.strip("[]"), int(port)), handler)
         self._server.daemon_threads = True
         self.port: int = self._server.server_address[1]

@@ -75,6 +75,7 @@ class CardStack:
             f"--pin-file={self.pin_file}",
             f"--listen=unix:{self.socket}",
             "--health-listen=127.0.0.1:0",
+            "--metrics-listen=",
             "--probe-interval=0.5",
             *options,
         ]

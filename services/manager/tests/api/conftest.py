@@ -66,6 +66,7 @@ class Agent:
                 "--pin-file", str(self.pin_file),
                 "--listen", self.address,
                 "--health-listen", f"127.0.0.1:{self.health_port}",
+                "--metrics-listen", "",
                 "--device-name", self.name,
                 "--pcscd", "never",
                 "--log-level", "warning",

@@ -84,6 +84,7 @@ def agent(ca: pki.KeyPair) -> Iterator[endpoints.AgentEndpoint]:
             sys.executable, "-m", "hsm_agent",
             "--token-label=link", f"--pin-file={root / 'pin'}",
             f"--listen=127.0.0.1:{grpc_port}", f"--health-listen=127.0.0.1:{health_port}",
+            "--metrics-listen=",
             f"--tls-cert={root / 'tls.crt'}", f"--tls-key={root / 'tls.key'}",
             f"--tls-client-ca={root / 'ca.crt'}",
             f"--device-name={AGENT}", "--pcscd=never",

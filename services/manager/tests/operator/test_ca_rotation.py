@@ -173,6 +173,7 @@ def fleet() -> Iterator[Fleet]:
                     sys.executable, "-m", "hsm_agent",
                     "--token-label=rot", f"--pin-file={root / 'pin'}",
                     f"--listen=127.0.0.1:{grpc_port}", f"--health-listen=127.0.0.1:{health_port}",
+                    "--metrics-listen=",
                     f"--tls-cert={mount / 'tls.crt'}", f"--tls-key={mount / 'tls.key'}",
                     f"--tls-client-ca={mount / 'ca.crt'}", f"--device-name={agent}", "--pcscd=never",
                 ]  # fmt: skip

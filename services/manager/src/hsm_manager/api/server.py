@@ -98,7 +98,7 @@ def run(cfg: config.ApiConfig, factory: AppFactory) -> int:
 
         settings = metricsauth.Settings(cfg.metrics_listen, cfg.metrics_cert_dir, cfg.kubeconfig)
         try:
-            metricsauth.serve(settings, metrics.registry(), metrics.CERTIFICATE_EXPIRY)
+            metricsauth.build(settings, metrics.registry(), metrics.CERTIFICATE_EXPIRY).start()
         except metricsauth.SetupError as error:
             log.error("the API cannot serve its metrics", extra={"reason": str(error)})
             return 2

@@ -50,7 +50,9 @@ class OperatorConfig:
     discovery_extras: podextras.PodExtras = dataclasses.field(default_factory=podextras.PodExtras)
     """Node paths (read-only) and variables for discovery pods (e.g. a umockdev testbed)."""
     metrics_port: int = constants.PORT_METRICS
-    """Port of the Prometheus endpoint."""
+    """Port of the Prometheus endpoint (HTTPS, for callers allowed to get /metrics)."""
+    metrics_cert_dir: str = ""
+    """Directory of the metrics endpoint's tls.crt and tls.key (reloaded on change); empty: self-signed."""
     health_listen: str = f"0.0.0.0:{constants.PORT_OPERATOR_HEALTH}"
     """Address of kopf's /healthz (host:port)."""
     log_level: str = "info"
@@ -106,6 +108,11 @@ def add_flags(parser: argparse.ArgumentParser) -> None:
         help="period of the CA rotation's rounds (0: off)",
     )
     add("--metrics-port", type=int, default=_default("metrics_port"), help="Prometheus port")
+    add(
+        "--metrics-cert-dir",
+        default=_default("metrics_cert_dir"),
+        help="directory of the metrics certificate's tls.crt and tls.key (empty: self-signed at start)",
+    )
     add("--health-listen", default=_default("health_listen"), help="address of /healthz")
     add(
         "--agent-run-as-root",
@@ -179,6 +186,7 @@ def from_args(args: argparse.Namespace) -> OperatorConfig:
         device_plugin_dir=podextras.node_path(args.device_plugin_dir, "--device-plugin-dir"),
         discovery_extras=discovery_extras,
         metrics_port=args.metrics_port,
+        metrics_cert_dir=args.metrics_cert_dir,
         health_listen=args.health_listen,
         log_level=args.log_level,
         api_service=args.api_service,

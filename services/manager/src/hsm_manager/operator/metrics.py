@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import prometheus_client
 
+from hsm_metricsauth import server as metricsauth
+
 SYNC_CALLS = prometheus_client.Counter(
     "hsm_manager_sync_total", "HSMSecret sync passes by outcome", ["result"]
 )
@@ -47,9 +49,12 @@ MIRROR_REPAIRS = prometheus_client.Counter(
 )
 
 
-def serve(port: int) -> None:
-    """Serve /metrics on port in a daemon thread."""
-    prometheus_client.start_http_server(port)
+def serve(port: int, cert_dir: str) -> None:
+    """Serve /metrics on port in a daemon thread, over HTTPS to callers allowed to get it;
+    metricsauth.SetupError when it cannot."""
+    settings = metricsauth.Settings(f"0.0.0.0:{port}", cert_dir)
+    expiry = "hsm_manager_metrics_certificate_expiry_timestamp_seconds"
+    metricsauth.build(settings, prometheus_client.REGISTRY, expiry).start()
 
 
 CERTIFICATE_EXPIRY = prometheus_client.Gauge(

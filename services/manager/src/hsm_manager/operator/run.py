@@ -8,6 +8,7 @@ import logging
 import kopf
 
 from hsm_manager import kube
+from hsm_metricsauth import server as metricsauth
 
 from . import config, handlers, metrics, runtime
 
@@ -35,7 +36,11 @@ def run(cfg: config.OperatorConfig) -> int:
     _quiet_kopf()
     client = kube.Kube.connect()
     memo = handlers.memo_of(runtime.bootstrap(cfg, client))
-    metrics.serve(cfg.metrics_port)
+    try:
+        metrics.serve(cfg.metrics_port, cfg.metrics_cert_dir)
+    except metricsauth.SetupError as error:
+        log.error("the operator cannot serve its metrics", extra={"reason": str(error)})
+        return 2
     log.info("operator starting", extra={"namespace": cfg.namespace, "metrics_port": cfg.metrics_port})
     # standalone: no peering (see handlers' docstring); clusterwide: HSMSecrets live in every namespace.
     kopf.run(
