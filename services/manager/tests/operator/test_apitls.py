@@ -12,6 +12,7 @@ from hsm_manager.gateway import pki
 from hsm_manager.operator import apitls, config
 
 from .. import fakes
+from ..polling import wait_until
 
 NS = "hsm-system"
 NAMES = ["hsm-api", "hsm-api.hsm-system", "hsm-api.hsm-system.svc", "hsm-api.hsm-system.svc.cluster.local"]
@@ -67,6 +68,44 @@ def test_a_leaf_near_its_expiry_is_replaced_in_the_same_secret() -> None:
     apitls.ApiCertificate(cluster, lambda: ca, config.OperatorConfig(namespace=NS)).check()
     assert _cert(cluster) != old.cert
     assert ("replace", "Secret", pki.API_TLS_SECRET) in cluster.calls
+
+
+def test_a_leaf_whose_key_does_not_match_is_replaced() -> None:
+    cluster, ca = fakes.FakeKube(), pki.new_ca()
+    leaf, other = pki.issue_serving(ca, NAMES), pki.issue_serving(ca, NAMES)
+    cluster.add(
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "type": "kubernetes.io/tls",
+            "metadata": {"name": pki.API_TLS_SECRET, "namespace": NS},
+            "data": {
+                "tls.crt": base64.b64encode(leaf.cert).decode(),
+                "tls.key": base64.b64encode(other.key).decode(),
+            },
+        }
+    )
+    apitls.ApiCertificate(cluster, lambda: ca, config.OperatorConfig(namespace=NS)).check()
+    assert _cert(cluster) != leaf.cert
+
+
+def test_a_deleted_secret_is_issued_again_at_once_not_at_the_next_hourly_check() -> None:
+    cluster, ca = fakes.FakeKube(), pki.new_ca()
+    certificate = apitls.ApiCertificate(cluster, lambda: ca, config.OperatorConfig(namespace=NS))
+    certificate.start()
+    try:
+        first = wait_until(lambda: cluster.stored("Secret", NS, pki.API_TLS_SECRET), 5, "the first leaf")
+        cluster.delete("Secret", NS, pki.API_TLS_SECRET)
+        certificate.noticed("DELETED", first)
+        wait_until(
+            lambda: (
+                (found := cluster.stored("Secret", NS, pki.API_TLS_SECRET)) and found["data"] != first["data"]
+            ),
+            5,
+            "a new leaf",
+        )
+    finally:
+        certificate.stop()
 
 
 def test_a_leaf_for_other_names_is_replaced() -> None:

@@ -135,10 +135,7 @@ def ensure_client(
             "metadata": {
                 "name": pki.CLIENT_SECRET,
                 "namespace": namespace,
-                "labels": {
-                    "app.kubernetes.io/component": "manager",
-                    "app.kubernetes.io/part-of": pki.PART_OF,
-                },
+                "labels": dict(pki.LABELS),
             },
         }
     annotations = secret["metadata"].setdefault("annotations", {})

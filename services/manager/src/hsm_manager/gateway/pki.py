@@ -26,6 +26,9 @@ LEAF_LIFETIME = datetime.timedelta(days=90)
 #: A leaf is renewed once less than this share of its lifetime is left.
 RENEW_FRACTION = 1 / 3
 PART_OF = "hsm-secrets-operator"
+#: Labels of the Secrets and the ConfigMap written here, and the selector that finds them.
+LABELS = {"app.kubernetes.io/component": "manager", "app.kubernetes.io/part-of": PART_OF}
+SELECTOR = ",".join(f"{name}={value}" for name, value in LABELS.items())
 
 
 @dataclasses.dataclass(frozen=True)
@@ -165,10 +168,7 @@ def _secret(namespace: str, name: str, secret_type: str, data: dict[str, bytes])
         "metadata": {
             "name": name,
             "namespace": namespace,
-            "labels": {
-                "app.kubernetes.io/component": "manager",
-                "app.kubernetes.io/part-of": "hsm-secrets-operator",
-            },
+            "labels": dict(LABELS),
         },
         "data": {k: _b64(v) for k, v in data.items()},
     }
@@ -255,7 +255,7 @@ def ensure_serving(
     client: kube.Kube, namespace: str, secret_name: str, ca: KeyPair, names: list[str]
 ) -> bool:
     """Keep a serving leaf for names in Secret secret_name, issued again when it nears expiry, was signed by
-    another CA or names other hosts; True when it was (re)issued.
+    another CA, names other hosts or does not match its key; True when it was (re)issued.
 
     The Secret is replaced in place (with its resourceVersion): pods that mount it see the new files
     without a restart.
@@ -264,8 +264,14 @@ def ensure_serving(
         current: kube.Obj | None = client.get("Secret", namespace, secret_name)
     except kube.NotFound:
         current = None
-    cert = secret_data(current).get("tls.crt", b"") if current is not None else b""
-    if cert and not needs_renewal(cert, ca) and sorted(subject_names(cert)) == sorted(names):
+    held = secret_data(current) if current is not None else {}
+    cert = held.get("tls.crt", b"")
+    if (
+        cert
+        and not needs_renewal(cert, ca)
+        and sorted(subject_names(cert)) == sorted(names)
+        and _pair(cert, held.get("tls.key", b""))
+    ):
         return False
     leaf = issue_serving(ca, names)
     manifest = _secret(
@@ -280,6 +286,15 @@ def ensure_serving(
         manifest["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
         client.replace(manifest)
     return True
+
+
+def _pair(cert_pem: bytes, key_pem: bytes) -> bool:
+    """True when key_pem is the private key of the certificate (a server cannot load them otherwise)."""
+    try:
+        key = serialization.load_pem_private_key(key_pem, password=None)
+    except (ValueError, TypeError):
+        return False
+    return bool(key.public_key() == x509.load_pem_x509_certificate(cert_pem).public_key())
 
 
 def publish_ca(client: kube.Kube, namespace: str, ca_pem: bytes) -> bool:
@@ -302,7 +317,7 @@ def publish_ca(client: kube.Kube, namespace: str, ca_pem: bytes) -> bool:
         "metadata": {
             "name": API_CA_CONFIGMAP,
             "namespace": namespace,
-            "labels": {"app.kubernetes.io/component": "manager", "app.kubernetes.io/part-of": PART_OF},
+            "labels": dict(LABELS),
         },
         "data": data,
     }
