@@ -119,7 +119,7 @@ def start_discovery(
         command += ["--device", str(DEVICES / f"{name}.umockdev")]
     # No device plugin: this discovery runs on the host, where no kubelet is (the scenario tests the plugin).
     command += ["--", sys.executable, "-m", "hsm_discovery", "--health-listen", "127.0.0.1:0"]
-    command += ["--device-plugin-dir", ""]
+    command += ["--metrics-listen=", "--device-plugin-dir", ""]
     with log_path.open("w") as log:
         return subprocess.Popen(command, env=env, stderr=log)
 

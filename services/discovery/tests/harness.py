@@ -65,6 +65,7 @@ class Discovery:
         testbed: MockTestbed,
         tmp: pathlib.Path,
         objects: list[dict[str, Any]],
+        reviews: pathlib.Path,
         env: dict[str, str] | None = None,
     ) -> None:
         self.report_file = tmp / "report.json"
@@ -75,6 +76,8 @@ class Discovery:
             "UMOCKDEV_DIR": testbed.root,
             "NODE_NAME": "node-a",
             "HSM_DISCOVERY_DEVICE_PLUGIN_DIR": "",
+            # Who reviews the metrics endpoint's callers (the HSMDevices come from a file).
+            "KUBECONFIG": str(reviews),
             **(env or {}),
         }
         with self.log_file.open("w") as log:
@@ -84,6 +87,7 @@ class Discovery:
                     "--report-file", str(self.report_file),
                     "--devices-file", str(tmp / "devices.json"),
                     "--health-listen", "127.0.0.1:0",
+                    "--metrics-listen", "127.0.0.1:0",
                     "--rescan-interval", "30s",
                     "--debounce", "50ms",
                 ],
@@ -91,11 +95,12 @@ class Discovery:
                 stderr=log,
             )  # fmt: skip
 
-    def health_port(self) -> int | None:
+    def port(self, which: str) -> int | None:
+        """The port of the probes ("health") or of the metrics ("metrics"), once the process started."""
         for line in self.log_file.read_text().splitlines():
             entry = json.loads(line)
             if entry["event"] == "started":
-                return int(entry["health_port"])
+                return int(entry[f"{which}_port"])
         return None
 
     def report(self) -> dict[str, Any] | None:

@@ -24,6 +24,7 @@ def discovery(
     tmp_path: pathlib.Path,
     make_hsm_device: Callable[..., dict[str, Any]],
     wait_for: Callable[..., Any],
+    review_api: Any,
 ) -> Iterator[harness.Discovery]:
     """Discovery with its plugin configured the way the manager does it: through HSM_DISCOVERY_* variables."""
     pico = make_hsm_device("pico", discovery={"usb": [{"vendorId": "20a0", "productId": "4230"}]})
@@ -33,7 +34,7 @@ def discovery(
         "HSM_DISCOVERY_DEVICE_MOUNTS": "/var/lib/softhsm/tokens,/etc/softhsm",
         "HSM_DISCOVERY_DEVICE_ENV": "SOFTHSM2_CONF=/etc/softhsm/softhsm2.conf",
     }
-    proc = harness.Discovery(testbed, tmp_path, [pico], env=env)
+    proc = harness.Discovery(testbed, tmp_path, [pico], review_api.kubeconfig, env=env)
     wait_for(lambda: kubelet.registered(PICO), timeout=TIMEOUT)
     yield proc
     proc.stop()
@@ -84,6 +85,7 @@ def test_report_and_metrics_show_the_plugin(
     testbed: harness.MockTestbed,
     data_dir: pathlib.Path,
     wait_for: Callable[..., Any],
+    review_api: Any,
 ) -> None:
     testbed.add(data_dir / "pico.umockdev")
 
@@ -92,8 +94,9 @@ def test_report_and_metrics_show_the_plugin(
 
     wait_for(lambda: plugin().get("healthy") == 1, timeout=TIMEOUT)
     assert plugin() == {"resource": PICO, "registered": True, "healthy": 1}
-    status, metrics = harness.get(wait_for(discovery.health_port, timeout=TIMEOUT), "/metrics")
-    assert status == 200
+    scraped = review_api.scrape(wait_for(lambda: discovery.port("metrics"), timeout=TIMEOUT))
+    assert scraped.status == 200
+    metrics = scraped.text
     assert 'hsm_discovery_plugin_registrations_total{hsm_device="pico",result="ok"} 1.0' in metrics
     assert 'hsm_discovery_plugin_healthy_devices{hsm_device="pico"} 1.0' in metrics
 

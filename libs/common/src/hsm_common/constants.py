@@ -41,8 +41,10 @@ def resource_name(device: str) -> str:
 # Ports
 PORT_AGENT_GRPC: Final = 9090
 PORT_AGENT_HEALTH: Final = 8093
+PORT_DISCOVERY_HEALTH: Final = 8094
 PORT_API: Final = 8090
 PORT_OPERATOR_HEALTH: Final = 8081
+# Every component's metrics (HTTPS, for callers allowed to get /metrics); probes have ports of their own.
 PORT_METRICS: Final = 8080
 
 # Limits

@@ -11,6 +11,7 @@ import sys
 import threading
 
 from hsm_common import constants, logs, settings
+from hsm_metricsauth import server as metricsauth
 
 from . import bootstrap, errors
 from .plugin import config as plugin_config
@@ -51,7 +52,27 @@ def build_parser() -> argparse.ArgumentParser:
         default=60.0,
         help="report heartbeat",
     )
-    add(parser, ENV, "--health-listen", default="0.0.0.0:8080", help="health and metrics address")
+    add(
+        parser,
+        ENV,
+        "--health-listen",
+        default=f"0.0.0.0:{constants.PORT_DISCOVERY_HEALTH}",
+        help="address of /healthz and /readyz (plain HTTP, for the kubelet's probes)",
+    )
+    add(
+        parser,
+        ENV,
+        "--metrics-listen",
+        default=f"0.0.0.0:{constants.PORT_METRICS}",
+        help="address of /metrics (HTTPS, for callers allowed to get /metrics; empty: none)",
+    )
+    add(
+        parser,
+        ENV,
+        "--metrics-cert-dir",
+        default="",
+        help="directory of the metrics certificate's tls.crt and tls.key (empty: self-signed at start)",
+    )
     add(parser, ENV, "--log-level", default="info", help="debug, info, warning or error")
     add(parser, ENV, "--debounce", type=settings.parse_duration, default=0.1, help="udev event debounce")
     add(
@@ -157,6 +178,9 @@ def main(argv: list[str] | None = None) -> int:
         rescan_interval=args.rescan_interval,
         heartbeat_interval=args.heartbeat_interval,
         health_listen=args.health_listen,
+        metrics=metricsauth.Settings(args.metrics_listen, args.metrics_cert_dir)
+        if args.metrics_listen
+        else None,
         debounce=args.debounce,
         resync_interval=args.resync_interval,
         forget_after=args.forget_after,

@@ -11,7 +11,9 @@ import threading
 import time
 from collections.abc import Callable
 
-from . import ccid, errors, health, kube, monitor, reporter, scan, service, sink, sources, usb
+from hsm_metricsauth import server as metricsauth
+
+from . import ccid, errors, health, kube, metrics, monitor, reporter, scan, service, sink, sources, usb
 from .plugin import config as plugin_config
 from .plugin import supervisor
 
@@ -48,6 +50,8 @@ class Config:
     """This node's labels when devices_file is used."""
     device_plugin: plugin_config.Config | None = None
     """The kubelet device plugins' settings; None serves no plugin."""
+    metrics: metricsauth.Settings | None = None
+    """The HTTPS metrics endpoint; None serves none."""
 
 
 @dataclasses.dataclass
@@ -58,6 +62,7 @@ class App:
     probes: health.Server
     stop: threading.Event
     plugins: supervisor.Supervisor | None
+    metrics: metricsauth.MetricsServer | None
 
     def run(self) -> None:
         """Run until stop is set, then stop every thread this app started."""
@@ -66,7 +71,10 @@ class App:
         if self.plugins is not None:
             self.plugins.start()
         self.probes.start()
-        log.info("started", extra={"health_port": self.probes.port})
+        if self.metrics is not None:
+            self.metrics.start()
+        metrics_port = self.metrics.port if self.metrics is not None else None
+        log.info("started", extra={"health_port": self.probes.port, "metrics_port": metrics_port})
         try:
             self.service.run(self.stop)
         finally:
@@ -75,6 +83,8 @@ class App:
                 self.plugins.stop()
             self.source.stop()
             self.probes.stop()
+            if self.metrics is not None:
+                self.metrics.stop()
 
 
 def _require(config: Config) -> None:
@@ -157,7 +167,26 @@ def build(config: Config, stop: threading.Event) -> App:
         return svc.live() and watcher.alive() and (plugins is None or plugins.alive())
 
     probes = health.Server(config.health_listen, live=live, ready=svc.ready)
-    return App(service=svc, source=source, watcher=watcher, probes=probes, stop=stop, plugins=plugins)
+    return App(
+        service=svc,
+        source=source,
+        watcher=watcher,
+        probes=probes,
+        stop=stop,
+        plugins=plugins,
+        metrics=_metrics(config.metrics),
+    )
+
+
+def _metrics(settings: metricsauth.Settings | None) -> metricsauth.MetricsServer | None:
+    if settings is None:
+        return None
+    try:
+        return metricsauth.build(
+            settings, metrics.REGISTRY, "hsm_discovery_metrics_certificate_expiry_timestamp_seconds"
+        )
+    except metricsauth.SetupError as err:
+        raise errors.ConfigError(f"cannot serve metrics: {err}") from None
 
 
 def run_once(config: Config) -> bool:

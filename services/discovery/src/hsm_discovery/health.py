@@ -1,4 +1,7 @@
-"""The /healthz, /readyz and /metrics endpoints: the one place service state becomes HTTP statuses."""
+"""The /healthz and /readyz endpoints of the kubelet's probes: where service state becomes HTTP statuses.
+
+Metrics have an endpoint of their own (HTTPS, for allowed callers): probes come without credentials.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +10,7 @@ import http.server
 import threading
 from collections.abc import Callable
 
-from . import errors, metrics
+from . import errors
 
 
 def parse_listen(address: str) -> tuple[str, int]:
@@ -26,10 +29,7 @@ class Server:
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_GET(self) -> None:
-                if self.path == "/metrics":
-                    body, content_type = metrics.render()
-                    self._answer(http.HTTPStatus.OK, body, content_type)
-                elif self.path in checks:
+                if self.path in checks:
                     ok = checks[self.path]()
                     status = http.HTTPStatus.OK if ok else http.HTTPStatus.SERVICE_UNAVAILABLE
                     self._answer(status, b"ok\n" if ok else b"not ok\n", "text/plain")

@@ -1,4 +1,4 @@
-"""Prometheus metrics of discovery, in a registry of their own (served by health.py)."""
+"""Prometheus metrics of discovery, in a registry of their own (served by the metrics endpoint)."""
 
 from __future__ import annotations
 
@@ -68,8 +68,3 @@ def set_devices_found(counts: dict[str, int]) -> None:
 def set_plugin_healthy(counts: dict[str, int]) -> None:
     """Set the plugins' healthy-devices gauge to counts per HSMDevice served."""
     _set_per_hsm_device(PLUGIN_HEALTHY_DEVICES, counts)
-
-
-def render() -> tuple[bytes, str]:
-    """The exposition text and its content type."""
-    return prometheus_client.generate_latest(REGISTRY), prometheus_client.CONTENT_TYPE_LATEST
