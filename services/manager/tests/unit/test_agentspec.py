@@ -96,7 +96,23 @@ def test_deployment_runs_non_root_with_read_only_root() -> None:
     security = pod["containers"][0]["securityContext"]
     assert security["readOnlyRootFilesystem"]
     assert security["runAsNonRoot"]
-    assert pod["automountServiceAccountToken"] is False
+
+
+def test_agents_mount_their_service_account_token_for_the_reviews_of_metrics_scrapers() -> None:
+    pod = agentspec.deployment("hsm", "ns", SPEC, device("A"), OWNER, CONFIG)["spec"]["template"]["spec"]
+    assert pod["automountServiceAccountToken"] is True
+    assert agentspec.service_account("hsm", "ns", OWNER)["automountServiceAccountToken"] is False
+
+
+def test_metrics_are_served_on_their_own_port_and_probes_stay_on_the_health_port() -> None:
+    container = agentspec.deployment("hsm", "ns", SPEC, device("A"), OWNER, CONFIG)["spec"]["template"][
+        "spec"
+    ]["containers"][0]
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert ports == {"grpc": 9090, "health": 8093, "metrics": 8080}
+    assert f"--metrics-listen=$(POD_IP):{constants.PORT_METRICS}" in container["args"]
+    for probe in ("readinessProbe", "livenessProbe"):
+        assert container[probe]["httpGet"]["port"] == constants.PORT_AGENT_HEALTH
 
 
 def test_deployment_labels_select_agents_of_the_device() -> None:

@@ -85,6 +85,7 @@ def test_without_extras_the_pod_has_only_its_own_env_and_volumes() -> None:
         "NODE_NAME",
         "POD_IP",
         "HSM_DISCOVERY_HEALTH_LISTEN",
+        "HSM_DISCOVERY_METRICS_LISTEN",
         "HSM_DISCOVERY_HSM_DEVICE",
         "HSM_DISCOVERY_DEVICE_PLUGIN_DIR",
         "HSM_DISCOVERY_DEVICE_NODE_ROOT",
@@ -93,6 +94,17 @@ def test_without_extras_the_pod_has_only_its_own_env_and_volumes() -> None:
     assert env["HSM_DISCOVERY_DEVICE_NODE_ROOT"] == "/"
     # Each DaemonSet's pods serve their own HSMDevice's plugin, and no other.
     assert env["HSM_DISCOVERY_HSM_DEVICE"] == "hsm"
+
+
+def test_probes_use_the_plain_health_port_and_metrics_have_a_port_of_their_own() -> None:
+    container = daemonset()["spec"]["template"]["spec"]["containers"][0]
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert ports == {"health": constants.PORT_DISCOVERY_HEALTH, "metrics": constants.PORT_METRICS}
+    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "health"}
+    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "health"}
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["HSM_DISCOVERY_HEALTH_LISTEN"] == f"$(POD_IP):{constants.PORT_DISCOVERY_HEALTH}"
+    assert env["HSM_DISCOVERY_METRICS_LISTEN"] == f"$(POD_IP):{constants.PORT_METRICS}"
 
 
 SOFTHSM = discoveryspec.DiscoveryConfig(
@@ -143,8 +155,8 @@ def test_service_links_stay_out_of_the_environment() -> None:
 
 def test_extra_env_follows_the_specs_own_variables() -> None:
     env = _pod(UMOCKDEV)["containers"][0]["env"]
-    assert env[8:] == [
+    assert env[9:] == [
         {"name": "LD_PRELOAD", "value": "/usr/lib/libumockdev-preload.so.0"},
         {"name": "UMOCKDEV_DIR", "value": "/run/umockdev"},
     ]
-    assert env[7]["name"] == "HSM_DISCOVERY_DEVICE_NODE_ROOT"
+    assert env[8]["name"] == "HSM_DISCOVERY_DEVICE_NODE_ROOT"

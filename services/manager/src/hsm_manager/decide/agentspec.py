@@ -79,7 +79,8 @@ def agent_name(device: str, serial: str) -> str:
 
 
 def service_account_name(device: str) -> str:
-    """The agents' ServiceAccount (one per device; it holds no API permissions)."""
+    """The agents' ServiceAccount (one per device). Its only grant is the kustomize base's review of the
+    callers of their metrics (deploy/kustomize/base/rbac/metrics.yaml)."""
     return f"{device[:50].rstrip('-')}-agent"
 
 
@@ -95,7 +96,7 @@ def _serial_label(serial: str) -> str:
 
 
 def service_account(device: str, namespace: str, owner: owners.Owner) -> dict[str, Any]:
-    """A ServiceAccount without an API token: agents talk to nobody but their clients."""
+    """The agents' ServiceAccount; its token is mounted only where a pod asks for it (the agents' do)."""
     name = service_account_name(device)
     return {
         "apiVersion": "v1",
@@ -140,6 +141,7 @@ def _args(spec: models.HSMDeviceSpec, agent: str, serial: str) -> list[str]:
         f"--listen=$(POD_IP):{constants.PORT_AGENT_GRPC}",
         # Pod IP, not 0.0.0.0: on the devcluster every pod shares the host's network namespace.
         f"--health-listen=$(POD_IP):{constants.PORT_AGENT_HEALTH}",
+        f"--metrics-listen=$(POD_IP):{constants.PORT_METRICS}",
         f"--tls-cert={TLS_MOUNT}/tls.crt",
         f"--tls-key={TLS_MOUNT}/tls.key",
         f"--tls-client-ca={TLS_MOUNT}/ca.crt",
@@ -200,7 +202,9 @@ def _pod_spec(
     return {
         "securityContext": pod_security,
         "serviceAccountName": service_account_name(device),
-        "automountServiceAccountToken": False,
+        # The agent's one use of the API server: TokenReview and SubjectAccessReview of whoever scrapes its
+        # metrics. The kubelet's projected token is rotated, and the agent reads it again at each review.
+        "automountServiceAccountToken": True,
         # Settings come from HSM_* variables: no Service may inject look-alikes (``<SERVICE>_PORT=tcp://…``).
         "enableServiceLinks": False,
         "nodeSelector": {**spec.node_selector, HOSTNAME_LABEL: node},
@@ -214,6 +218,7 @@ def _pod_spec(
                 "ports": [
                     {"name": "grpc", "containerPort": constants.PORT_AGENT_GRPC},
                     {"name": "health", "containerPort": constants.PORT_AGENT_HEALTH},
+                    {"name": "metrics", "containerPort": constants.PORT_METRICS},
                 ],
                 "readinessProbe": _probe("/readyz", 2, 2),
                 "livenessProbe": _probe("/healthz", 10, 3),

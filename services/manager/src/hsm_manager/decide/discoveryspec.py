@@ -10,7 +10,6 @@ from hsm_common import constants, models
 from . import hostpaths, owners
 
 COMPONENT = "discovery"
-HEALTH_PORT = 8080
 
 
 #: The ServiceAccount the kustomize base grants discovery's permissions to (deploy/kustomize/base/rbac/
@@ -35,6 +34,7 @@ OWN_ENV = (
     "NODE_NAME",
     "POD_IP",
     "HSM_DISCOVERY_HEALTH_LISTEN",
+    "HSM_DISCOVERY_METRICS_LISTEN",
     ENV_PLUGIN_DIR,
     ENV_NODE_ROOT,
     ENV_MOUNTS,
@@ -109,14 +109,18 @@ def daemonset(
             _field_env("NODE_NAME", "spec.nodeName"),
             _field_env("POD_IP", "status.podIP"),
             # Pod IP, not 0.0.0.0: on the devcluster every pod shares the host's network namespace.
-            {"name": "HSM_DISCOVERY_HEALTH_LISTEN", "value": f"$(POD_IP):{HEALTH_PORT}"},
+            {"name": "HSM_DISCOVERY_HEALTH_LISTEN", "value": f"$(POD_IP):{constants.PORT_DISCOVERY_HEALTH}"},
+            {"name": "HSM_DISCOVERY_METRICS_LISTEN", "value": f"$(POD_IP):{constants.PORT_METRICS}"},
             {"name": ENV_HSM_DEVICE, "value": device},
             *_plugin_env(config),
             *({"name": variable, "value": value} for variable, value in config.env),
         ],
-        "ports": [{"name": "health", "containerPort": HEALTH_PORT}],
-        "readinessProbe": {"httpGet": {"path": "/readyz", "port": HEALTH_PORT}, "periodSeconds": 5},
-        "livenessProbe": {"httpGet": {"path": "/healthz", "port": HEALTH_PORT}, "periodSeconds": 20},
+        "ports": [
+            {"name": "health", "containerPort": constants.PORT_DISCOVERY_HEALTH},
+            {"name": "metrics", "containerPort": constants.PORT_METRICS},
+        ],
+        "readinessProbe": {"httpGet": {"path": "/readyz", "port": "health"}, "periodSeconds": 5},
+        "livenessProbe": {"httpGet": {"path": "/healthz", "port": "health"}, "periodSeconds": 20},
         "resources": {"requests": {"cpu": "10m", "memory": "32Mi"}, "limits": {"memory": "128Mi"}},
         # Root, without a single capability: the kubelet's device-plugin directory and its kubelet.sock are
         # root's and closed to others, so creating the plugin's socket there and registering take the
