@@ -153,3 +153,94 @@ def test_production_enforces_only_what_discovery_needs_and_reports_the_rest() ->
     assert labels["pod-security.kubernetes.io/enforce"] == "privileged"
     assert labels["pod-security.kubernetes.io/warn"] == "restricted"
     assert labels["pod-security.kubernetes.io/audit"] == "restricted"
+
+
+def _named(docs: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any]:
+    return next(d for d in docs if d["kind"] == kind and d["metadata"]["name"] == name)
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_component_has_a_metrics_service_a_service_monitor_can_select(overlay: str) -> None:
+    docs = build(overlay)
+    services = {
+        d["metadata"]["labels"]["app.kubernetes.io/component"]: d
+        for d in docs
+        if d["kind"] == "Service" and d["metadata"]["name"].endswith("-metrics")
+    }
+    assert set(services) == {"manager", "api", "agent", "discovery"}
+    for component, service in services.items():
+        assert service["metadata"]["labels"]["app.kubernetes.io/name"] == "hsm-secrets-operator"
+        assert service["spec"]["ports"] == [{"name": "metrics", "port": 8080, "targetPort": "metrics"}]
+        assert service["spec"]["selector"]["app.kubernetes.io/component"] == component
+    for name in ("hsm-manager", "hsm-api"):
+        [container] = _named(docs, "Deployment", name)["spec"]["template"]["spec"]["containers"]
+        assert {"name": "metrics", "containerPort": 8080} in container["ports"]
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_components_service_account_may_review_its_scrapers_and_nothing_more(overlay: str) -> None:
+    docs = build(overlay)
+    reviews = _named(docs, "ClusterRole", "hsm-metrics-reviews")
+    assert reviews["rules"] == [
+        {"apiGroups": ["authentication.k8s.io"], "resources": ["tokenreviews"], "verbs": ["create"]},
+        {"apiGroups": ["authorization.k8s.io"], "resources": ["subjectaccessreviews"], "verbs": ["create"]},
+    ]
+    subjects = _named(docs, "ClusterRoleBinding", "hsm-metrics-reviews")["subjects"]
+    namespace = "hsm-secrets-operator-system"
+    assert {(s["kind"], s["name"], s.get("namespace")) for s in subjects} == {
+        ("ServiceAccount", "hsm-manager", namespace),
+        ("ServiceAccount", "hsm-api", namespace),
+        ("ServiceAccount", "hsm-discovery", namespace),
+        # The agents' ServiceAccounts, which the operator makes per HSMDevice.
+        ("Group", f"system:serviceaccounts:{namespace}", None),
+    }
+    reader = _named(docs, "ClusterRole", "hsm-metrics-reader")
+    assert reader["rules"] == [{"nonResourceURLs": ["/metrics"], "verbs": ["get"]}]
+
+
+def test_production_lets_prometheus_find_and_read_the_metrics() -> None:
+    docs = build("production")
+    prometheus = {"kind": "ServiceAccount", "name": "prometheus-k8s", "namespace": "monitoring"}
+    reader = _named(docs, "ClusterRoleBinding", "hsm-metrics-reader-prometheus")
+    assert reader["roleRef"]["name"] == "hsm-metrics-reader"
+    assert reader["subjects"] == [prometheus]
+    role = _named(docs, "Role", "hsm-prometheus")
+    assert role["metadata"]["namespace"] == "hsm-secrets-operator-system"
+    granted = {
+        (group, resource, verb)
+        for rule in role["rules"]
+        for group in rule["apiGroups"]
+        for resource in rule["resources"]
+        for verb in rule["verbs"]
+    }
+    found = {(g, r) for g, r, _ in granted}
+    assert found == {
+        ("", "services"),
+        ("", "endpoints"),
+        ("", "pods"),
+        ("discovery.k8s.io", "endpointslices"),
+    }
+    assert {v for _, _, v in granted} == {"get", "list", "watch"}
+    binding = _named(docs, "RoleBinding", "hsm-prometheus")
+    assert (binding["roleRef"]["name"], binding["subjects"]) == ("hsm-prometheus", [prometheus])
+
+
+def test_production_puts_its_own_objects_in_the_operator_namespace() -> None:
+    for doc in build("production"):
+        if doc["kind"] in ("NetworkPolicy", "PodDisruptionBudget", "Role", "RoleBinding", "Service"):
+            assert doc["metadata"].get("namespace") == "hsm-secrets-operator-system", doc["metadata"]["name"]
+
+
+def test_production_opens_metrics_to_monitoring_and_probe_ports_to_the_kubelet() -> None:
+    policies = {d["metadata"]["name"]: d["spec"] for d in build("production") if d["kind"] == "NetworkPolicy"}
+    metrics = policies["metrics-from-monitoring"]
+    # Every pod: the agents and discovery pods carry no app.kubernetes.io/name label.
+    assert metrics["podSelector"] == {}
+    [rule] = metrics["ingress"]
+    assert rule["ports"] == [{"protocol": "TCP", "port": 8080}]
+    assert rule["from"] == [
+        {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}
+    ]
+    probes = policies["probes"]
+    assert {p["port"] for p in probes["ingress"][0]["ports"]} == {8081, 8093, 8094}
+    assert "from" not in probes["ingress"][0]
