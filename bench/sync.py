@@ -28,7 +28,6 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.request
 import uuid
 from collections.abc import Callable
 
@@ -272,8 +271,7 @@ def operator_metric(op: env.Operator, name: str, labels: str = "") -> float:
     """The sum of a metric's samples (those whose labels contain labels); NaN while the operator does not
     serve its metrics yet."""
     try:
-        with urllib.request.urlopen(f"http://{op.metrics_address()}/metrics", timeout=10) as response:
-            text = response.read().decode()
+        text = op.metrics_text()
     except OSError:
         return math.nan
     return sum(

@@ -2,7 +2,8 @@
 
 The operator runs as a host subprocess (``python -m hsm_manager operator``) inside node-1's network
 namespace, as it would in its pod, so it reaches agent pods by their pod IPs; it acts with a kubeconfig of
-the hsm-manager ServiceAccount holding exactly the RBAC of deploy/kustomize/base/rbac/manager.yaml. Agents
+the hsm-manager ServiceAccount holding exactly the RBAC of deploy/kustomize/base/rbac/manager.yaml and
+metrics.yaml. Metrics are read as the namespace's scraper ServiceAccount, bound to the reader role. Agents
 are pods of the e2e agent image (with SoftHSM2) that the nodes' kubelets run from the Deployments the
 operator creates, on SoftHSM2 tokens made here in the node's token store. Discovery is stood in for: its
 pods run the inert sandbox image, and the test writes the report annotation onto them.
@@ -20,13 +21,13 @@ import signal
 import subprocess
 import sys
 import threading
-import urllib.request
 import uuid
 from typing import Any
 
 import yaml
 
 from devcluster import (
+    access,
     cluster,
     images,
     kubeapi,
@@ -44,7 +45,11 @@ from hsmproto.v1 import hsm_pb2_grpc
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 CRD_DIR = ROOT / "deploy" / "kustomize" / "base" / "crds"
-RBAC = ROOT / "deploy" / "kustomize" / "base" / "rbac" / "manager.yaml"
+RBAC = [ROOT / "deploy" / "kustomize" / "base" / "rbac" / name for name in ("manager.yaml", "metrics.yaml")]
+SCRAPER = "metrics-scraper"
+"""The ServiceAccount of each operator namespace that reads metrics (bound to the hsm-metrics-reader role)."""
+E2E_LABEL = "hsm.j5t.io/e2e-namespace"
+"""On the cluster-wide RBAC objects made for an operator namespace, so that they go with it."""
 GROUP_PATH = f"/apis/{constants.API_VERSION}"
 PIN = "246810"
 SO_PIN = "13579246"
@@ -81,18 +86,58 @@ def get(kube: testkit.Kube, path: str) -> dict[str, Any] | None:
 
 
 def rbac_for(namespace: str, suffix: str) -> str:
-    """The manager RBAC as kustomize would render it into namespace (cluster objects made unique)."""
-    docs = [d for d in yaml.safe_load_all(RBAC.read_text()) if d]
+    """The manager and metrics RBAC as kustomize would render them into namespace (cluster objects made
+    unique and labelled with it), and a scraper ServiceAccount bound to the metrics reader role."""
+    docs = [d for path in RBAC for d in yaml.safe_load_all(path.read_text()) if d]
+    docs += [
+        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": SCRAPER}},
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRoleBinding",
+            "metadata": {"name": SCRAPER},
+            "roleRef": {
+                "apiGroup": "rbac.authorization.k8s.io",
+                "kind": "ClusterRole",
+                "name": "hsm-metrics-reader",
+            },
+            "subjects": [{"kind": "ServiceAccount", "name": SCRAPER}],
+        },
+    ]
     for doc in docs:
         if doc["kind"] == "ServiceAccount":
             doc["metadata"]["namespace"] = namespace
         else:
             doc["metadata"]["name"] += suffix
+            doc["metadata"].setdefault("labels", {})[E2E_LABEL] = namespace
         if "roleRef" in doc:
             doc["roleRef"]["name"] += suffix
         for subject in doc.get("subjects", []):
-            subject["namespace"] = namespace
+            if subject["kind"] == "Group":
+                # The agents' ServiceAccounts: the group of the operator namespace's.
+                subject["name"] = f"system:serviceaccounts:{namespace}"
+            else:
+                subject["namespace"] = namespace
     return yaml.safe_dump_all(docs)
+
+
+_SCRAPER_TOKENS: dict[str, str] = {}
+
+
+def scraper_token(kube: testkit.Kube, namespace: str) -> str:
+    """A token of the operator namespace's scraper, minted once: components cache the verdict on a token,
+    so one token keeps the reviews out of what tests and benchmarks measure."""
+    if namespace not in _SCRAPER_TOKENS:
+        _SCRAPER_TOKENS[namespace] = access.service_account_token(kube.client, namespace, SCRAPER, 6 * 3600)
+    return _SCRAPER_TOKENS[namespace]
+
+
+def metrics_text(kube: testkit.Kube, namespace: str, address: str) -> str:
+    """The metrics at a host address (a forwarder to a component), read as the namespace's scraper;
+    OSError while nothing answers there."""
+    status, text = testkit.scrape(address, scraper_token(kube, namespace))
+    if status != 200:
+        raise RuntimeError(f"GET /metrics at {address} answered {status}: {text.strip()}")
+    return text
 
 
 def apply_crds(kube: testkit.Kube) -> None:
@@ -129,6 +174,10 @@ class Operator:
             self.proc = subprocess.Popen(
                 self.kube.in_node(command, OPERATOR_NODE), env=env, stderr=out, stdout=out
             )
+
+    def metrics_text(self) -> str:
+        """The operator's metrics, read as its namespace's scraper; OSError while it serves none yet."""
+        return metrics_text(self.kube, self.namespace, self.metrics_address())
 
     def metrics_address(self) -> str:
         """``127.0.0.1:PORT`` on the host reaching the running operator's metrics port inside node-1."""
@@ -306,9 +355,7 @@ def start_operator(
 
 def remove_operator(op: Operator) -> None:
     op.stop()
-    op.kube.kubectl(
-        "delete", "--ignore-not-found", "clusterrole,clusterrolebinding", f"hsm-manager-{op.namespace}"
-    )
+    op.kube.kubectl("delete", "clusterrole,clusterrolebinding", "-l", f"{E2E_LABEL}={op.namespace}")
     op.kube.client.request("DELETE", f"/api/v1/namespaces/{op.namespace}")
 
 
@@ -530,9 +577,8 @@ def agent_counts(
     pod = ready_agent_pod(kube, namespace, device)
     if pod is None:
         raise RuntimeError(f"no Ready agent pod of {device}")
-    address = forwarded(kube, pod["status"]["podIP"], constants.PORT_AGENT_HEALTH)
-    with urllib.request.urlopen(f"http://{address}/metrics", timeout=10) as response:
-        text = response.read().decode()
+    address = forwarded(kube, pod["status"]["podIP"], constants.PORT_METRICS)
+    text = metrics_text(kube, namespace, address)
     counts: dict[str, float] = {}
     for line in text.splitlines():
         if line.startswith(metric + "{"):

@@ -9,7 +9,6 @@ schedule) and of the clients' 90 s re-read window, while the backstop syncs an H
 import base64
 import pathlib
 import sys
-import urllib.request
 from collections.abc import Iterator
 from typing import Any
 
@@ -71,8 +70,7 @@ def agent_pods(kube: testkit.Kube, namespace: str) -> dict[str, tuple[str, int]]
 
 
 def sync_errors(op: env.Operator) -> float:
-    with urllib.request.urlopen(f"http://{op.metrics_address()}/metrics", timeout=5) as answer:
-        text = answer.read().decode()
+    text = op.metrics_text()
     return sum(
         float(line.rsplit(" ", 1)[1])
         for line in text.splitlines()

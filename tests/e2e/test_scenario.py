@@ -8,6 +8,7 @@ on earlier ones.
 
 import base64
 import contextlib
+import http.client
 import json
 import os
 import pathlib
@@ -15,7 +16,6 @@ import re
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from typing import Any
 
@@ -74,6 +74,8 @@ class Scenario:
         self.client = installed.client
         self.api = installed.api
         self.marks: dict[str, float] = {}
+        self.scrape_token = ""
+        """A token of the metrics reader ServiceAccount (``_scrape_token``)."""
 
 
 @pytest.fixture(scope="module")
@@ -279,6 +281,99 @@ def test_an_update_through_kubectl_hsm_reaches_both_secrets(scenario: Scenario) 
     scenario.timeline.record("kubectl hsm update (by port-forward) reached both Secrets")
 
 
+SCRAPER = "metrics-scraper"
+"""A ServiceAccount in ``default`` bound to the hsm-metrics-reader ClusterRole, as Prometheus's would be."""
+NODE_INDEX = {NODE_A: 1, NODE_B: 2}
+
+
+def _scrape_token(scenario: Scenario) -> str:
+    if not scenario.scrape_token:
+        scenario.client.request(
+            "POST", "/api/v1/namespaces/default/serviceaccounts", {"metadata": {"name": SCRAPER}}
+        )
+        binding = {
+            "metadata": {"name": SCRAPER},
+            "roleRef": {
+                "apiGroup": "rbac.authorization.k8s.io",
+                "kind": "ClusterRole",
+                "name": "hsm-metrics-reader",
+            },
+            "subjects": [{"kind": "ServiceAccount", "name": SCRAPER, "namespace": "default"}],
+        }
+        scenario.client.request("POST", "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings", binding)
+        scenario.scrape_token = access.service_account_token(scenario.client, "default", SCRAPER)
+    return scenario.scrape_token
+
+
+def _metrics_address(scenario: Scenario, pod: dict[str, Any]) -> str:
+    """A host address reaching the pod's metrics port (8080) from inside its node."""
+    run_dir, name = scenario.system.cluster.run_dir, f"metrics-{pod['metadata']['name']}"
+    node = NODE_INDEX[pod["spec"]["nodeName"]]
+    return cluster.forwarded(run_dir, name) or cluster.forward(
+        run_dir, name, pod["status"]["podIP"], 8080, node
+    )
+
+
+def _ready_pod(scenario: Scenario, component: str) -> dict[str, Any]:
+    def ready() -> dict[str, Any] | None:
+        return next(
+            (
+                pod
+                for pod in system.pods(scenario.client, component)
+                if any(
+                    c["type"] == "Ready" and c["status"] == "True"
+                    for c in (pod.get("status") or {}).get("conditions") or []
+                )
+            ),
+            None,
+        )
+
+    found: dict[str, Any] = wait.until(ready, STEP_TIMEOUT, f"a Ready {component} pod")
+    return found
+
+
+@pytest.mark.parametrize(
+    ("component", "metric"),
+    [
+        ("manager", "hsm_manager_sync_total"),
+        ("api", "hsm_api_requests_total"),
+        ("agent", "hsm_agent_connected 1.0"),
+        ("discovery", "hsm_discovery_scans_total"),
+    ],
+)
+def test_metrics_are_https_only_and_for_a_reader_only(
+    scenario: Scenario, component: str, metric: str
+) -> None:
+    address = _metrics_address(scenario, _ready_pod(scenario, component))
+    status, text = testkit.scrape(address, None)
+    assert status == 401
+    assert metric not in text
+    # A valid token whose user has no binding of the reader role (the REST API's user).
+    stranger = access.service_account_token(scenario.client, "default", system.USER)
+    assert testkit.scrape(address, stranger)[0] == 403
+    token = _scrape_token(scenario)
+    # A new binding takes a moment to reach the API server's authorizer (and a denial is cached for 10 s).
+    status, text = wait.until(
+        lambda: (found := testkit.scrape(address, token))[0] == 200 and found,
+        STEP_TIMEOUT,
+        f"the {component}'s metrics for the reader",
+        interval=2.0,
+    )
+    assert metric in text
+    assert "_metrics_certificate_expiry_timestamp_seconds " in text
+    host, _, port = address.rpartition(":")
+    plain = http.client.HTTPConnection(host, int(port), timeout=10)
+    try:
+        plain.request("GET", "/metrics")
+        with pytest.raises((http.client.HTTPException, OSError)):
+            plain.getresponse()
+    finally:
+        plain.close()
+    scenario.timeline.record(
+        f"{component} metrics: 401 without a token, 403 without the role, 200 for a reader"
+    )
+
+
 def _without_api_client_role(scenario: Scenario, tmp_path: pathlib.Path) -> pathlib.Path:
     """The kubeconfig of a new user bound to no Role of the operator namespace."""
     scenario.client.request(
@@ -387,13 +482,8 @@ def test_mirror_sync_brings_the_returning_device_up_to_date(scenario: Scenario) 
 def _registrations(scenario: Scenario, node: str) -> float:
     """Successful registrations of the HSMDevice's plugin by the discovery pod on node (its metrics)."""
     pod = next(p for p in system.pods(scenario.client, "discovery") if p["spec"].get("nodeName") == node)
-    run_dir, name = scenario.system.cluster.run_dir, f"discovery-{pod['metadata']['name']}"
-    index = {NODE_A: 1, NODE_B: 2}[node]
-    address = cluster.forwarded(run_dir, name) or cluster.forward(
-        run_dir, name, pod["status"]["podIP"], 8080, node=index
-    )
-    with urllib.request.urlopen(f"http://{address}/metrics", timeout=10) as response:
-        text = response.read().decode()
+    status, text = testkit.scrape(_metrics_address(scenario, pod), _scrape_token(scenario))
+    assert status == 200, text
     found = re.search(
         rf'^hsm_discovery_plugin_registrations_total{{hsm_device="{system.DEVICE}",result="ok"}} (\S+)$',
         text,

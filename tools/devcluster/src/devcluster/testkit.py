@@ -6,9 +6,11 @@ does not make conftest modules importable).
 
 import base64
 import dataclasses
+import http.client
 import os
 import pathlib
 import re
+import ssl
 import time
 from collections.abc import Callable
 from typing import TypeVar
@@ -38,6 +40,28 @@ def poll(condition: Callable[[], T], timeout: float, what: str, period: float = 
         if time.monotonic() > deadline:
             raise PollTimeout(f"timed out after {timeout} s waiting for {what}")
         time.sleep(period)
+
+
+def scrape(address: str, token: str | None, timeout: float = 10.0) -> tuple[int, str]:
+    """``GET https://<address>/metrics`` as Prometheus does it: (status, body).
+
+    With ``token`` as the bearer token (none: no Authorization header); the components' self-signed metrics
+    certificates are not verified (deploy/examples/servicemonitor.yaml says why). OSError when nothing
+    answers over TLS.
+    """
+    host, _, port = address.rpartition(":")
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    connection = http.client.HTTPSConnection(host, int(port), timeout=timeout, context=context)
+    try:
+        connection.request("GET", "/metrics", headers={"Authorization": f"Bearer {token}"} if token else {})
+        response = connection.getresponse()
+        return response.status, response.read().decode()
+    except http.client.HTTPException as error:
+        raise OSError(f"no HTTPS answer from {address}: {type(error).__name__}") from None
+    finally:
+        connection.close()
 
 
 @dataclasses.dataclass
