@@ -2,8 +2,9 @@
 
 Two POSTs over the standard library's ``http.client`` rather than the ``kubernetes`` package: every
 service serves metrics, the agent too, and an agent runs once per HSM, so its memory is paid per device;
-the ``kubernetes`` client adds tens of MiB and seconds of import to a process that otherwise never talks
-to the API server, and the import-linter contract keeps that client in each service's ``kube`` module.
+the ``kubernetes`` client adds some 20 MiB and 1.5 s of import (measured: ``import kubernetes.client``)
+to a process that otherwise never talks to the API server, and the import-linter contract keeps that
+client in each service's ``kube`` module.
 """
 
 from __future__ import annotations
