@@ -1,5 +1,5 @@
--- wrk script for bench/api.py: one phase per run (health, get, list or put) against one HSMDevice, both
--- chosen by the arguments after "--". done() prints one JSON line the Python side parses; latencies in µs.
+-- wrk script for bench/api.py: one phase per run (health, health-close, get, list or put) against one
+-- HSMDevice, both chosen by the arguments after "--". done() prints one JSON line the Python side parses; latencies in µs.
 
 local phase
 local device
@@ -24,6 +24,10 @@ function request()
   counter = counter + 1
   if phase == "health" then
     return wrk.format("GET", "/api/v1/health")
+  elseif phase == "health-close" then
+    -- The server closes after answering and wrk dials again: every request pays a connection (and a
+    -- TLS handshake over HTTPS).
+    return wrk.format("GET", "/api/v1/health", {["Connection"] = "close"})
   elseif phase == "get" then
     return wrk.format("GET", string.format("/api/v1/hsm/secrets/bench/s%03d?device=%s", counter % 100, device))
   elseif phase == "list" then

@@ -16,11 +16,14 @@ Authentication uses the static table of the integration tests at the Deps seam (
 for 30 s in production, so a steady load pays the same as here). The load comes from wrk (Debian package,
 installed by scripts/apt.sh), a native generator: a Python client on the same two cores took a third of them.
 
-The API serves HTTPS, as it does in a cluster (a leaf of a throwaway CA, as the operator issues one); wrk
-keeps its connections open, so a phase pays the handshake once per connection and TLS per request after.
---plain-http measures the debugging-only plain HTTP instead, for comparison with earlier figures.
+Both transports in one run: the API serves HTTPS, as it does in a cluster (a leaf of a throwaway CA, as the
+operator issues one), and a second server with the same workers serves the debugging-only plain HTTP. Each
+phase runs against one, then the other, so both see the same machine; each has its own /health floor. wrk
+keeps its connections open, so a phase pays the handshake once per connection and TLS per request after;
+the "GET health, new conn." phase sends Connection: close, so every request pays a TCP connection (and over
+HTTPS a full handshake). The table at the end puts the two side by side: req/s, p99 and the HTTPS/HTTP ratio.
 
-Run: uv run python bench/api.py [--seconds 8] [--connections 8] [--workers 4] [--threads 1] [--plain-http]
+Run: uv run python bench/api.py [--seconds 8] [--connections 8] [--workers 4] [--threads 1]
 """
 
 from __future__ import annotations
@@ -56,10 +59,13 @@ SCRIPT = pathlib.Path(__file__).with_name("api.lua")
 #: read's ratio to it is comparable across runs where the absolute rates are not.
 READS = (
     ("GET health", "health", "bench"),
+    ("GET health, new conn.", "health-close", "bench"),
     ("GET secret", "get", "bench"),
     ("GET secret, 2 devices", "get", "pair"),
     ("GET list (100)", "list", "bench"),
 )
+#: The transports, in the order each phase runs them: (label, serves HTTPS).
+TRANSPORTS = (("HTTP", False), ("HTTPS", True))
 PUT = ("PUT, 2 devices", "put", "pair")
 #: wrk's threads: each PUTs its own WRITE_PATHS paths (see api.lua).
 WRK_THREADS = 2
@@ -209,11 +215,24 @@ def _line(
 ) -> str:
     total = api_ms + agents_ms
     return (
-        f"{name:22s} {r.rate:7.1f}/s ({r.rate / floor:4.2f} of {floor_name})  "
+        f"{name:28s} {r.rate:7.1f}/s ({r.rate / floor:4.2f} of {floor_name})  "
         f"p50 {r.p50_ms:6.1f} ms  p99 {r.p99_ms:6.1f} ms  n {r.requests:6d}  errors {r.errors:3d}  "
         f"CPU {total:5.2f} ms/req (api {api_ms:5.2f} + agents {agents_ms:5.2f}; "
         f"= {cores * 1000 / total:5.0f}/s on {cores} cores)  load {os.getloadavg()[0]:4.1f}"
     )
+
+
+def _comparison(results: dict[str, dict[str, Result]]) -> str:
+    """The phases side by side: req/s and p99 over each transport, and HTTPS's share of HTTP's rate."""
+    heading = ("HTTP req/s", "p99 ms", "HTTPS req/s", "p99 ms", "HTTPS/HTTP")
+    lines = [f"{'phase':22s} " + " ".join(f"{column:>11s}" for column in heading)]
+    for name, by_transport in results.items():
+        plain, tls = by_transport["HTTP"], by_transport["HTTPS"]
+        lines.append(
+            f"{name:22s} {plain.rate:11.1f} {plain.p99_ms:11.1f} {tls.rate:11.1f} {tls.p99_ms:11.1f} "
+            f"{tls.rate / plain.rate:11.2f}"
+        )
+    return "\n".join(lines)
 
 
 def main() -> int:
@@ -222,9 +241,6 @@ def main() -> int:
     parser.add_argument("--connections", type=int, default=8)
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--threads", type=int, default=1, help="threads per gunicorn worker")
-    parser.add_argument(
-        "--plain-http", action="store_true", help="plain HTTP (debugging only) instead of HTTPS"
-    )
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         print("wrk not found: run scripts/apt.sh (make setup)", file=sys.stderr)
@@ -239,46 +255,60 @@ def main() -> int:
     agents = [single, *pair]
     for agent in agents:
         agent.start()
-    tls = None if args.plain_http else _serving_files(harness, root / "tls")
-    api = harness.start_api(
-        root / "api", {"bench": [single], "pair": pair}, workers=args.workers, threads=args.threads, tls=tls
-    )
-    # wrk does not verify (the seeding does) and dials the address gunicorn listens on, not localhost's ::1.
-    url = api.url.replace("localhost", "127.0.0.1")
+    tls = _serving_files(harness, root / "tls")
+    servers = {}
     try:
-        _seed(api.url, api.verify)
+        for label, https in TRANSPORTS:
+            servers[label] = harness.start_api(
+                root / f"api-{label}",
+                {"bench": [single], "pair": pair},
+                workers=args.workers,
+                threads=args.threads,
+                tls=tls if https else None,
+            )
+        _seed(servers["HTTPS"].url, servers["HTTPS"].verify)
         print(
-            f"{'plain HTTP' if args.plain_http else 'HTTPS (ECDSA P-256 leaf, TLS 1.3)'}; "
-            f"gunicorn workers={args.workers} threads={args.threads}; HSMDevice bench: 1 SoftHSM2 agent, "
-            f"pair: 2; wrk with {args.connections} connections, {args.seconds:.0f} s per phase, "
+            f"plain HTTP and HTTPS (ECDSA P-256 leaf, TLS 1.3), each phase over one then the other; "
+            f"gunicorn workers={args.workers} threads={args.threads} per server; HSMDevice bench: 1 SoftHSM2 "
+            f"agent, pair: 2; wrk with {args.connections} connections, {args.seconds:.0f} s per phase, "
             f"100 secrets of 2 keys; load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}"
         )
-        api_pids = [api.process.pid, *_children(api.process.pid)]
         agent_pids = [agent.process.pid for agent in agents]
         cores = len(os.sched_getaffinity(0))
 
-        def measured(run, *run_args):  # type: ignore[no-untyped-def]
+        def measured(api_pids, run, *run_args):  # type: ignore[no-untyped-def]
             _settle(agent_pids)
             api_before, agents_before = _cpu_seconds(api_pids), _cpu_seconds(agent_pids)
             r = run(*run_args)
             api_ms = (_cpu_seconds(api_pids) - api_before) * 1000 / max(r.requests, 1)
             return r, api_ms, (_cpu_seconds(agent_pids) - agents_before) * 1000 / max(r.requests, 1)
 
-        health = 0.0
-        for name, phase, device in READS:
-            r, api_ms, agents_ms = measured(_wrk, url, phase, device, args.seconds, args.connections)
-            health = health or r.rate
-            print(_line(name, r, health, "health", api_ms, agents_ms, cores))
+        results: dict[str, dict[str, Result]] = {}
+        health: dict[str, float] = {}
         r, api_ms, agents_ms = measured(
-            _overwrites, pair[0].address, _write_paths(), args.seconds, args.connections
+            [], _overwrites, pair[0].address, _write_paths(), args.seconds, args.connections
         )
         overwrite = r.rate
         print(_line("agent overwrite (gRPC)", r, overwrite, "itself", api_ms, agents_ms, cores))
-        name, phase, device = PUT
-        r, api_ms, agents_ms = measured(_wrk, url, phase, device, args.seconds, args.connections)
-        print(_line(name, r, overwrite, "overwrite", api_ms, agents_ms, cores))
+        for name, phase, device in (*READS, PUT):
+            for label, _https in TRANSPORTS:
+                api = servers[label]
+                # wrk does not verify (the seeding does) and dials the address gunicorn listens on, not
+                # localhost's ::1.
+                url = api.url.replace("localhost", "127.0.0.1")
+                api_pids = [api.process.pid, *_children(api.process.pid)]
+                r, api_ms, agents_ms = measured(
+                    api_pids, _wrk, url, phase, device, args.seconds, args.connections
+                )
+                results.setdefault(name, {})[label] = r
+                health.setdefault(label, r.rate)
+                floor, floor_name = (overwrite, "overwrite") if phase == "put" else (health[label], "health")
+                print(_line(f"{name} {label}", r, floor, floor_name, api_ms, agents_ms, cores))
+        print()
+        print(_comparison(results))
     finally:
-        harness.stop_api(api)
+        for api in servers.values():
+            harness.stop_api(api)
         for agent in agents:
             agent.stop()
         shutil.rmtree(root, ignore_errors=True)
