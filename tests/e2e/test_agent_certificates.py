@@ -240,6 +240,7 @@ def agent_log(stack: Stack, pod: dict[str, Any]) -> str:
 @pytest.mark.parametrize(
     ("presented", "reason"),
     [("foreign", "unable to get local issuer certificate"), ("expired", "certificate has expired")],
+    ids=["foreign", "expired"],
 )
 def test_a_client_with_a_foreign_or_expired_certificate_is_refused_and_the_agent_log_says_why(
     stack: Stack, presented: str, reason: str
