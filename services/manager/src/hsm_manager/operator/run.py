@@ -34,13 +34,15 @@ def _quiet_kopf() -> None:
 def run(cfg: config.OperatorConfig) -> int:
     """Run until SIGTERM; returns the exit code."""
     _quiet_kopf()
-    client = kube.Kube.connect()
-    memo = handlers.memo_of(runtime.bootstrap(cfg, client))
+    # Metrics first: an endpoint that cannot start stops the operator before it writes anything, and the
+    # start-up Secrets the bootstrap writes stay the last step before kopf runs (tests wait for them).
     try:
         metrics.serve(cfg.metrics_port, cfg.metrics_cert_dir)
     except metricsauth.SetupError as error:
         log.error("the operator cannot serve its metrics", extra={"reason": str(error)})
         return 2
+    client = kube.Kube.connect()
+    memo = handlers.memo_of(runtime.bootstrap(cfg, client))
     log.info("operator starting", extra={"namespace": cfg.namespace, "metrics_port": cfg.metrics_port})
     # standalone: no peering (see handlers' docstring); clusterwide: HSMSecrets live in every namespace.
     kopf.run(
