@@ -18,10 +18,12 @@ installed by scripts/apt.sh), a native generator: a Python client on the same tw
 
 Both transports in one run: the API serves HTTPS, as it does in a cluster (a leaf of a throwaway CA, as the
 operator issues one), and a second server with the same workers serves the debugging-only plain HTTP. Each
-phase runs against one, then the other, so both see the same machine; each has its own /health floor. wrk
+phase runs over HTTP, HTTPS, HTTPS, HTTP for half its time each, so both see the same machine, and a machine
+that gets faster or slower meanwhile weighs on both alike; each transport has its own /health floor. wrk
 keeps its connections open, so a phase pays the handshake once per connection and TLS per request after;
 the "GET health, new conn." phase sends Connection: close, so every request pays a TCP connection (and over
-HTTPS a full handshake). The table at the end puts the two side by side: req/s, p99 and the HTTPS/HTTP ratio.
+HTTPS a full handshake). The table at the end puts the two side by side: req/s, p99, the API's CPU per
+request and the HTTPS/HTTP ratio.
 
 Run: uv run python bench/api.py [--seconds 8] [--connections 8] [--workers 4] [--threads 1]
 """
@@ -42,7 +44,9 @@ import sys
 import tempfile
 import time
 import types
+from collections.abc import Callable
 from concurrent import futures
+from typing import Any
 
 import grpc
 import requests
@@ -64,8 +68,9 @@ READS = (
     ("GET secret, 2 devices", "get", "pair"),
     ("GET list (100)", "list", "bench"),
 )
-#: The transports, in the order each phase runs them: (label, serves HTTPS).
-TRANSPORTS = (("HTTP", False), ("HTTPS", True))
+#: The transports: label → serves HTTPS.
+TRANSPORTS = {"HTTP": False, "HTTPS": True}
+TRANSPORT_ORDER = tuple(TRANSPORTS)
 PUT = ("PUT, 2 devices", "put", "pair")
 #: wrk's threads: each PUTs its own WRITE_PATHS paths (see api.lua).
 WRK_THREADS = 2
@@ -73,7 +78,7 @@ WRITE_PATHS = 200
 VALUE = base64.b64encode(b"x" * 64).decode()
 
 
-def _harness():  # type: ignore[no-untyped-def]
+def _harness() -> types.ModuleType:
     # The harness is a conftest inside the tests tree and imports its siblings relatively (..polling):
     # load it as a module of a package standing for that tree.
     tests = types.ModuleType("api_bench_tests")
@@ -125,6 +130,18 @@ class Result:
     @property
     def rate(self) -> float:
         return self.requests / self.seconds
+
+    def and_(self, other: Result) -> Result:
+        """This run and other as one: rates over both, p50 weighted by requests, the higher p99."""
+        requests = self.requests + other.requests
+        p50 = (self.p50_ms * self.requests + other.p50_ms * other.requests) / max(requests, 1)
+        return Result(
+            requests,
+            self.seconds + other.seconds,
+            p50,
+            max(self.p99_ms, other.p99_ms),
+            self.errors + other.errors,
+        )
 
 
 def _wrk(url: str, phase: str, device: str, seconds: float, connections: int) -> Result:
@@ -222,15 +239,17 @@ def _line(
     )
 
 
-def _comparison(results: dict[str, dict[str, Result]]) -> str:
-    """The phases side by side: req/s and p99 over each transport, and HTTPS's share of HTTP's rate."""
-    heading = ("HTTP req/s", "p99 ms", "HTTPS req/s", "p99 ms", "HTTPS/HTTP")
+def _comparison(results: dict[str, dict[str, tuple[Result, float]]]) -> str:
+    """The phases side by side: req/s, p99 and the API's CPU per request over each transport, and HTTPS's
+    share of HTTP's rate. wrk runs on the same cores and does its own TLS: the rate ratio includes the
+    client's cost, the CPU figures are the server's alone."""
+    heading = ("HTTP req/s", "p99 ms", "API CPU ms", "HTTPS req/s", "p99 ms", "API CPU ms", "HTTPS/HTTP")
     lines = [f"{'phase':22s} " + " ".join(f"{column:>11s}" for column in heading)]
     for name, by_transport in results.items():
-        plain, tls = by_transport["HTTP"], by_transport["HTTPS"]
+        (plain, plain_cpu), (tls, tls_cpu) = by_transport["HTTP"], by_transport["HTTPS"]
         lines.append(
-            f"{name:22s} {plain.rate:11.1f} {plain.p99_ms:11.1f} {tls.rate:11.1f} {tls.p99_ms:11.1f} "
-            f"{tls.rate / plain.rate:11.2f}"
+            f"{name:22s} {plain.rate:11.1f} {plain.p99_ms:11.1f} {plain_cpu:11.2f} "
+            f"{tls.rate:11.1f} {tls.p99_ms:11.1f} {tls_cpu:11.2f} {tls.rate / plain.rate:11.2f}"
         )
     return "\n".join(lines)
 
@@ -258,7 +277,7 @@ def main() -> int:
     tls = _serving_files(harness, root / "tls")
     servers = {}
     try:
-        for label, https in TRANSPORTS:
+        for label, https in TRANSPORTS.items():
             servers[label] = harness.start_api(
                 root / f"api-{label}",
                 {"bench": [single], "pair": pair},
@@ -268,22 +287,24 @@ def main() -> int:
             )
         _seed(servers["HTTPS"].url, servers["HTTPS"].verify)
         print(
-            f"plain HTTP and HTTPS (ECDSA P-256 leaf, TLS 1.3), each phase over one then the other; "
+            f"plain HTTP and HTTPS (ECDSA P-256 leaf, TLS 1.3), each phase HTTP, HTTPS, HTTPS, HTTP; "
             f"gunicorn workers={args.workers} threads={args.threads} per server; HSMDevice bench: 1 SoftHSM2 "
-            f"agent, pair: 2; wrk with {args.connections} connections, {args.seconds:.0f} s per phase, "
-            f"100 secrets of 2 keys; load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}"
+            f"agent, pair: 2; wrk with {args.connections} connections, {args.seconds:.0f} s per phase and "
+            f"transport, 100 secrets of 2 keys; load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}"
         )
         agent_pids = [agent.process.pid for agent in agents]
         cores = len(os.sched_getaffinity(0))
 
-        def measured(api_pids, run, *run_args):  # type: ignore[no-untyped-def]
+        def measured(
+            api_pids: list[int], run: Callable[..., Result], *run_args: Any
+        ) -> tuple[Result, float, float]:
             _settle(agent_pids)
             api_before, agents_before = _cpu_seconds(api_pids), _cpu_seconds(agent_pids)
             r = run(*run_args)
             api_ms = (_cpu_seconds(api_pids) - api_before) * 1000 / max(r.requests, 1)
             return r, api_ms, (_cpu_seconds(agent_pids) - agents_before) * 1000 / max(r.requests, 1)
 
-        results: dict[str, dict[str, Result]] = {}
+        results: dict[str, dict[str, tuple[Result, float]]] = {}
         health: dict[str, float] = {}
         r, api_ms, agents_ms = measured(
             [], _overwrites, pair[0].address, _write_paths(), args.seconds, args.connections
@@ -291,16 +312,24 @@ def main() -> int:
         overwrite = r.rate
         print(_line("agent overwrite (gRPC)", r, overwrite, "itself", api_ms, agents_ms, cores))
         for name, phase, device in (*READS, PUT):
-            for label, _https in TRANSPORTS:
+            # HTTP, HTTPS, HTTPS, HTTP, half the time each: a machine that speeds up or slows down during
+            # the phase weighs on both transports alike.
+            halves: dict[str, list[tuple[Result, float, float]]] = {}
+            for label in (*TRANSPORT_ORDER, *reversed(TRANSPORT_ORDER)):
                 api = servers[label]
                 # wrk does not verify (the seeding does) and dials the address gunicorn listens on, not
                 # localhost's ::1.
                 url = api.url.replace("localhost", "127.0.0.1")
                 api_pids = [api.process.pid, *_children(api.process.pid)]
-                r, api_ms, agents_ms = measured(
-                    api_pids, _wrk, url, phase, device, args.seconds, args.connections
+                halves.setdefault(label, []).append(
+                    measured(api_pids, _wrk, url, phase, device, args.seconds / 2, args.connections)
                 )
-                results.setdefault(name, {})[label] = r
+            for label in TRANSPORT_ORDER:
+                (first, api_1, agents_1), (second, api_2, agents_2) = halves[label]
+                r = first.and_(second)
+                api_ms = (api_1 * first.requests + api_2 * second.requests) / max(r.requests, 1)
+                agents_ms = (agents_1 * first.requests + agents_2 * second.requests) / max(r.requests, 1)
+                results.setdefault(name, {})[label] = (r, api_ms)
                 health.setdefault(label, r.rate)
                 floor, floor_name = (overwrite, "overwrite") if phase == "put" else (health[label], "health")
                 print(_line(f"{name} {label}", r, floor, floor_name, api_ms, agents_ms, cores))
