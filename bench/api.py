@@ -306,14 +306,11 @@ def main() -> int:
 
         results: dict[str, dict[str, tuple[Result, float]]] = {}
         health: dict[str, float] = {}
-        r, api_ms, agents_ms = measured(
-            [], _overwrites, pair[0].address, _write_paths(), args.seconds, args.connections
-        )
-        overwrite = r.rate
-        print(_line("agent overwrite (gRPC)", r, overwrite, "itself", api_ms, agents_ms, cores))
-        for name, phase, device in (*READS, PUT):
-            # HTTP, HTTPS, HTTPS, HTTP, half the time each: a machine that speeds up or slows down during
-            # the phase weighs on both transports alike.
+
+        def compare(name: str, phase: str, device: str, floors: dict[str, float], floor_name: str) -> None:
+            """One phase over both transports: HTTP, HTTPS, HTTPS, HTTP, half the time each, so a machine
+            that speeds up or slows down during the phase weighs on both alike. floors: by transport (the
+            first phase, /health, sets its own)."""
             halves: dict[str, list[tuple[Result, float, float]]] = {}
             for label in (*TRANSPORT_ORDER, *reversed(TRANSPORT_ORDER)):
                 api = servers[label]
@@ -330,9 +327,17 @@ def main() -> int:
                 api_ms = (api_1 * first.requests + api_2 * second.requests) / max(r.requests, 1)
                 agents_ms = (agents_1 * first.requests + agents_2 * second.requests) / max(r.requests, 1)
                 results.setdefault(name, {})[label] = (r, api_ms)
-                health.setdefault(label, r.rate)
-                floor, floor_name = (overwrite, "overwrite") if phase == "put" else (health[label], "health")
+                floor = floors.setdefault(label, r.rate)
                 print(_line(f"{name} {label}", r, floor, floor_name, api_ms, agents_ms, cores))
+
+        for name, phase, device in READS:
+            compare(name, phase, device, health, "health")
+        r, api_ms, agents_ms = measured(
+            [], _overwrites, pair[0].address, _write_paths(), args.seconds, args.connections
+        )
+        overwrite = r.rate
+        print(_line("agent overwrite (gRPC)", r, overwrite, "itself", api_ms, agents_ms, cores))
+        compare(*PUT, dict.fromkeys(TRANSPORT_ORDER, overwrite), "overwrite")
         print()
         print(_comparison(results))
     finally:
