@@ -59,8 +59,8 @@ def serve(port: int, cert_dir: str) -> None:
 
 CERTIFICATE_EXPIRY = prometheus_client.Gauge(
     "hsm_manager_certificate_expiry_timestamp_seconds",
-    "notAfter of each certificate the manager keeps: its CAs (role signing, next, previous), its client leaf, "
-    "each agent's serving leaf and the API's serving certificate (role api, issued or supplied)",
+    "notAfter of each certificate the manager keeps: its CAs (role signing, next, previous), its client "
+    "leaf, each agent's serving leaf and the API's serving certificate (role api, issued or supplied)",
     ["role", "namespace", "name"],
 )
 CA_ROTATION_PHASE = prometheus_client.Gauge(
