@@ -7,8 +7,10 @@ schedule) and of the clients' 90 s re-read window, while the backstop syncs an H
 """
 
 import base64
+import contextlib
 import pathlib
 import sys
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -78,10 +80,29 @@ def sync_errors(op: env.Operator) -> float:
     )
 
 
+def rotation_phase(op: env.Operator) -> str | None:
+    """The phase the operator's metrics say the CA rotation is in (None before its first round, or when a
+    scrape fails: the timeline only observes, the assertions are on the CA Secret and the agents)."""
+    try:
+        text = op.metrics_text()
+    except (OSError, RuntimeError):
+        return None
+    for line in text.splitlines():
+        if line.startswith("hsm_manager_ca_rotation_phase{") and line.endswith(" 1.0"):
+            return line.split('phase="', 1)[1].split('"', 1)[0]
+    return None
+
+
 def test_a_ca_rotation_completes_with_both_agents_serving_without_restart_and_no_failed_sync(
-    kube: testkit.Kube, rotating: tuple[env.Operator, list[env.Device]]
+    kube: testkit.Kube, rotating: tuple[env.Operator, list[env.Device]], request: pytest.FixtureRequest
 ) -> None:
     op, devices = rotating
+    start = time.monotonic()
+    timeline: list[str] = []
+
+    def record(step: str) -> None:
+        timeline.append(f"{time.monotonic() - start:7.1f}s  {step}")
+
     namespace = op.namespace
     first = secret_data(kube, namespace, "hsm-manager-ca")["tls.crt"]
     for device in devices:
@@ -100,11 +121,23 @@ def test_a_ca_rotation_completes_with_both_agents_serving_without_restart_and_no
         lambda: (p := agent_pods(kube, namespace)) and len(p) == len(DEVICES) and p, 30, "agents"
     )
 
+    record("HSMSecrets created, agents up")
+    seen: list[str] = []
+
     def rotated() -> bool:
+        phase = rotation_phase(op)
+        if phase is not None and (not seen or seen[-1] != phase):
+            seen.append(phase)
+            record(f"rotation phase {phase}")
         ca = secret_data(kube, namespace, "hsm-manager-ca")
         return ca["tls.crt"] != first and "previous.crt" not in ca
 
     testkit.poll(rotated, 600, "the first CA rotation to drop the old CA", period=2)
+    record("old CA dropped: only the new CA in hsm-manager-ca")
+    capture = request.config.pluginmanager.get_plugin("capturemanager")
+    # Printed past pytest's capture: the rotation's timeline is this test's report, wanted on every run.
+    with capture.global_and_fixture_disabled() if capture else contextlib.nullcontext():
+        print("\n".join(["", "CA rotation timeline (polled every 2 s):", *timeline]), flush=True)
     new_ca = secret_data(kube, namespace, "hsm-manager-ca")["tls.crt"]
     assert agent_pods(kube, namespace) == pods
     client = secret_data(kube, namespace, "hsm-manager-client-tls")
