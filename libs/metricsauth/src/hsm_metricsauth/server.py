@@ -8,6 +8,7 @@ that speaks plain HTTP (or stalls) gets nothing and holds up nobody.
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import http
 import http.server
@@ -24,7 +25,7 @@ import prometheus_client
 from prometheus_client import registry as prometheus_registry
 from prometheus_client.core import GaugeMetricFamily
 
-from hsm_common import tlsfiles
+from hsm_common import settings, tlsfiles
 
 from . import certificates, credentials, gate, reviews
 
@@ -49,6 +50,30 @@ class Settings:
     they change; empty: a self-signed certificate made at start."""
     kubeconfig: str = ""
     """Kubeconfig for the reviews; empty: the pod's ServiceAccount, else the default kubeconfig."""
+
+
+def add_flags(parser: argparse.ArgumentParser, prefix: str, listen: str) -> None:
+    """The flags of a service's metrics endpoint (``--metrics-listen``, default listen, and
+    ``--metrics-cert-dir``); ``from_flags`` reads them back."""
+    settings.add_flag(
+        parser,
+        prefix,
+        "--metrics-listen",
+        default=listen,
+        help="address of /metrics (HTTPS, for callers allowed to get /metrics; empty: none)",
+    )
+    settings.add_flag(
+        parser,
+        prefix,
+        "--metrics-cert-dir",
+        default="",
+        help="directory of the metrics certificate's tls.crt and tls.key (empty: self-signed at start)",
+    )
+
+
+def from_flags(args: argparse.Namespace) -> Settings | None:
+    """The endpoint the flags of ``add_flags`` ask for; None when ``--metrics-listen`` is empty."""
+    return Settings(args.metrics_listen, args.metrics_cert_dir) if args.metrics_listen else None
 
 
 def _address(listen: str) -> tuple[str, int]:

@@ -40,20 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=f"0.0.0.0:{constants.PORT_AGENT_HEALTH}",
         help="address of /healthz and /readyz (plain HTTP, for the kubelet's probes)",
     )
-    add(
-        parser,
-        ENV,
-        "--metrics-listen",
-        default=f"0.0.0.0:{constants.PORT_METRICS}",
-        help="address of /metrics (HTTPS, for callers allowed to get /metrics; empty: none)",
-    )
-    add(
-        parser,
-        ENV,
-        "--metrics-cert-dir",
-        default="",
-        help="directory of the metrics certificate's tls.crt and tls.key (empty: self-signed at start)",
-    )
+    metricsauth.add_flags(parser, ENV, f"0.0.0.0:{constants.PORT_METRICS}")
     add(parser, ENV, "--tls-cert", help="server certificate (PEM); enables TLS")
     add(parser, ENV, "--tls-key", help="server private key (PEM)")
     add(parser, ENV, "--tls-client-ca", help="CA for client certificates; makes them required")
@@ -175,9 +162,7 @@ def config_from(args: argparse.Namespace) -> agent.AgentConfig:
         ),
         listen=listen,
         health_listen=args.health_listen,
-        metrics=metricsauth.Settings(args.metrics_listen, args.metrics_cert_dir)
-        if args.metrics_listen
-        else None,
+        metrics=metricsauth.from_flags(args),
         tls_cert=args.tls_cert,
         tls_key=args.tls_key,
         tls_client_ca=args.tls_client_ca,

@@ -59,20 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=f"0.0.0.0:{constants.PORT_DISCOVERY_HEALTH}",
         help="address of /healthz and /readyz (plain HTTP, for the kubelet's probes)",
     )
-    add(
-        parser,
-        ENV,
-        "--metrics-listen",
-        default=f"0.0.0.0:{constants.PORT_METRICS}",
-        help="address of /metrics (HTTPS, for callers allowed to get /metrics; empty: none)",
-    )
-    add(
-        parser,
-        ENV,
-        "--metrics-cert-dir",
-        default="",
-        help="directory of the metrics certificate's tls.crt and tls.key (empty: self-signed at start)",
-    )
+    metricsauth.add_flags(parser, ENV, f"0.0.0.0:{constants.PORT_METRICS}")
     add(parser, ENV, "--log-level", default="info", help="debug, info, warning or error")
     add(parser, ENV, "--debounce", type=settings.parse_duration, default=0.1, help="udev event debounce")
     add(
@@ -178,9 +165,7 @@ def main(argv: list[str] | None = None) -> int:
         rescan_interval=args.rescan_interval,
         heartbeat_interval=args.heartbeat_interval,
         health_listen=args.health_listen,
-        metrics=metricsauth.Settings(args.metrics_listen, args.metrics_cert_dir)
-        if args.metrics_listen
-        else None,
+        metrics=metricsauth.from_flags(args),
         debounce=args.debounce,
         resync_interval=args.resync_interval,
         forget_after=args.forget_after,
