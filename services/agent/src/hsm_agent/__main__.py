@@ -1,4 +1,8 @@
-"""``hsm-agent``: serve one PKCS#11 token over gRPC."""
+"""``hsm-agent``: serve one PKCS#11 token over gRPC.
+
+``hsm-agent selftest …`` and ``hsm-agent import-legacy …`` run the command-line tools instead (see
+hsm_agent.tools); any other first argument is the agent's own flags.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +17,8 @@ import types
 
 from hsm_agent import agent, modules
 from hsm_agent.store import budget, secret_store
+from hsm_agent.tools import selftest
+from hsm_agent.tools.legacy import cli as import_legacy
 from hsm_common import constants, logs, settings
 from hsm_metricsauth import server as metricsauth
 
@@ -170,7 +176,19 @@ def config_from(args: argparse.Namespace) -> agent.AgentConfig:
     )
 
 
+#: Subcommands by their first argument; the agent itself has none, so its flags are never mistaken for one.
+TOOLS = {"selftest": selftest.main, "import-legacy": import_legacy.main}
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in TOOLS:
+        return TOOLS[argv[0]](argv[1:])
+    return serve(argv)
+
+
+def serve(argv: list[str]) -> int:
+    """Serve the token until SIGTERM or SIGINT."""
     parser = build_parser()
     args = parser.parse_args(argv)
     logs.setup(args.log_level)

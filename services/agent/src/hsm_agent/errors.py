@@ -23,6 +23,10 @@ class DeviceUnavailable(AgentError):
     """The token is gone or not answering; the agent is recovering (UNAVAILABLE)."""
 
 
+class ModuleUnavailable(DeviceUnavailable):
+    """The PKCS#11 module cannot be loaded (missing file, not a PKCS#11 module)."""
+
+
 class TokenFull(AgentError):
     """The token has no room for the new objects (RESOURCE_EXHAUSTED)."""
 

@@ -4,8 +4,17 @@ from __future__ import annotations
 
 import hashlib
 import pathlib
+from typing import Protocol
 
 from hsm_agent import errors
+
+
+class Source(Protocol):
+    """Where the store takes the PIN from when it logs in."""
+
+    def read(self) -> str:
+        """The PIN; NotLoggedIn when there is none."""
+        ...
 
 
 class PinFile:
@@ -29,3 +38,18 @@ class PinFile:
 def fingerprint(pin: str) -> str:
     """A digest that tells two PINs apart without keeping either (used to remember a rejected PIN)."""
     return hashlib.sha256(b"hsm-agent-pin\0" + pin.encode()).hexdigest()
+
+
+class Given:
+    """A PIN a command-line tool already holds (read from its environment or a prompt)."""
+
+    def __init__(self, pin: str) -> None:
+        self._pin = pin
+
+    def __repr__(self) -> str:
+        return "Given(<pin>)"  # never the PIN, in a traceback or a debugger
+
+    def read(self) -> str:
+        if not self._pin:
+            raise errors.NotLoggedIn("the PIN is empty")
+        return self._pin

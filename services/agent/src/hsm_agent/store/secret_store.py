@@ -68,6 +68,9 @@ class State(enum.Enum):
 
 
 _NOT_LOGGED_IN = {State.NO_PIN, State.WRONG_PIN, State.LOCKED, State.REFUSED}
+#: Applications of this store's own objects: foreign_objects never hands them out, so no caller of
+#: destroy_foreign can destroy a record, chunk or ledger.
+_OURS = frozenset({layout.APPLICATION_RECORD, layout.APPLICATION_CHUNK, layout.APPLICATION_LEDGER})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -79,7 +82,9 @@ class Secret:
 class SecretStore:
     """One token's secrets. Reads run concurrently; writes, scans and reconnects run one at a time."""
 
-    def __init__(self, config: StoreConfig, meters: metrics.Metrics) -> None:
+    def __init__(
+        self, config: StoreConfig, meters: metrics.Metrics, pin_source: pin.Source | None = None
+    ) -> None:
         self.config = config
         self.budget = budget.for_module(config.library_path, config.max_objects, config.max_object_size)
         self.index = index.Index()
@@ -90,7 +95,7 @@ class SecretStore:
         self._token = token.Token(
             config.library_path, config.token_label, config.slot_id, meters.observe_pkcs11, config.serial
         )
-        self._pin = pin.PinFile(config.pin_file)
+        self._pin: pin.Source = pin_source or pin.PinFile(config.pin_file)
         # Serialises writes, deletes, scans and reconnects: a version is decided from the index and must
         # not change until its head is on the token. Reads only look up the dicts below (atomic in CPython).
         self._write_lock = threading.RLock()
@@ -180,7 +185,13 @@ class SecretStore:
             self._wake.wait(timeout=min(delay, max(0.05, next_rescan - time.monotonic())))
             self._wake.clear()
 
-    def _connect(self) -> None:
+    def connect_once(self) -> None:
+        """Log in from the calling thread with exactly one login attempt and load the index, without the
+        upkeep threads (command-line tools); raise what stopped it: WrongPin, NotLoggedIn (no PIN, locked
+        token, other serial) or DeviceUnavailable (ModuleUnavailable when the module does not load)."""
+        self._connect(raise_failure=True)
+
+    def _connect(self, raise_failure: bool = False) -> None:
         """Log in unless the PIN was rejected before or the token has another serial."""
         if self._state is State.REFUSED:
             return
@@ -188,6 +199,8 @@ class SecretStore:
             current = self._pin.read()
         except errors.NotLoggedIn as error:
             self._set_state(State.NO_PIN, str(error))
+            if raise_failure:
+                raise
             return
         if self._rejected_pin == pin.fingerprint(current):
             return
@@ -200,19 +213,27 @@ class SecretStore:
                 self._rejected_pin = pin.fingerprint(current)
                 self._metrics.login_failures.labels("wrong_pin").inc()
                 self._set_state(State.WRONG_PIN, f"{error}; waiting for the PIN file to change")
+                if raise_failure:
+                    raise
                 return
             except errors.NotLoggedIn as error:
                 self._rejected_pin = pin.fingerprint(current)
                 self._metrics.login_failures.labels("refused").inc()
                 self._set_state(State.LOCKED, str(error))
+                if raise_failure:
+                    raise
                 return
             except errors.DeviceUnavailable as error:
                 self._set_state(State.DISCONNECTED, str(error))
+                if raise_failure:
+                    raise
                 return
             self._rejected_pin = None
             if self.config.serial and info.serial != self.config.serial:
                 self._token.close()
                 self._set_state(State.REFUSED, f"token serial {info.serial!r} is not {self.config.serial!r}")
+                if raise_failure:
+                    raise errors.NotLoggedIn(self._message)
                 return
             self.info = info
             recovered = self._state is State.DISCONNECTED
@@ -381,6 +402,25 @@ class SecretStore:
             except ValueError:
                 return None
         return scan.verified_data(self._token, head, decoded.body, self._chunks)
+
+    # ------------------------------------------------------------------ other applications' objects
+
+    def foreign_objects(self, application: str) -> list[token.ForeignObject]:
+        """Every data object whose CKA_APPLICATION is exactly application, read in full; never ours."""
+        if application in _OURS:
+            raise errors.InvalidInput(f"{application!r} names this store's own objects")
+        self.require_ready()
+        with self._write_lock, self._guard():
+            return [self._token.read_foreign(handle) for handle in self._token.find(application)]
+
+    def destroy_foreign(self, obj: token.ForeignObject) -> None:
+        """Destroy one object foreign_objects returned (one already gone counts as destroyed)."""
+        self.require_ready()
+        with self._writing():
+            with contextlib.suppress(token.StaleHandle):
+                self._token.destroy(obj.handle)
+            self._foreign = max(0, self._foreign - 1)
+            self._metrics.publish_capacity(self.capacity())
 
     # ------------------------------------------------------------------ writes
 

@@ -62,6 +62,27 @@ class TokenInfo:
     model: str
     serial: str
     firmware: str
+    pin_warnings: tuple[str, ...] = ()
+    """What the token said of its user PIN when it was found, before the login: count-low (a wrong PIN was
+    given since the last good one), final-try, locked; empty when it said nothing."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ForeignObject:
+    """A data object another application wrote (another tool's, or an older layout's), read in full."""
+
+    label: str
+    value: bytes
+    object_id: bytes
+    """CKA_OBJECT_ID, empty when unset."""
+    handle: Handle
+
+
+_PIN_WARNINGS = (
+    (pkcs11.TokenFlag.USER_PIN_COUNT_LOW, "count-low"),
+    (pkcs11.TokenFlag.USER_PIN_FINAL_TRY, "final-try"),
+    (pkcs11.TokenFlag.USER_PIN_LOCKED, "locked"),
+)
 
 
 def translate(error: p11.PKCS11Error) -> Exception:
@@ -159,7 +180,14 @@ class Token:
             self._session = None
             self._objects = None
             if self._lib is None:
-                self._lib = pkcs11.lib(self._library_path)
+                try:
+                    self._lib = pkcs11.lib(self._library_path)
+                except p11.PKCS11Error as error:
+                    # python-pkcs11 reports a failed dlopen (the loader's words, no secret) as a bare
+                    # PKCS11Error; every other call's failure has a subclass.
+                    raise errors.ModuleUnavailable(
+                        f"cannot load the PKCS#11 module {self._library_path}: {error}"
+                    ) from error
             # After a device is removed the library fails even for healthy tokens until reinitialised,
             # and a token created by another process stays invisible until then.
             self._lib.reinitialize()
@@ -172,6 +200,7 @@ class Token:
                 model=token.model,
                 serial=token.serial.decode(errors="replace"),
                 firmware="{}.{}".format(*token.firmware_version),
+                pin_warnings=tuple(name for flag, name in _PIN_WARNINGS if token.flags & flag),
             )
 
     def close(self) -> None:
@@ -261,6 +290,18 @@ class Token:
         with self._call("read_object"):
             attrs = handle.get_attributes([pkcs11.Attribute.LABEL, pkcs11.Attribute.VALUE])
             return str(attrs[pkcs11.Attribute.LABEL]), bytes(attrs[pkcs11.Attribute.VALUE])
+
+    def read_foreign(self, handle: Handle) -> ForeignObject:
+        """Label, value and object id of another application's data object, in one call."""
+        wanted = [pkcs11.Attribute.LABEL, pkcs11.Attribute.VALUE, pkcs11.Attribute.OBJECT_ID]
+        with self._call("read_object"):
+            attrs = handle.get_attributes(wanted)
+            return ForeignObject(
+                label=str(attrs[pkcs11.Attribute.LABEL]),
+                value=bytes(attrs[pkcs11.Attribute.VALUE]),
+                object_id=bytes(attrs[pkcs11.Attribute.OBJECT_ID] or b""),
+                handle=handle,
+            )
 
     def create(self, application: str, label: str, value: bytes) -> Handle:
         """Create a private token data object."""

@@ -1,0 +1,1 @@
+"""Command-line tools that work on a token directly, without Kubernetes: selftest and import-legacy."""
