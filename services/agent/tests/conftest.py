@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -16,7 +17,7 @@ from typing import Any
 import grpc
 import pytest
 
-from hsm_agent import agent
+from hsm_agent import agent, metrics
 from hsm_agent.store import secret_store
 from hsmproto import channel
 from hsmproto.v1 import hsm_pb2_grpc
@@ -162,3 +163,20 @@ def running(softhsm: SoftToken, start_agent: Callable[..., agent.Agent]) -> agen
 def stub(running: agent.Agent) -> Iterator[hsm_pb2_grpc.HSMAgentStub]:
     with grpc.insecure_channel(f"127.0.0.1:{running.port}", options=channel.channel_options()) as chan:
         yield channel.agent_stub(chan)
+
+
+@contextlib.contextmanager
+def _logged_in(token: SoftToken, **overrides: Any) -> Iterator[secret_store.SecretStore]:
+    store = secret_store.SecretStore(store_config(token, **overrides), metrics.Metrics())
+    try:
+        store.connect_once()
+        yield store
+    finally:
+        store.stop()
+
+
+@pytest.fixture
+def logged_in() -> Callable[..., Any]:
+    """`with logged_in(token) as store:` a store logged in from the test's thread (one login, no upkeep
+    threads), stopped at the end of the block: for looking at what a command-line tool left on a token."""
+    return _logged_in
