@@ -133,7 +133,7 @@ def _regular(writer: _Writer, rng: random.Random, i: int) -> None:
     fixture = writer.fixture
     path = f"team-{i % 3}/app-{i:03d}"
     if i % 10 == 3:
-        data = {"data": rng.randbytes(40), "ca.crt": b"-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"}
+        data = {"data": rng.randbytes(40), "ca.crt": b"-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERT"}
     else:
         size = 3000 if i % 15 == 7 else 24
         data = {"username": f"user-{i}".encode(), "password": rng.randbytes(size) + b"\x00\xff"}

@@ -73,9 +73,7 @@ def _labels_of(legacy: legacy_token.LegacyFixture, paths: set[str]) -> set[str]:
     return labels
 
 
-def test_a_dry_run_plans_every_legacy_path_and_changes_nothing(
-    softhsm, legacy, importer, known_file
-) -> None:
+def test_a_dry_run_plans_every_legacy_path_and_changes_nothing(softhsm, legacy, importer, known_file) -> None:
     before = _objects(softhsm)
     code, doc = importer("--namespace", "prod", "--known-paths", known_file)
     assert code == 9  # ambiguous, half-written, empty and invalid paths remain
@@ -149,7 +147,8 @@ def test_apply_imports_every_ready_path_byte_for_byte_with_its_metadata(
             assert secret.head.metadata.data_type == legacy.data_types.get(path, "")
         skipped = set(legacy.incomplete) | legacy.ambiguous_paths | legacy.empty | legacy.invalid
         assert all(store.index.get(f"prod/{path}") is None for path in skipped)
-    assert "metadata field owner (ours has no such field)" in _by_path(doc)["team-0/app-000"]["metadata_dropped"]
+    dropped = _by_path(doc)["team-0/app-000"]["metadata_dropped"]
+    assert "metadata field owner (ours has no such field)" in dropped
     assert len(_objects(softhsm)[golayout.APPLICATION]) == legacy.objects  # kept without --remove-legacy
 
 
@@ -214,9 +213,7 @@ def test_half_written_paths_are_imported_with_the_keys_they_kept_only_when_asked
         assert store.read("prod/half-0/svc").data == {"username": b"half-0"}
 
 
-def test_a_mapping_file_sends_each_prefix_to_its_namespace(
-    tmp_path, legacy, importer, known_file
-) -> None:
+def test_a_mapping_file_sends_each_prefix_to_its_namespace(tmp_path, legacy, importer, known_file) -> None:
     mapping = tmp_path / "mapping.json"
     mapping.write_text(json.dumps({"team-0": "zero", "team-0/app-003": "special", "plain": "misc"}))
     _, doc = importer("--mapping", str(mapping), "--known-paths", known_file)
@@ -230,8 +227,10 @@ def test_a_mapping_file_sends_each_prefix_to_its_namespace(
 def _killed_run(softhsm, known_file: str, after_imports: int) -> None:
     """Start a real import and SIGKILL it right after it reported after_imports imported paths."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "hsm_agent", "import-legacy", "--token-label", softhsm.label]
-        + ["--namespace", "prod", "--known-paths", known_file, "--apply", "--remove-legacy"],
+        [
+            *(sys.executable, "-m", "hsm_agent", "import-legacy", "--token-label", softhsm.label),
+            *("--namespace", "prod", "--known-paths", known_file, "--apply", "--remove-legacy"),
+        ],
         env={**softhsm.env(), "HSM_AGENT_PIN": PIN},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
