@@ -15,7 +15,7 @@ import os
 import signal
 import sys
 import types
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 from hsm_agent import errors, metrics
 from hsm_agent.store import budget, pin, secret_store
@@ -66,19 +66,14 @@ def refuse_pin_on_argv(argv: Sequence[str]) -> None:
             )
 
 
-def pin_source(
-    args: argparse.Namespace,
-    environ: Mapping[str, str] = os.environ,
-    interactive: Callable[[], bool] = sys.stdin.isatty,
-    prompt: Callable[[str], str] = getpass.getpass,
-) -> pin.Source:
+def pin_source(args: argparse.Namespace) -> pin.Source:
     """Where the PIN comes from: --pin-file, else the --pin-env variable, else a prompt on a terminal."""
     if args.pin_file:
         return pin.PinFile(args.pin_file)
-    if environ.get(args.pin_env):
-        return pin.Given(environ[args.pin_env])
-    if interactive():
-        return pin.Given(prompt("User PIN: "))
+    if os.environ.get(args.pin_env):
+        return pin.Given(os.environ[args.pin_env])
+    if sys.stdin.isatty():
+        return pin.Given(getpass.getpass("User PIN: "))
     raise UsageError(f"no PIN: give --pin-file, set ${args.pin_env}, or run on a terminal to be asked for it")
 
 
@@ -102,14 +97,17 @@ def store_config(args: argparse.Namespace) -> secret_store.StoreConfig:
 
 @contextlib.contextmanager
 def open_store(args: argparse.Namespace) -> Iterator[secret_store.SecretStore]:
-    """A store logged in to the token with one login attempt; superseded objects are destroyed and the
-    token released when the command ends."""
+    """A store logged in to the token with one login attempt; when the command ends, however it ends, the
+    objects its writes superseded are destroyed (best effort: the next scan collects what is left) and the
+    token is released."""
     store = secret_store.SecretStore(store_config(args), metrics.Metrics(), pin_source(args))
     try:
         store.connect_once()
         yield store
-        store.collect()
     finally:
+        if store.ready:
+            with contextlib.suppress(errors.AgentError):
+                store.collect()
         store.stop()
 
 
