@@ -153,5 +153,5 @@ def test_a_mapping_file_that_cannot_be_used_says_why(mapping: str, match: str) -
 def test_the_known_paths_file_skips_comments_and_reads_keys() -> None:
     known = inputs.known_paths("# comment\n\nteam/db user,pass\nplain\n")
     assert known.expected_keys("team/db") == {"user", "pass"}
-    assert "plain" in known
+    assert "plain" in known.keys
     assert known.expected_keys("plain") is None

@@ -10,25 +10,36 @@ from hsm_agent import errors
 class Exit(enum.IntEnum):
     OK = 0
     FAILED = 1
-    """Anything not named below."""
     USAGE = 2
-    """Flags or arguments are wrong (argparse uses 2 as well)."""
     MODULE = 3
-    """The PKCS#11 module cannot be loaded."""
     NO_TOKEN = 4
-    """No such token, or it is not answering."""
     PIN = 5
-    """The PIN was refused (or is missing, or the token is locked); one login attempt was made at most."""
     FULL = 6
-    """The token has no room (its object budget or its memory)."""
     VERIFY = 7
-    """Data read back differs from the data written, or stored objects do not verify."""
     NOT_FOUND = 8
-    """The path (or key) asked for does not exist."""
     UNRESOLVED = 9
-    """import-legacy: some legacy paths were not imported (conflicts, ambiguous or incomplete paths)."""
     INTERRUPTED = 130
-    """Ctrl-C or SIGTERM (after cleaning up)."""
+
+
+#: What each code tells a script; --help prints it.
+MEANING = {
+    Exit.OK: "done",
+    Exit.FAILED: "another error",
+    Exit.USAGE: "wrong flags or arguments, or no PIN source",
+    Exit.MODULE: "the PKCS#11 module cannot be loaded",
+    Exit.NO_TOKEN: "no such token, or it is not answering",
+    Exit.PIN: "the PIN was refused (after one login attempt), is missing, or the token is locked",
+    Exit.FULL: "the token is full",
+    Exit.VERIFY: "data read back differs from the data written",
+    Exit.NOT_FOUND: "no such secret or key",
+    Exit.UNRESOLVED: "import-legacy: some legacy paths were not imported (see the report)",
+    Exit.INTERRUPTED: "interrupted (Ctrl-C or SIGTERM), after cleaning up",
+}
+
+
+def epilog() -> str:
+    """The exit codes, for a parser's --help."""
+    return "exit codes: " + "; ".join(f"{int(code)} {meaning}" for code, meaning in MEANING.items())
 
 
 def for_error(error: errors.AgentError) -> Exit:

@@ -57,7 +57,13 @@ class Report:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=PROG, description=__doc__, allow_abbrev=False)
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Check a token with the agent's own store: its info, a write/read/verify/delete cycle,"
+        " and list, read, write and delete of secrets in the agent's format.",
+        epilog=exitcodes.epilog(),
+        allow_abbrev=False,
+    )
     session.add_token_flags(parser)
     ops = parser.add_subparsers(dest="op", metavar="OPERATION")
     ops.add_parser("info", help="the token, its PIN state and how full it is")

@@ -21,7 +21,13 @@ PROG = "hsm-agent import-legacy"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=PROG, description=__doc__, allow_abbrev=False)
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Copy secrets the Go hsm-secrets-operator wrote on this token into the agent's format."
+        " Without --apply, print the plan and change nothing. Details: docs/migrating.md.",
+        epilog=exitcodes.epilog(),
+        allow_abbrev=False,
+    )
     session.add_token_flags(parser)
     parser.add_argument("--namespace", help="namespace of every legacy path no mapping rule matches")
     parser.add_argument("--mapping", metavar="FILE", help="JSON object: legacy path or prefix → namespace")

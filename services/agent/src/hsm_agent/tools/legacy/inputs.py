@@ -73,9 +73,6 @@ class KnownPaths:
 
     keys: Mapping[str, frozenset[str] | None] = dataclasses.field(default_factory=dict)
 
-    def __contains__(self, path: object) -> bool:
-        return path in self.keys
-
     def expected_keys(self, path: str) -> frozenset[str] | None:
         """The keys path should hold; None when the list does not say (or does not name the path)."""
         return self.keys.get(path)
