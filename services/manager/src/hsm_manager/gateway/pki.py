@@ -199,28 +199,6 @@ def ensure_ca(client: kube.Kube, namespace: str) -> KeyPair:
     return KeyPair(data["tls.crt"], data["tls.key"])
 
 
-def ensure_client(client: kube.Kube, namespace: str, ca: KeyPair) -> KeyPair:
-    """The manager's client leaf in its Secret (read by the API too), renewed before it expires."""
-    data = create_or_get(
-        client,
-        namespace,
-        CLIENT_SECRET,
-        "kubernetes.io/tls",
-        lambda: _client_data(ca),
-    )
-    if needs_renewal(data.get("tls.crt", b""), ca):
-        data = _client_data(ca)
-        current = client.get("Secret", namespace, CLIENT_SECRET)
-        current["data"] = {k: _b64(v) for k, v in data.items()}
-        client.replace(current)  # with its resourceVersion: a concurrent renewal wins, ours fails
-    return KeyPair(data["tls.crt"], data["tls.key"])
-
-
-def _client_data(ca: KeyPair) -> dict[str, bytes]:
-    leaf = issue(ca, CLIENT_NAME, client=True)
-    return {"tls.crt": leaf.cert, "tls.key": leaf.key, "ca.crt": ca.cert}
-
-
 # ------------------------------------------------------------ the REST API's serving certificate
 
 #: The Secret (in the operator namespace) the operator issues the API's serving leaf into.
