@@ -16,6 +16,7 @@ import grpc
 
 from hsm_agent import errors, listing, metrics
 from hsm_agent.store import layout, secret_store
+from hsm_agent.tools.legacy import rpc as legacy_rpc
 from hsm_common import names
 from hsmproto import channel
 from hsmproto.v1 import hsm_pb2, hsm_pb2_grpc
@@ -35,6 +36,7 @@ STATUS_CODES: tuple[tuple[type[Exception], grpc.StatusCode], ...] = (
     (errors.TokenFull, grpc.StatusCode.RESOURCE_EXHAUSTED),
     (errors.NotLoggedIn, grpc.StatusCode.FAILED_PRECONDITION),
     (errors.Corrupt, grpc.StatusCode.DATA_LOSS),
+    (legacy_rpc.Cancelled, grpc.StatusCode.CANCELLED),
 )
 
 _PREFIX = re.compile(r"^[a-z0-9./-]*$")
@@ -277,6 +279,24 @@ class Servicer(hsm_pb2_grpc.HSMAgentServicer):  # type: ignore[misc]  # generate
                 raise errors.InvalidInput(f"{name} must be 4 to 255 printable characters")
         self.store.change_pin(request.old_pin, request.new_pin)
         return hsm_pb2.ChangePINResponse()
+
+    @_rpc
+    def ImportLegacy(
+        self, request: hsm_pb2.ImportLegacyRequest, context: grpc.ServicerContext
+    ) -> hsm_pb2.ImportLegacyResponse:
+        # The store serialises its own token calls; two imports at once would each see the other's writes
+        # through compare-and-set, so no lock of ours is needed.
+        response = legacy_rpc.import_legacy(self.store, request, context.is_active)
+        log.info(
+            "legacy_import",
+            extra={
+                "applied": response.applied,
+                "legacy_objects": response.legacy_objects,
+                "paths": len(response.paths),
+                "undecided": len(response.undecided),
+            },
+        )
+        return response
 
     def WatchSecrets(
         self, request: hsm_pb2.WatchSecretsRequest, context: grpc.ServicerContext

@@ -294,3 +294,99 @@ class SecretEvent(_message.Message):
     checksum: str
     deleted: bool
     def __init__(self, kind: _Optional[_Union[SecretEvent.Kind, str]] = ..., path: _Optional[str] = ..., version: _Optional[int] = ..., checksum: _Optional[str] = ..., deleted: _Optional[bool] = ...) -> None: ...
+
+class KnownLegacyPath(_message.Message):
+    __slots__ = ("path", "keys")
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    KEYS_FIELD_NUMBER: _ClassVar[int]
+    path: str
+    keys: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, path: _Optional[str] = ..., keys: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class ImportLegacyRequest(_message.Message):
+    __slots__ = ("namespace", "mapping", "known_paths", "apply", "remove_legacy", "import_incomplete")
+    class MappingEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    NAMESPACE_FIELD_NUMBER: _ClassVar[int]
+    MAPPING_FIELD_NUMBER: _ClassVar[int]
+    KNOWN_PATHS_FIELD_NUMBER: _ClassVar[int]
+    APPLY_FIELD_NUMBER: _ClassVar[int]
+    REMOVE_LEGACY_FIELD_NUMBER: _ClassVar[int]
+    IMPORT_INCOMPLETE_FIELD_NUMBER: _ClassVar[int]
+    namespace: str
+    mapping: _containers.ScalarMap[str, str]
+    known_paths: _containers.RepeatedCompositeFieldContainer[KnownLegacyPath]
+    apply: bool
+    remove_legacy: bool
+    import_incomplete: bool
+    def __init__(self, namespace: _Optional[str] = ..., mapping: _Optional[_Mapping[str, str]] = ..., known_paths: _Optional[_Iterable[_Union[KnownLegacyPath, _Mapping]]] = ..., apply: _Optional[bool] = ..., remove_legacy: _Optional[bool] = ..., import_incomplete: _Optional[bool] = ...) -> None: ...
+
+class LegacyPathResult(_message.Message):
+    __slots__ = ("legacy_path", "target", "status", "outcome", "detail", "sizes", "missing_keys", "reasons", "metadata_dropped", "legacy_objects", "legacy_removed")
+    class SizesEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: int
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
+    LEGACY_PATH_FIELD_NUMBER: _ClassVar[int]
+    TARGET_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    OUTCOME_FIELD_NUMBER: _ClassVar[int]
+    DETAIL_FIELD_NUMBER: _ClassVar[int]
+    SIZES_FIELD_NUMBER: _ClassVar[int]
+    MISSING_KEYS_FIELD_NUMBER: _ClassVar[int]
+    REASONS_FIELD_NUMBER: _ClassVar[int]
+    METADATA_DROPPED_FIELD_NUMBER: _ClassVar[int]
+    LEGACY_OBJECTS_FIELD_NUMBER: _ClassVar[int]
+    LEGACY_REMOVED_FIELD_NUMBER: _ClassVar[int]
+    legacy_path: str
+    target: str
+    status: str
+    outcome: str
+    detail: str
+    sizes: _containers.ScalarMap[str, int]
+    missing_keys: _containers.RepeatedScalarFieldContainer[str]
+    reasons: _containers.RepeatedScalarFieldContainer[str]
+    metadata_dropped: _containers.RepeatedScalarFieldContainer[str]
+    legacy_objects: int
+    legacy_removed: int
+    def __init__(self, legacy_path: _Optional[str] = ..., target: _Optional[str] = ..., status: _Optional[str] = ..., outcome: _Optional[str] = ..., detail: _Optional[str] = ..., sizes: _Optional[_Mapping[str, int]] = ..., missing_keys: _Optional[_Iterable[str]] = ..., reasons: _Optional[_Iterable[str]] = ..., metadata_dropped: _Optional[_Iterable[str]] = ..., legacy_objects: _Optional[int] = ..., legacy_removed: _Optional[int] = ...) -> None: ...
+
+class LegacyReading(_message.Message):
+    __slots__ = ("path", "key")
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    path: str
+    key: str
+    def __init__(self, path: _Optional[str] = ..., key: _Optional[str] = ...) -> None: ...
+
+class UndecidedLabel(_message.Message):
+    __slots__ = ("label", "readings", "reason")
+    LABEL_FIELD_NUMBER: _ClassVar[int]
+    READINGS_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    label: str
+    readings: _containers.RepeatedCompositeFieldContainer[LegacyReading]
+    reason: str
+    def __init__(self, label: _Optional[str] = ..., readings: _Optional[_Iterable[_Union[LegacyReading, _Mapping]]] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class ImportLegacyResponse(_message.Message):
+    __slots__ = ("legacy_objects", "paths", "undecided", "known_missing", "applied")
+    LEGACY_OBJECTS_FIELD_NUMBER: _ClassVar[int]
+    PATHS_FIELD_NUMBER: _ClassVar[int]
+    UNDECIDED_FIELD_NUMBER: _ClassVar[int]
+    KNOWN_MISSING_FIELD_NUMBER: _ClassVar[int]
+    APPLIED_FIELD_NUMBER: _ClassVar[int]
+    legacy_objects: int
+    paths: _containers.RepeatedCompositeFieldContainer[LegacyPathResult]
+    undecided: _containers.RepeatedCompositeFieldContainer[UndecidedLabel]
+    known_missing: _containers.RepeatedScalarFieldContainer[str]
+    applied: bool
+    def __init__(self, legacy_objects: _Optional[int] = ..., paths: _Optional[_Iterable[_Union[LegacyPathResult, _Mapping]]] = ..., undecided: _Optional[_Iterable[_Union[UndecidedLabel, _Mapping]]] = ..., known_missing: _Optional[_Iterable[str]] = ..., applied: _Optional[bool] = ...) -> None: ...

@@ -89,6 +89,11 @@ class HSMAgentStub:
                 request_serializer=hsm_dot_v1_dot_hsm__pb2.WatchSecretsRequest.SerializeToString,
                 response_deserializer=hsm_dot_v1_dot_hsm__pb2.SecretEvent.FromString,
                 _registered_method=True)
+        self.ImportLegacy = channel.unary_unary(
+                '/hsm.v1.HSMAgent/ImportLegacy',
+                request_serializer=hsm_dot_v1_dot_hsm__pb2.ImportLegacyRequest.SerializeToString,
+                response_deserializer=hsm_dot_v1_dot_hsm__pb2.ImportLegacyResponse.FromString,
+                _registered_method=True)
 
 
 class HSMAgentServicer:
@@ -165,6 +170,16 @@ class HSMAgentServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ImportLegacy(self, request, context):
+        """Imports the secrets the Go hsm-secrets-operator left on this agent's token into the agent's format
+        (what `hsm-agent import-legacy` does, on the running agent): the plan per legacy path by default, the
+        import with apply. Reports names, keys and sizes, never a value. INVALID_ARGUMENT for unusable inputs;
+        a call cancelled by its caller stops after the path in progress (a rerun finishes the job).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_HSMAgentServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -222,6 +237,11 @@ def add_HSMAgentServicer_to_server(servicer, server):
                     servicer.WatchSecrets,
                     request_deserializer=hsm_dot_v1_dot_hsm__pb2.WatchSecretsRequest.FromString,
                     response_serializer=hsm_dot_v1_dot_hsm__pb2.SecretEvent.SerializeToString,
+            ),
+            'ImportLegacy': grpc.unary_unary_rpc_method_handler(
+                    servicer.ImportLegacy,
+                    request_deserializer=hsm_dot_v1_dot_hsm__pb2.ImportLegacyRequest.FromString,
+                    response_serializer=hsm_dot_v1_dot_hsm__pb2.ImportLegacyResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -521,6 +541,33 @@ class HSMAgent:
             '/hsm.v1.HSMAgent/WatchSecrets',
             hsm_dot_v1_dot_hsm__pb2.WatchSecretsRequest.SerializeToString,
             hsm_dot_v1_dot_hsm__pb2.SecretEvent.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ImportLegacy(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hsm.v1.HSMAgent/ImportLegacy',
+            hsm_dot_v1_dot_hsm__pb2.ImportLegacyRequest.SerializeToString,
+            hsm_dot_v1_dot_hsm__pb2.ImportLegacyResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 from hsm_common import names
 
@@ -60,11 +60,20 @@ def namespaces(mapping_text: str | None, default: str | None) -> Namespaces:
         raise InputError(f"the mapping file is not JSON: {error.msg} (line {error.lineno})") from error
     if not isinstance(doc, dict):
         raise InputError("the mapping file must hold one JSON object: legacy path or prefix → namespace")
-    rules = {
+    return Namespaces(_rules(doc), fallback)
+
+
+def namespaces_of(mapping: Mapping[str, str], default: str | None) -> Namespaces:
+    """Namespaces from a mapping already parsed (the agent's RPC) and a fallback, by the file's rules."""
+    fallback = _namespace(default, "namespace") if default is not None else None
+    return Namespaces(_rules(mapping), fallback)
+
+
+def _rules(doc: Mapping[str, object]) -> dict[str, str]:
+    return {
         str(prefix).strip("/"): _namespace(namespace, f"mapping for {prefix!r}")
         for prefix, namespace in doc.items()
     }
-    return Namespaces(rules, fallback)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -93,4 +102,15 @@ def known_paths(text: str | None) -> KnownPaths:
             raise InputError(f"known-paths line {number}: no path")
         listed = frozenset(key.strip() for key in rest[0].split(",") if key.strip()) if rest else None
         keys[path] = listed or None
+    return KnownPaths(keys)
+
+
+def known_paths_of(entries: Iterable[tuple[str, Iterable[str]]]) -> KnownPaths:
+    """KnownPaths from (path, keys) pairs already parsed (the agent's RPC); no keys: not known."""
+    keys: dict[str, frozenset[str] | None] = {}
+    for number, (raw, listed) in enumerate(entries, start=1):
+        path = raw.strip().strip("/")
+        if not path:
+            raise InputError(f"known path {number}: no path")
+        keys[path] = frozenset(key.strip() for key in listed if key.strip()) or None
     return KnownPaths(keys)
