@@ -162,8 +162,15 @@ RULES = {
     "team-a": [["*", "hsmsecrets", "team-a"]],
     "reader": [["get", "hsmsecrets", "*"], ["list", "hsmsecrets", "*"], ["get", "hsmdevices", "*"]],
     "nobody": [],
+    "importer": [["update", "hsmdevices", "*"], ["create", "hsmsecrets", "team-a"]],
 }
-TOKENS = {"admin": "admin", "team-a": "team-a", "reader": "reader", "nobody": "nobody"}
+TOKENS = {
+    "admin": "admin",
+    "team-a": "team-a",
+    "reader": "reader",
+    "nobody": "nobody",
+    "importer": "importer",
+}
 
 
 @dataclasses.dataclass(frozen=True)

@@ -100,6 +100,12 @@ ACCESSES = [
     ),
     ("POST", "/api/v1/hsm/mirror/sync", {"device": "pair"}, _access("update", "hsmdevices", "ns", "pair")),
     ("POST", "/api/v1/hsm/mirror/sync", None, _access("update", "hsmdevices", "ns")),
+    (
+        "POST",
+        "/api/v1/hsm/import-legacy",
+        {"device": "pair", "defaultNamespace": "team-a"},
+        _access("update", "hsmdevices", "ns", "pair"),
+    ),
 ]
 
 
@@ -206,3 +212,41 @@ def test_a_body_that_names_no_usable_device_is_reviewed_for_every_device(deps: a
     with app.create_app(deps).test_request_context(method="POST", data=raw, content_type="application/json"):
         access = permissions.device_in_body("update")(flask.request, "ns")
     assert access == auth.Access("update", permissions.DEVICES, "ns")
+
+
+class _DevicesOnly(_Recording):
+    """Every access to the HSMDevices is allowed, every other refused; all are recorded."""
+
+    def allowed(self, user: auth.User, access: auth.Access) -> bool:
+        self.asked.append(access)
+        return access.resource == permissions.DEVICES
+
+
+@pytest.mark.parametrize(
+    ("body", "namespaces"),
+    [
+        ({"defaultNamespace": "team-a", "mapping": {"x": "team-b", "y": "team-a"}}, ["team-a", "team-b"]),
+        ({"mapping": {"x": "team-b"}}, ["team-b"]),
+        ({"defaultNamespace": 5}, [""]),
+        ({}, [""]),
+        ({"mapping": {f"p{i}": f"n{i}" for i in range(schemas.MAX_IMPORT_NAMESPACES + 1)}}, [""]),
+    ],
+)
+def test_the_legacy_import_asks_for_the_devices_then_create_in_every_target_namespace(
+    body: dict[str, object], namespaces: list[str]
+) -> None:
+    reviewer = _DevicesOnly()
+    deps = app.Deps(
+        auth.Guard(reviewer, reviewer), service.Mirror(endpoints.StaticDirectory([]), "ns"), _NoPins(), "ns"
+    )
+    response = (
+        app.create_app(deps)
+        .test_client()
+        .post("/api/v1/hsm/import-legacy", json=body, headers={"Authorization": "Bearer alice"})
+    )
+    assert response.status_code == 403
+    # The first namespace refused ends the review.
+    assert reviewer.asked == [
+        _access("update", "hsmdevices", "ns"),
+        _access("create", "hsmsecrets", namespaces[0]),
+    ]

@@ -276,6 +276,7 @@ def test_openapi_lists_every_route(api: Api) -> None:
         ("/api/v1/hsm/secrets/{path}/versions", "GET"),
         ("/api/v1/hsm/change-pin", "POST"),
         ("/api/v1/hsm/mirror/sync", "POST"),
+        ("/api/v1/hsm/import-legacy", "POST"),
     }
     assert documented == expected
     assert json.dumps(document)

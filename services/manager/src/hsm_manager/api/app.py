@@ -76,8 +76,7 @@ def _authorize() -> None:
     # Before the view, from the route's declaration and the raw request: no view validates any part of a
     # request (path, query, headers, body) its caller may not make.
     deps: Deps = flask.current_app.extensions["hsm_api"]
-    access = permissions.access(flask.current_app, flask.request, deps.device_namespace)
-    if access is not None:
+    for access in permissions.access(flask.current_app, flask.request, deps.device_namespace):
         deps.guard.authorize(flask.g.user, access)
 
 

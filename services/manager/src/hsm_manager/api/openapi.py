@@ -258,6 +258,19 @@ def document() -> dict[str, Any]:
                     body="MirrorSyncBody",
                 )
             },
+            "/api/v1/hsm/import-legacy": {
+                "post": _op(
+                    "plan (with apply: run) the import of the Go hsm-secrets-operator's secrets on the"
+                    " devices' tokens (see docs/migrating.md); reports names, keys and sizes, never values",
+                    {"200": _response("plan or outcome per device and legacy path")},
+                    207,
+                    400,
+                    404,
+                    413,
+                    415,
+                    body="ImportLegacyBody",
+                )
+            },
         },
     }
 
@@ -336,6 +349,34 @@ def _schemas() -> dict[str, Any]:
                     "maxLength": 255,
                     "pattern": schemas.PIN_PATTERN,
                 },
+            },
+        },
+        "ImportLegacyBody": {
+            "type": "object",
+            "additionalProperties": False,
+            "description": "name a defaultNamespace, a mapping or both",
+            "properties": {
+                "device": device,
+                "defaultNamespace": {
+                    "type": "string",
+                    "maxLength": 253,
+                    "description": "namespace of every legacy path no mapping rule matches",
+                },
+                "mapping": {
+                    "type": "object",
+                    "description": "legacy path or prefix -> namespace (the longest match wins)",
+                    "additionalProperties": {"type": "string"},
+                    "maxProperties": schemas.MAX_IMPORT_NAMESPACES,
+                },
+                "knownPaths": {
+                    "type": "object",
+                    "description": "legacy paths known to exist -> the keys they should hold ([]: not known)",
+                    "additionalProperties": {"type": "array", "items": {"type": "string"}},
+                    "maxProperties": schemas.MAX_KNOWN_PATHS,
+                },
+                "apply": {"type": "boolean", "default": False},
+                "removeLegacy": {"type": "boolean", "default": False},
+                "importIncomplete": {"type": "boolean", "default": False},
             },
         },
         "MirrorSyncBody": {

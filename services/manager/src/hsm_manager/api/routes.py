@@ -14,7 +14,7 @@ import flask
 from hsm_manager.mirroring import devices, groups, reads, writes
 from hsm_manager.mirroring import errors as mirror_errors
 
-from . import audit, auth, envelope, errors, metrics, openapi, paging, permissions, schemas, views
+from . import audit, auth, envelope, errors, legacy, metrics, openapi, paging, permissions, schemas, views
 
 if TYPE_CHECKING:
     from . import app as _app
@@ -324,3 +324,29 @@ def mirror_sync() -> flask.Response:
     report = _deps().mirror.repair(group.device, schemas.parse_prefix(body.prefix), metrics.observe_repair)
     audit.record(_user(), "mirror-sync", f"hsmdevice/{group.device}", 200)
     return _ok(report.to_wire())
+
+
+@blueprint.post("/hsm/import-legacy")
+@permissions.needs(permissions.legacy_import)
+def import_legacy() -> flask.Response:
+    body = schemas.parse_body(schemas.ImportLegacyBody, _json_body())
+    targets = schemas.import_namespaces(body)
+    found = legacy.chosen(_deps().mirror, body.device or None)
+    report, complete = legacy.run(found, legacy.request_of(body))
+    action = "import-legacy" if body.apply else "import-legacy-plan"
+    devices_named = ",".join(f"hsmdevice/{group.device}" for group in found)
+    target = f"{devices_named} into namespaces {','.join(targets)}"
+    if complete:
+        audit.record(_user(), action, target, 200)
+        return _ok(report)
+    status = errors.STATUS[errors.Code.PARTIAL_FAILURE]
+    audit.record(_user(), action, target, status)
+    response = flask.jsonify(
+        envelope.failure(
+            errors.Code.PARTIAL_FAILURE,
+            "some devices did not answer; run the import again to finish it",
+            data=report,
+        )
+    )
+    response.status_code = status
+    return response

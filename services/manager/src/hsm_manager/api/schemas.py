@@ -74,6 +74,27 @@ class MirrorSyncBody(Body):
     prefix: str = pydantic.Field(default="", max_length=254)
 
 
+#: Most namespaces an import's body may send paths to, and most known paths it may list.
+MAX_IMPORT_NAMESPACES = 64
+MAX_KNOWN_PATHS = 10_000
+
+
+class ImportLegacyBody(Body):
+    """POST /hsm/import-legacy: the Go operator's secrets on the devices' tokens into ours."""
+
+    device: str | None = pydantic.Field(default=None, max_length=MAX_DEVICE_NAME)
+    """The HSMDevice whose tokens are searched; none: every HSMDevice."""
+    default_namespace: str | None = pydantic.Field(default=None, max_length=253)
+    """Namespace of every legacy path no mapping rule matches."""
+    mapping: dict[str, str] = pydantic.Field(default_factory=dict, max_length=MAX_IMPORT_NAMESPACES)
+    """Legacy path or prefix → namespace (the longest matching prefix wins)."""
+    known_paths: dict[str, list[str]] = pydantic.Field(default_factory=dict, max_length=MAX_KNOWN_PATHS)
+    """Legacy paths known to exist (from the cluster's HSMSecrets) → the keys they should hold."""
+    apply: bool = False
+    remove_legacy: bool = False
+    import_incomplete: bool = False
+
+
 BodyT = TypeVar("BodyT", bound=Body)
 
 
@@ -184,12 +205,46 @@ def parse_prefix(prefix: str) -> str:
     return prefix
 
 
-def parse_namespace(namespace: str) -> str:
-    """A namespace query parameter validated as a single path segment."""
+def parse_namespace(namespace: str, field: str = "namespace") -> str:
+    """A namespace (query parameter or body field) validated as a single path segment."""
     try:
         names.validate_path(namespace)
     except names.InvalidName as err:
-        raise errors.InvalidArgument(str(err), {"field": "namespace"}) from None
+        raise errors.InvalidArgument(str(err), {"field": field}) from None
     if "/" in namespace:
-        raise errors.InvalidArgument("namespace must be a single segment", {"field": "namespace"})
+        raise errors.InvalidArgument(f"{field} must be a single segment", {"field": field})
     return namespace
+
+
+def import_namespaces(body: ImportLegacyBody) -> list[str]:
+    """The namespaces an import body sends paths to, validated; InvalidArgument when it names none."""
+    found = []
+    if body.default_namespace is not None:
+        found.append(parse_namespace(body.default_namespace, "defaultNamespace"))
+    for prefix, namespace in body.mapping.items():
+        if not prefix.strip("/") or len(prefix) > 1024 or not prefix.isprintable():
+            raise errors.InvalidArgument(
+                "a mapping prefix must be a legacy path (printable, at most 1024 characters)",
+                {"field": "mapping"},
+            )
+        found.append(parse_namespace(namespace, f"mapping.{_printable(prefix)}"))
+    if not found:
+        raise errors.InvalidArgument(
+            "name a 'defaultNamespace', a 'mapping' or both", {"field": "defaultNamespace"}
+        )
+    if body.remove_legacy and not body.apply:
+        raise errors.InvalidArgument(
+            "removeLegacy needs apply: legacy objects are removed only once imported",
+            {"field": "removeLegacy"},
+        )
+    for path, keys in body.known_paths.items():
+        if not path.strip("/") or len(path) > 1024 or not path.isprintable():
+            raise errors.InvalidArgument(
+                "a known path must be a legacy path (printable, at most 1024 characters)",
+                {"field": "knownPaths"},
+            )
+        if len(keys) > 1000 or not all(0 < len(key) <= 1024 and key.isprintable() for key in keys):
+            raise errors.InvalidArgument(
+                f"knownPaths.{_printable(path)}: at most 1000 printable keys", {"field": "knownPaths"}
+            )
+    return sorted(set(found))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Protocol, TypeVar
@@ -15,6 +16,10 @@ from . import errors
 
 #: Deadline of one unary call: a dead agent must not hold a request or a sync pass for long (seconds).
 DEFAULT_TIMEOUT = 5.0
+
+#: Deadline of one legacy import: within the API workers' timeout; an import cut short by it is finished by
+#: the next call (the agent stops after the path in progress when its caller is gone).
+IMPORT_TIMEOUT = 25.0
 
 Observer = Callable[[str, str, float], None]
 """Told of every call: (method, outcome — "OK" or a status code name, seconds)."""
@@ -69,6 +74,60 @@ class AgentClient(Protocol):
     def watch(self) -> Watch:
         """A stream of the agent's changes, starting with a snapshot of its index."""
 
+    def import_legacy(self, request: LegacyImportRequest) -> LegacyImport:
+        """Plan (with request.apply: import) the Go operator's objects on the agent's token; never values."""
+
+
+@dataclasses.dataclass(frozen=True)
+class LegacyImportRequest:
+    """What the agent's importer takes (see ``hsm-agent import-legacy``)."""
+
+    namespace: str = ""
+    """Namespace of every legacy path no mapping rule matches ("" none: such paths are unmapped)."""
+    mapping: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    """Legacy path or prefix → namespace."""
+    known_paths: Mapping[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)
+    """Legacy paths known to exist → the keys they should hold (empty: not known)."""
+    apply: bool = False
+    remove_legacy: bool = False
+    import_incomplete: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class LegacyPath:
+    """What became of one legacy path: names, keys and sizes, never a value."""
+
+    legacy_path: str
+    target: str
+    status: str
+    outcome: str
+    detail: str
+    sizes: Mapping[str, int]
+    missing_keys: tuple[str, ...]
+    reasons: tuple[str, ...]
+    metadata_dropped: tuple[str, ...]
+    legacy_objects: int
+    legacy_removed: int
+
+
+@dataclasses.dataclass(frozen=True)
+class UndecidedLabel:
+    label: str
+    readings: tuple[tuple[str, str], ...]
+    """(path, key) of every reading."""
+    reason: str
+
+
+@dataclasses.dataclass(frozen=True)
+class LegacyImport:
+    """One agent's plan or import of its token's legacy objects."""
+
+    legacy_objects: int
+    paths: tuple[LegacyPath, ...]
+    undecided: tuple[UndecidedLabel, ...]
+    known_missing: tuple[str, ...]
+    applied: bool
+
 
 class Watch(Protocol):
     def __iter__(self) -> Iterator[model.Event]: ...
@@ -95,11 +154,19 @@ class GrpcAgentClient:
     def name(self) -> str:
         return self._name
 
-    def _call(self, method: str, request: object, wait: bool = False, pin_call: bool = False) -> Any:
+    def _call(
+        self,
+        method: str,
+        request: object,
+        wait: bool = False,
+        pin_call: bool = False,
+        timeout: float | None = None,
+    ) -> Any:
         started = time.perf_counter()
         outcome = "OK"
+        deadline = self._timeout if timeout is None else timeout
         try:
-            return getattr(self._stub, method)(request, timeout=self._timeout, wait_for_ready=wait)
+            return getattr(self._stub, method)(request, timeout=deadline, wait_for_ready=wait)
         except grpc.RpcError as error:
             outcome = errors.code_name(error)
             raise errors.translate(self._name, error, pin_call) from None
@@ -209,6 +276,30 @@ class GrpcAgentClient:
             "ChangePIN", hsm_pb2.ChangePINRequest(old_pin=old_pin, new_pin=new_pin), wait=True, pin_call=True
         )
 
+    def import_legacy(self, request: LegacyImportRequest) -> LegacyImport:
+        message = hsm_pb2.ImportLegacyRequest(
+            namespace=request.namespace,
+            mapping=dict(request.mapping),
+            known_paths=[
+                hsm_pb2.KnownLegacyPath(path=path, keys=list(keys))
+                for path, keys in request.known_paths.items()
+            ],
+            apply=request.apply,
+            remove_legacy=request.remove_legacy,
+            import_incomplete=request.import_incomplete,
+        )
+        response = self._call("ImportLegacy", message, timeout=max(self._timeout, IMPORT_TIMEOUT))
+        return LegacyImport(
+            legacy_objects=response.legacy_objects,
+            paths=tuple(_legacy_path(result) for result in response.paths),
+            undecided=tuple(
+                UndecidedLabel(item.label, tuple((r.path, r.key) for r in item.readings), item.reason)
+                for item in response.undecided
+            ),
+            known_missing=tuple(response.known_missing),
+            applied=response.applied,
+        )
+
     def watch(self) -> Watch:
         return _Stream(
             self._name, self._stub.WatchSecrets(hsm_pb2.WatchSecretsRequest(include_snapshot=True))
@@ -248,6 +339,22 @@ def _event(event: hsm_pb2.SecretEvent) -> model.Event:
         version=event.version,
         checksum=event.checksum,
         deleted=event.deleted,
+    )
+
+
+def _legacy_path(result: hsm_pb2.LegacyPathResult) -> LegacyPath:
+    return LegacyPath(
+        legacy_path=result.legacy_path,
+        target=result.target,
+        status=result.status,
+        outcome=result.outcome,
+        detail=result.detail,
+        sizes=dict(result.sizes),
+        missing_keys=tuple(result.missing_keys),
+        reasons=tuple(result.reasons),
+        metadata_dropped=tuple(result.metadata_dropped),
+        legacy_objects=result.legacy_objects,
+        legacy_removed=result.legacy_removed,
     )
 
 
