@@ -12,7 +12,7 @@ import tempfile
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from . import client, connect, output, secretdata
+from . import client, connect, legacyimport, output, secretdata
 
 DEFAULT_API_NAMESPACE = "hsm-secrets-operator-system"
 DEFAULT_SERVICE = "hsm-api"
@@ -86,6 +86,26 @@ def build_parser() -> argparse.ArgumentParser:
     mirror = commands.add_parser("mirror", help="mirroring between devices")
     mirror_commands = mirror.add_subparsers(dest="mirror_command", required=True)
     mirror_commands.add_parser("sync", help="repair divergence between the devices now")
+    legacy = commands.add_parser(
+        "import",
+        help="import the Go hsm-secrets-operator's secrets from the devices' tokens (dry run by default)",
+        description="Without --namespace or --mapping, each legacy path goes to the namespace of the "
+        "HSMSecret that names it; the keys of its Kubernetes Secret are the keys it should hold. Exit 0 "
+        "when every legacy path is (or would be) imported, 1 when some are not (see the report) or on "
+        "errors. Details: docs/migrating.md.",
+    )
+    legacy.add_argument(
+        "--namespace", dest="import_namespace", help="namespace of every legacy path no mapping sends"
+    )
+    legacy.add_argument("--mapping", metavar="FILE", help="JSON object: legacy path or prefix → namespace")
+    legacy.add_argument("--apply", action="store_true", help="import: write, read back and verify")
+    legacy.add_argument(
+        "--remove-legacy", action="store_true", help="with --apply: remove the legacy objects once verified"
+    )
+    legacy.add_argument(
+        "--import-incomplete", action="store_true", help="import half-written paths with the keys they kept"
+    )
+    legacy.add_argument("--json", action="store_true", help="print the API's report as JSON")
     return parser
 
 
@@ -350,6 +370,35 @@ def cmd_mirror(args: argparse.Namespace, api: client.Client) -> int:
     return 1 if report["failed"] else 0
 
 
+def cmd_import(args: argparse.Namespace, api: client.Client) -> int:
+    if args.remove_legacy and not args.apply:
+        raise secretdata.DataError("--remove-legacy needs --apply")
+    inputs = legacyimport.cluster_inputs(legacyimport.read_cluster(args.kubeconfig, args.context))
+    namespace = args.import_namespace or args.namespace
+    mapping = legacyimport.read_mapping(args.mapping) if args.mapping else {}
+    if not namespace and not args.mapping:
+        mapping = inputs.mapping
+        if not mapping:
+            raise secretdata.DataError("no HSMSecret in the cluster: give --namespace or --mapping")
+    body = legacyimport.body(
+        namespace,
+        mapping,
+        inputs.known_paths,
+        args.device,
+        args.apply,
+        args.remove_legacy,
+        args.import_incomplete,
+    )
+    _, answer = api.request("POST", "/hsm/import-legacy", json=body)
+    report = answer["data"]
+    clashes = inputs.clashes if mapping is inputs.mapping else {}
+    if args.json:
+        output.write(output.document({**report, "clashes": clashes}, "json"))
+    else:
+        output.write(legacyimport.render(report, clashes))
+    return 0 if legacyimport.settled(report) and not clashes else 1
+
+
 HANDLERS: dict[str, Callable[[argparse.Namespace, client.Client], int]] = {
     "create": cmd_write,
     "update": cmd_write,
@@ -361,6 +410,7 @@ HANDLERS: dict[str, Callable[[argparse.Namespace, client.Client], int]] = {
     "health": cmd_health,
     "devices": cmd_devices,
     "mirror": cmd_mirror,
+    "import": cmd_import,
 }
 
 
@@ -378,7 +428,7 @@ def main(argv: list[str] | None = None) -> int:
         if field:
             sys.stderr.write(f"  field: {field}\n")
         return 1
-    except (connect.ConnectError, secretdata.DataError) as err:
+    except (connect.ConnectError, secretdata.DataError, legacyimport.InputError) as err:
         sys.stderr.write(f"error: {err}\n")
         return 1
 
