@@ -10,7 +10,7 @@ import jsonschema_rs
 import pytest
 import yaml
 
-from kubectl_hsm import legacymanifests
+from kubectl_hsm import cli, legacymanifests
 
 DATA = pathlib.Path(__file__).resolve().parent / "data" / "go-operator"
 REPO = pathlib.Path(__file__).resolve().parents[3]
@@ -249,3 +249,41 @@ def test_output_is_written_beside_never_over_the_input(tmp_path: pathlib.Path) -
     assert json.loads((tmp_path / "out" / "export.json").read_text())["kind"] == "List"
     with pytest.raises(legacymanifests.ManifestError, match="outside the input"):
         legacymanifests.write_dir(conversion, DATA / "single", DATA / "single" / "out")
+
+
+def test_kubectl_hsm_import_manifests_prints_applicable_yaml_and_the_report_without_the_cluster(
+    capsys: pytest.CaptureFixture[str], validators: dict[str, jsonschema_rs.Draft4Validator]
+) -> None:
+    # No kubeconfig, token or API: converting manifests is offline.
+    assert cli.main(["import", "--manifests", str(DATA / "single")]) == 0
+    out, err = capsys.readouterr()
+    objects = [o for o in yaml.safe_load_all(out) if isinstance(o, dict) and o.get("kind") in validators]
+    assert objects
+    for obj in objects:
+        assert not list(validators[obj["kind"]].iter_errors(obj))
+    assert "converted" in err
+    assert "unchanged" in err
+
+
+def test_kubectl_hsm_import_manifests_exits_1_while_a_decision_is_needed_and_writes_outside_the_input(
+    tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out_dir = tmp_path / "converted"
+    assert (
+        cli.main(["import", "--manifests", str(DATA / "decisions"), "--output", str(out_dir), "--json"]) == 1
+    )
+    report = json.loads(capsys.readouterr().out)
+    assert report["summary"]["needsDecision"] > 0
+    assert (out_dir / "manifests.yaml").is_file()
+    assert (
+        cli.main(["import", "--manifests", str(DATA / "single"), "--output", str(DATA / "single" / "x")]) == 1
+    )
+    assert "outside the input" in capsys.readouterr().err
+    assert not (DATA / "single" / "x").exists()
+
+
+def test_kubectl_hsm_import_manifests_refuses_the_secret_import_flags(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert cli.main(["import", "--manifests", str(DATA / "single"), "--apply"]) == 1
+    assert "--manifests converts files only" in capsys.readouterr().err

@@ -12,7 +12,7 @@ import tempfile
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from . import client, connect, legacyimport, output, secretdata
+from . import client, connect, legacyimport, legacymanifests, output, secretdata
 
 DEFAULT_API_NAMESPACE = "hsm-secrets-operator-system"
 DEFAULT_SERVICE = "hsm-api"
@@ -105,7 +105,20 @@ def build_parser() -> argparse.ArgumentParser:
     legacy.add_argument(
         "--import-incomplete", action="store_true", help="import half-written paths with the keys they kept"
     )
-    legacy.add_argument("--json", action="store_true", help="print the API's report as JSON")
+    legacy.add_argument("--json", action="store_true", help="print the report as JSON")
+    legacy.add_argument(
+        "--manifests",
+        metavar="DIR",
+        type=pathlib.Path,
+        help="instead: convert the Go operator's HSMSecret/HSMDevice/HSMPool manifests under DIR (offline); "
+        "the converted YAML goes to stdout and the report to stderr, or both to --output and stdout",
+    )
+    legacy.add_argument(
+        "--output",
+        metavar="OUT",
+        type=pathlib.Path,
+        help="with --manifests: write the converted files under OUT",
+    )
     return parser
 
 
@@ -370,6 +383,27 @@ def cmd_mirror(args: argparse.Namespace, api: client.Client) -> int:
     return 1 if report["failed"] else 0
 
 
+def convert_manifests(args: argparse.Namespace) -> int:
+    """``import --manifests``: convert without the cluster; exit 1 while some object needs a decision."""
+    if args.apply or args.remove_legacy or args.import_incomplete or args.import_namespace or args.mapping:
+        raise secretdata.DataError(
+            "--manifests converts files only: --apply, --remove-legacy, --import-incomplete, --namespace and "
+            "--mapping belong to the import of secrets"
+        )
+    conversion = legacymanifests.convert_dir(args.manifests)
+    report = legacymanifests.render_report(conversion, "json" if args.json else "text")
+    if args.output is not None:
+        legacymanifests.write_dir(conversion, args.manifests, args.output)
+        output.write(report)
+    elif args.json:
+        output.write(report)
+    else:
+        # The YAML alone on stdout, so that it can be piped to `kubectl apply -f -`.
+        output.write(legacymanifests.render_yaml(conversion))
+        sys.stderr.write(report)
+    return 1 if conversion.needs_decision else 0
+
+
 def cmd_import(args: argparse.Namespace, api: client.Client) -> int:
     if args.remove_legacy and not args.apply:
         raise secretdata.DataError("--remove-legacy needs --apply")
@@ -418,6 +452,10 @@ def main(argv: list[str] | None = None) -> int:
     """Run one command; exit 0 on success, 1 on an API or input error, 2 on usage errors."""
     args = build_parser().parse_args(argv)
     try:
+        if args.command == "import" and args.manifests is not None:
+            return convert_manifests(args)
+        if args.command == "import" and args.output is not None:
+            raise secretdata.DataError("--output belongs to --manifests")
         with _client(args) as api:
             return HANDLERS[args.command](args, api)
     except client.ApiError as err:
@@ -428,7 +466,12 @@ def main(argv: list[str] | None = None) -> int:
         if field:
             sys.stderr.write(f"  field: {field}\n")
         return 1
-    except (connect.ConnectError, secretdata.DataError, legacyimport.InputError) as err:
+    except (
+        connect.ConnectError,
+        secretdata.DataError,
+        legacyimport.InputError,
+        legacymanifests.ManifestError,
+    ) as err:
         sys.stderr.write(f"error: {err}\n")
         return 1
 
