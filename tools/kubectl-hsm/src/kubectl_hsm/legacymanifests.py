@@ -24,8 +24,6 @@ import yaml
 from . import _gorules
 
 # The rules' vocabulary, public here: the plugin and the tests name them through this module.
-GROUP = _gorules.GROUP
-API_VERSION = _gorules.API_VERSION
 KINDS = _gorules.KINDS
 Action = _gorules.Action
 Difference = _gorules.Difference
