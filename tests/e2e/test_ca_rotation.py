@@ -142,6 +142,18 @@ def test_a_ca_rotation_completes_with_both_agents_serving_without_restart_and_no
     )
 
     record("HSMSecrets created, agents up")
+
+    def in_sync(name: str) -> bool:
+        found = env.get(kube, f"{GP}/namespaces/{namespace}/hsmsecrets/{name}") or {}
+        return (found.get("status") or {}).get("syncStatus") == "InSync"
+
+    testkit.poll(lambda: all(in_sync(d.name) for d in devices), 60, "both HSMSecrets InSync")
+    # Counted from here while still Trusting: a pass that ran before the operator saw a just-Ready agent is
+    # the set-up's, and until Promote nobody presents a leaf of the next CA, so no rotation step can fail a
+    # pass before. Past Trusting already, every failed pass counts.
+    phase = rotation_phase(op)
+    before = sync_errors(op) if phase == "Trusting" else {}
+    record(f"both InSync, phase {phase}; failed passes not counted: {before or 'none'}")
     seen: list[str] = []
 
     def rotated() -> bool:
@@ -179,5 +191,5 @@ def test_a_ca_rotation_completes_with_both_agents_serving_without_restart_and_no
         ) or {}
         assert status.get("syncStatus") == "InSync"
     assert x509.load_pem_x509_certificate(new_ca) != x509.load_pem_x509_certificate(first)
-    assert sync_errors(op) == {}
+    assert sync_errors(op) == before
     assert "ca_rotation_round_failed" not in op.log.read_text()
