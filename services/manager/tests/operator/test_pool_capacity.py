@@ -6,7 +6,8 @@ import datetime
 from typing import Any
 
 from hsm_common import constants, models, report
-from hsm_manager.decide import capacity, model
+from hsm_manager.decide import agentreach, capacity, model
+from hsm_manager.gateway import errors
 from hsm_manager.operator import config, pools
 
 from .. import fakes
@@ -74,7 +75,7 @@ def reconciler(client: FakeKube, directory: fakes.FakeDirectory) -> pools.Reconc
 
 def aggregate(client: FakeKube, directory: fakes.FakeDirectory) -> models.HSMPoolStatus:
     recon = reconciler(client, directory)
-    status = recon._aggregate("ns", "hsm", recon._capacities("ns", "hsm"), None)
+    status = recon._aggregate("ns", "hsm", recon._ask_agents("ns", "hsm"), None)
     assert status is not None
     return status
 
@@ -108,3 +109,34 @@ def test_a_pool_running_low_gets_one_warning_event_naming_the_device() -> None:
     aggregate(client, directory)
     low = [event for event in client.events if event[0] == capacity.CONDITION]
     assert low == [(capacity.CONDITION, "device B uses 8 of 10 objects (80%), 1 free", True)]
+
+
+def answering(status: models.HSMPoolStatus) -> models.Condition:
+    return next(c for c in status.conditions if c.type == agentreach.CONDITION)
+
+
+def test_a_refused_agent_certificate_shows_on_the_pool_with_the_agent_and_one_warning_until_it_answers() -> (
+    None
+):
+    client = FakeKube()
+    directory = agents({"A": figures(3), "B": figures(4)})
+    directory.clients["hsm-agent-B"].failures["info"] = errors.Untrusted(
+        "hsm-agent-B", "its TLS certificate has expired"
+    )
+    refused = answering(aggregate(client, directory))
+    assert refused.status == models.ConditionStatus.FALSE
+    assert refused.reason == "CertificateRefused"
+    assert refused.message == "agent hsm-agent-B: its TLS certificate has expired"
+    aggregate(client, directory)
+    assert [e for e in client.events if e[0] == agentreach.CONDITION] == [
+        (agentreach.CONDITION, refused.message, True)
+    ]
+    del directory.clients["hsm-agent-B"].failures["info"]
+    assert answering(aggregate(client, directory)).status == models.ConditionStatus.TRUE
+
+
+def test_an_agent_that_does_not_answer_shows_on_the_pool_as_not_answering() -> None:
+    status = aggregate(FakeKube(), agents({"A": figures(3), "B": figures(4)}, down=("B",)))
+    condition = answering(status)
+    assert condition.reason == "AgentsNotAnswering"
+    assert condition.message == "agent hsm-agent-B: does not answer (Unavailable)"

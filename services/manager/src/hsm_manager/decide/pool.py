@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pydantic
 
 from hsm_common import constants, models, report
 
-from . import capacity, conditions, nodes, owners
+from . import agentreach, capacity, conditions, nodes, owners
 
 
 @dataclasses.dataclass(frozen=True)
@@ -143,6 +143,7 @@ def aggregate(
     now: datetime.datetime,
     capacities: Mapping[str, models.DeviceCapacity] | None = None,
     resources: Mapping[str, nodes.NodeResource] | None = None,
+    unanswered: Sequence[agentreach.Unanswered] | None = None,
 ) -> models.HSMPoolStatus:
     """The pool status for device from its discovery pods' reports, its agents' capacity figures and what
     the Nodes say of its resource.
@@ -150,7 +151,9 @@ def aggregate(
     A report older than grace_period is stale (its pod counts as not fresh and its devices as unavailable);
     a device no report lists any more stays listed, unavailable, until grace_period after it was last seen.
     capacities holds this pass's figures by serial (None: not read this pass, see capacity.attach);
-    resources holds each Node's count of the resource by node name (None: not read, see nodes.summarize).
+    resources holds each Node's count of the resource by node name (None: not read, see nodes.summarize);
+    unanswered the Ready agents that did not answer when their figures were asked (None: not asked, see
+    agentreach.condition).
     lastAggregationTime moves only when something else changed, so an idle pool is never rewritten.
     """
     parsed = [_parse(pod, device) for pod in sorted(pods, key=lambda p: p.name)]
@@ -189,9 +192,13 @@ def aggregate(
         resource=constants.resource_name(device),
         nodes=nodes.summarize(reports, resources, previous.nodes),
         last_aggregation_time=previous.last_aggregation_time,
-        conditions=conditions.set_condition(
-            conditions.set_condition(previous.conditions, ready, now),
-            capacity.condition(devices, previous.conditions),
+        conditions=_set_conditions(
+            previous.conditions,
+            [
+                ready,
+                capacity.condition(devices, previous.conditions),
+                agentreach.condition(unanswered, previous.conditions),
+            ],
             now,
         ),
     )
@@ -218,3 +225,12 @@ def manifest(device: str, namespace: str, owner: owners.Owner) -> dict[str, Any]
 def pool_name(device: str) -> str:
     """The HSMPool of device."""
     return f"{device}-pool"
+
+
+def _set_conditions(
+    previous: list[models.Condition], updates: list[models.Condition], now: datetime.datetime
+) -> list[models.Condition]:
+    found = previous
+    for update in updates:
+        found = conditions.set_condition(found, update, now)
+    return found

@@ -4,6 +4,7 @@ of its resource), and its agents."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime
 import logging
 import threading
@@ -15,6 +16,7 @@ from hsm_common import constants, models, settings
 from hsm_manager import kube
 from hsm_manager.decide import (
     admission,
+    agentreach,
     agentspec,
     capacity,
     conditions,
@@ -33,6 +35,15 @@ log = logging.getLogger(__name__)
 
 #: The reason of the Warning event that says agents on a node cannot get their devices.
 PLUGIN_WARNING = "DevicePluginNotReady"
+
+
+@dataclasses.dataclass(frozen=True)
+class Answers:
+    """What the Ready agents of a device said when asked how full their tokens are."""
+
+    capacities: dict[str, models.DeviceCapacity]
+    """By serial, of the agents that answered with figures."""
+    unanswered: list[agentreach.Unanswered]
 
 
 class Reconciler:
@@ -83,7 +94,7 @@ class Reconciler:
         meta = device["metadata"]
         namespace, name = meta["namespace"], meta["name"]
         spec = models.HSMDeviceSpec.model_validate(device.get("spec") or {})
-        readings = self._capacities(namespace, name) if refresh else None
+        answers = self._ask_agents(namespace, name) if refresh else None
         resources = self._node_resources(name, spec) if refresh else None
         with self._lock(namespace, name):
             if meta["uid"] in self._deleted:
@@ -92,7 +103,7 @@ class Reconciler:
             self._client.ensure(pool.manifest(name, namespace, owner))
             self._ensure_daemonset(discoveryspec.daemonset(name, namespace, spec, owner, self._discovery_cfg))
             self._client.ensure(agentspec.service_account(name, namespace, owner))
-            status = self._aggregate(namespace, name, readings, resources)
+            status = self._aggregate(namespace, name, answers, resources)
             if refresh:
                 self._clear_refused(namespace, name)
             if status is not None:
@@ -138,10 +149,10 @@ class Reconciler:
             desired["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
             self._client.replace(desired)
 
-    def _capacities(self, namespace: str, device: str) -> dict[str, models.DeviceCapacity] | None:
-        """How full each Ready agent's token is, by serial; an agent that does not answer is left out.
+    def _ask_agents(self, namespace: str, device: str) -> Answers | None:
+        """How full each Ready agent's token is, by serial, and the agents that did not answer.
 
-        None when the agents cannot even be listed: the pool then keeps the figures it shows.
+        None when the agents cannot even be listed: the pool then keeps what it shows.
         """
         now = datetime.datetime.now(datetime.UTC)
         try:
@@ -149,16 +160,22 @@ class Reconciler:
         except kube.KubeError as error:
             log.warning("capacity_unread", extra={"device": device, "error": str(error)})
             return None
-        found: dict[str, models.DeviceCapacity] = {}
+        answers = Answers({}, [])
         for endpoint in agents:
             try:
                 info = self._directory.client(endpoint).info()
-            except (agent_errors.AgentCallError, kube.KubeError) as error:
+            except agent_errors.AgentCallError as error:
+                log.warning("capacity_unread", extra={"agent": endpoint.name, "error": type(error).__name__})
+                untrusted = isinstance(error, agent_errors.Untrusted)
+                reason = error.message if untrusted else f"does not answer ({error.summary})"
+                answers.unanswered.append(agentreach.Unanswered(endpoint.name, reason, untrusted))
+                continue
+            except kube.KubeError as error:  # the manager's own client certificate unread: not the agent's
                 log.warning("capacity_unread", extra={"agent": endpoint.name, "error": type(error).__name__})
                 continue
             if info.capacity is not None:
-                found[endpoint.serial] = _capacity(info.capacity, now)
-        return found
+                answers.capacities[endpoint.serial] = _capacity(info.capacity, now)
+        return answers
 
     def _node_resources(
         self, device: str, spec: models.HSMDeviceSpec
@@ -177,7 +194,7 @@ class Reconciler:
         self,
         namespace: str,
         name: str,
-        readings: dict[str, models.DeviceCapacity] | None,
+        answers: Answers | None,
         resources: dict[str, nodes.NodeResource] | None,
     ) -> models.HSMPoolStatus | None:
         pool_name = pool.pool_name(name)
@@ -202,7 +219,16 @@ class Reconciler:
         ]
         now = datetime.datetime.now(datetime.UTC)
         grace = settings.parse_duration(pool_spec.grace_period)
-        status = pool.aggregate(name, pods, previous, grace, now, readings, resources)
+        status = pool.aggregate(
+            name,
+            pods,
+            previous,
+            grace,
+            now,
+            answers.capacities if answers else None,
+            resources,
+            answers.unanswered if answers else None,
+        )
         if status != previous:
             self._client.patch_status(constants.KIND_POOL, namespace, pool_name, status.to_wire())
             if status.phase != previous.phase and status.phase is not None:
@@ -211,6 +237,9 @@ class Reconciler:
                 message = ready.message if ready else ""
                 self._client.event(pool_obj, f"Pool{status.phase.value}", message, warning=warning)
                 log.info("pool phase changed", extra={"pool": pool_name, "phase": status.phase.value})
+            refused = agentreach.warning(previous.conditions, status.conditions)
+            if refused is not None:
+                self._client.event(pool_obj, agentreach.CONDITION, refused, warning=True)
             low = capacity.warning(previous.conditions, status.conditions)
             if low is not None:
                 self._client.event(pool_obj, capacity.CONDITION, low, warning=True)
