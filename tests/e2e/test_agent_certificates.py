@@ -2,11 +2,11 @@
 
 An agent whose Secret is given a leaf of a foreign CA, or an expired leaf of the manager's own CA, serves it
 once its kubelet syncs the volume (the agent reloads at the next handshake). The manager refuses it, and
-the HSMSecret's status and the operator's log say what is wrong with it rather than a gRPC string; the
-operator then issues the agent a good leaf, the kubelet brings it, and the sync recovers without the agent
-restarting. The operator is stopped while the bad leaf is put in place: running, it would repair the Secret
-before the kubelet ever showed the agent the bad one (its CA rotation rounds check every agent's Secret).
-Each test prints its timeline.
+the HSMSecret's status, the HSMPool's AgentsAnswering condition and the operator's log say what is wrong
+with it rather than a gRPC string; the operator then issues the agent a good leaf, the kubelet brings it,
+and the sync recovers without the agent restarting. The operator is stopped while the bad leaf is put in
+place: running, it would repair the Secret before the kubelet ever showed the agent the bad one (its CA
+rotation rounds check every agent's Secret). Each test prints its timeline.
 
 A client presenting a foreign or an expired client certificate is refused by the agent, whose log says why
 (gRPC's own handshake line: grpcio has no hook through which the agent could log it itself).
@@ -91,6 +91,13 @@ def status(stack: Stack) -> dict[str, Any]:
     found = env.get(stack.kube, f"{GP}/namespaces/{stack.namespace}/hsmsecrets/db") or {}
     result: dict[str, Any] = found.get("status") or {}
     return result
+
+
+def answering(stack: Stack) -> dict[str, Any]:
+    """The HSMPool's AgentsAnswering condition ({} before the operator's first periodic pass)."""
+    found = env.get(stack.kube, f"{GP}/namespaces/{stack.namespace}/hsmpools/{DEVICE}-pool") or {}
+    conditions = (found.get("status") or {}).get("conditions") or []
+    return next((c for c in conditions if c["type"] == "AgentsAnswering"), {})
 
 
 def agent_pod(stack: Stack) -> dict[str, Any]:
@@ -212,6 +219,17 @@ def serve_bad_leaf_then_recover(stack: Stack, bad: pki.KeyPair, said: str, confi
         "the operator's log to say it",
     )
     timeline.record("operator log: agent certificate refused")
+    # The kubelet takes a minute or more to bring the good leaf, so the pool's periodic pass (every 10 s)
+    # sees the refusal too.
+    refused = testkit.poll(
+        lambda: (c := answering(stack)).get("status") == "False" and said in c.get("message", "") and c,
+        60,
+        f"the HSMPool's AgentsAnswering condition to say {said!r}",
+        0.5,
+    )
+    assert refused["reason"] == "CertificateRefused"
+    assert agent in refused["message"]
+    timeline.record(f"HSMPool AgentsAnswering: {refused['reason']}: {refused['message']}")
     ca = manager_ca(stack)
 
     def reissued() -> bytes:
@@ -229,6 +247,8 @@ def serve_bad_leaf_then_recover(stack: Stack, bad: pki.KeyPair, said: str, confi
     timeline.record("the agent serves the good leaf")
     testkit.poll(lambda: status(stack).get("syncStatus") == "InSync", 60, "the HSMSecret InSync again", 0.5)
     timeline.record("HSMSecret InSync")
+    testkit.poll(lambda: answering(stack).get("status") == "True", 60, "the HSMPool's agents answering", 0.5)
+    timeline.record("HSMPool AgentsAnswering True")
     timeline.report(config)
     assert identity(agent_pod(stack)) == before
 
