@@ -215,3 +215,56 @@ def test_the_status_gauge_counts_each_hsmsecret_once(
     assert in_sync() == before + 1
     rt.syncer.forget(KEY)
     assert in_sync() == before
+
+
+def test_a_secret_the_go_operator_wrote_for_this_hsmsecret_is_taken_over(
+    rt: runtime.Runtime, cluster: fakes.FakeKube, directory: fakes.FakeDirectory
+) -> None:
+    owner = cluster.add(hsmsecret())["metadata"]
+    go_ref = {
+        "apiVersion": constants.API_VERSION,
+        "kind": constants.KIND_SECRET,
+        "name": "db",
+        "uid": owner["uid"],
+    }
+    cluster.add(
+        {
+            "kind": "Secret",
+            "type": "Opaque",
+            "metadata": {
+                "name": "db",
+                "namespace": APP_NS,
+                "labels": {"managed-by": "hsm-secrets-operator", "hsm-path": "db"},
+                "ownerReferences": [{**go_ref, "controller": True, "blockOwnerDeletion": True}],
+            },
+            "data": {"k": base64.b64encode(b"from the go operator").decode()},
+        }
+    )
+    agent(directory, "hsm-a").write(PATH, {"k": b"imported"}, None)
+    assert rt.syncer.run(KEY) == "written"
+    assert secret_data(cluster) == {"k": b"imported"}
+    assert reason(cluster) == sync.Reason.SYNCED
+
+
+def test_a_go_operator_secret_of_another_hsmsecret_is_not_taken_over(
+    rt: runtime.Runtime, cluster: fakes.FakeKube, directory: fakes.FakeDirectory
+) -> None:
+    cluster.add(hsmsecret())
+    other = {"apiVersion": constants.API_VERSION, "kind": constants.KIND_SECRET, "name": "db", "uid": "gone"}
+    cluster.add(
+        {
+            "kind": "Secret",
+            "type": "Opaque",
+            "metadata": {
+                "name": "db",
+                "namespace": APP_NS,
+                "labels": {"managed-by": "hsm-secrets-operator"},
+                "ownerReferences": [{**other, "controller": True}],
+            },
+            "data": {"k": base64.b64encode(b"theirs").decode()},
+        }
+    )
+    agent(directory, "hsm-a").write(PATH, {"k": b"ours"}, None)
+    rt.syncer.run(KEY)
+    assert secret_data(cluster) == {"k": b"theirs"}
+    assert reason(cluster) == sync.Reason.CONFLICT

@@ -18,6 +18,8 @@ from hsm_manager.decide import sync
 
 Key = tuple[str, str]
 """(namespace, name)."""
+GO_MANAGED_BY = ("managed-by", "hsm-secrets-operator")
+"""The label (key, value) the Go hsm-secrets-operator put on every Secret it wrote."""
 
 
 class HSMSecrets:
@@ -64,6 +66,8 @@ class SecretSeen:
     resource_version: str
     secret_type: str
     managed_label: bool
+    go_label: bool
+    """Carries the label the Go hsm-secrets-operator put on the Secrets it wrote (docs/migrating.md)."""
     owner_uids: frozenset[str]
     data_checksum: str
     hsm_version: str
@@ -78,6 +82,7 @@ class SecretSeen:
             resource_version=str(meta.get("resourceVersion", "")),
             secret_type=secret.get("type", "Opaque"),
             managed_label=labels.get(constants.LABEL_MANAGED_BY) == constants.MANAGED_BY_VALUE,
+            go_label=labels.get(GO_MANAGED_BY[0]) == GO_MANAGED_BY[1],
             owner_uids=frozenset(str(ref.get("uid")) for ref in meta.get("ownerReferences") or []),
             data_checksum=checksum.checksum(data),
             hsm_version=(meta.get("annotations") or {}).get(constants.ANNOTATION_HSM_VERSION, ""),
@@ -87,7 +92,9 @@ class SecretSeen:
         """The Secret as the decision sees it, for the HSMSecret of owner_uid."""
         return sync.SecretState(
             exists=True,
-            managed=self.managed_label and owner_uid in self.owner_uids,
+            # A Secret the Go operator wrote for this same HSMSecret (its owner reference names it) was this
+            # HSMSecret's all along: taken over, so that a migration keeps the Secrets it had.
+            managed=(self.managed_label or self.go_label) and owner_uid in self.owner_uids,
             secret_type=self.secret_type,
             data_checksum=self.data_checksum,
             hsm_version=self.hsm_version,
