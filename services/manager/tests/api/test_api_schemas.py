@@ -85,3 +85,17 @@ def test_pages_are_sorted_and_resume_after_the_token() -> None:
 def test_limit_out_of_range_is_refused(raw: str) -> None:
     with pytest.raises(errors.InvalidArgument):
         paging.parse_limit(raw)
+
+
+def test_an_import_maps_more_paths_than_it_has_namespaces() -> None:
+    # kubectl hsm import sends one rule per HSMSecret: a hundred of them in two namespaces.
+    mapping = {f"team-{i % 2}/app-{i:03d}": f"ns-{i % 2}" for i in range(100)}
+    body = schemas.parse_body(schemas.ImportLegacyBody, json.dumps({"mapping": mapping}).encode())
+    assert schemas.import_namespaces(body) == ["ns-0", "ns-1"]
+
+
+def test_an_import_with_more_mapping_rules_than_the_agents_take_is_refused() -> None:
+    mapping = {f"p{i}": "ns" for i in range(schemas.MAX_IMPORT_RULES + 1)}
+    with pytest.raises(errors.InvalidArgument) as caught:
+        schemas.parse_body(schemas.ImportLegacyBody, json.dumps({"mapping": mapping}).encode())
+    assert caught.value.details == {"field": "mapping"}

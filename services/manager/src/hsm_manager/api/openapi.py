@@ -366,7 +366,7 @@ def _schemas() -> dict[str, Any]:
                     "type": "object",
                     "description": "legacy path or prefix -> namespace (the longest match wins)",
                     "additionalProperties": {"type": "string"},
-                    "maxProperties": schemas.MAX_IMPORT_NAMESPACES,
+                    "maxProperties": schemas.MAX_IMPORT_RULES,
                 },
                 "knownPaths": {
                     "type": "object",

@@ -74,8 +74,11 @@ class MirrorSyncBody(Body):
     prefix: str = pydantic.Field(default="", max_length=254)
 
 
-#: Most namespaces an import's body may send paths to, and most known paths it may list.
+#: Most namespaces an import's body may send paths to, each checked on its own (beyond: create on
+#: hsmsecrets in every namespace is asked); most mapping rules (``kubectl hsm import`` sends one per
+#: HSMSecret; the agents take as many) and known paths it may list.
 MAX_IMPORT_NAMESPACES = 64
+MAX_IMPORT_RULES = 10_000
 MAX_KNOWN_PATHS = 10_000
 
 
@@ -86,7 +89,7 @@ class ImportLegacyBody(Body):
     """The HSMDevice whose tokens are searched; none: every HSMDevice."""
     default_namespace: str | None = pydantic.Field(default=None, max_length=253)
     """Namespace of every legacy path no mapping rule matches."""
-    mapping: dict[str, str] = pydantic.Field(default_factory=dict, max_length=MAX_IMPORT_NAMESPACES)
+    mapping: dict[str, str] = pydantic.Field(default_factory=dict, max_length=MAX_IMPORT_RULES)
     """Legacy path or prefix → namespace (the longest matching prefix wins)."""
     known_paths: dict[str, list[str]] = pydantic.Field(default_factory=dict, max_length=MAX_KNOWN_PATHS)
     """Legacy paths known to exist (from the cluster's HSMSecrets) → the keys they should hold."""
