@@ -139,7 +139,7 @@ def _args(spec: models.HSMDeviceSpec, agent: str, serial: str) -> list[str]:
         f"--pkcs11-library={pkcs11.library_path}",
         f"--pin-file={PIN_MOUNT}/{pkcs11.pin_secret.key}",
         f"--listen=$(POD_IP):{constants.PORT_AGENT_GRPC}",
-        # Pod IP, not 0.0.0.0: on the devcluster every pod shares the host's network namespace.
+        # The pod's own address, the one the kubelet's probes, the manager and Prometheus use; nothing else.
         f"--health-listen=$(POD_IP):{constants.PORT_AGENT_HEALTH}",
         f"--metrics-listen=$(POD_IP):{constants.PORT_METRICS}",
         f"--tls-cert={TLS_MOUNT}/tls.crt",
