@@ -164,7 +164,10 @@ def test_a_service_is_reached_through_kube_proxy_from_a_pod_on_another_node(
         "POST", f"/api/v1/namespaces/{namespace}/services", _service(namespace, "backend")
     )
     client = _run_http(kube, namespace, "client", nodes.name(2))
-    fetch = f"import urllib.request; print(urllib.request.urlopen('http://{service['spec']['clusterIP']}/').status)"
+    # A short timeout per attempt: until kube-proxy has programmed the Service, a connection to its address
+    # hangs, and one attempt without a timeout would use up the whole wait.
+    url = f"http://{service['spec']['clusterIP']}/"
+    fetch = f"import urllib.request; print(urllib.request.urlopen('{url}', timeout=3).status)"
 
     def answered() -> bool:
         return (
@@ -175,7 +178,7 @@ def test_a_service_is_reached_through_kube_proxy_from_a_pod_on_another_node(
         )
 
     # kubectl exec goes through the API server's egress to the kubelet; the request through kube-proxy.
-    wait.until(answered, 30, "the client pod to reach the Service")
+    wait.until(answered, 60, "the client pod to reach the Service")
     assert "GET / HTTP/1.1" in kube.kubectl("logs", "-n", namespace, "deploy/backend")
 
 
