@@ -90,8 +90,8 @@ def test_a_scratch_secret_a_killed_run_left_is_removed_by_the_next_run(softhsm, 
 
 
 def test_a_wrong_pin_is_refused_after_one_login_and_the_token_stays_usable(softhsm, tmp_path) -> None:
-    if not os.path.exists(SPY):
-        pytest.skip("OpenSC's pkcs11-spy is missing")
+    # The project's set-up installs OpenSC, which ships the spy: without it this check must fail, not vanish.
+    assert os.path.exists(SPY), f"OpenSC's pkcs11-spy is missing at {SPY}"
     calls = tmp_path / "pkcs11-calls.log"  # the spy logs the PIN too: it stays in the test's directory
     done = _process(
         softhsm,

@@ -20,7 +20,7 @@ from typing import Any
 
 from hsm_agent import errors
 from hsm_agent.store import layout, secret_store
-from hsm_common import logs, names
+from hsm_common import names
 
 from . import exitcodes, session
 
@@ -91,14 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str]) -> int:
     """Run one operation; the exit code says how it went (see exitcodes.Exit)."""
-    try:
-        session.refuse_pin_on_argv(argv)
-    except session.UsageError as error:
-        session.fail(PROG, str(error))
-        return int(exitcodes.Exit.USAGE)
-    args = build_parser().parse_args(argv)
-    logs.setup(args.log_level)
-    return session.main_guard(PROG, args.json, lambda: _run(args))
+    return session.run_command(PROG, argv, build_parser, _run)
 
 
 def _run(args: argparse.Namespace) -> int:

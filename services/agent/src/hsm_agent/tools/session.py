@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator, Sequence
 
 from hsm_agent import errors, metrics
 from hsm_agent.store import budget, pin, secret_store
-from hsm_common import names, settings
+from hsm_common import logs, names, settings
 
 from . import exitcodes
 
@@ -150,3 +150,20 @@ def main_guard(prog: str, as_json: bool, run: Callable[[], int]) -> int:
         print(json.dumps({"ok": False, "exit": int(code), "exit_name": code.name, "error": message}))
     fail(prog, message)
     return int(code)
+
+
+def run_command(
+    prog: str,
+    argv: Sequence[str],
+    build_parser: Callable[[], argparse.ArgumentParser],
+    run: Callable[[argparse.Namespace], int],
+) -> int:
+    """A tool's main: refuse a PIN on argv before argparse could echo it, parse, set up logging, run."""
+    try:
+        refuse_pin_on_argv(argv)
+    except UsageError as error:
+        fail(prog, str(error))
+        return int(exitcodes.Exit.USAGE)
+    args = build_parser().parse_args(argv)
+    logs.setup(args.log_level)
+    return main_guard(prog, args.json, lambda: run(args))

@@ -13,7 +13,6 @@ import pathlib
 from typing import Any
 
 from hsm_agent.tools import exitcodes, session
-from hsm_common import logs
 
 from . import golayout, inputs, plan, run
 
@@ -54,14 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str]) -> int:
     """Plan (and with --apply, run) the import; exit 0 when every legacy path is (or would be) imported."""
-    try:
-        session.refuse_pin_on_argv(argv)
-    except session.UsageError as error:
-        session.fail(PROG, str(error))
-        return int(exitcodes.Exit.USAGE)
-    args = build_parser().parse_args(argv)
-    logs.setup(args.log_level)
-    return session.main_guard(PROG, args.json, lambda: _run(args))
+    return session.run_command(PROG, argv, build_parser, _run)
 
 
 def _read(path: str | None, what: str) -> str | None:
