@@ -3,7 +3,9 @@
 
 Each test starts its own small cluster whose nodes load only the sandbox image: what is compared is the
 host, not the system on it. No other cluster may run meanwhile (``make test-e2e`` runs this module first,
-on its own), or the last cluster to stop, which restores the host, would not be this one.
+on its own), or the last cluster to stop, which restores the host, would not be this one. What an earlier
+run that was killed left behind is cleaned up first, as any start would: the "before" picture is the host's
+own state, not that of a dead cluster.
 """
 
 import os
@@ -18,7 +20,7 @@ from devcluster import build, cluster, hosthygiene, hoststate, images, kubectl, 
 @pytest.fixture(autouse=True)
 def alone_on_the_machine() -> None:
     build.build()
-    others = hosthygiene.running_clusters()
+    others = hosthygiene.clean_up_after_dead_runs()
     assert not others, f"other devclusters run on this machine (blocks {sorted(others)}); stop them first"
 
 

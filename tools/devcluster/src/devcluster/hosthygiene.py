@@ -101,13 +101,20 @@ def _held_blocks(lock_dir: pathlib.Path, ignore: int | None = None) -> set[int]:
     return held
 
 
-def running_clusters(lock_dir: pathlib.Path = ipblock.LOCK_DIR) -> set[int]:
-    """Blocks of the clusters running on this machine now."""
-    return _held_blocks(lock_dir) if lock_dir.is_dir() else set()
-
-
 def _snapshot_file(lock_dir: pathlib.Path) -> pathlib.Path:
     return lock_dir / "sysctls.json"
+
+
+def clean_up_after_dead_runs(lock_dir: pathlib.Path = ipblock.LOCK_DIR) -> set[int]:
+    """Remove what killed runs left and, when no cluster runs, put back the host state they recorded.
+
+    Returns the blocks of the clusters running now.
+    """
+    with _host_lock(lock_dir):
+        held = _held_blocks(lock_dir)
+        sweep(held)
+        _restore_if_alone(held, lock_dir)
+        return held
 
 
 def before_nodes(block: int, lock_dir: pathlib.Path = ipblock.LOCK_DIR) -> None:
@@ -116,7 +123,6 @@ def before_nodes(block: int, lock_dir: pathlib.Path = ipblock.LOCK_DIR) -> None:
         held = _held_blocks(lock_dir, ignore=block)
         # Our own block too: a killed run may have held it before us.
         sweep(held)
-        # Nobody else runs: a record left now is from a run that never stopped. Its values are the host's own.
         snapshot = _restore_if_alone(held, lock_dir)
         if not snapshot.exists():
             tmp = snapshot.with_suffix(".tmp")
@@ -133,7 +139,10 @@ def after_nodes(block: int, lock_dir: pathlib.Path = ipblock.LOCK_DIR) -> None:
 
 
 def _restore_if_alone(held: set[int], lock_dir: pathlib.Path) -> pathlib.Path:
-    """Put back the recorded host state when no other cluster runs; return the record's path."""
+    """Put back the recorded host state when no other cluster runs; return the record's path.
+
+    With nobody else running, a record left is from a run that never stopped: its values are the host's own.
+    """
     snapshot = _snapshot_file(lock_dir)
     if not held and snapshot.exists():
         _restore(json.loads(snapshot.read_text()))
