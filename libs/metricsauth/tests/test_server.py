@@ -106,9 +106,9 @@ def _write_pair(directory: pathlib.Path, days: int) -> int:
     # The kubelet's swap: ..data repointed at once, the file names link through it.
     (directory / "..data_tmp").symlink_to(staged.name)
     os.replace(directory / "..data_tmp", directory / "..data")
-    for name in ("tls.crt", "tls.key"):
-        if not (directory / name).is_symlink():
-            (directory / name).symlink_to(f"..data/{name}")
+    for file in ("tls.crt", "tls.key"):
+        if not (directory / file).is_symlink():
+            (directory / file).symlink_to(f"..data/{file}")
     return cert.serial_number
 
 
@@ -150,9 +150,53 @@ def test_without_credentials_for_the_reviews_the_endpoint_does_not_start(
         server.build(server.Settings("127.0.0.1:0"), registry, "x_expiry")
 
 
-def test_a_certificate_directory_without_a_pair_does_not_start(
+def _self_signed_served(port: int) -> bool:
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as raw, context.wrap_socket(raw) as tls:
+        der = tls.getpeercert(binary_form=True)
+    assert der is not None
+    cert = x509.load_der_x509_certificate(der)
+    return cert.issuer == cert.subject and cert.subject.rfc4514_string().endswith(" metrics")
+
+
+def _expiry(review_api: Any, port: int) -> float:
+    found = review_api.scrape(port)
+    return next(
+        float(line.split()[1])
+        for line in found.text.splitlines()
+        if line.startswith("test_metrics_certificate_expiry_timestamp_seconds ")
+    )
+
+
+def test_a_directory_the_secret_has_not_filled_yet_serves_self_signed_until_the_pair_appears(
+    review_api: Any, serve: Serve, tmp_path: pathlib.Path
+) -> None:
+    endpoint = serve(tmp_path)
+    assert _self_signed_served(endpoint.port)
+    assert 364 * 86400 < _expiry(review_api, endpoint.port) - time.time() <= 365 * 86400
+    issued = _write_pair(tmp_path, days=90)
+    assert _served_serial(endpoint.port) == issued
+    assert 89 * 86400 < _expiry(review_api, endpoint.port) - time.time() <= 90 * 86400
+
+
+def test_a_pair_that_appears_but_does_not_load_leaves_the_self_signed_one_served(
+    serve: Serve, tmp_path: pathlib.Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    endpoint = serve(tmp_path)
+    (tmp_path / "tls.crt").write_text("not a certificate")
+    (tmp_path / "tls.key").write_text("not a key")
+    assert _self_signed_served(endpoint.port)
+    assert _self_signed_served(endpoint.port)
+    assert [r.getMessage() for r in caplog.records].count("metrics_certificate_unloadable") == 1
+
+
+def test_a_certificate_directory_whose_pair_does_not_load_does_not_start(
     review_api: Any, tmp_path: pathlib.Path, registry: Any
 ) -> None:
+    (tmp_path / "tls.crt").write_text("not a certificate")
+    (tmp_path / "tls.key").write_text("not a key")
     settings = server.Settings("127.0.0.1:0", str(tmp_path), str(review_api.kubeconfig))
     with pytest.raises(server.SetupError, match="does not load"):
         server.build(settings, registry, "x_expiry")

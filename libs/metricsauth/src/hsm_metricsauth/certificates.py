@@ -1,14 +1,16 @@
 """The metrics endpoint's serving certificate: files from a mounted Secret, or one made at start.
 
-Without files the process makes a self-signed certificate in memory, as controller-runtime's secure
-metrics do: the traffic is encrypted, and the scraper, which has no CA to check it against, is configured
-to skip verification. Files (a kubernetes.io/tls Secret, from cert-manager say) are read again when the
-kubelet swaps them (``hsm_common.tlsfiles``), so a renewed certificate needs no restart.
+The operator issues every component a leaf of its CA (Secret hsm-metrics-tls, mounted optionally), so a
+scraper verifies the endpoint with the CA the operator publishes. Files are read again when the kubelet
+swaps them (``hsm_common.tlsfiles``), so a renewed certificate needs no restart. Until they exist (the pod
+started before the Secret did) and without a directory at all, the process serves a self-signed certificate
+made in memory, as controller-runtime's secure metrics do: encrypted, though no scraper can verify it.
 """
 
 from __future__ import annotations
 
 import datetime
+import logging
 import os
 import socket
 import ssl
@@ -21,6 +23,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from hsm_common import tlsfiles
+
+log = logging.getLogger(__name__)
 
 #: A self-signed certificate's lifetime, and how long before its end it is replaced by a new one.
 SELF_SIGNED_DAYS = 365
@@ -84,19 +88,10 @@ def _self_signed(now: datetime.datetime) -> tuple[bytes, datetime.datetime]:
 
 
 def _context_of(pem: bytes) -> ssl.SSLContext:
-    """A server context of a PEM key and certificate held in memory only.
-
-    ``load_cert_chain`` reads files; an anonymous memory file stands in for one, so the key touches no
-    disk (and a read-only root file system is no obstacle).
-    """
-    fd = os.memfd_create("metrics-tls", os.MFD_CLOEXEC)
-    try:
-        os.write(fd, pem)
-        context = tlsfiles.server_context()
-        context.load_cert_chain(f"/proc/self/fd/{fd}")
-        return context
-    finally:
-        os.close(fd)
+    """A server context of a PEM key and certificate held in memory only."""
+    context = tlsfiles.server_context()
+    tlsfiles.load_pem(context, pem)
+    return context
 
 
 class SelfSigned:
@@ -121,3 +116,54 @@ class SelfSigned:
     def not_after(self) -> float:
         with self._lock:
             return self._not_after.timestamp()
+
+
+def _present(files: tlsfiles.Files) -> bool:
+    return os.path.exists(files.cert) and os.path.exists(files.key)
+
+
+class Mounted:
+    """The files of a Secret that may not exist yet: a self-signed certificate until they appear, then theirs.
+
+    A Secret volume marked optional lets the pod start before the operator has issued the Secret; the
+    kubelet fills the directory in once it exists, and the next connection gets the files' certificate.
+    """
+
+    def __init__(self, files: tlsfiles.Files) -> None:
+        """OSError or ssl.SSLError when the files are there but do not load: a wrong setting, said now."""
+        self._files = files
+        # Handler threads and the scrape's collector ask at once; one of them switches to the files.
+        self._lock = threading.Lock()
+        self._awaiting = not _present(files)
+        self._refused = False
+        self._source: Source = SelfSigned() if self._awaiting else Files(files)
+
+    @property
+    def awaiting(self) -> bool:
+        """True while the files have not loaded and a self-signed certificate is served."""
+        with self._lock:
+            return self._awaiting
+
+    def _current(self) -> Source:
+        with self._lock:
+            if self._awaiting and _present(self._files):
+                try:
+                    self._source = Files(self._files)
+                except (OSError, ssl.SSLError) as error:
+                    # Tried again at the next connection (the kubelet may swap good files in); said once.
+                    if not self._refused:
+                        log.warning(
+                            "metrics_certificate_unloadable",
+                            extra={"cert": self._files.cert, "error": type(error).__name__},
+                        )
+                        self._refused = True
+                else:
+                    self._awaiting = False
+                    log.info("metrics_certificate_loaded", extra={"cert": self._files.cert})
+            return self._source
+
+    def context(self) -> ssl.SSLContext:
+        return self._current().context()
+
+    def not_after(self) -> float:
+        return self._current().not_after()

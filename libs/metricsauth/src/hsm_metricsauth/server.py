@@ -47,7 +47,8 @@ class Settings:
     """host:port of the HTTPS endpoint (port 0 picks a free one)."""
     cert_dir: str = ""
     """A directory with ``tls.crt`` and ``tls.key`` (a mounted kubernetes.io/tls Secret), read again when
-    they change; empty: a self-signed certificate made at start."""
+    they change, and served once they appear when they are not there yet; empty: a self-signed certificate
+    made at start."""
     kubeconfig: str = ""
     """Kubeconfig for the reviews; empty: the pod's ServiceAccount, else the default kubeconfig."""
 
@@ -67,7 +68,8 @@ def add_flags(parser: argparse.ArgumentParser, prefix: str, listen: str) -> None
         prefix,
         "--metrics-cert-dir",
         default="",
-        help="directory of the metrics certificate's tls.crt and tls.key (empty: self-signed at start)",
+        help="directory of the metrics certificate's tls.crt and tls.key, served once present "
+        "(until then, and when empty: self-signed)",
     )
 
 
@@ -193,7 +195,7 @@ def _certificate(cert_dir: str) -> certificates.Source:
         return certificates.SelfSigned()
     files = tlsfiles.Files(os.path.join(cert_dir, "tls.crt"), os.path.join(cert_dir, "tls.key"))
     try:
-        return certificates.Files(files)
+        return certificates.Mounted(files)
     except (OSError, ssl.SSLError) as error:
         raise SetupError(
             f"the metrics certificate in {cert_dir} does not load: {type(error).__name__}"
@@ -212,5 +214,6 @@ def build(
     certificate = _certificate(settings.cert_dir)
     server = MetricsServer(settings.listen, registry, gate.Gate(reviews.Reviewer(api)), certificate)
     registry.register(_Expiry(expiry_metric, certificate))
-    log.info("metrics_listening", extra={"port": server.port, "self_signed": not settings.cert_dir})
+    self_signed = not isinstance(certificate, certificates.Mounted) or certificate.awaiting
+    log.info("metrics_listening", extra={"port": server.port, "self_signed": self_signed})
     return server

@@ -30,7 +30,8 @@ class ApiConfig:
     metrics_listen: str = f"0.0.0.0:{constants.PORT_METRICS}"
     """host:port of the Prometheus endpoint (HTTPS, every worker's metrics summed); empty disables it."""
     metrics_cert_dir: str = ""
-    """Directory of the metrics endpoint's tls.crt and tls.key (reloaded on change); empty: self-signed."""
+    """Directory of the metrics endpoint's tls.crt and tls.key (reloaded on change, served once present);
+    empty, or until they are: self-signed."""
     device_namespace: str = constants.DEFAULT_NAMESPACE
     """Namespace of the HSMDevices, where device-wide routes are authorized (flag default: the pod's own)."""
     kubeconfig: str = ""
@@ -62,7 +63,8 @@ def add_flags(parser: argparse.ArgumentParser) -> None:
     add(
         "--metrics-cert-dir",
         default=_default("metrics_cert_dir"),
-        help="directory of the metrics certificate's tls.crt and tls.key (empty: self-signed at start)",
+        help="directory of the metrics certificate's tls.crt and tls.key, served once present "
+        "(until then, and when empty: self-signed)",
     )
     add(
         "--device-namespace",

@@ -52,7 +52,8 @@ class OperatorConfig:
     metrics_port: int = constants.PORT_METRICS
     """Port of the Prometheus endpoint (HTTPS, for callers allowed to get /metrics)."""
     metrics_cert_dir: str = ""
-    """Directory of the metrics endpoint's tls.crt and tls.key (reloaded on change); empty: self-signed."""
+    """Directory of the metrics endpoint's tls.crt and tls.key (reloaded on change, served once present);
+    empty, or until they are: self-signed."""
     health_listen: str = f"0.0.0.0:{constants.PORT_OPERATOR_HEALTH}"
     """Address of kopf's /healthz (host:port)."""
     log_level: str = "info"
@@ -111,7 +112,8 @@ def add_flags(parser: argparse.ArgumentParser) -> None:
     add(
         "--metrics-cert-dir",
         default=_default("metrics_cert_dir"),
-        help="directory of the metrics certificate's tls.crt and tls.key (empty: self-signed at start)",
+        help="directory of the metrics certificate's tls.crt and tls.key, served once present "
+        "(until then, and when empty: self-signed)",
     )
     add("--health-listen", default=_default("health_listen"), help="address of /healthz")
     add(
