@@ -6,6 +6,7 @@ import pytest
 import yaml
 
 from hsm_common import constants, models
+from hsm_manager.gateway import pki
 
 EXAMPLES = pathlib.Path(__file__).resolve().parents[2] / "deploy" / "examples"
 SPECS = {constants.KIND_DEVICE: models.HSMDeviceSpec, constants.KIND_SECRET: models.HSMSecretSpec}
@@ -34,3 +35,13 @@ def test_the_device_refers_to_the_pin_secret_example() -> None:
     spec = models.HSMDeviceSpec.model_validate(device["spec"])
     assert spec.pkcs11.pin_secret.name == secret["metadata"]["name"]  # type: ignore[index]
     assert spec.pkcs11.pin_secret.key in secret["stringData"]  # type: ignore[operator]
+
+
+def test_the_service_monitor_verifies_every_component_with_the_published_ca() -> None:
+    monitor = next(d for d in documents() if d["kind"] == "ServiceMonitor")
+    [endpoint] = monitor["spec"]["endpoints"]  # type: ignore[index]
+    tls = endpoint["tlsConfig"]
+    assert "insecureSkipVerify" not in tls
+    assert tls["ca"] == {"configMap": {"name": pki.METRICS_CA_CONFIGMAP, "key": pki.API_CA_KEY}}
+    namespace = monitor["metadata"]["namespace"]  # type: ignore[index]
+    assert tls["serverName"] in pki.metrics_names(namespace)

@@ -13,6 +13,8 @@ import pytest
 import yaml
 
 from devcluster import kubectl
+from hsm_common import constants
+from hsm_manager.gateway import pki
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 OVERLAYS = sorted(
@@ -175,6 +177,24 @@ def test_every_component_has_a_metrics_service_a_service_monitor_can_select(over
     for name in ("hsm-manager", "hsm-api"):
         [container] = _named(docs, "Deployment", name)["spec"]["template"]["spec"]["containers"]
         assert {"name": "metrics", "containerPort": 8080} in container["ports"]
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_manager_and_the_api_serve_metrics_with_the_operators_leaf_once_it_exists(overlay: str) -> None:
+    docs = build(overlay)
+    for name in ("hsm-manager", "hsm-api"):
+        pod = _named(docs, "Deployment", name)["spec"]["template"]["spec"]
+        [container] = pod["containers"]
+        assert f"--metrics-cert-dir={constants.METRICS_CERT_DIR}" in container["args"]
+        [mount] = [m for m in container["volumeMounts"] if m["mountPath"] == constants.METRICS_CERT_DIR]
+        [volume] = [v for v in pod["volumes"] if v["name"] == mount["name"]]
+        assert volume["secret"] == {"secretName": constants.METRICS_TLS_SECRET, "optional": True}
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_metrics_leaf_names_every_metrics_service(overlay: str) -> None:
+    services = {d["metadata"]["name"] for d in build(overlay) if d["kind"] == "Service"}
+    assert {s for s in services if s.endswith("-metrics")} == set(pki.METRICS_SERVICES)
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)

@@ -46,6 +46,11 @@ PORT_API: Final = 8090
 PORT_OPERATOR_HEALTH: Final = 8081
 # Every component's metrics (HTTPS, for callers allowed to get /metrics); probes have ports of their own.
 PORT_METRICS: Final = 8080
+# The metrics' serving certificate: the operator issues it into this kubernetes.io/tls Secret of its
+# namespace, and every component's pod mounts it (optionally: until it exists, a self-signed one is served)
+# at this directory, given as --metrics-cert-dir.
+METRICS_TLS_SECRET: Final = "hsm-metrics-tls"
+METRICS_CERT_DIR: Final = "/etc/hsm/metrics-tls"
 
 # Limits
 MAX_PATH_BYTES: Final = 254

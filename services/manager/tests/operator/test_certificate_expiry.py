@@ -1,5 +1,5 @@
 """hsm_manager_certificate_expiry_timestamp_seconds shows the API's serving certificate (role "api"), whether
-the operator issues it or the user supplies it."""
+the operator issues it or the user supplies it, and the metrics endpoints' (role "metrics")."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ import base64
 
 from cryptography import x509
 
+from hsm_common import constants
 from hsm_manager.gateway import castore, endpoints, pki
-from hsm_manager.operator import apitls, config, devices, metrics, rotation
+from hsm_manager.operator import config, devices, metrics, rotation, servingtls
 
 from .. import fakes
 
@@ -26,7 +27,7 @@ def _shown() -> dict[tuple[str, str], float]:
 
 def _round(cluster: fakes.FakeKube, cfg: config.OperatorConfig) -> None:
     holder = castore.Holder(castore.load(cluster, NS))
-    certificate = apitls.ApiCertificate(cluster, lambda: holder.current().signing, cfg)
+    certificate = servingtls.ServingCertificates(cluster, lambda: holder.current().signing, cfg)
     rotation.Rotation(
         cluster,
         NS,
@@ -81,3 +82,10 @@ def test_a_supplied_secret_not_made_yet_shows_no_api_expiry_and_the_others_still
     shown = _shown()
     assert not any(role == "api" for role, _ in shown)
     assert ("client", pki.CLIENT_SECRET) in shown
+
+
+def test_the_metrics_leaf_shows_its_expiry() -> None:
+    cluster = fakes.FakeKube()
+    _round(cluster, config.OperatorConfig(namespace=NS))
+    name = constants.METRICS_TLS_SECRET
+    assert _shown()[("metrics", name)] == _not_after(cluster, name)

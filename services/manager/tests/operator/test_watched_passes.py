@@ -120,7 +120,7 @@ def test_a_restarted_operator_lists_the_managed_secrets_before_its_first_pass(
     agent = directory.clients["hsm-a"]
     version = agent.write(PATH, {"k": b"v"}, None)
     first.syncer.run(KEY)
-    first.api_certificate.check()  # what its start did: the restart finds the API's certificate current
+    first.certificates.check()  # what its start did: the restart finds the served certificates current
     first.stop()
     again = runtime.bootstrap(cfg, cluster, directory)  # type: ignore[arg-type]
     changes, reads = list(cluster.calls), agent.calls.count("read")

@@ -115,6 +115,15 @@ def test_metrics_are_served_on_their_own_port_and_probes_stay_on_the_health_port
         assert container[probe]["httpGet"]["port"] == constants.PORT_AGENT_HEALTH
 
 
+def test_metrics_serve_the_operators_metrics_leaf_from_an_optional_secret_not_the_agents_own() -> None:
+    pod = _pod()
+    volume = next(v for v in pod["volumes"] if v["name"] == "metrics-tls")
+    assert volume["secret"] == {"secretName": "hsm-metrics-tls", "optional": True, "defaultMode": 0o400}
+    mount = next(m for m in pod["containers"][0]["volumeMounts"] if m["name"] == "metrics-tls")
+    assert mount == {"name": "metrics-tls", "mountPath": constants.METRICS_CERT_DIR, "readOnly": True}
+    assert f"--metrics-cert-dir={constants.METRICS_CERT_DIR}" in pod["containers"][0]["args"]
+
+
 def test_deployment_labels_select_agents_of_the_device() -> None:
     labels = agentspec.deployment("hsm", "ns", SPEC, device("A"), OWNER, CONFIG)["spec"]["template"][
         "metadata"
@@ -184,8 +193,9 @@ def test_the_agent_pod_mounts_no_host_path() -> None:
 def test_the_agent_has_only_its_own_env_and_volumes() -> None:
     pod = _pod()
     assert [e["name"] for e in pod["containers"][0]["env"]] == ["POD_IP"]
-    assert [v["name"] for v in pod["volumes"]] == ["pin", "tls", "tmp", "pcscd"]
-    assert [m["name"] for m in pod["containers"][0]["volumeMounts"]] == ["pin", "tls", "tmp", "pcscd"]
+    volumes = ["pin", "tls", "metrics-tls", "tmp", "pcscd"]
+    assert [v["name"] for v in pod["volumes"]] == volumes
+    assert [m["name"] for m in pod["containers"][0]["volumeMounts"]] == volumes
 
 
 @pytest.mark.parametrize("config", [CONFIG, ROOT], ids=["non-root", "root"])

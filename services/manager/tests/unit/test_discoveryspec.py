@@ -23,6 +23,7 @@ def test_daemonset_mounts_sys_and_udev_read_only_and_the_device_plugin_dir_read_
         ("/sys", True),
         ("/run/udev", True),
         (constants.DEVICE_PLUGIN_DIR, False),
+        (constants.METRICS_CERT_DIR, True),
     }
 
 
@@ -78,7 +79,7 @@ def _pod(config: discoveryspec.DiscoveryConfig) -> dict:  # type: ignore[type-ar
 
 def test_without_extras_the_pod_has_only_its_own_env_and_volumes() -> None:
     pod = daemonset()["spec"]["template"]["spec"]
-    assert [v["name"] for v in pod["volumes"]] == ["sys", "udev", "device-plugins"]
+    assert [v["name"] for v in pod["volumes"]] == ["sys", "udev", "device-plugins", "metrics-tls"]
     assert [e["name"] for e in pod["containers"][0]["env"]] == [
         "POD_NAME",
         "POD_NAMESPACE",
@@ -86,6 +87,7 @@ def test_without_extras_the_pod_has_only_its_own_env_and_volumes() -> None:
         "POD_IP",
         "HSM_DISCOVERY_HEALTH_LISTEN",
         "HSM_DISCOVERY_METRICS_LISTEN",
+        "HSM_DISCOVERY_METRICS_CERT_DIR",
         "HSM_DISCOVERY_HSM_DEVICE",
         "HSM_DISCOVERY_DEVICE_PLUGIN_DIR",
         "HSM_DISCOVERY_DEVICE_NODE_ROOT",
@@ -107,6 +109,14 @@ def test_probes_use_the_plain_health_port_and_metrics_have_a_port_of_their_own()
     assert env["HSM_DISCOVERY_METRICS_LISTEN"] == f"$(POD_IP):{constants.PORT_METRICS}"
 
 
+def test_metrics_serve_the_operators_metrics_leaf_from_an_optional_secret_volume() -> None:
+    pod = daemonset()["spec"]["template"]["spec"]
+    volume = next(v for v in pod["volumes"] if v["name"] == "metrics-tls")
+    assert volume["secret"] == {"secretName": "hsm-metrics-tls", "optional": True, "defaultMode": 0o400}
+    env = {e["name"]: e.get("value") for e in pod["containers"][0]["env"]}
+    assert env["HSM_DISCOVERY_METRICS_CERT_DIR"] == constants.METRICS_CERT_DIR
+
+
 SOFTHSM = discoveryspec.DiscoveryConfig(
     "hsm-discovery:dev",
     device_node_root="/var/lib/hsm-devcluster/devnodes",
@@ -125,17 +135,17 @@ def test_the_device_plugin_settings_reach_discovery_as_its_variables() -> None:
 
 
 def test_discovery_itself_does_not_mount_what_the_device_plugin_hands_to_agents() -> None:
-    paths = {v["hostPath"]["path"] for v in _pod(SOFTHSM)["volumes"]}
+    paths = {v["hostPath"]["path"] for v in _pod(SOFTHSM)["volumes"] if "hostPath" in v}
     assert paths == {"/sys", "/run/udev", constants.DEVICE_PLUGIN_DIR}
 
 
 def test_host_paths_are_mounted_read_only_at_the_same_path() -> None:
     pod = _pod(UMOCKDEV)
-    assert pod["volumes"][3:] == [
+    assert pod["volumes"][4:] == [
         {"name": "host-0", "hostPath": {"path": "/run/umockdev", "type": ""}},
         {"name": "host-1", "hostPath": {"path": "/usr/lib/libumockdev-preload.so.0", "type": ""}},
     ]
-    assert pod["containers"][0]["volumeMounts"][3:] == [
+    assert pod["containers"][0]["volumeMounts"][4:] == [
         {"name": "host-0", "mountPath": "/run/umockdev", "readOnly": True},
         {"name": "host-1", "mountPath": "/usr/lib/libumockdev-preload.so.0", "readOnly": True},
     ]
@@ -145,7 +155,7 @@ def test_a_host_path_marked_read_write_is_mounted_writable() -> None:
     config = discoveryspec.DiscoveryConfig(
         "hsm-discovery:dev", host_paths=("/run/umockdev", "/lib/x.so"), read_only=(False, True)
     )
-    mounts = _pod(config)["containers"][0]["volumeMounts"][3:]
+    mounts = _pod(config)["containers"][0]["volumeMounts"][4:]
     assert [m["readOnly"] for m in mounts] == [False, True]
 
 
@@ -155,8 +165,8 @@ def test_service_links_stay_out_of_the_environment() -> None:
 
 def test_extra_env_follows_the_specs_own_variables() -> None:
     env = _pod(UMOCKDEV)["containers"][0]["env"]
-    assert env[9:] == [
+    assert env[10:] == [
         {"name": "LD_PRELOAD", "value": "/usr/lib/libumockdev-preload.so.0"},
         {"name": "UMOCKDEV_DIR", "value": "/run/umockdev"},
     ]
-    assert env[8]["name"] == "HSM_DISCOVERY_DEVICE_NODE_ROOT"
+    assert env[9]["name"] == "HSM_DISCOVERY_DEVICE_NODE_ROOT"

@@ -23,7 +23,7 @@ PIN_MOUNT = "/etc/hsm/pin"
 PCSCD_RUN = "/run/pcscd"
 """Where pcscd puts its socket and pid file (compiled into Debian's pcscd): the one place it writes."""
 #: The container's own mount points, which no path the device plugin mounts may take.
-MOUNT_PATHS = (PIN_MOUNT, TLS_MOUNT, "/tmp", PCSCD_RUN)  # noqa: S108 - an emptyDir, not a shared /tmp
+MOUNT_PATHS = (PIN_MOUNT, TLS_MOUNT, constants.METRICS_CERT_DIR, "/tmp", PCSCD_RUN)  # noqa: S108 - an emptyDir
 #: Variables the spec sets itself, which nothing the device plugin adds may override.
 OWN_ENV = ("POD_IP",)
 HOSTNAME_LABEL = "kubernetes.io/hostname"
@@ -142,6 +142,7 @@ def _args(spec: models.HSMDeviceSpec, agent: str, serial: str) -> list[str]:
         # The pod's own address, the one the kubelet's probes, the manager and Prometheus use; nothing else.
         f"--health-listen=$(POD_IP):{constants.PORT_AGENT_HEALTH}",
         f"--metrics-listen=$(POD_IP):{constants.PORT_METRICS}",
+        f"--metrics-cert-dir={constants.METRICS_CERT_DIR}",
         f"--tls-cert={TLS_MOUNT}/tls.crt",
         f"--tls-key={TLS_MOUNT}/tls.key",
         f"--tls-client-ca={TLS_MOUNT}/ca.crt",
@@ -161,6 +162,11 @@ def _args(spec: models.HSMDeviceSpec, agent: str, serial: str) -> list[str]:
     if pkcs11.max_object_size is not None:
         args.append(f"--max-object-size={pkcs11.max_object_size}")
     return args
+
+
+def _metrics_tls() -> dict[str, Any]:
+    """The metrics Secret's volume source (it lives in the operator namespace, where HSMDevices are)."""
+    return {"secretName": constants.METRICS_TLS_SECRET, "optional": True, "defaultMode": 0o400}
 
 
 def _probe(path: str, period: int, failures: int) -> dict[str, Any]:
@@ -230,6 +236,7 @@ def _pod_spec(
                 "volumeMounts": [
                     {"name": "pin", "mountPath": PIN_MOUNT, "readOnly": True},
                     {"name": "tls", "mountPath": TLS_MOUNT, "readOnly": True},
+                    {"name": "metrics-tls", "mountPath": constants.METRICS_CERT_DIR, "readOnly": True},
                     {"name": "tmp", "mountPath": "/tmp"},  # noqa: S108 - an emptyDir, not a shared /tmp
                     {"name": "pcscd", "mountPath": PCSCD_RUN},
                 ],
@@ -238,6 +245,11 @@ def _pod_spec(
         "volumes": [
             {"name": "pin", "secret": {"secretName": spec.pkcs11.pin_secret.name, "defaultMode": 0o400}},
             {"name": "tls", "secret": {"secretName": tls_secret_name(agent), "defaultMode": 0o400}},
+            # The metrics' leaf every component serves, not the agent's own gRPC leaf: that one names only
+            # the agent, while a scraper checks every agent (and the other components) against one server
+            # name. Optional: an agent made before the operator issued it serves a self-signed certificate
+            # until the kubelet brings the files.
+            {"name": "metrics-tls", "secret": _metrics_tls()},
             {"name": "tmp", "emptyDir": {"medium": "Memory", "sizeLimit": "16Mi"}},
             {"name": "pcscd", "emptyDir": {"medium": "Memory", "sizeLimit": "1Mi"}},
         ],

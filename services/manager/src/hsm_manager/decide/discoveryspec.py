@@ -17,7 +17,7 @@ COMPONENT = "discovery"
 SERVICE_ACCOUNT = "hsm-discovery"
 
 #: The container's own mount points, which no host path may take.
-MOUNT_PATHS = ("/sys", "/run/udev", constants.DEVICE_PLUGIN_DIR)
+MOUNT_PATHS = ("/sys", "/run/udev", constants.DEVICE_PLUGIN_DIR, constants.METRICS_CERT_DIR)
 
 #: The variables that configure discovery's device plugin (services/discovery reads them).
 ENV_PLUGIN_DIR = "HSM_DISCOVERY_DEVICE_PLUGIN_DIR"
@@ -35,6 +35,7 @@ OWN_ENV = (
     "POD_IP",
     "HSM_DISCOVERY_HEALTH_LISTEN",
     "HSM_DISCOVERY_METRICS_LISTEN",
+    "HSM_DISCOVERY_METRICS_CERT_DIR",
     ENV_PLUGIN_DIR,
     ENV_NODE_ROOT,
     ENV_MOUNTS,
@@ -111,6 +112,7 @@ def daemonset(
             # Pod IP, not 0.0.0.0: on the devcluster every pod shares the host's network namespace.
             {"name": "HSM_DISCOVERY_HEALTH_LISTEN", "value": f"$(POD_IP):{constants.PORT_DISCOVERY_HEALTH}"},
             {"name": "HSM_DISCOVERY_METRICS_LISTEN", "value": f"$(POD_IP):{constants.PORT_METRICS}"},
+            {"name": "HSM_DISCOVERY_METRICS_CERT_DIR", "value": constants.METRICS_CERT_DIR},
             {"name": ENV_HSM_DEVICE, "value": device},
             *_plugin_env(config),
             *({"name": variable, "value": value} for variable, value in config.env),
@@ -137,6 +139,7 @@ def daemonset(
             {"name": "sys", "mountPath": "/sys", "readOnly": True},
             {"name": "udev", "mountPath": "/run/udev", "readOnly": True},
             {"name": "device-plugins", "mountPath": constants.DEVICE_PLUGIN_DIR, "readOnly": False},
+            {"name": "metrics-tls", "mountPath": constants.METRICS_CERT_DIR, "readOnly": True},
             *host_mounts,
         ],
     }
@@ -169,6 +172,16 @@ def daemonset(
                             # Directory: the kubelet makes it, so a wrong setting shows as a pod that
                             # does not start rather than a plugin the kubelet never hears of.
                             "hostPath": {"path": config.device_plugin_dir, "type": "Directory"},
+                        },
+                        {
+                            "name": "metrics-tls",
+                            # Optional: a pod started before the operator issued it serves a self-signed
+                            # certificate until the kubelet brings the files.
+                            "secret": {
+                                "secretName": constants.METRICS_TLS_SECRET,
+                                "optional": True,
+                                "defaultMode": 0o400,
+                            },
                         },
                         *host_volumes,
                     ],

@@ -275,16 +275,16 @@ def _pair(cert_pem: bytes, key_pem: bytes) -> bool:
     return bool(key.public_key() == x509.load_pem_x509_certificate(cert_pem).public_key())
 
 
-def publish_ca(client: kube.Kube, namespace: str, ca_pem: bytes) -> bool:
-    """Keep ConfigMap API_CA_CONFIGMAP holding ca_pem (the CA API clients verify the API with); True when
-    it was written.
+def publish_ca(client: kube.Kube, namespace: str, ca_pem: bytes, name: str = API_CA_CONFIGMAP) -> bool:
+    """Keep ConfigMap name holding ca_pem under API_CA_KEY (the CAs clients verify a server with); True
+    when it was written.
 
     A ConfigMap, not a Secret: a CA certificate is public, and clients granted this one ConfigMap need no
     read access to Secrets of the operator namespace (where the CA's key lives).
     """
     data = {API_CA_KEY: ca_pem.decode()}
     try:
-        current: kube.Obj | None = client.get("ConfigMap", namespace, API_CA_CONFIGMAP)
+        current: kube.Obj | None = client.get("ConfigMap", namespace, name)
     except kube.NotFound:
         current = None
     if current is not None and current.get("data") == data:
@@ -293,7 +293,7 @@ def publish_ca(client: kube.Kube, namespace: str, ca_pem: bytes) -> bool:
         "apiVersion": "v1",
         "kind": "ConfigMap",
         "metadata": {
-            "name": API_CA_CONFIGMAP,
+            "name": name,
             "namespace": namespace,
             "labels": dict(LABELS),
         },
@@ -305,3 +305,24 @@ def publish_ca(client: kube.Kube, namespace: str, ca_pem: bytes) -> bool:
         manifest["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
         client.replace(manifest)
     return True
+
+
+# ------------------------------------------------------------ the metrics endpoints' serving certificate
+
+# One serving leaf, in Secret constants.METRICS_TLS_SECRET, for every component's /metrics: the manager and
+# the API mount it from the kustomize base, the operator's agents and discovery pods from their specs.
+
+#: The ConfigMap (in the operator namespace) holding the CAs scrapers verify the metrics endpoints with. Not
+#: API_CA_CONFIGMAP: that one holds a user's CA when the user supplies the API's certificate.
+METRICS_CA_CONFIGMAP = "hsm-metrics-ca"
+#: The Services scrapers find the components through (deploy/kustomize/base): one leaf names all four, so a
+#: scraper configured with any one of their names as server name verifies every component. The leaf is of
+#: the CA that signs the agents' gRPC leaves too, yet passes for no agent: the manager checks an agent's
+#: name (``<device>-agent-<10 hex digits>``, no dots), which none of these names is, and the leaf serves
+#: only (no client usage), so no agent accepts it from a client either.
+METRICS_SERVICES = ("hsm-manager-metrics", "hsm-api-metrics", "hsm-agent-metrics", "hsm-discovery-metrics")
+
+
+def metrics_names(namespace: str) -> list[str]:
+    """The DNS SANs of the metrics leaf: every name of every metrics Service."""
+    return [name for service in METRICS_SERVICES for name in service_names(service, namespace)]

@@ -60,7 +60,8 @@ def serve(port: int, cert_dir: str) -> None:
 CERTIFICATE_EXPIRY = prometheus_client.Gauge(
     "hsm_manager_certificate_expiry_timestamp_seconds",
     "notAfter of each certificate the manager keeps: its CAs (role signing, next, previous), its client "
-    "leaf, each agent's serving leaf and the API's serving certificate (role api, issued or supplied)",
+    "leaf, each agent's serving leaf, the API's serving certificate (role api, issued or supplied) and the "
+    "metrics endpoints' (role metrics)",
     ["role", "namespace", "name"],
 )
 CA_ROTATION_PHASE = prometheus_client.Gauge(

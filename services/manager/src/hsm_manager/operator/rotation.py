@@ -70,8 +70,9 @@ class Rotation:
         api_tls_secret: str = pki.API_TLS_SECRET,
     ) -> None:
         """followers: called after each round, to bring other leaves in line with the holder's Authority
-        (the API's serving certificate and its published CA). api_tls_secret: the Secret (in namespace) of
-        the API's serving certificate, issued by the operator or supplied, whose expiry is shown too."""
+        (the API's and the metrics' serving certificates and their published CAs). api_tls_secret: the
+        Secret (in namespace) of the API's serving certificate, issued by the operator or supplied, whose
+        expiry is shown too."""
         self._client = client
         self._namespace = namespace
         self._holder = holder
@@ -192,9 +193,13 @@ class Rotation:
         try:
             api = self._client.get("Secret", self._namespace, self._api_tls_secret)
         except kube.NotFound:
-            pass  # a supplied Secret not made yet: no expiry to show (apitls logs that it is missing)
+            pass  # a supplied Secret not made yet: no expiry to show (servingtls logs that it is missing)
         else:
             _expiry("api", self._namespace, self._api_tls_secret, pki.secret_data(api).get("tls.crt", b""))
+        metrics_tls = constants.METRICS_TLS_SECRET
+        with contextlib.suppress(kube.NotFound):  # a follower (servingtls) issues it; none in some tests
+            served = pki.secret_data(self._client.get("Secret", self._namespace, metrics_tls))
+            _expiry("metrics", self._namespace, metrics_tls, served.get("tls.crt", b""))
         for namespace in self._namespaces():
             for secret in self._client.list_objects("Secret", namespace, AGENT_TLS_SELECTOR):
                 data = pki.secret_data(secret)

@@ -15,7 +15,6 @@ from hsm_manager import kube
 from hsm_manager.gateway import castore, endpoints, watch
 
 from . import (
-    apitls,
     backstop,
     config,
     devices,
@@ -24,6 +23,7 @@ from . import (
     pools,
     queue,
     rotation,
+    servingtls,
     syncer,
     triggers,
 )
@@ -54,8 +54,9 @@ class Runtime:
     """Managed Secrets → triggers.secret."""
     hsmsecrets: informer.Informer
     """HSMSecrets → triggers.hsmsecret."""
-    api_certificate: apitls.ApiCertificate
-    """The REST API's serving certificate and the CA ConfigMap its clients verify it with."""
+    certificates: servingtls.ServingCertificates
+    """The REST API's and the metrics endpoints' serving certificates, and the CA ConfigMaps their clients
+    verify them with."""
     rotation: rotation.Rotation
     """The CA rotation's one owner: the CA Secret, the clients' Secret, the agents' trust bundles."""
 
@@ -72,13 +73,13 @@ class Runtime:
         self.queue.start()
         self.backstop.start()
         self.mirror.start()
-        self.api_certificate.start()
+        self.certificates.start()
         self.rotation.start()
 
     def stop(self) -> None:
         """Stop every thread and close the agents' channels."""
         self.rotation.stop()
-        self.api_certificate.stop()
+        self.certificates.stop()
         self.hsmsecrets.stop()
         self.secrets.stop()
         self.mirror.stop()
@@ -131,7 +132,7 @@ def bootstrap(
     checks = backstop.Backstop(lambda key: work.put(key, verify=True))
     agents = triggers.AgentTriggers(sync, work)
     cluster = triggers.ClusterTriggers(sync, work, checks, cfg.default_sync_interval)
-    api_certificate = apitls.ApiCertificate(
+    certificates = servingtls.ServingCertificates(
         client, lambda: authority.current().signing, cfg, lambda: authority.current().bundle
     )
     return Runtime(
@@ -148,7 +149,7 @@ def bootstrap(
         triggers=cluster,
         secrets=informer.Informer(client, "Secret", cluster.secret, MANAGED_SELECTOR),
         hsmsecrets=informer.Informer(client, constants.KIND_SECRET, cluster.hsmsecret),
-        api_certificate=api_certificate,
+        certificates=certificates,
         rotation=rotation.Rotation(
             client,
             cfg.namespace,
@@ -156,8 +157,9 @@ def bootstrap(
             directory,
             known,
             rotation.Settings(renew_fraction=cfg.ca_renew_fraction, interval=cfg.ca_rotation_interval),
-            # The API's leaf and published CA follow each step at once, not at their hourly check.
-            followers=(api_certificate.check,),
+            # The API's and the metrics' leaves and published CAs follow each step at once, not at their
+            # hourly check.
+            followers=(certificates.check,),
             api_tls_secret=cfg.api_tls_secret,
         ),
     )

@@ -1,11 +1,13 @@
-"""The REST API's serving certificate: issued and renewed from the manager's CA, or supplied by the user;
-either way the CA that signs it is published for API clients.
+"""The serving certificates the operator issues from the manager's CA, and the CAs it publishes for them:
+the REST API's (unless the user supplies it) and the one every component's /metrics serves.
 
-One daemon thread checks at start, every CHECK_INTERVAL, and at once when the Secret the operator issues
+One daemon thread checks at start, every CHECK_INTERVAL, and at once when a Secret the operator issues
 is deleted or changed: deleting it is how a user renews the certificate now (a key that may have leaked),
-and a Secret that no longer holds a good leaf is repaired before a new API pod needs it (a pod cannot start
-while its Secret volume is missing). The API pod mounts the Secret and loads a renewed certificate by itself
-(api.tls), so renewing is only replacing the Secret's data.
+and a Secret that no longer holds a good leaf is repaired before a new pod needs it (the API pod cannot
+start while its Secret volume is missing; the others mount theirs optionally and serve a self-signed
+certificate meanwhile). The pods load a renewed certificate by themselves (api.tls, hsm_metricsauth), so
+renewing is only replacing the Secret's data. The CA rotation calls check after each round, so both leaves
+are issued again by the new CA as soon as it signs.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import logging
 import threading
 from collections.abc import Callable
 
+from hsm_common import constants
 from hsm_manager import kube
 from hsm_manager.gateway import pki
 
@@ -25,8 +28,9 @@ log = logging.getLogger(__name__)
 CHECK_INTERVAL = 3600.0
 
 
-class ApiCertificate:
-    """Keeps the API's serving Secret (when the operator issues it) and the CA ConfigMap current."""
+class ServingCertificates:
+    """Keeps the API's serving Secret (when the operator issues it), the metrics Secret and the CA
+    ConfigMaps of both current."""
 
     def __init__(
         self,
@@ -46,28 +50,28 @@ class ApiCertificate:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._due = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="api-certificate", daemon=True)
-        # A supplied Secret is the user's (cert-manager renews it), so only the issued one is watched.
-        self._watch = (
-            informer.Informer(client, "Secret", self.noticed, pki.SELECTOR) if cfg.api_tls_issue else None
-        )
+        self._thread = threading.Thread(target=self._run, name="serving-certificates", daemon=True)
+        # A supplied API Secret is the user's (cert-manager renews it): only the issued ones are watched.
+        self._watched = {constants.METRICS_TLS_SECRET, *([cfg.api_tls_secret] if cfg.api_tls_issue else [])}
+        self._watch = informer.Informer(client, "Secret", self.noticed, pki.SELECTOR)
 
     def check(self) -> None:
-        """Issue or renew the API's leaf if the operator owns it, then publish the CA that signs it.
+        """Issue or renew the leaves the operator owns, then publish the CAs that sign them.
 
-        A user-supplied Secret (cfg.api_tls_issue false) is only read: its ``ca.crt`` (cert-manager fills
-        it in for CA issuers) is published; without one, clients bring their own CA file.
+        A user-supplied API Secret (cfg.api_tls_issue false) is only read: its ``ca.crt`` (cert-manager
+        fills it in for CA issuers) is published; without one, API clients bring their own CA file.
         """
         with self._lock:
-            self._check()
+            self._check_api()
+            self._check_metrics()
 
     def noticed(self, kind: str, obj: kube.Obj) -> None:
-        """An event of one of the operator's Secrets: the API's (deleted, edited, or ours) is checked now."""
+        """An event of one of the operator's Secrets: one issued here (deleted, edited) is checked now."""
         meta = obj["metadata"]
-        if (meta.get("namespace"), meta.get("name")) == (self._cfg.namespace, self._cfg.api_tls_secret):
+        if meta.get("namespace") == self._cfg.namespace and meta.get("name") in self._watched:
             self._due.set()
 
-    def _check(self) -> None:
+    def _check_api(self) -> None:
         cfg = self._cfg
         if cfg.api_tls_issue:
             names = pki.service_names(cfg.api_service, cfg.namespace)
@@ -86,16 +90,22 @@ class ApiCertificate:
         if pki.publish_ca(self._client, cfg.namespace, ca_pem):
             log.info("api_ca_published", extra={"configmap": pki.API_CA_CONFIGMAP})
 
+    def _check_metrics(self) -> None:
+        namespace = self._cfg.namespace
+        names = pki.metrics_names(namespace)
+        if pki.ensure_serving(self._client, namespace, constants.METRICS_TLS_SECRET, self._ca(), names):
+            log.info("metrics_certificate_issued", extra={"secret": constants.METRICS_TLS_SECRET})
+        if pki.publish_ca(self._client, namespace, self._trusted(), pki.METRICS_CA_CONFIGMAP):
+            log.info("metrics_ca_published", extra={"configmap": pki.METRICS_CA_CONFIGMAP})
+
     def start(self) -> None:
         self._thread.start()
-        if self._watch is not None:
-            self._watch.start()
+        self._watch.start()
 
     def stop(self, timeout: float = 5.0) -> None:
         self._stop.set()
         self._due.set()
-        if self._watch is not None:
-            self._watch.stop()
+        self._watch.stop()
         if self._thread.is_alive():
             self._thread.join(timeout)
 
@@ -104,6 +114,6 @@ class ApiCertificate:
             self._due.clear()
             try:
                 self.check()
-            except kube.KubeError as error:  # the next check tries again; the API keeps its current one
-                log.warning("api_certificate_check_failed", extra={"error": str(error)})
+            except kube.KubeError as error:  # the next check tries again; the pods keep their current ones
+                log.warning("serving_certificates_check_failed", extra={"error": str(error)})
             self._due.wait(CHECK_INTERVAL)
