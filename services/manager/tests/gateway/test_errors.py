@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 from typing import Any
 
 import grpc
@@ -132,3 +133,23 @@ def test_an_agent_that_closed_the_connection_is_unavailable_not_untrusted() -> N
     translated = errors.translate("a1", Failed(grpc.StatusCode.UNAVAILABLE, details))
     assert type(translated) is errors.Unavailable
     assert translated.summary == "Unavailable"
+
+
+@pytest.mark.parametrize(
+    ("reason", "expired"),
+    [("certificate has expired", True), ("unable to get local issuer certificate", False)],
+)
+def test_only_an_expired_certificates_refusal_is_marked_expired(reason: str, expired: bool) -> None:
+    translated = errors.translate("a1", Failed(grpc.StatusCode.UNAVAILABLE, _VERIFY.format(reason=reason)))
+    assert isinstance(translated, errors.Untrusted)
+    assert translated.expired is expired
+
+
+def test_the_date_an_expired_certificate_is_given_is_said_in_utc() -> None:
+    berlin = datetime.timezone(datetime.timedelta(hours=1))
+    said = errors.expired_at("a1", datetime.datetime(2026, 3, 1, 1, 30, tzinfo=berlin))
+    assert (said.agent, said.message) == (
+        "a1",
+        "its TLS certificate has expired (on 2026-03-01 00:30:00 UTC)",
+    )
+    assert said.summary == said.message

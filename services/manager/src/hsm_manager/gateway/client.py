@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import time
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Protocol, TypeVar
@@ -23,6 +24,10 @@ IMPORT_TIMEOUT = 25.0
 
 Observer = Callable[[str, str, float], None]
 """Told of every call: (method, outcome — "OK" or a status code name, seconds)."""
+
+Expiry = Callable[[], datetime.datetime | None]
+"""notAfter of the certificate the agent serves (None: unknown), asked only once a handshake refused it
+as expired (gateway.peek)."""
 
 Response = TypeVar("Response")
 
@@ -144,11 +149,13 @@ class GrpcAgentClient:
         stub: hsm_pb2_grpc.HSMAgentStub,
         timeout: float = DEFAULT_TIMEOUT,
         observe: Observer | None = None,
+        expiry: Expiry | None = None,
     ) -> None:
         self._name = name
         self._stub = stub
         self._timeout = timeout
         self._observe = observe
+        self._expiry = expiry
 
     @property
     def name(self) -> str:
@@ -169,10 +176,20 @@ class GrpcAgentClient:
             return getattr(self._stub, method)(request, timeout=deadline, wait_for_ready=wait)
         except grpc.RpcError as error:
             outcome = errors.code_name(error)
-            raise errors.translate(self._name, error, pin_call) from None
+            raise self._error(error, pin_call) from None
         finally:
             if self._observe is not None:
                 self._observe(method, outcome, time.perf_counter() - started)
+
+    def _error(self, error: grpc.RpcError, pin_call: bool = False) -> errors.AgentCallError:
+        """The error of a failed call; when the agent's certificate was refused as expired, it says since
+        when (one more handshake, on that failure alone: calls that succeed never pay for it)."""
+        found = errors.translate(self._name, error, pin_call)
+        if isinstance(found, errors.Untrusted) and found.expired and self._expiry is not None:
+            not_after = self._expiry()
+            if not_after is not None:
+                return errors.expired_at(self._name, not_after)
+        return found
 
     def entries(self, prefix: str, include_deleted: bool) -> list[model.Entry]:
         request = hsm_pb2.ListSecretsRequest(prefix=prefix, include_deleted=include_deleted)
@@ -302,15 +319,15 @@ class GrpcAgentClient:
 
     def watch(self) -> Watch:
         return _Stream(
-            self._name, self._stub.WatchSecrets(hsm_pb2.WatchSecretsRequest(include_snapshot=True))
+            self._error, self._stub.WatchSecrets(hsm_pb2.WatchSecretsRequest(include_snapshot=True))
         )
 
 
 class _Stream:
     """A WatchSecrets call yielding model events; ending with errors.AgentCallError unless cancelled."""
 
-    def __init__(self, agent: str, call: Any) -> None:
-        self._agent = agent
+    def __init__(self, failed: Callable[[grpc.RpcError], errors.AgentCallError], call: Any) -> None:
+        self._failed = failed
         self._call = call
 
     def __iter__(self) -> Iterator[model.Event]:
@@ -318,7 +335,7 @@ class _Stream:
             for event in self._call:
                 yield _event(event)
         except grpc.RpcError as error:
-            raise errors.translate(self._agent, error) from None
+            raise self._failed(error) from None
 
     def cancel(self) -> None:
         self._call.cancel()

@@ -20,7 +20,7 @@ from hsm_manager import kube
 from hsm_manager.decide import agentspec
 from hsmproto import channel
 
-from . import client, pki
+from . import client, peek, pki
 
 AGENT_SELECTOR = f"{constants.LABEL_COMPONENT}={agentspec.COMPONENT}"
 
@@ -145,8 +145,9 @@ class _Channels:
             if current:
                 self._retire(current.channel)
             opened = channel.open_channel(endpoint.address, tls)
+            expiry = peek.Expiry(endpoint.address, tls) if tls is not None else None
             agent = client.GrpcAgentClient(
-                endpoint.name, channel.agent_stub(opened), self._timeout, self._observe
+                endpoint.name, channel.agent_stub(opened), self._timeout, self._observe, expiry
             )
             self._open[key] = _Open(endpoint.address, tls, opened, agent)
             return agent

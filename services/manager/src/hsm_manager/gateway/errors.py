@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import re
 
 import grpc
@@ -47,6 +48,11 @@ class Untrusted(Unavailable):
     """The TLS handshake refused the agent's certificate: expired, not yet valid, signed by another CA or
     issued for another agent. The message says which, in words a user can act on."""
 
+    def __init__(self, agent: str, message: str, *, expired: bool = False) -> None:
+        super().__init__(agent, message)
+        self.expired = expired
+        """Refused because its notAfter has passed (``expired_at`` says when)."""
+
     @property
     def summary(self) -> str:
         # The kind alone would not tell a bad certificate from a dead agent.
@@ -81,9 +87,10 @@ _KINDS: dict[grpc.StatusCode, type[AgentCallError]] = {
 
 
 _NOT_OURS = f"its TLS certificate is not signed by the manager's CA (Secret {pki.CA_SECRET})"
+_EXPIRED = "its TLS certificate has expired"
 #: How gRPC (BoringSSL's verify result) words a refused server certificate → what to tell the user.
 _REFUSALS: tuple[tuple[str, str], ...] = (
-    ("certificate has expired", "its TLS certificate has expired"),
+    ("certificate has expired", _EXPIRED),
     ("certificate is not yet valid", "its TLS certificate is not valid yet"),
     ("unable to get local issuer certificate", _NOT_OURS),
     ("self signed certificate", _NOT_OURS),
@@ -106,6 +113,12 @@ def _refused_certificate(agent: str, details: str) -> str | None:
     return None
 
 
+def expired_at(agent: str, not_after: datetime.datetime) -> Untrusted:
+    """The refusal of agent's expired certificate, saying when it expired (UTC, to the second)."""
+    when = not_after.astimezone(datetime.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return Untrusted(agent, f"{_EXPIRED} (on {when})", expired=True)
+
+
 def code_name(error: grpc.RpcError) -> str:
     """The status code's name of a failed call (for metrics)."""
     return error.code().name if isinstance(error, grpc.Call) else "UNKNOWN"
@@ -120,7 +133,7 @@ def translate(agent: str, error: grpc.RpcError, pin_call: bool = False) -> Agent
     if status is grpc.StatusCode.UNAVAILABLE:
         refused = _refused_certificate(agent, message)
         if refused is not None:
-            return Untrusted(agent, refused)
+            return Untrusted(agent, refused, expired=refused == _EXPIRED)
     if pin_call and status is grpc.StatusCode.FAILED_PRECONDITION:
         return PinRejected(agent, message)
     return _KINDS.get(status, Internal)(agent, message)
