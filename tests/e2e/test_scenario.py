@@ -13,6 +13,8 @@ import json
 import os
 import pathlib
 import re
+import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -371,6 +373,56 @@ def test_metrics_are_https_only_and_for_a_reader_only(
         plain.close()
     scenario.timeline.record(
         f"{component} metrics: 401 without a token, 403 without the role, 200 for a reader"
+    )
+
+
+METRICS_CA_CONFIGMAP = "hsm-metrics-ca"
+METRICS_SERVER_NAME = f"hsm-manager-metrics.{system.NAMESPACE}.svc"
+"""The server name deploy/examples/servicemonitor.yaml verifies every component's metrics with."""
+METRICS_TLS_TIMEOUT = 150.0
+"""A pod that started before the operator issued hsm-metrics-tls gets its files at the kubelet's next sync of
+the optional volume (about a minute)."""
+
+
+def _verified_scrape(address: str, ca: str, token: str) -> tuple[int, str] | None:
+    """``GET /metrics`` at a forwarder's address as the ServiceMonitor example has Prometheus do it: the
+    certificate verified with the published CAs for METRICS_SERVER_NAME; None while it does not verify."""
+    host, _, port = address.rpartition(":")
+    context = ssl.create_default_context(cadata=ca)
+    connection = http.client.HTTPConnection(host, int(port), timeout=10)
+    try:
+        raw = socket.create_connection((host, int(port)), timeout=10)
+        try:
+            connection.sock = context.wrap_socket(raw, server_hostname=METRICS_SERVER_NAME)
+        except ssl.SSLCertVerificationError:
+            raw.close()
+            return None
+        connection.request("GET", "/metrics", headers={"Authorization": f"Bearer {token}"})
+        response = connection.getresponse()
+        return response.status, response.read().decode()
+    finally:
+        connection.close()
+
+
+@pytest.mark.parametrize("component", ["manager", "api", "agent", "discovery"])
+def test_metrics_verify_with_the_published_ca_for_the_service_monitors_server_name(
+    scenario: Scenario, component: str
+) -> None:
+    path = f"/api/v1/namespaces/{system.NAMESPACE}/configmaps/{METRICS_CA_CONFIGMAP}"
+    ca = wait.until(
+        lambda: (scenario.client.get(path).get("data") or {}).get("ca.crt"), STEP_TIMEOUT, "hsm-metrics-ca"
+    )
+    address, token = _metrics_address(scenario, _ready_pod(scenario, component)), _scrape_token(scenario)
+    status, text = wait.until(
+        lambda: _verified_scrape(address, ca, token),
+        METRICS_TLS_TIMEOUT,
+        f"the {component}'s metrics certificate to verify with {METRICS_CA_CONFIGMAP}",
+        interval=2.0,
+    )
+    assert status == 200
+    assert "_metrics_certificate_expiry_timestamp_seconds " in text
+    scenario.timeline.record(
+        f"{component} metrics verified with {METRICS_CA_CONFIGMAP} as {METRICS_SERVER_NAME}"
     )
 
 
