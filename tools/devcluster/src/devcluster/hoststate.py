@@ -28,7 +28,15 @@ _VOLATILE_SYSCTLS = (
     "vm.nr_pdflush_threads",
     "kernel.unprivileged_userns_apparmor_policy",
 )
-_NODE_PROGRAMS = ("containerd", "containerd-shim-runc-v2", "runc", "kubelet", "kube-proxy", "pause")
+_NODE_PROGRAMS = (
+    "containerd",
+    "containerd-shim-runc-v2",
+    "runc",
+    "kubelet",
+    "kube-proxy",
+    "kube-router",
+    "pause",
+)
 _DEFAULT_PATHS = (
     "/var/lib/kubelet",
     "/var/log/containers",

@@ -1,11 +1,12 @@
-"""One real node's supervisor: containerd, the images, kubelet and kube-proxy, in the node's namespaces.
+"""One real node's supervisor: containerd, the images, kubelet, kube-proxy and the NetworkPolicy engine
+(kube-router's firewall alone), in the node's namespaces.
 
 Started by ``cluster.up`` inside the node's network namespace and a fresh private mount namespace
 (``nsenter --net=… unshare --mount --propagation private``). It mounts the node's own directories over
 ``/var/lib``, ``/var/log`` and ``/run`` (so nothing the kubelet or containerd writes reaches the host's), puts
-every process it starts into the node's cgroup, and on SIGTERM stops the kubelet and kube-proxy, then kills
-whatever is left in the cgroup (containers, shims, containerd) and removes it. When its last process is gone
-the mount namespace, and with it every mount the node made, is gone too.
+every process it starts into the node's cgroup, and on SIGTERM stops the kubelet, kube-proxy and
+kube-router, then kills whatever is left in the cgroup (containers, shims, containerd) and removes it. When
+its last process is gone the mount namespace, and with it every mount the node made, is gone too.
 
 Usage: ``python -m devcluster.noderun SPEC.json``.
 """
@@ -19,9 +20,13 @@ import sys
 import time
 from types import FrameType
 
-from . import cgroups, nodeconfig
+from . import cgroups, network, nodeconfig
 
 _STOP = False
+KUBE_ROUTER_SETTLE = 60.0
+"""Seconds after start in which kube-router may exit and is started again (the Node is not registered yet)."""
+_STOPPED_FIRST = ("kubelet", "kube-proxy", "kube-router")
+"""Stopped by SIGTERM before the rest of the node's cgroup is killed."""
 _RESTART_KUBELET = False
 """Set by SIGUSR1: restart the kubelet (as after an upgrade), keeping containerd and the containers."""
 
@@ -37,6 +42,8 @@ class Spec:
     bin_dir: str
     kubeconfig: str
     proxy_kubeconfig: str
+    policy_kubeconfig: str
+    """kube-router's: it reads pods, namespaces and NetworkPolicies."""
     node_ip: str
     binds: tuple[tuple[str, str], ...]
     """Extra (host directory, path in the node) bind mounts, made after the node's /var/lib is in place."""
@@ -93,6 +100,24 @@ def _mount_bind(source: pathlib.Path, target: pathlib.Path) -> None:
 def _set_net_sysctls() -> None:
     # /proc/sys/net belongs to the caller's network namespace: the node's, never the host's.
     pathlib.Path("/proc/sys/net/ipv4/ip_forward").write_text("1\n")
+
+
+def _kube_router_argv(spec: Spec, bins: pathlib.Path) -> list[str]:
+    # Only the firewall: the bridge CNI already routes pods and kube-proxy serves Services. No health or
+    # metrics port, so nothing listens that a test did not ask for.
+    return [
+        str(bins / "kube-router"),
+        f"--kubeconfig={spec.policy_kubeconfig}",
+        f"--hostname-override={spec.name}",
+        "--run-firewall=true",
+        "--run-router=false",
+        "--run-service-proxy=false",
+        "--enable-cni=false",
+        f"--service-cluster-ip-range={network.SERVICE_NETWORK}",
+        "--health-port=0",
+        "--metrics-port=0",
+        "--v=1",
+    ]
 
 
 def _spawn(spec: Spec, name: str, argv: list[str]) -> subprocess.Popen[bytes]:
@@ -175,14 +200,22 @@ def run(spec: Spec) -> int:
             "kube-proxy",
             [str(bins / "kube-proxy"), f"--config={files.etc / 'kube-proxy.yaml'}", "--v=1"],
         )
-        _log("containerd, kubelet and kube-proxy started")
+        procs["kube-router"] = _spawn(spec, "kube-router", _kube_router_argv(spec, bins))
+        settle_by = time.monotonic() + KUBE_ROUTER_SETTLE
+        _log("containerd, kubelet, kube-proxy and kube-router started")
         global _RESTART_KUBELET
         while not _STOP:
             if _RESTART_KUBELET:
                 _RESTART_KUBELET = False
                 procs["kubelet"] = _restart(spec, "kubelet", procs["kubelet"], kubelet_argv)
             for name, proc in procs.items():
-                if proc.poll() is not None:
+                if proc.poll() is not None and name == "kube-router" and time.monotonic() < settle_by:
+                    # It refuses to start before the kubelet has registered the Node with its address;
+                    # restarted as its DaemonSet pod would be.
+                    _log(f"kube-router exited with {proc.returncode} before the node registered; restarting")
+                    time.sleep(1)
+                    procs[name] = _spawn(spec, name, _kube_router_argv(spec, bins))
+                elif proc.poll() is not None:
                     raise RuntimeError(
                         f"{name} exited with {proc.returncode}; see {files.logs / (name + '.log')}"
                     )
@@ -191,10 +224,10 @@ def run(spec: Spec) -> int:
         _log(f"node failed: {err}")
         code = 1
     finally:
-        for name in ("kubelet", "kube-proxy"):
+        for name in _STOPPED_FIRST:
             if name in procs and procs[name].poll() is None:
                 procs[name].terminate()
-        for name in ("kubelet", "kube-proxy"):
+        for name in _STOPPED_FIRST:
             if name in procs:
                 try:
                     procs[name].wait(10)

@@ -231,6 +231,13 @@ def prepare(
         etc / "kube-proxy.kubeconfig",
         kubeconfig.for_certificate(server, certs.ca_cert, proxy_client, proxy_key),
     )
+    # The NetworkPolicy engine watches the whole cluster; in this throwaway cluster it is an administrator.
+    policy_client = etc / "kube-router-client.crt"
+    policy_key = pki.issue(certs, policy_client, "devcluster:kube-router", "system:masters")
+    policy_kubeconfig = kubeconfig.write(
+        etc / "kube-router.kubeconfig",
+        kubeconfig.for_certificate(server, certs.ca_cert, policy_client, policy_key),
+    )
     cni_dir = etc / "cni"
     cni_dir.mkdir(exist_ok=True)
     (cni_dir / "10-devcluster.conflist").write_text(nodeconfig.cni_conflist(node))
@@ -245,6 +252,7 @@ def prepare(
         bin_dir=str(bin_dir),
         kubeconfig=str(kubelet_kubeconfig),
         proxy_kubeconfig=str(proxy_kubeconfig),
+        policy_kubeconfig=str(policy_kubeconfig),
         node_ip=node.ip,
         binds=tuple((str(source), str(target)) for source, target in binds),
         archives=tuple(str(a) for a in archives),

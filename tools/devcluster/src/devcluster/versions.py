@@ -6,6 +6,10 @@ import pathlib
 
 KUBERNETES = "v1.34.4"
 ETCD = "v3.6.16"
+KUBE_ROUTER = "v2.1.0"
+"""The NetworkPolicy engine of the nodes (only its firewall runs). The one version the module proxy here
+serves; advisories name flaws in it, which matter little for a test-only engine inside the devcluster's own
+namespaces that is never shipped."""
 
 BINARIES = (
     "etcd",
@@ -15,6 +19,7 @@ BINARIES = (
     "kubectl",
     "kubelet",
     "kube-proxy",
+    "kube-router",
 )
 
 
@@ -119,6 +124,13 @@ def targets() -> tuple[Target, ...]:
             sibling_version=kube_sibling_version(KUBERNETES),
             packages=("k8s.io/kubernetes/cmd/kubelet", "k8s.io/kubernetes/cmd/kube-proxy"),
             ldflags=kube_ldflags(KUBERNETES),
+        ),
+        Target(
+            name="kube-router",
+            module="github.com/cloudnativelabs/kube-router/v2",
+            version=KUBE_ROUTER,
+            sibling_version=KUBE_ROUTER,
+            packages=("github.com/cloudnativelabs/kube-router/v2/cmd/kube-router",),
         ),
     )
 
