@@ -22,11 +22,12 @@ from types import FrameType
 
 from . import cgroups, network, nodeconfig
 
-_STOP = False
 KUBE_ROUTER_SETTLE = 60.0
 """Seconds after start in which kube-router may exit and is started again (the Node is not registered yet)."""
 _STOPPED_FIRST = ("kubelet", "kube-proxy", "kube-router")
 """Stopped by SIGTERM before the rest of the node's cgroup is killed."""
+
+_STOP = False
 _RESTART_KUBELET = False
 """Set by SIGUSR1: restart the kubelet (as after an upgrade), keeping containerd and the containers."""
 
