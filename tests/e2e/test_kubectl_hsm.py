@@ -105,6 +105,33 @@ def test_delete_of_a_key_then_the_secret(api: "harness.Setup") -> None:
     assert b"NOT_FOUND" in result.stderr
 
 
+def test_rename_key_moves_the_value_in_one_write_on_both_devices(api: "harness.Setup") -> None:
+    ns = api.ns_a
+    literals = ("--from-literal", "a=1", "--from-literal", "b=2")
+    assert "(version 1)" in ok(kubectl_hsm(api, "-n", ns, "create", "ren", *literals))
+    assert "renamed to c (version 2)" in ok(kubectl_hsm(api, "-n", ns, "rename-key", "ren", "a", "c"))
+    shown = yaml.safe_load(ok(kubectl_hsm(api, "-n", ns, "get", "ren")))
+    assert {k: base64.b64decode(v) for k, v in shown["data"].items()} == {"b": b"2", "c": b"1"}
+    assert "in sync: yes" in ok(kubectl_hsm(api, "-n", ns, "versions", "ren"))
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "message"),
+    [("a", "b", b"already has a key 'b'"), ("x", "y", b"has no key 'x'"), ("a", "a", b"are the same")],
+)
+def test_rename_key_refuses_and_changes_nothing(
+    api: "harness.Setup", old: str, new: str, message: bytes
+) -> None:
+    ns = api.ns_a
+    name = f"ren-{old}-{new}"
+    ok(kubectl_hsm(api, "-n", ns, "create", name, "--from-literal", "a=1", "--from-literal", "b=2"))
+    result = kubectl_hsm(api, "-n", ns, "rename-key", name, old, new)
+    assert result.returncode == 1
+    assert message in result.stderr
+    shown = yaml.safe_load(ok(kubectl_hsm(api, "-n", ns, "get", name)))
+    assert (shown["version"], set(shown["data"])) == (1, {"a", "b"})
+
+
 def test_versions_shows_both_devices_in_sync(api: "harness.Setup") -> None:
     ns = api.ns_a
     ok(kubectl_hsm(api, "-n", ns, "create", "vers", "--from-literal", "k=v"))

@@ -75,6 +75,15 @@ def build_parser() -> argparse.ArgumentParser:
     delete = commands.add_parser("delete", help="delete a secret or one key")
     delete.add_argument("name")
     delete.add_argument("--key", help="delete only this key")
+    rename = commands.add_parser(
+        "rename-key",
+        help="rename one key of a secret",
+        description="One write on every device, made only if the secret is still at the version read "
+        "first: a secret changed meanwhile is left as it is (run the command again).",
+    )
+    rename.add_argument("name")
+    rename.add_argument("old", help="the key to rename")
+    rename.add_argument("new", help="its new name (must not exist yet)")
     versions = commands.add_parser("versions", help="the secret's version on every device")
     versions.add_argument("name")
     versions.add_argument("-o", "--output", choices=["table", "json", "yaml"], default="table")
@@ -283,6 +292,39 @@ def cmd_delete(args: argparse.Namespace, api: client.Client) -> int:
     return 0
 
 
+def cmd_rename_key(args: argparse.Namespace, api: client.Client) -> int:
+    if args.old == args.new:
+        raise secretdata.DataError("the old and the new key name are the same")
+    route = api.secret_route(_path(args))
+    _, body = api.request("GET", route)
+    secret = body["data"]
+    values = secretdata.decode(secret["data"])
+    if args.old not in values:
+        raise client.ApiError(404, "NOT_FOUND", f"secret {_path(args)} has no key {args.old!r}")
+    if args.new in values:
+        raise client.ApiError(
+            409, "ALREADY_EXISTS", f"secret {_path(args)} already has a key {args.new!r}; nothing renamed"
+        )
+    # A merge patch adds the new key and removes the old one in one write, kept to the version read.
+    patch = {"data": {**secretdata.encode({args.new: values[args.old]}), args.old: None}}
+    headers = {"If-Match": str(secret["version"])}
+    try:
+        status, answer = api.request("PATCH", route, json=patch, headers=headers)
+    except client.ApiError as err:
+        if err.status != 412:
+            raise
+        raise client.ApiError(
+            412,
+            err.code,
+            f"secret {_path(args)} changed while renaming (it was at version {secret['version']}); "
+            "nothing was renamed: run the command again",
+        ) from None
+    _report_partial(status, answer)
+    version = answer["data"]["version"]
+    output.write(f"key {args.old} of secret {_path(args)} renamed to {args.new} (version {version})\n")
+    return 0
+
+
 def cmd_versions(args: argparse.Namespace, api: client.Client) -> int:
     _, body = api.request("GET", api.secret_route(_path(args), "/versions"), params=_device_params(args))
     data = body["data"]
@@ -439,6 +481,7 @@ HANDLERS: dict[str, Callable[[argparse.Namespace, client.Client], int]] = {
     "get": cmd_get,
     "list": cmd_list,
     "delete": cmd_delete,
+    "rename-key": cmd_rename_key,
     "versions": cmd_versions,
     "rotate-pin": cmd_rotate_pin,
     "health": cmd_health,
