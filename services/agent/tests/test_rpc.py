@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import grpc
+import pkcs11
 import pytest
 
 from hsm_agent import agent
@@ -194,3 +195,38 @@ def test_change_pin_lets_the_new_pin_log_in(stub, running: agent.Agent, softhsm,
 def test_change_pin_with_a_wrong_old_pin_fails_the_precondition(stub) -> None:
     request = hsm_pb2.ChangePINRequest(old_pin="0000", new_pin="98765")
     assert code_of(lambda: stub.ChangePIN(request, timeout=10)) == grpc.StatusCode.FAILED_PRECONDITION
+
+
+def test_generate_random_returns_fresh_bytes_of_the_length_asked(stub) -> None:
+    first = stub.GenerateRandom(hsm_pb2.GenerateRandomRequest(length=32), timeout=10).random
+    second = stub.GenerateRandom(hsm_pb2.GenerateRandomRequest(length=32), timeout=10).random
+    assert len(first) == len(second) == 32
+    assert first != second
+
+
+@pytest.mark.parametrize("length", [0, -1, 65537])
+def test_generate_random_refuses_a_length_out_of_range(stub, length: int) -> None:
+    request = hsm_pb2.GenerateRandomRequest(length=length)
+    assert code_of(lambda: stub.GenerateRandom(request, timeout=10)) == grpc.StatusCode.INVALID_ARGUMENT
+
+
+class _WithoutRng:
+    """The logged-in token as python-pkcs11 shows it, except that its flags lack CKF_RNG."""
+
+    def __init__(self, token) -> None:  # type: ignore[no-untyped-def]
+        self._token = token
+        self.flags = token.flags & ~pkcs11.TokenFlag.RNG
+
+    def __getattr__(self, name: str):  # type: ignore[no-untyped-def]
+        return getattr(self._token, name)
+
+
+def test_a_token_without_a_generator_is_unimplemented_never_a_fallback(stub, running: agent.Agent) -> None:
+    """Simulated: SoftHSM2 and OpenSC's tokens all announce a generator, so the token's flags are shown
+    without CKF_RNG; the session the agent would have asked is the real one."""
+    token = running.store._token
+    token._token = _WithoutRng(token._token)
+    with pytest.raises(grpc.RpcError) as caught:
+        stub.GenerateRandom(hsm_pb2.GenerateRandomRequest(length=16), timeout=10)
+    assert caught.value.code() == grpc.StatusCode.UNIMPLEMENTED
+    assert caught.value.details() == "the token has no random number generator"

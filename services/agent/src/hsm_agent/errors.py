@@ -27,6 +27,10 @@ class ModuleUnavailable(DeviceUnavailable):
     """The PKCS#11 module cannot be loaded (missing file, not a PKCS#11 module)."""
 
 
+class Unsupported(AgentError):
+    """The token cannot do what was asked, e.g. it has no random number generator (UNIMPLEMENTED)."""
+
+
 class TokenFull(AgentError):
     """The token has no room for the new objects (RESOURCE_EXHAUSTED)."""
 

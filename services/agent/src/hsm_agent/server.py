@@ -34,6 +34,7 @@ STATUS_CODES: tuple[tuple[type[Exception], grpc.StatusCode], ...] = (
     (errors.Conflict, grpc.StatusCode.ABORTED),
     (errors.DeviceUnavailable, grpc.StatusCode.UNAVAILABLE),
     (errors.TokenFull, grpc.StatusCode.RESOURCE_EXHAUSTED),
+    (errors.Unsupported, grpc.StatusCode.UNIMPLEMENTED),
     (errors.NotLoggedIn, grpc.StatusCode.FAILED_PRECONDITION),
     (errors.Corrupt, grpc.StatusCode.DATA_LOSS),
     (legacy_rpc.Cancelled, grpc.StatusCode.CANCELLED),
@@ -42,6 +43,8 @@ STATUS_CODES: tuple[tuple[type[Exception], grpc.StatusCode], ...] = (
 _PREFIX = re.compile(r"^[a-z0-9./-]*$")
 _MAX_METADATA_BYTES = 64 * 1024
 _MAX_WRITER_BYTES = 253
+#: The most random bytes one GenerateRandom call returns (the contract says so).
+MAX_RANDOM_BYTES = 65536
 
 
 def status_code(error: Exception) -> grpc.StatusCode:
@@ -297,6 +300,14 @@ class Servicer(hsm_pb2_grpc.HSMAgentServicer):  # type: ignore[misc]  # generate
             },
         )
         return response
+
+    @_rpc
+    def GenerateRandom(
+        self, request: hsm_pb2.GenerateRandomRequest, context: grpc.ServicerContext
+    ) -> hsm_pb2.GenerateRandomResponse:
+        if not 1 <= request.length <= MAX_RANDOM_BYTES:
+            raise errors.InvalidInput(f"length must be 1 to {MAX_RANDOM_BYTES} bytes")
+        return hsm_pb2.GenerateRandomResponse(random=self.store.generate_random(request.length))
 
     def WatchSecrets(
         self, request: hsm_pb2.WatchSecretsRequest, context: grpc.ServicerContext

@@ -390,3 +390,15 @@ class ImportLegacyResponse(_message.Message):
     known_missing: _containers.RepeatedScalarFieldContainer[str]
     applied: bool
     def __init__(self, legacy_objects: _Optional[int] = ..., paths: _Optional[_Iterable[_Union[LegacyPathResult, _Mapping]]] = ..., undecided: _Optional[_Iterable[_Union[UndecidedLabel, _Mapping]]] = ..., known_missing: _Optional[_Iterable[str]] = ..., applied: _Optional[bool] = ...) -> None: ...
+
+class GenerateRandomRequest(_message.Message):
+    __slots__ = ("length",)
+    LENGTH_FIELD_NUMBER: _ClassVar[int]
+    length: int
+    def __init__(self, length: _Optional[int] = ...) -> None: ...
+
+class GenerateRandomResponse(_message.Message):
+    __slots__ = ("random",)
+    RANDOM_FIELD_NUMBER: _ClassVar[int]
+    random: bytes
+    def __init__(self, random: _Optional[bytes] = ...) -> None: ...

@@ -94,6 +94,11 @@ class HSMAgentStub:
                 request_serializer=hsm_dot_v1_dot_hsm__pb2.ImportLegacyRequest.SerializeToString,
                 response_deserializer=hsm_dot_v1_dot_hsm__pb2.ImportLegacyResponse.FromString,
                 _registered_method=True)
+        self.GenerateRandom = channel.unary_unary(
+                '/hsm.v1.HSMAgent/GenerateRandom',
+                request_serializer=hsm_dot_v1_dot_hsm__pb2.GenerateRandomRequest.SerializeToString,
+                response_deserializer=hsm_dot_v1_dot_hsm__pb2.GenerateRandomResponse.FromString,
+                _registered_method=True)
 
 
 class HSMAgentServicer:
@@ -180,6 +185,14 @@ class HSMAgentServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GenerateRandom(self, request, context):
+        """Random bytes from the token's own random number generator (C_GenerateRandom). UNIMPLEMENTED when the
+        token has none (never a software fallback); INVALID_ARGUMENT for a length outside 1..65536.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_HSMAgentServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -242,6 +255,11 @@ def add_HSMAgentServicer_to_server(servicer, server):
                     servicer.ImportLegacy,
                     request_deserializer=hsm_dot_v1_dot_hsm__pb2.ImportLegacyRequest.FromString,
                     response_serializer=hsm_dot_v1_dot_hsm__pb2.ImportLegacyResponse.SerializeToString,
+            ),
+            'GenerateRandom': grpc.unary_unary_rpc_method_handler(
+                    servicer.GenerateRandom,
+                    request_deserializer=hsm_dot_v1_dot_hsm__pb2.GenerateRandomRequest.FromString,
+                    response_serializer=hsm_dot_v1_dot_hsm__pb2.GenerateRandomResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -568,6 +586,33 @@ class HSMAgent:
             '/hsm.v1.HSMAgent/ImportLegacy',
             hsm_dot_v1_dot_hsm__pb2.ImportLegacyRequest.SerializeToString,
             hsm_dot_v1_dot_hsm__pb2.ImportLegacyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GenerateRandom(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hsm.v1.HSMAgent/GenerateRandom',
+            hsm_dot_v1_dot_hsm__pb2.GenerateRandomRequest.SerializeToString,
+            hsm_dot_v1_dot_hsm__pb2.GenerateRandomResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -331,6 +331,12 @@ class SecretStore:
             self._metrics.rescans.labels("ok").inc()
             return changes
 
+    def generate_random(self, length: int) -> bytes:
+        """``length`` bytes from the token's random number generator."""
+        self.require_ready()
+        with self._guard():
+            return self._token.generate_random(length)
+
     def change_pin(self, old_pin: str, new_pin: str) -> None:
         self.require_ready()
         with self._write_lock, self._guard():

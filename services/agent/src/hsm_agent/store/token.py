@@ -330,6 +330,18 @@ class Token:
             if self._objects is not None:
                 self._objects.discard(self.raw_handle(handle))
 
+    def generate_random(self, length: int) -> bytes:
+        """``length`` bytes from the token's own generator; Unsupported when it has none (no fallback)."""
+        with self._call("generate_random"):
+            session = self._live()
+            if not self._token.flags & pkcs11.TokenFlag.RNG:
+                raise errors.Unsupported("the token has no random number generator")
+            try:
+                random: bytes = session.generate_random(length * 8)
+            except p11.RandomNoRNG as error:
+                raise errors.Unsupported("the token has no random number generator") from error
+            return random
+
     def change_pin(self, old_pin: str, new_pin: str) -> None:
         with self._call("set_pin"):
             self._live().set_pin(old_pin, new_pin)
