@@ -4,37 +4,72 @@ from __future__ import annotations
 
 import base64
 import json
+from typing import Any
 
 import pytest
 
 from hsm_common import constants
 from hsm_manager.api import errors, paging, schemas
+from hsm_manager.decide import generated
 
 
 def _b64(value: bytes) -> str:
     return base64.b64encode(value).decode()
 
 
+def _decode(data: dict[str, str], generate: dict[str, str] | None = None) -> tuple[dict[str, bytes], Any]:
+    return schemas.decode_secret(schemas.SecretBody(data=data, generate=generate or {}))
+
+
 def test_binary_values_decode_exactly() -> None:
     raw = bytes(range(256))
-    assert schemas.decode_data({"blob": _b64(raw)}) == {"blob": raw}
+    assert _decode({"blob": _b64(raw)}) == ({"blob": raw}, {})
 
 
 def test_invalid_base64_names_the_key() -> None:
     with pytest.raises(errors.InvalidArgument) as caught:
-        schemas.decode_data({"k": "not base64!"})
+        _decode({"k": "not base64!"})
     assert caught.value.details == {"field": "data.k"}
 
 
 def test_bad_key_names_the_key() -> None:
     with pytest.raises(errors.InvalidArgument) as caught:
-        schemas.decode_data({"a/b": _b64(b"x")})
+        _decode({"a/b": _b64(b"x")})
     assert caught.value.details == {"field": "data.a/b"}
 
 
 def test_data_over_one_mebibyte_is_refused() -> None:
     with pytest.raises(errors.PayloadTooLarge, match="at most"):
-        schemas.decode_data({"k": _b64(b"x" * constants.MAX_SECRET_BYTES)})
+        _decode({"k": _b64(b"x" * constants.MAX_SECRET_BYTES)})
+
+
+def test_a_secret_needs_a_key_given_or_generated() -> None:
+    with pytest.raises(errors.InvalidArgument, match="at least one key"):
+        _decode({})
+    assert _decode({}, {"pw": "16"}) == ({}, {"pw": generated.Spec("password", 16)})
+
+
+def test_generated_values_count_towards_the_size_limit_before_any_is_made() -> None:
+    with pytest.raises(errors.PayloadTooLarge):
+        _decode({"k": _b64(b"x" * (constants.MAX_SECRET_BYTES - 100))}, {"big": "hex:4096"})
+
+
+@pytest.mark.parametrize(
+    ("generate", "field", "words"),
+    [
+        ({"pw": "emoji:8"}, "generate.pw", "unknown format 'emoji'"),
+        ({"pw": "hex:0"}, "generate.pw", "from 1 to 4096"),
+        ({"pw": "password:4097"}, "generate.pw", "from 1 to 4096"),
+        ({"pw": "hex:"}, "generate.pw", "whole number"),
+        ({"a/b": "8"}, "generate.a/b", "generate.a/b:"),
+        ({"k": "8"}, "generate.k", "also given in data"),
+    ],
+)
+def test_a_bad_generate_entry_names_its_key(generate: dict[str, str], field: str, words: str) -> None:
+    with pytest.raises(errors.InvalidArgument) as caught:
+        _decode({"k": _b64(b"v")}, generate)
+    assert caught.value.details == {"field": field}
+    assert words in caught.value.message
 
 
 def test_malformed_json_is_a_malformed_body() -> None:

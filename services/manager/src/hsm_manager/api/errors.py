@@ -27,6 +27,7 @@ class Code(enum.StrEnum):
     AMBIGUOUS_DEVICE = "AMBIGUOUS_DEVICE"
     DEVICE_FULL = "DEVICE_FULL"
     PIN_REJECTED = "PIN_REJECTED"
+    NO_RANDOM_GENERATOR = "NO_RANDOM_GENERATOR"
     PARTIAL_FAILURE = "PARTIAL_FAILURE"
     AUTH_BACKEND_UNAVAILABLE = "AUTH_BACKEND_UNAVAILABLE"
     INTERNAL = "INTERNAL"
@@ -49,6 +50,8 @@ STATUS: dict[Code, int] = {
     Code.AMBIGUOUS_DEVICE: 400,
     Code.DEVICE_FULL: 507,
     Code.PIN_REJECTED: 422,
+    # The device cannot do what the request needs, whoever asks and however often.
+    Code.NO_RANDOM_GENERATOR: 501,
     Code.PARTIAL_FAILURE: 207,
     Code.AUTH_BACKEND_UNAVAILABLE: 503,
     Code.INTERNAL: 500,
@@ -129,6 +132,10 @@ class PinRejected(ApiError):
     code = Code.PIN_REJECTED
 
 
+class NoRandomGenerator(ApiError):
+    code = Code.NO_RANDOM_GENERATOR
+
+
 class AuthBackendUnavailable(ApiError):
     code = Code.AUTH_BACKEND_UNAVAILABLE
 
@@ -145,6 +152,7 @@ _OPERATION_ERRORS: dict[Code, type[ApiError]] = {
         AmbiguousDevice,
         DeviceFull,
         PinRejected,
+        NoRandomGenerator,
     )
 }
 

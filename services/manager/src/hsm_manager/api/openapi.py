@@ -51,6 +51,7 @@ _DESCRIPTIONS = {
     413: "body or secret data too large",
     415: "body is not JSON",
     422: "PIN rejected",
+    501: "a value is to be generated and no device of the HSMDevice has a random number generator",
     503: "device or Kubernetes API unavailable",
     507: "no device had room (object budget or token memory); the message says what is used and free",
 }
@@ -175,6 +176,7 @@ def document() -> dict[str, Any]:
                     409,
                     413,
                     415,
+                    501,
                     507,
                     params=secret_params,
                     body="SecretBody",
@@ -187,6 +189,7 @@ def document() -> dict[str, Any]:
                     412,
                     413,
                     415,
+                    501,
                     507,
                     params=[*secret_params, _IF_MATCH],
                     body="SecretBody",
@@ -199,6 +202,7 @@ def document() -> dict[str, Any]:
                     412,
                     413,
                     415,
+                    501,
                     507,
                     params=[*secret_params, _IF_MATCH],
                     body="PatchBody",
@@ -293,6 +297,17 @@ def _schemas() -> dict[str, Any]:
         },
     }
     device = {"type": ["string", "null"], "maxLength": 253}
+    generate = {
+        "type": "object",
+        "description": "key → [FORMAT:]N, a value made by a device's random number generator: password:N "
+        "(or N) is N characters of A-Z, a-z, 0-9; hex:N and base64:N encode N random bytes",
+        "propertyNames": _KEY,
+        "additionalProperties": {
+            "type": "string",
+            "pattern": r"^((password|hex|base64):)?[0-9]{1,4}$",
+        },
+        "maxProperties": schemas.MAX_GENERATED_KEYS,
+    }
     return {
         "Error": {
             "type": ["object", "null"],
@@ -307,15 +322,12 @@ def _schemas() -> dict[str, Any]:
         "Metadata": metadata,
         "SecretBody": {
             "type": "object",
-            "required": ["data"],
+            "description": "the secret's keys: given in data, generated, or both (at least one in all)",
+            "anyOf": [{"required": ["data"]}, {"required": ["generate"]}],
             "additionalProperties": False,
             "properties": {
-                "data": {
-                    "type": "object",
-                    "propertyNames": _KEY,
-                    "additionalProperties": _B64,
-                    "minProperties": 1,
-                },
+                "data": {"type": "object", "propertyNames": _KEY, "additionalProperties": _B64},
+                "generate": generate,
                 "metadata": {"$ref": "#/components/schemas/Metadata"},
             },
         },
@@ -328,6 +340,7 @@ def _schemas() -> dict[str, Any]:
                     "propertyNames": _KEY,
                     "additionalProperties": {"anyOf": [_B64, {"type": "null"}]},
                 },
+                "generate": generate,
                 "metadata": {"$ref": "#/components/schemas/Metadata"},
             },
         },

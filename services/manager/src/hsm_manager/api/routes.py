@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import flask
 
-from hsm_manager.mirroring import devices, groups, reads, writes
+from hsm_manager.mirroring import devices, groups, randomness, reads, writes
 from hsm_manager.mirroring import errors as mirror_errors
 
 from . import audit, auth, envelope, errors, legacy, metrics, openapi, paging, permissions, schemas, views
@@ -220,13 +220,19 @@ def create_secret(path: str) -> flask.Response:
     parsed = _writable(path)
     raw = _json_body()
     body = schemas.parse_body(schemas.SecretBody, raw)
-    data = schemas.decode_data(body.data)
+    data, specs = schemas.decode_secret(body)
     user, group = _user(), _group()
     return _audited(
         "create",
         parsed.path,
-        lambda: list(data),
-        lambda: writes.create(group, parsed.path, data, views.metadata_of(body.metadata), user.username),
+        lambda: [*data, *specs],
+        lambda: writes.create(
+            group,
+            parsed.path,
+            {**data, **randomness.values(group, specs)},
+            views.metadata_of(body.metadata),
+            user.username,
+        ),
         success_status=201,
     )
 
@@ -237,14 +243,19 @@ def replace_secret(path: str) -> flask.Response:
     parsed = _writable(path)
     expected = _if_match()
     body = schemas.parse_body(schemas.SecretBody, _json_body())
-    data = schemas.decode_data(body.data)
+    data, specs = schemas.decode_secret(body)
     user, group = _user(), _group()
     return _audited(
         "replace",
         parsed.path,
-        lambda: list(data),
+        lambda: [*data, *specs],
         lambda: writes.replace(
-            group, parsed.path, data, views.metadata_of(body.metadata), user.username, expected
+            group,
+            parsed.path,
+            {**data, **randomness.values(group, specs)},
+            views.metadata_of(body.metadata),
+            user.username,
+            expected,
         ),
     )
 
@@ -256,15 +267,16 @@ def patch_secret(path: str) -> flask.Response:
     expected = _if_match()
     body = schemas.parse_body(schemas.PatchBody, _json_body())
     changes = schemas.decode_patch(body.data)
+    specs = schemas.parse_generate(body.generate, changes)
     user, group = _user(), _group()
     return _audited(
         "patch",
         parsed.path,
-        lambda: list(changes),
+        lambda: [*changes, *specs],
         lambda: writes.patch(
             group,
             parsed.path,
-            changes,
+            {**changes, **randomness.values(group, specs)},
             views.metadata_of(body.metadata),
             user.username,
             expected,

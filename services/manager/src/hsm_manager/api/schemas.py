@@ -18,6 +18,7 @@ import pydantic
 from pydantic import alias_generators
 
 from hsm_common import constants, names
+from hsm_manager.decide import generated
 
 from . import errors
 
@@ -45,17 +46,24 @@ class Metadata(Body):
     source: str = pydantic.Field(default="", max_length=256)
 
 
-class SecretBody(Body):
-    """POST and PUT: the whole secret, values base64-encoded."""
+#: Most keys one request may have generated.
+MAX_GENERATED_KEYS = 64
 
-    data: dict[str, str]
+
+class SecretBody(Body):
+    """POST and PUT: the whole secret, values base64-encoded, plus keys whose values a device generates."""
+
+    data: dict[str, str] = pydantic.Field(default_factory=dict)
+    generate: dict[str, str] = pydantic.Field(default_factory=dict, max_length=MAX_GENERATED_KEYS)
+    """Key → ``[FORMAT:]N`` (decide.generated)."""
     metadata: Metadata | None = None
 
 
 class PatchBody(Body):
-    """PATCH: keys to add or replace (base64) or remove (null)."""
+    """PATCH: keys to add or replace (base64), remove (null) or generate."""
 
     data: dict[str, str | None] = pydantic.Field(default_factory=dict)
+    generate: dict[str, str] = pydantic.Field(default_factory=dict, max_length=MAX_GENERATED_KEYS)
     metadata: Metadata | None = None
 
 
@@ -144,11 +152,29 @@ def validate_key(key: str) -> str:
         raise errors.InvalidArgument(str(err), {"field": f"data.{_printable(key)}"}) from None
 
 
-def decode_data(data: Mapping[str, str]) -> dict[str, bytes]:
-    """Validated, decoded secret data (keys, base64, 1 MiB total)."""
-    decoded = {validate_key(key): decode_value(key, value) for key, value in data.items()}
-    validate_merged(decoded)
-    return decoded
+def parse_generate(generate: Mapping[str, str], given: Mapping[str, object]) -> dict[str, generated.Spec]:
+    """Validated specs of the keys to generate; a key may not also be ``given`` in data."""
+    specs = {}
+    for key, text in generate.items():
+        field = f"generate.{_printable(key)}"
+        try:
+            names.validate_key(key)
+            specs[key] = generated.parse(text)
+        except (names.InvalidName, generated.InvalidSpec) as err:
+            raise errors.InvalidArgument(f"{field}: {err}", {"field": field}) from None
+        if key in given:
+            raise errors.InvalidArgument(f"{field}: the key is also given in data", {"field": field})
+    return specs
+
+
+def decode_secret(body: SecretBody) -> tuple[dict[str, bytes], dict[str, generated.Spec]]:
+    """The given data and the specs of the generated keys, checked together (keys, sizes, at least one)."""
+    data = {validate_key(key): decode_value(key, value) for key, value in body.data.items()}
+    specs = parse_generate(body.generate, data)
+    # The generated values' sizes are known before any is made: check the whole secret now, so a request
+    # that cannot be written never draws from a device.
+    validate_merged({**data, **{key: bytes(spec.size) for key, spec in specs.items()}})
+    return data, specs
 
 
 def decode_patch(data: Mapping[str, str | None]) -> dict[str, bytes | None]:

@@ -73,6 +73,9 @@ class AgentClient(Protocol):
     def health(self, wait: bool = False) -> model.Health:
         """Health and connection of the agent; wait rides out a reconnect up to the deadline."""
 
+    def generate_random(self, length: int) -> bytes:
+        """length bytes from the token's random number generator (errors.Unsupported when it has none)."""
+
     def change_pin(self, old_pin: str, new_pin: str) -> None:
         """Change the token's PIN; rides out a reconnect up to the deadline (it must reach every device)."""
 
@@ -287,6 +290,9 @@ class GrpcAgentClient:
         health = self._call("Health", hsm_pb2.HealthRequest(), wait=wait)
         connected = self._call("IsConnected", hsm_pb2.IsConnectedRequest(), wait=wait)
         return model.Health(connected=connected.connected, status=health.status, message=health.message)
+
+    def generate_random(self, length: int) -> bytes:
+        return bytes(self._call("GenerateRandom", hsm_pb2.GenerateRandomRequest(length=length)).random)
 
     def change_pin(self, old_pin: str, new_pin: str) -> None:
         self._call(

@@ -59,6 +59,10 @@ class Untrusted(Unavailable):
         return self.message
 
 
+class Unsupported(AgentCallError):
+    """The device cannot do what was asked (e.g. it has no random number generator)."""
+
+
 class PinRejected(AgentCallError):
     """The token refused a PIN (only PIN changes report this)."""
 
@@ -83,6 +87,7 @@ _KINDS: dict[grpc.StatusCode, type[AgentCallError]] = {
     grpc.StatusCode.FAILED_PRECONDITION: Unavailable,
     grpc.StatusCode.CANCELLED: Unavailable,
     grpc.StatusCode.DATA_LOSS: Corrupt,
+    grpc.StatusCode.UNIMPLEMENTED: Unsupported,
 }
 
 

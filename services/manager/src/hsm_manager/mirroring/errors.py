@@ -18,6 +18,7 @@ class Failure(enum.StrEnum):
     AMBIGUOUS_DEVICE = "AMBIGUOUS_DEVICE"
     DEVICE_FULL = "DEVICE_FULL"
     PIN_REJECTED = "PIN_REJECTED"
+    NO_RANDOM_GENERATOR = "NO_RANDOM_GENERATOR"
     INTERNAL = "INTERNAL"
 
 
@@ -68,6 +69,10 @@ class PinRejected(MirrorError):
     failure = Failure.PIN_REJECTED
 
 
+class NoRandomGenerator(MirrorError):
+    failure = Failure.NO_RANDOM_GENERATOR
+
+
 BY_FAILURE: dict[Failure, type[MirrorError]] = {
     cls.failure: cls
     for cls in (
@@ -80,6 +85,7 @@ BY_FAILURE: dict[Failure, type[MirrorError]] = {
         AmbiguousDevice,
         DeviceFull,
         PinRejected,
+        NoRandomGenerator,
         MirrorError,
     )
 }
@@ -93,6 +99,7 @@ _FROM_AGENT: dict[type[agent_errors.AgentCallError], Failure] = {
     agent_errors.Unavailable: Failure.DEVICE_UNAVAILABLE,
     agent_errors.Untrusted: Failure.DEVICE_UNAVAILABLE,
     agent_errors.PinRejected: Failure.PIN_REJECTED,
+    agent_errors.Unsupported: Failure.NO_RANDOM_GENERATOR,
 }
 
 
