@@ -17,6 +17,7 @@ import pytest
 import yaml
 
 from devcluster import testkit
+from kubectl_hsm import secretdata
 
 _spec = importlib.util.spec_from_file_location(
     "e2e_api_harness", pathlib.Path(__file__).with_name("test_api.py")
@@ -130,6 +131,26 @@ def test_rename_key_refuses_and_changes_nothing(
     assert message in result.stderr
     shown = yaml.safe_load(ok(kubectl_hsm(api, "-n", ns, "get", name)))
     assert (shown["version"], set(shown["data"])) == (1, {"a", "b"})
+
+
+def test_generated_values_are_made_on_the_device_and_never_printed(api: "harness.Setup") -> None:
+    ns = api.ns_a
+    created = kubectl_hsm(
+        api, "-n", ns, "create", "gen", "--generate", "password=32", "--generate", "apiKey=hex:16",
+        "--from-literal", "user=app",
+    )  # fmt: skip
+    ok(created)
+    values = secretdata.decode(yaml.safe_load(ok(kubectl_hsm(api, "-n", ns, "get", "gen")))["data"])
+    assert values["user"] == b"app"
+    assert len(values["password"]) == 32
+    assert values["password"].isalnum()
+    assert len(bytes.fromhex(values["apiKey"].decode())) == 16
+    for value in (values["password"], values["apiKey"]):
+        assert value not in created.stdout + created.stderr
+    assert "in sync: yes" in ok(kubectl_hsm(api, "-n", ns, "versions", "gen"))
+    refused = kubectl_hsm(api, "-n", ns, "update", "gen", "--generate", "password=emoji:3")
+    assert refused.returncode == 1
+    assert b"generate.password: unknown format 'emoji'" in refused.stderr
 
 
 def test_versions_shows_both_devices_in_sync(api: "harness.Setup") -> None:

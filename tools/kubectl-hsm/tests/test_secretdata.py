@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pathlib
+import re
 
 import pytest
 
@@ -43,3 +44,17 @@ def test_a_missing_file_is_named(tmp_path: pathlib.Path) -> None:
 def test_encoding_round_trips_binary_values() -> None:
     data = {"k": b"\x00\xff\x10"}
     assert secretdata.decode(secretdata.encode(data)) == data
+
+
+def test_generate_entries_become_specs_by_key() -> None:
+    specs = secretdata.generate_specs(["password=32", "apiKey=hex:32"])
+    assert specs == {"password": "32", "apiKey": "hex:32"}
+
+
+@pytest.mark.parametrize(
+    ("entries", "words"),
+    [(["password"], "expected KEY=[FORMAT:]N"), (["=32"], "expected"), (["k=1", "k=2"], "more than once")],
+)
+def test_a_bad_generate_entry_is_named(entries: list[str], words: str) -> None:
+    with pytest.raises(secretdata.DataError, match=re.escape(words)):
+        secretdata.generate_specs(entries)

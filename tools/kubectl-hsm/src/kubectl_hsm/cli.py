@@ -60,6 +60,14 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--from-literal", action="append", default=[], metavar="KEY=VALUE")
         sub.add_argument("--from-file", action="append", default=[], metavar="[KEY=]PATH")
         sub.add_argument("--from-env-file", action="append", default=[], metavar="PATH")
+        sub.add_argument(
+            "--generate",
+            action="append",
+            default=[],
+            metavar="KEY=[FORMAT:]N",
+            help="a value made by the device's random number generator: N characters of A-Z, a-z, 0-9 "
+            "(password:N or N), or N random bytes as hex (hex:N) or base64 (base64:N); it is never shown",
+        )
         sub.add_argument("--description", help="metadata description")
         if name == "update":
             sub.add_argument("--if-version", type=int, help="only if the secret is at this version")
@@ -210,9 +218,14 @@ def _report_partial(status: int, body: dict[str, Any]) -> None:
 
 def cmd_write(args: argparse.Namespace, api: client.Client) -> int:
     data = secretdata.from_sources(args.from_literal, args.from_file, args.from_env_file)
-    if not data:
-        raise secretdata.DataError("give data with --from-literal, --from-file or --from-env-file")
+    generate = secretdata.generate_specs(args.generate)
+    if not data and not generate:
+        raise secretdata.DataError(
+            "give data with --from-literal, --from-file, --from-env-file or --generate"
+        )
     body: dict[str, Any] = {"data": secretdata.encode(data)}
+    if generate:
+        body["generate"] = generate
     if args.description is not None:
         body["metadata"] = {"description": args.description, "source": "kubectl-hsm"}
     route = api.secret_route(_path(args))

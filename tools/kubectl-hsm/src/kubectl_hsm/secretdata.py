@@ -1,4 +1,5 @@
-"""Secret data from the command line: --from-literal, --from-file, --from-env-file (binary-safe)."""
+"""Secret data from the command line: --from-literal, --from-file, --from-env-file (binary-safe), and the
+keys --generate asks the device to make."""
 
 from __future__ import annotations
 
@@ -48,6 +49,21 @@ def from_sources(literals: list[str], files: list[str], env_files: list[str]) ->
                 raise DataError(f"--from-env-file {path}:{number}: expected KEY=VALUE")
             put(key.strip(), value.encode(), f"--from-env-file {path}:{number}")
     return data
+
+
+def generate_specs(entries: list[str]) -> dict[str, str]:
+    """Key → spec of every --generate KEY=SPEC (the API checks the spec and says what is wrong)."""
+    specs: dict[str, str] = {}
+    for entry in entries:
+        key, sep, spec = entry.partition("=")
+        if not key or not sep or not spec:
+            raise DataError(
+                f"--generate {entry!r}: expected KEY=[FORMAT:]N, e.g. password=32 or apiKey=hex:32"
+            )
+        if key in specs:
+            raise DataError(f"--generate {key}: key given more than once")
+        specs[key] = spec
+    return specs
 
 
 def encode(data: dict[str, bytes]) -> dict[str, str]:
