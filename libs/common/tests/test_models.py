@@ -121,3 +121,55 @@ def test_device_report_round_trips() -> None:
     wire = doc.to_wire()
     assert wire["devices"]["pico"]["devices"][0]["serialNumber"] == "DC6A33145E23A42A"
     assert report.DeviceReport.model_validate(wire) == doc
+
+
+def test_a_target_with_a_template_and_a_selection_parses_from_camel_case() -> None:
+    spec = models.HSMSecretSpec.model_validate(
+        {
+            "data": [{"secretKey": "DB_USER", "key": "username"}],
+            "target": {
+                "labels": {"team": "db"},
+                "type": "kubernetes.io/basic-auth",
+                "immutable": True,
+                "template": {"data": {"URL": "{{ values.DB_USER }}"}, "mergePolicy": "Merge"},
+            },
+        }
+    )
+    assert spec.data is not None
+    assert spec.data[0].secret_key == "DB_USER"
+    assert spec.effective_secret_type() == "kubernetes.io/basic-auth"
+    assert spec.shaped()
+
+
+def test_a_plain_spec_and_one_with_only_a_type_are_not_shaped() -> None:
+    assert not models.HSMSecretSpec().shaped()
+    assert not models.HSMSecretSpec.model_validate({"target": {"type": "kubernetes.io/tls"}}).shaped()
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        {"labels": {"app.kubernetes.io/managed-by": "me"}},
+        {"labels": {"hsm.j5t.io/hsmsecret": "other"}},
+        {"annotations": {"hsm.j5t.io/data-mac": "forged"}},
+    ],
+)
+def test_the_operators_own_labels_and_annotations_are_refused(target: dict[str, object]) -> None:
+    with pytest.raises(pydantic.ValidationError, match="the operator writes these itself"):
+        models.HSMSecretSpec.model_validate({"target": target})
+
+
+def test_two_different_types_are_refused() -> None:
+    with pytest.raises(pydantic.ValidationError, match=r"target\.type and secretType differ"):
+        models.HSMSecretSpec.model_validate({"secretType": "Opaque", "target": {"type": "kubernetes.io/tls"}})
+
+
+def test_a_secret_key_selected_twice_is_refused() -> None:
+    twice = [{"secretKey": "a", "key": "x"}, {"secretKey": "a", "key": "y"}]
+    with pytest.raises(pydantic.ValidationError, match="secretKey a is given more than once"):
+        models.HSMSecretSpec.model_validate({"data": twice})
+
+
+def test_a_template_for_an_invalid_secret_key_is_refused() -> None:
+    with pytest.raises(pydantic.ValidationError, match="is invalid"):
+        models.HSMSecretSpec.model_validate({"target": {"template": {"data": {"a b": "x"}}}})

@@ -394,6 +394,8 @@ class FakeKube:
             wanted = meta.get("resourceVersion")
             if wanted and wanted != current["metadata"]["resourceVersion"]:
                 raise kube.Conflict(f"replace {key}: 409 Conflict", 409)
+            if obj["kind"] == "Secret" and _unchangeable(current, obj):
+                raise kube.KubeError(f"replace {key}: 422 Unprocessable Entity", 422)
             self.calls.append(("replace", obj["kind"], meta["name"]))
             stored = copy.deepcopy(obj)
             stored["metadata"]["uid"] = current["metadata"]["uid"]
@@ -483,6 +485,16 @@ class FakeKube:
         """The reasons of the events recorded, in order."""
         with self._lock:
             return [event.reason for event in self.events]
+
+
+def _unchangeable(current: kube.Obj, new: kube.Obj) -> bool:
+    """The API server refuses this replace of a Secret: a new type, or an immutable Secret's data changed
+    or made mutable."""
+    if current.get("type", "Opaque") != new.get("type", "Opaque"):
+        return True
+    return bool(current.get("immutable")) and (
+        current.get("data") != new.get("data") or not new.get("immutable")
+    )
 
 
 def _merge(current: dict[str, Any], patch: Mapping[str, Any]) -> dict[str, Any]:

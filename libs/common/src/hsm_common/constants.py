@@ -27,6 +27,8 @@ LABEL_SECRET: Final = f"{GROUP}/hsmsecret"
 ANNOTATION_DEVICE_REPORT: Final = f"{GROUP}/device-report"
 ANNOTATION_HSM_VERSION: Final = f"{GROUP}/hsm-version"
 ANNOTATION_DATA_MAC: Final = f"{GROUP}/data-mac"
+# On a Secret shaped by spec.data or spec.target: a keyed MAC of the HSM copy, the spec's shape and the data.
+ANNOTATION_SHAPE_MAC: Final = f"{GROUP}/shape-mac"
 
 # The kubelet device plugin: each HSMDevice is the extended resource hsm.j5t.io/<HSMDevice name>.
 DEVICE_PLUGIN_DIR: Final = "/var/lib/kubelet/device-plugins"

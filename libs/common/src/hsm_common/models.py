@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 import pydantic
 from pydantic import alias_generators
 
-from . import names
+from . import constants, names
 
 DNS_LABEL_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 DNS_SUBDOMAIN_PATTERN = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"
@@ -73,6 +73,77 @@ class DeletionPolicy(enum.StrEnum):
     RETAIN = "Retain"
 
 
+SecretKey = Annotated[str, pydantic.Field(pattern=names.KEY_PATTERN, max_length=253)]
+RESERVED_PREFIX = f"{constants.GROUP}/"
+"""Labels and annotations under this prefix are the operator's own on every Secret it writes."""
+RESERVED_LABELS = frozenset({constants.LABEL_MANAGED_BY})
+"""Labels outside the prefix that the operator writes and a target may not set."""
+
+
+def _not_reserved(kind: str, metadata: dict[str, str], reserved: frozenset[str]) -> dict[str, str]:
+    taken = sorted(k for k in metadata if k.startswith(RESERVED_PREFIX) or k in reserved)
+    if taken:
+        raise ValueError(f"{kind} {', '.join(taken)}: the operator writes these itself")
+    return metadata
+
+
+class KeySelection(Model):
+    """One key of the HSM secret, written into the Secret under a name of its own."""
+
+    secret_key: SecretKey
+    """The key in the Secret (and in a template's values)."""
+    key: SecretKey
+    """The key of the HSM secret."""
+
+
+class TemplateMergePolicy(enum.StrEnum):
+    REPLACE = "Replace"
+    MERGE = "Merge"
+
+
+class TemplateSpec(Model):
+    """Secret keys computed from the selected keys with sandboxed Jinja2 templates (docs/hsmsecret.md)."""
+
+    data: dict[str, Annotated[str, pydantic.Field(max_length=16384)]] = pydantic.Field(
+        default_factory=dict, max_length=64
+    )
+    """Secret key: its template, which sees values.<key> (text) and bytes.<key> (raw bytes)."""
+    merge_policy: TemplateMergePolicy = TemplateMergePolicy.REPLACE
+    """Replace: the Secret holds the rendered keys only. Merge: the selected keys too (rendered ones win)."""
+
+    @pydantic.field_validator("data")
+    @classmethod
+    def _keys_are_secret_keys(cls, data: dict[str, str]) -> dict[str, str]:
+        for key in data:
+            names.validate_key(key)
+        return data
+
+
+class TargetSpec(Model):
+    """How the written Secret looks besides its data."""
+
+    labels: dict[str, str] = pydantic.Field(default_factory=dict, max_length=64)
+    """Labels added to the Secret; the operator's own (app.kubernetes.io/managed-by, hsm.j5t.io/*) are
+    refused."""
+    annotations: dict[str, str] = pydantic.Field(default_factory=dict, max_length=64)
+    """Annotations added to the Secret; hsm.j5t.io/* are the operator's own and refused."""
+    type: str | None = pydantic.Field(default=None, min_length=1, max_length=253)
+    """Kubernetes Secret type; default: secretType. A changed type recreates the Secret."""
+    immutable: bool = False
+    """Write the Secret immutable; a change of its data or type then recreates it."""
+    template: TemplateSpec | None = None
+
+    @pydantic.field_validator("labels")
+    @classmethod
+    def _labels_are_not_ours(cls, labels: dict[str, str]) -> dict[str, str]:
+        return _not_reserved("labels", labels, RESERVED_LABELS)
+
+    @pydantic.field_validator("annotations")
+    @classmethod
+    def _annotations_are_not_ours(cls, annotations: dict[str, str]) -> dict[str, str]:
+        return _not_reserved("annotations", annotations, frozenset())
+
+
 class HSMSecretSpec(Model):
     """What to replicate from the HSM into which Kubernetes Secret."""
 
@@ -90,6 +161,38 @@ class HSMSecretSpec(Model):
     """HSMDevice to read from; optional when the namespace's operator knows exactly one."""
     deletion_policy: DeletionPolicy = DeletionPolicy.DELETE
     """What happens to the Secret when the secret is deleted on the HSM."""
+    target: TargetSpec = pydantic.Field(default_factory=TargetSpec)
+    """Labels, annotations, type, immutability and templates of the Secret."""
+    data: list[KeySelection] | None = pydantic.Field(default=None, max_length=256)
+    """Keys to write, renamed; when given, only these keys of the HSM secret reach the Secret."""
+
+    @pydantic.field_validator("data")
+    @classmethod
+    def _secret_keys_are_unique(cls, data: list[KeySelection] | None) -> list[KeySelection] | None:
+        seen = [item.secret_key for item in data or ()]
+        twice = sorted({key for key in seen if seen.count(key) > 1})
+        if twice:
+            raise ValueError(f"secretKey {', '.join(twice)} is given more than once")
+        return data
+
+    @pydantic.model_validator(mode="after")
+    def _one_type(self) -> HSMSecretSpec:
+        if (
+            self.target.type is not None
+            and "secret_type" in self.model_fields_set
+            and self.target.type != self.secret_type
+        ):
+            raise ValueError("target.type and secretType differ: give the type once")
+        return self
+
+    def effective_secret_type(self) -> str:
+        """The Secret's type: target.type, else secretType."""
+        return self.target.type or self.secret_type
+
+    def shaped(self) -> bool:
+        """The Secret is more than a copy of the HSM secret's keys under a type: a key selection, templates,
+        labels, annotations or immutability."""
+        return self.data is not None or self.target.model_copy(update={"type": None}) != TargetSpec()
 
     def effective_secret_name(self, object_name: str) -> str:
         """The Secret's name: secretName or the HSMSecret's own name."""

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+from collections.abc import Mapping
 
-from hsm_common import constants, models
+from hsm_common import checksum, constants, models
 
-from . import conflict, model
+from . import conflict, model, shape
 
 
 class Action(enum.StrEnum):
@@ -28,6 +29,8 @@ class Reason(enum.StrEnum):
     DEVICE_UNAVAILABLE = "DeviceUnavailable"
     CONFLICT = "SecretNotManaged"
     INVALID = "InvalidSpec"
+    KEY_NOT_FOUND = "KeyNotFoundOnHSM"
+    TEMPLATE_FAILED = "TemplateFailed"
     ERROR = "SecretSyncedError"
     PAUSED = "AutoSyncDisabled"
 
@@ -54,6 +57,57 @@ class SecretState:
     data_checksum: str = ""
     hsm_version: str = ""
     """The hsm-version annotation."""
+    immutable: bool = False
+    labels: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    annotations: Mapping[str, str] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass(frozen=True)
+class Wanted:
+    """The Secret a spec asks for, apart from its data (known only once the HSM secret is read)."""
+
+    secret_type: str
+    immutable: bool = False
+    labels: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    """The spec's labels, besides the operator's own."""
+    annotations: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    shape: str = ""
+    """shape.digest of the spec; "" when the Secret is a plain copy of the HSM secret's keys."""
+
+    @classmethod
+    def of(cls, spec: models.HSMSecretSpec) -> Wanted:
+        return cls(
+            secret_type=spec.effective_secret_type(),
+            immutable=spec.target.immutable,
+            labels=dict(spec.target.labels),
+            annotations=dict(spec.target.annotations),
+            shape=shape.digest(spec),
+        )
+
+
+def shape_mac(mac_key: bytes, shape_digest: str, hsm_checksum: str, data_checksum: str) -> str:
+    """The keyed MAC a shaped Secret carries: it binds the HSM copy it was made from, the spec's shape and
+    the data written, so a changed HSM secret, a changed spec and an edited Secret each show."""
+    return checksum.mac_of_checksum(mac_key, f"{shape_digest}\n{hsm_checksum}\n{data_checksum}")
+
+
+def _holds(secret: SecretState, wanted: Wanted, winner: model.PathState, mac_key: bytes) -> bool:
+    """The Secret already is what the spec makes of the winning copy."""
+    if wanted.shape:
+        made = secret.annotations.get(constants.ANNOTATION_SHAPE_MAC, "")
+        data_ok = made == shape_mac(mac_key, wanted.shape, winner.checksum, secret.data_checksum)
+    else:
+        data_ok = secret.data_checksum == winner.checksum and (
+            constants.ANNOTATION_SHAPE_MAC not in secret.annotations
+        )
+    return (
+        data_ok
+        and secret.hsm_version == str(winner.version)
+        and secret.secret_type == wanted.secret_type
+        and secret.immutable == wanted.immutable
+        and all(secret.labels.get(k) == v for k, v in wanted.labels.items())
+        and all(secret.annotations.get(k) == v for k, v in wanted.annotations.items())
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -83,9 +137,10 @@ def _unmanaged(name: str) -> Decision:
 def decide(
     observations: list[Observation],
     secret: SecretState,
-    secret_type: str,
+    wanted: Wanted,
     policy: models.DeletionPolicy,
     secret_name: str,
+    mac_key: bytes,
 ) -> Decision:
     """What to do with the Secret, given every device's answer for the path.
 
@@ -130,12 +185,7 @@ def decide(
         )
     if secret.exists and not secret.managed:
         return _unmanaged(secret_name)
-    in_sync = (
-        secret.exists
-        and secret.data_checksum == winner.checksum
-        and secret.hsm_version == str(winner.version)
-        and secret.secret_type == secret_type
-    )
+    in_sync = secret.exists and _holds(secret, wanted, winner, mac_key)
     return Decision(
         Action.NOTHING if in_sync else Action.WRITE,
         models.SyncStatus.IN_SYNC,
@@ -148,11 +198,40 @@ def decide(
     )
 
 
-def needs_type_change(secret: SecretState, secret_type: str) -> bool:
-    """A Secret's type is immutable: a different one means delete and create."""
-    return secret.exists and secret.secret_type != secret_type
+def recreate_reason(secret: SecretState, wanted: Wanted, data_checksum: str) -> str | None:
+    """Why the existing Secret cannot be replaced in place and must be deleted and created (None: it can).
+
+    Kubernetes keeps a Secret's type for its lifetime, and an immutable Secret's data and immutability.
+    """
+    if not secret.exists:
+        return None
+    if secret.secret_type != wanted.secret_type:
+        return f"its type changes from {secret.secret_type} to {wanted.secret_type}"
+    if secret.immutable and not wanted.immutable:
+        return "it is immutable and target.immutable is now false"
+    if secret.immutable and secret.data_checksum != data_checksum:
+        return "it is immutable and its data changes"
+    return None
 
 
-def secret_annotations(version: int, data_mac: str) -> dict[str, str]:
-    """The annotations a synced Secret carries: the HSM version and the keyed MAC of its data."""
-    return {constants.ANNOTATION_HSM_VERSION: str(version), constants.ANNOTATION_DATA_MAC: data_mac}
+def secret_metadata(
+    wanted: Wanted, owner: str, version: int, data_mac: str, made_mac: str | None
+) -> tuple[dict[str, str], dict[str, str]]:
+    """The labels and annotations of a synced Secret: the spec's, then the operator's own over them.
+
+    The operator's: managed-by and the HSMSecret's name, the HSM version, the keyed MAC of the data, and for
+    a shaped Secret its shape MAC (made_mac).
+    """
+    labels = {
+        **wanted.labels,
+        constants.LABEL_MANAGED_BY: constants.MANAGED_BY_VALUE,
+        constants.LABEL_SECRET: owner,
+    }
+    annotations = {
+        **wanted.annotations,
+        constants.ANNOTATION_HSM_VERSION: str(version),
+        constants.ANNOTATION_DATA_MAC: data_mac,
+    }
+    if made_mac is not None:
+        annotations[constants.ANNOTATION_SHAPE_MAC] = made_mac
+    return labels, annotations

@@ -16,11 +16,11 @@ import pydantic
 
 from hsm_common import checksum, constants, models, names
 from hsm_manager import kube
-from hsm_manager.decide import secretstatus, sync
+from hsm_manager.decide import secretstatus, shape, sync, templates
 from hsm_manager.gateway import endpoints, pki
 from hsm_manager.gateway import errors as agent_errors
 
-from . import devices, metrics, watched
+from . import devices, metrics, secretmanifest, watched
 
 log = logging.getLogger(__name__)
 
@@ -63,35 +63,13 @@ class Paths:
             return sorted(self._of)
 
 
-def _secret_manifest(
-    hsmsecret: kube.Obj, spec: models.HSMSecretSpec, data: dict[str, bytes], version: int, mac_key: bytes
-) -> kube.Obj:
-    meta = hsmsecret["metadata"]
-    return {
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "type": spec.secret_type,
-        "metadata": {
-            "name": spec.effective_secret_name(meta["name"]),
-            "namespace": meta["namespace"],
-            "labels": {
-                constants.LABEL_MANAGED_BY: constants.MANAGED_BY_VALUE,
-                constants.LABEL_SECRET: meta["name"],
-            },
-            "annotations": sync.secret_annotations(version, checksum.mac(mac_key, data)),
-            "ownerReferences": [
-                {
-                    "apiVersion": constants.API_VERSION,
-                    "kind": constants.KIND_SECRET,
-                    "name": meta["name"],
-                    "uid": meta["uid"],
-                    "controller": True,
-                    "blockOwnerDeletion": True,
-                }
-            ],
-        },
-        "data": {k: base64.b64encode(v).decode() for k, v in data.items()},
-    }
+def _spec_errors(error: pydantic.ValidationError) -> str:
+    """The spec's faults in a line (the spec holds no secret values; inputs are left out all the same)."""
+    faults = []
+    for fault in error.errors(include_input=False, include_url=False):
+        where = ".".join(str(part) for part in ("spec", *fault["loc"]))
+        faults.append(f"{where}: {fault['msg'].removeprefix('Value error, ')}")
+    return "; ".join(faults)
 
 
 class ReadFailed(Exception):
@@ -194,16 +172,26 @@ class Syncer:
             raise ReadFailed(f"data read from {endpoint.name} does not match its checksum")
         return data, secret.version
 
-    def _write_secret(self, manifest: kube.Obj, current: watched.SecretSeen | None) -> kube.Obj:
+    def _write_secret(
+        self, manifest: kube.Obj, current: watched.SecretSeen | None, recreate: str | None
+    ) -> kube.Obj:
         if current is None:
             return self._client.create(manifest)
-        if current.secret_type != manifest["type"]:
-            # A Secret's type is immutable: delete this incarnation, then create.
+        if recreate is not None:
+            # Kubernetes will not replace it (sync.recreate_reason): delete this incarnation, then create.
+            # The new data is rendered by now, so a failing template never gets here to delete anything.
             meta = manifest["metadata"]
             self._client.delete("Secret", meta["namespace"], meta["name"], uid=current.uid)
             return self._client.create(manifest)
         manifest["metadata"]["resourceVersion"] = current.resource_version
         return self._client.replace(manifest)
+
+    def _made(
+        self, spec: models.HSMSecretSpec, source: endpoints.AgentEndpoint, path: str
+    ) -> secretmanifest.Written:
+        """The HSM copy on source, shaped by spec; ReadFailed, shape.KeyMissing or TemplateFailed."""
+        data, version = self._read(source, path)
+        return secretmanifest.Written(shape.secret_data(spec, data), version, checksum.checksum(data))
 
     def _fetch_secret(self, namespace: str, name: str) -> watched.SecretSeen | None:
         """The API server's copy of a Secret; a managed one also updates what the watch showed."""
@@ -270,16 +258,17 @@ class Syncer:
         now = datetime.datetime.now(datetime.UTC)
         generation = obj["metadata"].get("generation")
         previous = self._previous(key, obj, verify)
-        spec = models.HSMSecretSpec.model_validate(obj.get("spec") or {})
         try:
+            spec = models.HSMSecretSpec.model_validate(obj.get("spec") or {})
             path = spec.effective_path(namespace, name)
             device_ns, device = self._devices.resolve(namespace, spec.device)
-        except (names.InvalidName, devices.UnknownDevice) as exc:
+        except (pydantic.ValidationError, names.InvalidName, devices.UnknownDevice) as exc:
             self.paths.set(key, None)
             if isinstance(exc, devices.UnknownDevice):
                 with self._lock:
                     self._unresolved.add(key)
-            self._finish(obj, previous, secretstatus.invalid(previous, str(exc), generation, now))
+            message = _spec_errors(exc) if isinstance(exc, pydantic.ValidationError) else str(exc)
+            self._finish(obj, previous, secretstatus.invalid(previous, message, generation, now))
             metrics.SYNC_ERRORS.labels(sync.Reason.INVALID.value).inc()
             return "invalid"
         self.paths.set(key, path)
@@ -296,21 +285,25 @@ class Syncer:
             self._fetch_secret(namespace, secret_name) if fetch else self.secrets.get(namespace, secret_name)
         )
         owner = obj["metadata"]["uid"]
-        data: tuple[dict[str, bytes], int] | None = None
+        wanted = sync.Wanted.of(spec)
+        made: secretmanifest.Written | None = None
         # At most twice: a second time on the API server's copy when a write found the watched one stale.
         for fresh in (fetch, True):
             state = current.state(owner) if current else sync.SecretState(exists=False)
-            decision = sync.decide(observations, state, spec.secret_type, spec.deletion_policy, secret_name)
+            decision = sync.decide(
+                observations, state, wanted, spec.deletion_policy, secret_name, self._mac_key
+            )
             synced = False
             secret_mac = checksum.mac_of_checksum(self._mac_key, state.data_checksum) if current else None
             if decision.action == sync.Action.WRITE and decision.source:
                 source = next(e for e in found if e.name == decision.source)
                 try:
-                    data = data or self._read(source, path)
+                    made = made or self._made(spec, source, path)
+                    recreate = sync.recreate_reason(state, wanted, checksum.checksum(made.data))
                     written = self._write_secret(
-                        _secret_manifest(obj, spec, data[0], data[1], self._mac_key), current
+                        secretmanifest.build(obj, spec, wanted, made, self._mac_key), current, recreate
                     )
-                except (ReadFailed, kube.KubeError) as exc:
+                except (ReadFailed, shape.KeyMissing, templates.TemplateFailed, kube.KubeError) as exc:
                     if isinstance(exc, kube.Conflict) and not fresh:
                         # The watch had not yet shown this Secret as it is: decide again on the API's copy.
                         current = self._fetch_secret(namespace, secret_name)
@@ -318,22 +311,28 @@ class Syncer:
                     decision = dataclasses.replace(
                         decision,
                         sync_status=models.SyncStatus.ERROR,
-                        reason=sync.Reason.ERROR,
-                        message=str(exc),
+                        reason=_FAILURE_REASONS.get(type(exc), sync.Reason.ERROR),
+                        message=_kept(exc) if current is not None else str(exc),
                     )
-                    self._client.event(obj, "SyncFailed", str(exc), warning=True)
+                    self._client.event(obj, "SyncFailed", decision.message, warning=True)
                 else:
                     self.secrets.saw(written)
                     with self._lock:
                         self._written[(namespace, secret_name)] = written["metadata"]["resourceVersion"]
                     synced = True
-                    secret_mac = checksum.mac_of_checksum(self._mac_key, checksum.checksum(data[0]))
-                    decision = dataclasses.replace(decision, version=data[1])
-                    if current is not None:
+                    secret_mac = checksum.mac_of_checksum(self._mac_key, checksum.checksum(made.data))
+                    decision = dataclasses.replace(decision, version=made.version)
+                    if recreate is not None:
+                        recreated = f"Secret {secret_name} was deleted and created again: {recreate}"
+                        decision = dataclasses.replace(decision, message=f"{decision.message}; {recreated}")
+                        self._client.event(
+                            obj, "SecretRecreated", f"{recreated}; it holds version {made.version}"
+                        )
+                    elif current is not None:
                         # Only changes get an Event: one per created Secret would be a third of the
                         # API writes of a start with thousands of HSMSecrets, and the status says it.
                         self._client.event(
-                            obj, "SecretUpdated", f"Secret {secret_name} now holds version {data[1]}"
+                            obj, "SecretUpdated", f"Secret {secret_name} now holds version {made.version}"
                         )
             elif decision.action == sync.Action.DELETE and current is not None:
                 self._client.delete("Secret", namespace, secret_name, uid=current.uid)
@@ -389,6 +388,19 @@ class Syncer:
             return
         with self._lock:
             self._patched[key] = (meta.get("uid"), status)
+
+
+_FAILURE_REASONS: dict[type[Exception], sync.Reason] = {
+    shape.KeyMissing: sync.Reason.KEY_NOT_FOUND,
+    templates.TemplateFailed: sync.Reason.TEMPLATE_FAILED,
+}
+
+
+def _kept(exc: Exception) -> str:
+    """A failed write's message, saying what a shaping failure leaves in place."""
+    if isinstance(exc, (shape.KeyMissing, templates.TemplateFailed)):
+        return f"{exc}; the Secret is kept as it was"
+    return str(exc)
 
 
 def _status(obj: kube.Obj) -> models.HSMSecretStatus:

@@ -71,11 +71,15 @@ class SecretSeen:
     owner_uids: frozenset[str]
     data_checksum: str
     hsm_version: str
+    immutable: bool
+    labels: dict[str, str]
+    annotations: dict[str, str]
 
     @classmethod
     def of(cls, secret: kube.Obj) -> SecretSeen:
         meta = secret.get("metadata") or {}
-        labels = meta.get("labels") or {}
+        labels = dict(meta.get("labels") or {})
+        annotations = dict(meta.get("annotations") or {})
         data = {k: base64.b64decode(v) for k, v in (secret.get("data") or {}).items()}
         return cls(
             uid=str(meta.get("uid", "")),
@@ -85,7 +89,10 @@ class SecretSeen:
             go_label=labels.get(GO_MANAGED_BY[0]) == GO_MANAGED_BY[1],
             owner_uids=frozenset(str(ref.get("uid")) for ref in meta.get("ownerReferences") or []),
             data_checksum=checksum.checksum(data),
-            hsm_version=(meta.get("annotations") or {}).get(constants.ANNOTATION_HSM_VERSION, ""),
+            hsm_version=annotations.get(constants.ANNOTATION_HSM_VERSION, ""),
+            immutable=bool(secret.get("immutable")),
+            labels=labels,
+            annotations=annotations,
         )
 
     def state(self, owner_uid: str) -> sync.SecretState:
@@ -98,6 +105,9 @@ class SecretSeen:
             secret_type=self.secret_type,
             data_checksum=self.data_checksum,
             hsm_version=self.hsm_version,
+            immutable=self.immutable,
+            labels=self.labels,
+            annotations=self.annotations,
         )
 
 
