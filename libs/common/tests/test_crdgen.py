@@ -62,7 +62,9 @@ def test_status_subresource_short_names_and_columns() -> None:
         "Status",
         "Last Sync",
         "Age",
+        "Reason",
     ]
+    assert [c.get("priority", 0) for c in version["additionalPrinterColumns"]] == [0, 0, 0, 0, 1]
     status = version["schema"]["openAPIV3Schema"]["properties"]["status"]["properties"]
     assert {"syncStatus", "hsmVersion", "conditions", "secretRef", "observedGeneration"} <= set(status)
     devices = yaml.safe_load((CRD_DIR / "hsmdevices.yaml").read_text())

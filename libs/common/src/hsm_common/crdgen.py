@@ -123,6 +123,8 @@ def crds() -> dict[str, dict[str, Any]]:
                 _column("Status", "string", ".status.syncStatus"),
                 _column("Last Sync", "date", ".status.lastSyncTime"),
                 _AGE,
+                # Why it is in that status (TemplateFailed, KeyNotFoundOnHSM, ...), with -o wide.
+                _column("Reason", "string", '.status.conditions[?(@.type=="Ready")].reason', priority=1),
             ],
         ),
         "hsmdevices.yaml": _crd(
