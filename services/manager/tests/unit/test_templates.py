@@ -155,3 +155,12 @@ def test_filters_outside_the_list_are_unknown() -> None:
 def test_the_first_failing_key_is_named() -> None:
     with pytest.raises(templates.TemplateFailed, match="template b:"):
         templates.render({"a": "{{ values.user }}", "b": "{{ missing }}"}, DATA)
+
+
+def test_optional_keys_can_be_tested_and_defaulted() -> None:
+    source = "{{ values.port | default('5432') }} {{ 'port' in values }} {{ values.port is defined }}"
+    assert render(source) == "5432 False False"
+
+
+def test_iterating_over_values_gives_the_keys_in_order() -> None:
+    assert render("{% for key in values %}{{ key }},{% endfor %}") == "der,host,password,user,"
