@@ -25,7 +25,7 @@ from jinja2 import sandbox
 
 from hsm_common import constants
 
-#: Longest a whole render may run; a template that loops over a long value for longer is refused.
+#: Longest one template may render; a template that loops over a long value for longer is refused.
 RENDER_SECONDS = 1.0
 #: Largest string, bytes or number (in bits) one operation may build: a Secret holds at most 1 MiB.
 MAX_SIZE = constants.MAX_SECRET_BYTES
@@ -56,6 +56,8 @@ class _Refusal(Exception):
 
 
 class _UndefinedName(Exception):
+    """A template used something undefined (unsafe: the sandbox refused it); Jinja's message is dropped."""
+
     def __init__(self, name: str | None, unsafe: bool, message: str = "") -> None:
         super().__init__(name)
         self.name = name
@@ -79,7 +81,7 @@ class _Undefined(jinja2.StrictUndefined):
         )
 
 
-class Keys:
+class _Keys:
     """The selected keys as a template sees them: ``values.user`` or ``values['tls.crt']``.
 
     No public methods, so a key named ``items`` or ``get`` is a key, not a method.
@@ -305,7 +307,7 @@ def render(templates: Mapping[str, str], data: Mapping[str, bytes]) -> dict[str,
 
     Raises TemplateFailed for the first template that does not compile or render.
     """
-    context = {"values": Keys(data, text=True), "bytes": Keys(data, text=False)}
+    context = {"values": _Keys(data, text=True), "bytes": _Keys(data, text=False)}
     rendered: dict[str, bytes] = {}
     for key in sorted(templates):
         source = templates[key]
