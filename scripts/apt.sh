@@ -3,6 +3,8 @@
 # the host's pcscd.
 set -euo pipefail
 packages=(softhsm2 opensc pcscd libccid pcsc-tools vsmartcard-vpcd umockdev libumockdev0 wrk
+  # The web console's browser tests: Chromium and its WebDriver, driven by Selenium.
+  chromium chromium-driver
   podman podman-docker buildah containerd runc containernetworking-plugins debootstrap iptables ipset iproute2 util-linux
   # What ./pants needs to build the CPython that runs Pants (the headers of the modules it imports).
   build-essential libssl-dev zlib1g-dev libffi-dev libsqlite3-dev libbz2-dev liblzma-dev xz-utils curl)
