@@ -280,3 +280,14 @@ def test_openapi_lists_every_route(api: Api) -> None:
     }
     assert documented == expected
     assert json.dumps(document)
+
+
+@pytest.mark.parametrize(("method", "route", "body"), ROUTES)
+@pytest.mark.parametrize("token", ["admin", None])
+def test_every_answer_is_kept_out_of_caches(
+    api: Api, method: str, route: str, body: object, token: str | None
+) -> None:
+    """Answers carry secret values (and errors name secrets): no browser or proxy may store one."""
+    response = api.call(method, route, token, json=body)
+    assert response.headers["Cache-Control"] == "no-store"
+    assert response.headers["X-Content-Type-Options"] == "nosniff"

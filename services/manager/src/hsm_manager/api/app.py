@@ -1,6 +1,6 @@
 """The Flask app factory: authentication of every request but /api/v1/health, then authorization of every
 route from its declared permission (before its view judges anything in the request), envelopes, limits,
-metrics."""
+metrics, response headers; the web console's files in front of it."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from hsm_common import constants
 from hsm_manager.mirroring import devices, service
 from hsm_manager.mirroring import errors as mirror_errors
 
-from . import auth, envelope, errors, metrics, permissions, routes
+from . import auth, console, envelope, errors, metrics, permissions, routes
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +25,14 @@ log = logging.getLogger(__name__)
 MAX_BODY_BYTES = (constants.MAX_SECRET_BYTES * 4 + 2) // 3 + 256 * 1024
 #: The one route that needs no token (a secret named "health" is under /hsm/secrets and is not exempt).
 HEALTH_PATH = "/api/v1/health"
+#: What every API response carries: answers hold secret values, so no cache may keep one; JSON is never
+#: to be sniffed as anything else, nor framed, nor rendered as a page that runs anything.
+API_HEADERS = {
+    "Cache-Control": "no-store",
+    "X-Content-Type-Options": "nosniff",
+    "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'",
+    "Referrer-Policy": "no-referrer",
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,9 +48,12 @@ class Deps:
 
 
 def create_app(deps: Deps) -> flask.Flask:
-    """A Flask app serving the API with deps."""
-    # No static route: every route of this app is a view of routes that declares its permission.
+    """A Flask app serving the API with deps, and the web console's files (``console``)."""
+    # No static route: every route of this app is a view of routes that declares its permission; the
+    # console's files are served in front of the app, as they are no API route.
     app = flask.Flask("hsm_manager.api", static_folder=None)
+    # Flask's way of adding WSGI middleware, which mypy takes for replacing a method with another type.
+    app.wsgi_app = console.middleware(app.wsgi_app)  # type: ignore[method-assign,assignment]
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.extensions["hsm_api"] = deps
@@ -52,6 +63,7 @@ def create_app(deps: Deps) -> flask.Flask:
     app.before_request(_authenticate)
     app.before_request(_authorize)
     app.after_request(_observe)
+    app.after_request(_headers)
     app.register_error_handler(errors.ApiError, _api_error)
     app.register_error_handler(mirror_errors.MirrorError, _operation_error)
     app.register_error_handler(exceptions.HTTPException, _http_error)
@@ -84,6 +96,11 @@ def _observe(response: flask.Response) -> flask.Response:
     rule = flask.request.url_rule.rule if flask.request.url_rule else "unmatched"
     started = flask.g.get("started", time.perf_counter())
     metrics.observe_request(rule, flask.request.method, response.status_code, time.perf_counter() - started)
+    return response
+
+
+def _headers(response: flask.Response) -> flask.Response:
+    response.headers.update(API_HEADERS)
     return response
 
 
