@@ -9,11 +9,13 @@ to anyone; what the page shows comes from API calls, authenticated and authorize
 from __future__ import annotations
 
 import importlib.resources
+import pathlib
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from _typeshed import wsgi
+    # typeshed exists for type checkers only: nothing to depend on at run time.
+    from _typeshed import wsgi  # pants: no-infer-dep
 
 #: Where the console's assets live: not under /api/v1, so no asset can shadow an API route.
 ASSET_PREFIX = "/console/"
@@ -51,7 +53,7 @@ def files() -> dict[str, tuple[str, bytes]]:
             if entry.is_dir():
                 pending.append((entry, f"{name}/"))
                 continue
-            suffix = name[name.rfind(".") :]
+            suffix = pathlib.PurePosixPath(name).suffix
             if suffix in _TYPES:
                 served[f"{ASSET_PREFIX}{name}"] = (_TYPES[suffix], entry.read_bytes())
     served["/"] = served.pop(f"{ASSET_PREFIX}index.html")

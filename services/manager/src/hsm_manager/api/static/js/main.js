@@ -145,6 +145,7 @@ async function refreshList(namespace = state.namespace) {
       byId("list-title").textContent = "Secrets";
       byId("list-state").textContent = error.status === 403 ? `You may not list secrets in ${namespace}.` : "";
       byId("new-secret").disabled = true;
+      byId("refreshed").textContent = "";
       state.namespace = "";
     }
     failed(error, `list the secrets of namespace ${namespace}`);
@@ -211,7 +212,7 @@ async function remove() {
   const dialog = byId("delete-dialog");
   byId("delete-title").textContent = `Delete ${state.secret.path}?`;
   byId("delete-text").textContent =
-    `Version ${state.secret.version} is deleted from every device, and the Kubernetes Secrets synced from it follow. This cannot be undone.`;
+    `Version ${state.secret.version} is deleted from every device. This cannot be undone.`;
   dialog.returnValue = "";
   dialog.showModal();
   await new Promise((resolve) => dialog.addEventListener("close", resolve, { once: true }));
