@@ -108,6 +108,7 @@ def print_usage(directory: pathlib.Path) -> None:
     address = cluster.forwarded(directory, system.API_FORWARD)
     q = shlex.quote
     url = f"https://{address}" if address else "(the API's forwarder is not running)"
+    console = f"{url}/" if address else url
     ca_file = q(str(directory / system.API_CA_FILE))
     name = system.API_SERVER_NAME
     # The forwarder listens on 127.0.0.1 while the certificate names the Service: curl maps that name there.
@@ -128,6 +129,9 @@ REST API: {url}  (HTTPS only; the {system.API_SERVICE} Service, forwarded from t
           its CA: {ca_file}  (ConfigMap {system.API_CA_CONFIGMAP}); its certificate names {name}
           TOKEN=$(kubectl create token {system.USER} -n default)
           {curl}/api/v1/hsm/secrets/{NAMESPACE}/{SAMPLE} -H "Authorization: Bearer $TOKEN"
+console:  {console}  in a browser: sign in with the token (echo $TOKEN), open the namespace {NAMESPACE}
+          the certificate names {name}: accept it once, or trust its CA,
+          map {name} to 127.0.0.1 in /etc/hosts and open https://{name}:{port}/
 kubectl hsm, as the user {system.USER} (may use namespace {NAMESPACE}; reaches the API by port-forward):
           export PATH={q(str(venv_bin))}:{q(str(versions.bin_dir()))}:$PATH KUBECONFIG={q(str(user_config))}
           kubectl hsm -n {NAMESPACE} get {SAMPLE}
