@@ -1,0 +1,155 @@
+"""HSMSecret targets end to end: selected keys and a templated DATABASE_URL from a real agent pod's token.
+
+The operator runs as its ServiceAccount, the agent is the image on node-1 serving a SoftHSM2 token (the set-up
+of test_operator_sync). One HSMSecret picks and renames two keys, adds a DATABASE_URL built from them and a
+label; a broken template then turns it to Error with the Secret left as it was, and the fix brings it back
+with the HSM's newest values.
+"""
+
+import base64
+import pathlib
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from devcluster import nodes, testkit
+from hsm_common import constants
+from hsmproto.v1 import hsm_pb2
+
+sys.path.insert(0, str(pathlib.Path(__file__).parent))
+import operator_env as env
+
+GP = env.GROUP_PATH
+URL = "postgres://{{ values.DB_USER }}:{{ values.DB_PASSWORD | urlencode }}@db.internal:5432/app"
+BROKEN = "postgres://{{ values.DB_USER }}:{{ values.DB_PASWORD }}@db.internal:5432/app"
+SELECTION = [{"secretKey": "DB_USER", "key": "username"}, {"secretKey": "DB_PASSWORD", "key": "password"}]
+
+
+class Stack:
+    def __init__(self, op: env.Operator, device: env.Device) -> None:
+        self.op, self.device = op, device
+
+    @property
+    def kube(self) -> testkit.Kube:
+        return self.op.kube
+
+    def write(self, path: str, data: dict[str, bytes]) -> int:
+        answer = self.device.stub.WriteSecret(
+            hsm_pb2.WriteSecretRequest(path=path, secret_data=hsm_pb2.SecretData(data=data)), timeout=10
+        )
+        return int(answer.version)
+
+    def hsmsecret(self, namespace: str, name: str, **spec: Any) -> None:
+        spec.setdefault("device", self.device.name)
+        self.kube.client.request(
+            "POST", f"{GP}/namespaces/{namespace}/hsmsecrets", env.hsmsecret_manifest(namespace, name, **spec)
+        )
+
+    def template(self, namespace: str, name: str, url: str) -> None:
+        patch = {"spec": {"target": {"template": {"data": {"DATABASE_URL": url}}}}}
+        self.kube.client.request(
+            "PATCH", f"{GP}/namespaces/{namespace}/hsmsecrets/{name}", patch, "application/merge-patch+json"
+        )
+
+    def secret(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return env.get(self.kube, f"/api/v1/namespaces/{namespace}/secrets/{name}")
+
+    def status(self, namespace: str, name: str) -> dict[str, Any]:
+        obj = env.get(self.kube, f"{GP}/namespaces/{namespace}/hsmsecrets/{name}") or {}
+        return obj.get("status") or {}
+
+    def warnings(self, namespace: str, name: str) -> list[dict[str, Any]]:
+        found = self.kube.client.request(
+            "GET", f"/api/v1/namespaces/{namespace}/events?fieldSelector=involvedObject.name%3D{name}"
+        )["items"]
+        return [e for e in found if e.get("type") == "Warning"]
+
+    def secret_holding(
+        self, namespace: str, name: str, data: dict[str, bytes], timeout: float
+    ) -> dict[str, Any]:
+        wanted = {k: base64.b64encode(v).decode() for k, v in data.items()}
+        return testkit.poll(
+            lambda: (s := self.secret(namespace, name)) and s.get("data") == wanted and s,
+            timeout,
+            f"Secret {namespace}/{name} to hold {sorted(data)}",
+        )
+
+
+@pytest.fixture(scope="module")
+def stack(kube: testkit.Kube, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    if kube.devcluster is None:
+        pytest.skip("needs the local devcluster (the operator runs in one of its nodes' network namespace)")
+    tmp = tmp_path_factory.mktemp("secret-templates")
+    op = env.start_operator(kube, tmp, ("--default-sync-interval=30s",))
+    device = None
+    try:
+        device = env.deploy_device(op, "templates", nodes.name(1))
+        yield Stack(op, device)
+    finally:
+        env.remove_operator(op)
+        if device is not None:
+            device.heartbeat.stop()
+            env.delete_token(device.conf, device.label)
+        print(op.log.read_text()[-3000:])
+
+
+def test_a_template_error_keeps_the_secret_until_the_template_is_fixed(stack: Stack, namespace: str) -> None:
+    path = f"{namespace}/db"
+    stack.write(path, {"username": b"app", "password": b"s3cr:t/1", "unused": b"not selected"})
+    stack.hsmsecret(
+        namespace,
+        "db",
+        data=SELECTION,
+        target={
+            "labels": {"team": "payments"},
+            "template": {"data": {"DATABASE_URL": URL}, "mergePolicy": "Merge"},
+        },
+    )
+    first = {
+        "DB_USER": b"app",
+        "DB_PASSWORD": b"s3cr:t/1",
+        "DATABASE_URL": b"postgres://app:s3cr%3At%2F1@db.internal:5432/app",
+    }
+    secret = stack.secret_holding(namespace, "db", first, 30)
+    assert secret["metadata"]["labels"]["team"] == "payments"
+    assert secret["metadata"]["labels"][constants.LABEL_MANAGED_BY] == constants.MANAGED_BY_VALUE
+    assert constants.ANNOTATION_SHAPE_MAC in secret["metadata"]["annotations"]
+    testkit.poll(lambda: stack.status(namespace, "db").get("syncStatus") == "InSync", 30, "InSync")
+
+    stack.template(namespace, "db", BROKEN)
+    version = stack.write(path, {"username": b"app", "password": b"s3cr:t/2", "unused": b"not selected"})
+    status = testkit.poll(
+        lambda: (
+            (s := stack.status(namespace, "db")).get("syncStatus") == "Error"
+            and s.get("hsmVersion") == version
+            and s
+        ),
+        30,
+        "Error at the new HSM version",
+    )
+    ready = next(c for c in status["conditions"] if c["type"] == "Ready")
+    assert (ready["status"], ready["reason"]) == ("False", "TemplateFailed")
+    assert status["lastError"] == (
+        "template DATABASE_URL: line 1: undefined name 'DB_PASWORD'; the Secret is kept as it was"
+    )
+    warnings = testkit.poll(lambda: stack.warnings(namespace, "db"), 30, "a Warning event on the HSMSecret")
+    assert any("DB_PASWORD" in e["message"] for e in warnings)
+    assert all("s3cr" not in e["message"] for e in warnings)
+    kept = stack.secret(namespace, "db")
+    assert kept is not None
+    assert kept["metadata"]["resourceVersion"] == secret["metadata"]["resourceVersion"]
+
+    stack.template(namespace, "db", URL)
+    second = {
+        "DB_USER": b"app",
+        "DB_PASSWORD": b"s3cr:t/2",
+        "DATABASE_URL": b"postgres://app:s3cr%3At%2F2@db.internal:5432/app",
+    }
+    stack.secret_holding(namespace, "db", second, 30)
+    status = testkit.poll(
+        lambda: (s := stack.status(namespace, "db")).get("syncStatus") == "InSync" and s, 30, "InSync again"
+    )
+    assert "lastError" not in status
+    assert status["hsmVersion"] == version
