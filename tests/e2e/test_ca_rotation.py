@@ -1,4 +1,5 @@
-"""A CA rotation on the devcluster: both agents serve a leaf of the new CA without a restart, no sync fails.
+"""A CA rotation on the devcluster: both agents serve a leaf of the new CA without a restart, no sync fails,
+and their /metrics then verify with the one CA the operator publishes for scrapers.
 
 The operator runs with --ca-renew-fraction=1, so its CA is due at once: the rotation begins at its first
 round and goes through Trusting and Issuing at the pace of real kubelets (Secret volumes synced on their own
@@ -8,8 +9,11 @@ schedule) and of the clients' 90 s re-read window, while the backstop syncs an H
 
 import base64
 import contextlib
+import functools
 import pathlib
 import re
+import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -193,3 +197,48 @@ def test_a_ca_rotation_completes_with_both_agents_serving_without_restart_and_no
     assert x509.load_pem_x509_certificate(new_ca) != x509.load_pem_x509_certificate(first)
     assert sync_errors(op) == before
     assert "ca_rotation_round_failed" not in op.log.read_text()
+
+
+METRICS_TLS_TIMEOUT = 150.0
+"""The metrics leaf is issued again at Promote, and the Drop does not wait for it to reach the pods: the
+kubelet brings it at its next sync of the Secret volume (about a minute)."""
+
+
+def _metrics_verify(address: str, ca: str, server_name: str) -> bool:
+    """True when the certificate served at address verifies with ca (PEM) for server_name."""
+    host, _, port = address.rpartition(":")
+    context = ssl.create_default_context(cadata=ca)
+    with socket.create_connection((host, int(port)), timeout=10) as raw:
+        try:
+            with context.wrap_socket(raw, server_hostname=server_name):
+                return True
+        except ssl.SSLCertVerificationError:
+            return False
+
+
+def test_after_the_rotation_every_agents_metrics_verify_with_the_published_ca_that_signs_now(
+    kube: testkit.Kube, rotating: tuple[env.Operator, list[env.Device]]
+) -> None:
+    """Run after the rotation above: each agent serves a metrics leaf of the CA that signs now (a CA the
+    rotation made: the next rotation may have begun, the CA being always due), for the agents' metrics
+    Service, and hsm-metrics-ca publishes that CA, without a restart."""
+    op, devices = rotating
+    namespace = op.namespace
+    server_name = f"hsm-agent-metrics.{namespace}.svc"
+
+    def verifies(address: str) -> bool:
+        signing = secret_data(kube, namespace, "hsm-manager-ca")["tls.crt"].decode()
+        published = env.get(kube, f"/api/v1/namespaces/{namespace}/configmaps/hsm-metrics-ca") or {}
+        bundle = (published.get("data") or {}).get("ca.crt", "")
+        return signing.strip() in bundle and _metrics_verify(address, signing, server_name)
+
+    for device in devices:
+        pod = env.ready_agent_pod(kube, namespace, device.name)
+        assert pod is not None
+        address = kube.forward(pod["status"]["podIP"], constants.PORT_METRICS, env.OPERATOR_NODE)
+        testkit.poll(
+            functools.partial(verifies, address),
+            METRICS_TLS_TIMEOUT,
+            f"{device.name}'s agent metrics to verify with the CA that signs now",
+            period=2,
+        )
