@@ -142,7 +142,11 @@ def browser(tmp_path_factory: pytest.TempPathFactory) -> collections.abc.Iterato
         # A home of its own: what Chromium leaves there stays out of the machine's home.
         env={**os.environ, "HOME": str(home)},
     )
-    driver = webdriver.Chrome(options=options, service=service)
+    with pytest.MonkeyPatch.context() as patch:
+        # Selenium Manager (which downloads what it cannot find) must not run: were it used, it would
+        # fail here on a binary that does not exist.
+        patch.setenv("SE_MANAGER_PATH", str(root / "no-selenium-manager"))
+        driver = webdriver.Chrome(options=options, service=service)
     yield driver
     driver.quit()
 
@@ -302,7 +306,7 @@ def test_delete_asks_for_confirmation_and_then_deletes(console: Console, api: Ap
     console.wait_text("notice", "Deleted team-a/deleted")
     console.wait_visible("screen-list")
     assert _read(api, "team-a/deleted") is None
-    assert console.row("team-a/deleted") is None
+    wait_until(lambda: console.row("team-a/deleted") is None, SHOWN, "team-a/deleted gone from the list")
 
 
 def test_a_namespace_the_token_may_not_list_shows_not_allowed(console: Console) -> None:

@@ -224,9 +224,9 @@ async function remove() {
     const path = state.secret.path;
     await api.call("DELETE", api.secretRoute(path), { query: { device: state.device }, ifMatch: state.secret.version });
     state.secret = null;
+    await refreshList();
     show("list");
     announce(`Deleted ${path}.`);
-    await refreshList();
     byId("new-secret").focus();
   } catch (error) {
     failed(error, `delete ${state.secret.path}`);
