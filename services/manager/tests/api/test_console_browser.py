@@ -28,6 +28,34 @@ CHROMEDRIVER = pathlib.Path("/usr/bin/chromedriver")
 SHOWN = 15.0
 ID = by.By.ID
 CSS = by.By.CSS_SELECTOR
+#: Every shown element with text of its own whose contrast with the background behind it is below WCAG's
+#: 4.5:1 for normal text, as [tag, id or class, text, ratio].
+LOW_CONTRAST = """
+const channels = (text) => text.match(/[0-9.]+/g).map(Number);
+const luminance = ([r, g, b]) => {
+  const linear = (c) => (c /= 255) <= 0.03928 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4;
+  return 0.2126 * linear(r) + 0.7152 * linear(g) + 0.0722 * linear(b);
+};
+const background = (element) => {
+  for (let at = element; at; at = at.parentElement) {
+    const found = channels(getComputedStyle(at).backgroundColor);
+    if (found.length < 4 || found[3] > 0) return found;
+  }
+  return [255, 255, 255];
+};
+const low = [];
+for (const element of document.querySelectorAll("body *")) {
+  const ownText = [...element.childNodes].some((n) => n.nodeType === Node.TEXT_NODE && n.textContent.trim());
+  if (!ownText || !element.checkVisibility()) continue;
+  const [a, b] = [luminance(channels(getComputedStyle(element).color)), luminance(background(element))];
+  const ratio = (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+  if (ratio < 4.5) {
+    const name = element.id || element.className;
+    low.push([element.tagName, name, element.textContent.trim().slice(0, 40), ratio]);
+  }
+}
+return low;
+"""
 
 
 class Console:
@@ -417,3 +445,22 @@ def test_every_control_is_reachable_by_keyboard_with_a_visible_focus(console: Co
         outline = focused.value_of_css_property("outline-style")
         assert outline != "none", f"no focus ring on {focused.tag_name} {focused.text!r}"
     assert {"sign-out", "namespace", "open-namespace", "new-secret"} <= reached
+
+
+def test_text_has_enough_contrast_on_every_screen(console: Console, api: Api) -> None:
+    _put(api, "team-a/contrast", {"k": b"v"})
+    assert console.driver.execute_script(LOW_CONTRAST) == []
+    console.sign_in("admin")
+    console.open_namespace("Not_A_Namespace")
+    console.wait_text("alert-text", "Could not list")
+    assert console.driver.execute_script(LOW_CONTRAST) == []
+    console.open_namespace("team-a")
+    wait_until(lambda: console.row("team-a/contrast"), SHOWN, "team-a/contrast listed")
+    console.wait_text("devices", "Ready")
+    assert console.driver.execute_script(LOW_CONTRAST) == []
+    console.open_secret("team-a/contrast")
+    console.driver.find_element(CSS, '#secret-values li[data-key="k"] button[aria-pressed]').click()
+    assert console.driver.execute_script(LOW_CONTRAST) == []
+    console.find("secret-edit").click()
+    console.wait_visible("screen-editor")
+    assert console.driver.execute_script(LOW_CONTRAST) == []
