@@ -3,13 +3,15 @@
 The operator runs as its ServiceAccount, the agent is the image on node-1 serving a SoftHSM2 token (the set-up
 of test_operator_sync). One HSMSecret picks and renames two keys, adds a DATABASE_URL built from them and a
 label; a broken template then turns it to Error with the Secret left as it was, and the fix brings it back
-with the HSM's newest values.
+with the HSM's newest values. An immutable docker config Secret shows what the real API server allows: new
+labels in place, new data only by deleting and creating the Secret.
 """
 
 import base64
+import json
 import pathlib
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -153,3 +155,55 @@ def test_a_template_error_keeps_the_secret_until_the_template_is_fixed(stack: St
     )
     assert "lastError" not in status
     assert status["hsmVersion"] == version
+
+
+def test_an_immutable_docker_config_is_recreated_for_new_data_and_relabelled_in_place(
+    stack: Stack, namespace: str
+) -> None:
+    path = f"{namespace}/pull"
+    stack.write(path, {"registry": b"ghcr.io", "username": b"bot", "password": b"token-1"})
+    config = "{{ values.registry | dockerconfigjson(values.username, values.password) }}"
+    target = {
+        "type": "kubernetes.io/dockerconfigjson",
+        "immutable": True,
+        "template": {"data": {".dockerconfigjson": config}},
+    }
+    stack.hsmsecret(namespace, "pull", target=target)
+
+    def holding(password: str) -> Callable[[], dict[str, Any] | None]:
+        def check() -> dict[str, Any] | None:
+            secret = stack.secret(namespace, "pull")
+            if secret is None or ".dockerconfigjson" not in secret.get("data", {}):
+                return None
+            auths = json.loads(base64.b64decode(secret["data"][".dockerconfigjson"]))["auths"]
+            return secret if auths["ghcr.io"]["password"] == password else None
+
+        return check
+
+    first = testkit.poll(holding("token-1"), 30, "the docker config with token-1")
+    assert (first["type"], first.get("immutable")) == ("kubernetes.io/dockerconfigjson", True)
+
+    # Labels of an immutable Secret change in place: the same Secret, relabelled.
+    patch = {"spec": {"target": {"labels": {"team": "builds"}}}}
+    stack.kube.client.request(
+        "PATCH", f"{GP}/namespaces/{namespace}/hsmsecrets/pull", patch, "application/merge-patch+json"
+    )
+    relabelled = testkit.poll(
+        lambda: (s := stack.secret(namespace, "pull")) and s["metadata"].get("labels", {}).get("team") and s,
+        30,
+        "the label on the Secret",
+    )
+    assert relabelled["metadata"]["uid"] == first["metadata"]["uid"]
+
+    # New data cannot go into an immutable Secret: it is deleted and created again, and said so.
+    stack.write(path, {"registry": b"ghcr.io", "username": b"bot", "password": b"token-2"})
+    second = testkit.poll(holding("token-2"), 30, "the docker config with token-2")
+    assert second["metadata"]["uid"] != first["metadata"]["uid"]
+    assert second["metadata"]["labels"]["team"] == "builds"
+    events = stack.kube.client.request(
+        "GET", f"/api/v1/namespaces/{namespace}/events?fieldSelector=involvedObject.name%3Dpull"
+    )["items"]
+    recreated = [e for e in events if e["reason"] == "SecretRecreated"]
+    assert recreated
+    assert "it is immutable and its data changes" in recreated[0]["message"]
+    testkit.poll(lambda: stack.status(namespace, "pull").get("syncStatus") == "InSync", 30, "InSync")
