@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import hmac
 from collections.abc import Mapping
 
 from hsm_common import checksum, constants, models
@@ -95,7 +96,9 @@ def _holds(secret: SecretState, wanted: Wanted, winner: model.PathState, mac_key
     """The Secret already is what the spec makes of the winning copy."""
     if wanted.shape:
         made = secret.annotations.get(constants.ANNOTATION_SHAPE_MAC, "")
-        data_ok = made == shape_mac(mac_key, wanted.shape, winner.checksum, secret.data_checksum)
+        data_ok = hmac.compare_digest(
+            made, shape_mac(mac_key, wanted.shape, winner.checksum, secret.data_checksum)
+        )
     else:
         data_ok = secret.data_checksum == winner.checksum and (
             constants.ANNOTATION_SHAPE_MAC not in secret.annotations
@@ -147,7 +150,8 @@ def decide(
     The newest copy among the devices that answered wins, in the one conflict order (decide.conflict)
     that the API and the mirror repair use too. Nothing is ever deleted or overwritten on an error or
     when no device answered: the Secret is kept.
-    A Secret that exists without being ours is never touched.
+    A Secret that exists without being ours is never touched. mac_key is the installation's MAC key, which
+    checks a shaped Secret's shape MAC.
     """
     answered = [o for o in observations if o.error is None]
     if not answered:
