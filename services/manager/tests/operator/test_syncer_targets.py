@@ -256,3 +256,12 @@ def test_dropping_a_target_label_from_the_spec_removes_it_from_the_secret(
     assert rt.syncer.run(KEY) == "written"
     assert "team" not in stored_secret(cluster)["metadata"]["labels"]
     assert constants.ANNOTATION_SHAPE_MAC not in stored_secret(cluster)["metadata"]["annotations"]
+
+
+def test_a_first_template_failure_is_one_warning_event(
+    rt: runtime.Runtime, cluster: fakes.FakeKube, directory: fakes.FakeDirectory
+) -> None:
+    cluster.add(templated("{{ values.pasword }}"))
+    write(directory, CREDENTIALS)
+    rt.syncer.run(KEY)
+    assert cluster.reasons() == ["SyncFailed"]

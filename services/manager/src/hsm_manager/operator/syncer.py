@@ -287,6 +287,7 @@ class Syncer:
         owner = obj["metadata"]["uid"]
         wanted = sync.Wanted.of(spec)
         made: secretmanifest.Written | None = None
+        warned = False
         # At most twice: a second time on the API server's copy when a write found the watched one stale.
         for fresh in (fetch, True):
             state = current.state(owner) if current else sync.SecretState(exists=False)
@@ -315,6 +316,7 @@ class Syncer:
                         message=_kept(exc) if current is not None else str(exc),
                     )
                     self._client.event(obj, "SyncFailed", decision.message, warning=True)
+                    warned = True
                 else:
                     self.secrets.saw(written)
                     with self._lock:
@@ -356,7 +358,7 @@ class Syncer:
             synced=synced,
             now=now,
         )
-        self._finish(obj, previous, status)
+        self._finish(obj, previous, status, warned)
         with self._lock:
             if decision.sync_status == models.SyncStatus.IN_SYNC and decision.version is not None:
                 self._in_sync[key] = decision.version
@@ -368,15 +370,22 @@ class Syncer:
         return "written" if synced else "unchanged"
 
     def _finish(
-        self, obj: kube.Obj, previous: models.HSMSecretStatus, status: models.HSMSecretStatus
+        self,
+        obj: kube.Obj,
+        previous: models.HSMSecretStatus,
+        status: models.HSMSecretStatus,
+        warned: bool = False,
     ) -> None:
+        """Count and patch status (when it changed); a turn to Error is a Warning event, unless the pass
+        already warned (warned) with the same words."""
         meta = obj["metadata"]
         key = (meta["namespace"], meta["name"])
         with self._lock:
             self._count_status(key, (status.sync_status or models.SyncStatus.PENDING).value)
         if status == previous:
             return
-        if previous.sync_status != status.sync_status and status.sync_status == models.SyncStatus.ERROR:
+        turned = previous.sync_status != status.sync_status and status.sync_status == models.SyncStatus.ERROR
+        if turned and not warned:
             self._client.event(obj, "SyncFailed", status.last_error or "sync failed", warning=True)
         wire: dict[str, Any] = status.to_wire()
         # Fields the new status leaves out must be cleared explicitly in a merge patch.
