@@ -45,9 +45,10 @@ def poll(condition: Callable[[], T], timeout: float, what: str, period: float = 
 def scrape(address: str, token: str | None, timeout: float = 10.0) -> tuple[int, str]:
     """``GET https://<address>/metrics`` as Prometheus does it: (status, body).
 
-    With ``token`` as the bearer token (none: no Authorization header); the components' self-signed metrics
-    certificates are not verified (deploy/examples/servicemonitor.yaml says why). OSError when nothing
-    answers over TLS.
+    With ``token`` as the bearer token (none: no Authorization header). The certificate is not verified
+    here: these calls test the token checks, and a pod serves a self-signed certificate until the operator's
+    metrics Secret reaches it (tests/e2e/test_scenario.py verifies the certificates with the published CA).
+    OSError when nothing answers over TLS.
     """
     host, _, port = address.rpartition(":")
     context = ssl.create_default_context()
