@@ -62,7 +62,7 @@ function copyState(device) {
 }
 
 /** "hsm-a: v3" for a device's copy. */
-export function deviceCopy(device) {
+function deviceCopy(device) {
   return `${device.device}: ${copyState(device)}`;
 }
 
