@@ -68,11 +68,18 @@ class Console:
 
     def fresh(self) -> None:
         """The console as a new tab shows it: signed out, nothing remembered, 1280x800."""
-        self.driver.set_window_size(1280, 800)
+        self.viewport(1280, 800)
         self.driver.get(f"{self.url}/")
         self.driver.execute_script("sessionStorage.clear()")
         self.driver.get(f"{self.url}/")
         self.wait_visible("screen-sign-in")
+
+    def viewport(self, width: int, height: int) -> None:
+        """The page's own size in CSS pixels (a window's size would include the browser's frame)."""
+        self.driver.execute_cdp_cmd(
+            "Emulation.setDeviceMetricsOverride",
+            {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False},
+        )
 
     def find(self, element_id: str) -> webelement.WebElement:
         return self.driver.find_element(ID, element_id)
@@ -418,7 +425,7 @@ def test_the_csp_blocks_an_injected_inline_script(console: Console, api: Api) ->
 
 def test_the_console_fits_a_narrow_window(console: Console, api: Api) -> None:
     _put(api, "team-a/narrow", {"k": b"v"})
-    console.driver.set_window_size(420, 800)
+    console.viewport(420, 800)
     console.sign_in("admin")
     console.open_namespace("team-a")
     wait_until(lambda: console.row("team-a/narrow"), SHOWN, "team-a/narrow listed")
@@ -464,3 +471,20 @@ def test_text_has_enough_contrast_on_every_screen(console: Console, api: Api) ->
     console.find("secret-edit").click()
     console.wait_visible("screen-editor")
     assert console.driver.execute_script(LOW_CONTRAST) == []
+
+
+def test_values_leave_the_page_with_the_screen_that_showed_them(console: Console, api: Api) -> None:
+    _put(api, "team-a/left-behind", {"token": b"do not linger"})
+    console.sign_in("admin")
+    console.open_namespace("team-a")
+    console.open_secret("team-a/left-behind")
+    console.driver.find_element(CSS, '#secret-values li[data-key="token"] button[aria-pressed]').click()
+    assert "do not linger" in console.driver.page_source
+    console.find("secret-edit").click()
+    console.wait_visible("screen-editor")
+    console.find("editor-cancel").click()
+    console.wait_text("secret-title", "team-a/left-behind")
+    console.find("secret-back").click()
+    console.wait_visible("screen-list")
+    assert "do not linger" not in console.driver.page_source
+    assert b64(b"do not linger") not in console.driver.page_source

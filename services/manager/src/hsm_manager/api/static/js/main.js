@@ -23,6 +23,13 @@ const state = {
 };
 
 function show(screen) {
+  // Values leave the page with the screen that showed them (the editor keeps kept values in its rows).
+  if (screen !== "secret") {
+    fill(byId("secret-values"));
+  }
+  if (screen !== "editor") {
+    fill(byId("pairs"));
+  }
   state.screen = screen;
   for (const name of SCREENS) {
     byId(`screen-${name}`).hidden = name !== screen;
@@ -63,7 +70,6 @@ function signOut(message) {
   session.signOut();
   Object.assign(state, { info: null, namespace: "", device: "", secret: null, shown: 0 });
   fill(byId("secret-rows"));
-  fill(byId("secret-values"));
   byId("secret-table").hidden = true;
   byId("token").value = "";
   show("sign-in");
