@@ -475,6 +475,17 @@ class FakeKube:
             self._stamp(current)
             return copy.deepcopy(current)
 
+    def patch_workload(self, kind: str, namespace: str, name: str, patch: kube.Obj) -> kube.Obj:
+        self._enter("patch_workload")
+        with self._lock:
+            current = self.objects.get((kind, namespace, name))
+            if current is None:
+                raise kube.NotFound(f"patch {kind} {namespace}/{name}: 404 Not Found", 404)
+            self.calls.append(("patch_workload", kind, name))
+            self.objects[(kind, namespace, name)] = _merge(current, patch)
+            self._stamp(self.objects[(kind, namespace, name)])
+            return copy.deepcopy(self.objects[(kind, namespace, name)])
+
     def event(self, involved: kube.Obj, reason: str, message: str, warning: bool = False) -> None:
         with self._lock:
             self.events.append(

@@ -144,6 +144,20 @@ class TargetSpec(Model):
         return _not_reserved("annotations", annotations, frozenset())
 
 
+class RolloutKind(enum.StrEnum):
+    DEPLOYMENT = "Deployment"
+    STATEFUL_SET = "StatefulSet"
+    DAEMON_SET = "DaemonSet"
+
+
+class RolloutRestartTarget(Model):
+    """A workload in the HSMSecret's namespace restarted (as by kubectl rollout restart) when the Secret's
+    data changes."""
+
+    kind: RolloutKind
+    name: DnsSubdomain
+
+
 class HSMSecretSpec(Model):
     """What to replicate from the HSM into which Kubernetes Secret."""
 
@@ -165,6 +179,11 @@ class HSMSecretSpec(Model):
     """Labels, annotations, type, immutability and templates of the Secret."""
     data: list[KeySelection] | None = pydantic.Field(default=None, max_length=256)
     """Keys to write, renamed; when given, only these keys of the HSM secret reach the Secret."""
+    rollout_restart_targets: list[RolloutRestartTarget] = pydantic.Field(default_factory=list, max_length=32)
+    """Workloads of this namespace restarted when a pass changes the Secret's data (never its first
+    creation, nor a change of its labels, annotations or type only); needs the rollout-restart RBAC."""
+    min_restart_interval: int = pydantic.Field(default=60, ge=0, le=86400)
+    """Seconds between two restarts of the targets; a change inside it restarts them when it ends."""
 
     @pydantic.field_validator("data")
     @classmethod
@@ -220,6 +239,10 @@ class HSMSecretStatus(Model):
     last_error: str | None = None
     observed_generation: int | None = None
     secret_ref: SecretRef | None = None
+    last_rollout_restart: datetime.datetime | None = None
+    """When the rolloutRestartTargets were last restarted."""
+    rollout_restart_pending: bool | None = None
+    """True while a data change waits for minRestartInterval to end before the targets restart."""
     conditions: list[Condition] = pydantic.Field(default_factory=list)
 
 

@@ -82,6 +82,8 @@ _CUSTOM = {
     constants.KIND_POOL: constants.PLURAL_POOL,
 }
 
+_WORKLOADS = {"Deployment": "deployments", "StatefulSet": "statefulsets", "DaemonSet": "daemonsets"}
+
 
 class Kube:
     """Typed-enough access to the few resources the manager touches.
@@ -411,6 +413,16 @@ class Kube:
             f"{quote(name)}/status",
             {"status": status},
             f"patch status of {kind} {namespace}/{name}",
+            "application/merge-patch+json",
+        )
+
+    def patch_workload(self, kind: str, namespace: str, name: str, patch: Obj) -> Obj:
+        """Merge-patch a Deployment, StatefulSet or DaemonSet (apps/v1)."""
+        return self._send(
+            "PATCH",
+            f"/apis/apps/v1/namespaces/{quote(namespace)}/{_WORKLOADS[kind]}/{quote(name)}",
+            patch,
+            f"patch {kind} {namespace}/{name}",
             "application/merge-patch+json",
         )
 

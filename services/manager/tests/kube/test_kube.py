@@ -154,6 +154,25 @@ def test_a_status_of_a_deleted_object_is_not_found(client: kube.Kube, api_server
         client.patch_status(constants.KIND_SECRET, "app", "db", {"syncStatus": "InSync"})
 
 
+def test_a_statefulset_is_merge_patched_on_apps_v1(client: kube.Kube, api_server: ApiServer) -> None:
+    path = "/apis/apps/v1/namespaces/app/statefulsets/ledger"
+    api_server.answers["PATCH", path] = (200, {"kind": "StatefulSet"})
+    patch = {"spec": {"template": {"metadata": {"annotations": {"a": "b"}}}}}
+    client.patch_workload("StatefulSet", "app", "ledger", patch)
+    request = api_server.requests[-1]
+    assert (request.path, request.body) == (path, patch)
+    assert request.headers["Content-Type"] == "application/merge-patch+json"
+
+
+def test_a_refused_workload_patch_is_a_kube_error_with_status_403(
+    client: kube.Kube, api_server: ApiServer
+) -> None:
+    api_server.answers["PATCH", "/apis/apps/v1/namespaces/app/deployments/web"] = (403, {"kind": "Status"})
+    with pytest.raises(kube.KubeError) as failed:
+        client.patch_workload("Deployment", "app", "web", {})
+    assert failed.value.status == 403
+
+
 def test_a_full_list_follows_its_pages(client: kube.Kube, api_server: ApiServer) -> None:
     api_server.answers["GET", "/api/v1/secrets"] = [
         (200, {"metadata": {"continue": "c1", "resourceVersion": "9"}, "items": [{"n": 1}]}),

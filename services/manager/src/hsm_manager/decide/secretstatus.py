@@ -41,6 +41,8 @@ def build(
         last_error=error,
         observed_generation=generation,
         secret_ref=secret_ref,
+        last_rollout_restart=previous.last_rollout_restart,
+        rollout_restart_pending=previous.rollout_restart_pending,
         conditions=conditions.set_condition(previous.conditions, ready, now),
     )
 

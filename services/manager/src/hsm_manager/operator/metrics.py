@@ -70,3 +70,8 @@ CA_ROTATION_PHASE = prometheus_client.Gauge(
 CA_ROTATION_STEPS = prometheus_client.Counter(
     "hsm_manager_ca_rotation_steps", "Steps the CA rotation took (Begin, Promote, Drop)", ["step"]
 )
+ROLLOUT_RESTARTS = prometheus_client.Counter(
+    "hsm_manager_rollout_restarts_total",
+    "Workloads restarted because their HSMSecret's Secret data changed, by namespace and kind",
+    ["namespace", "kind"],
+)

@@ -22,6 +22,7 @@ from . import (
     mirrorloop,
     pools,
     queue,
+    restarts,
     rotation,
     servingtls,
     syncer,
@@ -59,6 +60,8 @@ class Runtime:
     verify them with."""
     rotation: rotation.Rotation
     """The CA rotation's one owner: the CA Secret, the clients' Secret, the agents' trust bundles."""
+    deferred: restarts.Deferred
+    """Passes queued later: rollout restarts held back by their minRestartInterval."""
 
     def start(self) -> None:
         """Start the informers, the sync workers, the backstop and the mirror repair loop.
@@ -84,6 +87,7 @@ class Runtime:
         self.secrets.stop()
         self.mirror.stop()
         self.backstop.stop()
+        self.deferred.stop()
         self.watches.stop_all()
         self.queue.stop()
         self.directory.close()
@@ -121,7 +125,8 @@ def bootstrap(
     # their backstop, since HSMSecrets and HSMDevices resume in no particular order.
     for device in client.list_custom(constants.KIND_DEVICE):
         known.add(device["metadata"]["namespace"], device["metadata"]["name"])
-    sync = syncer.Syncer(client, directory, known, mac_key)
+    deferred = restarts.Deferred(lambda key: work.put(key))
+    sync = syncer.Syncer(client, directory, known, mac_key, deferred.after)
 
     def run(key: queue.Key, verify: bool) -> None:
         if sync.run(key, verify) == "gone":
@@ -150,6 +155,7 @@ def bootstrap(
         secrets=informer.Informer(client, "Secret", cluster.secret, MANAGED_SELECTOR),
         hsmsecrets=informer.Informer(client, constants.KIND_SECRET, cluster.hsmsecret),
         certificates=certificates,
+        deferred=deferred,
         rotation=rotation.Rotation(
             client,
             cfg.namespace,

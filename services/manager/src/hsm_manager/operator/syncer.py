@@ -10,17 +10,18 @@ import logging
 import secrets
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import pydantic
 
 from hsm_common import checksum, constants, models, names
 from hsm_manager import kube
-from hsm_manager.decide import secretstatus, shape, sync, templates
+from hsm_manager.decide import rollout, secretstatus, shape, sync, templates
 from hsm_manager.gateway import endpoints, pki
 from hsm_manager.gateway import errors as agent_errors
 
-from . import devices, metrics, secretmanifest, watched
+from . import devices, metrics, restarts, secretmanifest, watched
 
 log = logging.getLogger(__name__)
 
@@ -85,8 +86,11 @@ class Syncer:
         directory: endpoints.Directory,
         known: devices.Devices,
         mac_key: bytes,
+        later: Callable[[tuple[str, str], float], None] | None = None,
     ) -> None:
+        """later(key, seconds): queue a pass of key then (a rollout restart waiting for its interval)."""
         self._client = client
+        self._later = later
         self._directory = directory
         self._devices = known
         self._mac_key = mac_key
@@ -288,6 +292,7 @@ class Syncer:
         wanted = sync.Wanted.of(spec)
         made: secretmanifest.Written | None = None
         warned = False
+        data_changed = False
         # At most twice: a second time on the API server's copy when a write found the watched one stale.
         for fresh in (fetch, True):
             state = current.state(owner) if current else sync.SecretState(exists=False)
@@ -322,6 +327,7 @@ class Syncer:
                     with self._lock:
                         self._written[(namespace, secret_name)] = written["metadata"]["resourceVersion"]
                     synced = True
+                    data_changed = current is not None and state.data_checksum != checksum.checksum(made.data)
                     secret_mac = checksum.mac_of_checksum(self._mac_key, checksum.checksum(made.data))
                     decision = dataclasses.replace(decision, version=made.version)
                     if recreate is not None:
@@ -358,6 +364,7 @@ class Syncer:
             synced=synced,
             now=now,
         )
+        status = self._rollout(key, obj, spec, previous, status, data_changed, now)
         self._finish(obj, previous, status, warned)
         with self._lock:
             if decision.sync_status == models.SyncStatus.IN_SYNC and decision.version is not None:
@@ -368,6 +375,25 @@ class Syncer:
             metrics.SYNC_ERRORS.labels(decision.reason.value).inc()
             return "error"
         return "written" if synced else "unchanged"
+
+    def _rollout(
+        self,
+        key: tuple[str, str],
+        obj: kube.Obj,
+        spec: models.HSMSecretSpec,
+        previous: models.HSMSecretStatus,
+        status: models.HSMSecretStatus,
+        data_changed: bool,
+        now: datetime.datetime,
+    ) -> models.HSMSecretStatus:
+        """Restart the targets when the data changed (or a held-back restart is due); status with it."""
+        step = rollout.plan(spec, previous, data_changed, now)
+        outcomes = (
+            restarts.restart(self._client, obj, spec.rollout_restart_targets, now) if step.restart else []
+        )
+        if step.wait is not None and self._later is not None:
+            self._later(key, step.wait)
+        return rollout.status(status, step, outcomes, obj["metadata"].get("generation"), now)
 
     def _finish(
         self,
@@ -389,7 +415,7 @@ class Syncer:
             self._client.event(obj, "SyncFailed", status.last_error or "sync failed", warning=True)
         wire: dict[str, Any] = status.to_wire()
         # Fields the new status leaves out must be cleared explicitly in a merge patch.
-        for field in ("lastError",):
+        for field in ("lastError", "rolloutRestartPending"):
             wire.setdefault(field, None)
         try:
             self._client.patch_status(constants.KIND_SECRET, meta["namespace"], meta["name"], wire)
