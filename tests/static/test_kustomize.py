@@ -264,3 +264,41 @@ def test_production_opens_metrics_to_monitoring_and_probe_ports_to_the_kubelet()
     probes = policies["probes"]
     assert {p["port"] for p in probes["ingress"][0]["ports"]} == {8081, 8093, 8094}
     assert "from" not in probes["ingress"][0]
+
+
+WORKLOADS = {"deployments", "statefulsets", "daemonsets"}
+
+
+def _patches_workloads(role: dict[str, Any]) -> bool:
+    return any(
+        "apps" in rule.get("apiGroups", [])
+        and WORKLOADS & set(rule.get("resources", []))
+        and "patch" in rule.get("verbs", [])
+        for rule in role.get("rules", [])
+    )
+
+
+@pytest.mark.parametrize("overlay", ["production", "dev"])
+def test_rollout_restarts_are_opt_in_no_role_patches_workloads_by_default(overlay: str) -> None:
+    roles = [d for d in build(overlay) if d["kind"] in ("Role", "ClusterRole")]
+    assert [r["metadata"]["name"] for r in roles if _patches_workloads(r)] == []
+
+
+def test_the_e2e_overlay_lets_the_manager_restart_workloads_with_patch_only() -> None:
+    docs = build("e2e")
+    roles = [d for d in docs if d["kind"] in ("Role", "ClusterRole")]
+    assert [r["metadata"]["name"] for r in roles if _patches_workloads(r)] == ["hsm-manager-rollout-restart"]
+    role = _named(docs, "ClusterRole", "hsm-manager-rollout-restart")
+    assert role["rules"] == [
+        {
+            "apiGroups": ["apps"],
+            "resources": ["deployments", "statefulsets", "daemonsets"],
+            "verbs": ["patch"],
+        }
+    ]
+    binding = _named(docs, "ClusterRoleBinding", "hsm-manager-rollout-restart")
+    assert binding["roleRef"]["name"] == "hsm-manager-rollout-restart"
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": "hsm-manager", "namespace": "hsm-secrets-operator-system"}
+    ]
+    assert role["metadata"]["labels"]["app.kubernetes.io/part-of"] == "hsm-secrets-operator"
