@@ -46,6 +46,8 @@ from hsmproto.v1 import hsm_pb2_grpc
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 CRD_DIR = ROOT / "deploy" / "kustomize" / "base" / "crds"
 RBAC = [ROOT / "deploy" / "kustomize" / "base" / "rbac" / name for name in ("manager.yaml", "metrics.yaml")]
+ROLLOUT_RESTART_RBAC = ROOT / "deploy" / "kustomize" / "components" / "rollout-restart" / "rbac.yaml"
+"""The opt-in grant to restart workloads (a component the e2e overlay enables)."""
 SCRAPER = "metrics-scraper"
 """The ServiceAccount of each operator namespace that reads metrics (bound to the hsm-metrics-reader role)."""
 E2E_LABEL = "hsm.j5t.io/e2e-namespace"
@@ -85,10 +87,11 @@ def get(kube: testkit.Kube, path: str) -> dict[str, Any] | None:
         raise
 
 
-def rbac_for(namespace: str, suffix: str) -> str:
-    """The manager and metrics RBAC as kustomize would render them into namespace (cluster objects made
-    unique and labelled with it), and a scraper ServiceAccount bound to the metrics reader role."""
-    docs = [d for path in RBAC for d in yaml.safe_load_all(path.read_text()) if d]
+def rbac_for(namespace: str, suffix: str, extra: tuple[pathlib.Path, ...] = ()) -> str:
+    """The manager and metrics RBAC (and the files extra) as kustomize would render them into namespace
+    (cluster objects made unique and labelled with it), and a scraper ServiceAccount bound to the metrics
+    reader role."""
+    docs = [d for path in (*RBAC, *extra) for d in yaml.safe_load_all(path.read_text()) if d]
     docs += [
         {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": SCRAPER}},
         {
@@ -318,16 +321,21 @@ def stop_node_plugins() -> None:
 
 
 def start_operator(
-    kube: testkit.Kube, tmp: pathlib.Path, extra_args: tuple[str, ...] = (), store: pathlib.Path | None = None
+    kube: testkit.Kube,
+    tmp: pathlib.Path,
+    extra_args: tuple[str, ...] = (),
+    store: pathlib.Path | None = None,
+    extra_rbac: tuple[pathlib.Path, ...] = (),
 ) -> Operator:
-    """A fresh operator namespace with the manager RBAC and a PIN Secret, and the operator running there
-    (in node-1's network namespace); its agents get the SoftHSM2 store through the device (NodePlugins):
-    ``store`` when given (a directory the nodes share with the host), else each node's own."""
+    """A fresh operator namespace with the manager RBAC (and the RBAC files extra_rbac) and a PIN Secret,
+    and the operator running there (in node-1's network namespace); its agents get the SoftHSM2 store
+    through the device (NodePlugins): ``store`` when given (a directory the nodes share with the host),
+    else each node's own."""
     node_plugins(kube, store)
     apply_crds(kube)
     namespace = f"e2e-op-{uuid.uuid4().hex[:6]}"
     kube.client.request("POST", "/api/v1/namespaces", {"metadata": {"name": namespace}})
-    kube.kubectl("apply", "-f", "-", stdin=rbac_for(namespace, f"-{namespace}"))
+    kube.kubectl("apply", "-f", "-", stdin=rbac_for(namespace, f"-{namespace}", extra_rbac))
     kube.client.request(
         "POST",
         f"/api/v1/namespaces/{namespace}/secrets",
