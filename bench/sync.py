@@ -10,7 +10,7 @@ Prints figures; not a test. Figures:
 
 The token store is on tmpfs: a directory of /dev/shm that agent pods mount at the same path (a hostPath: the
 nodes share the host's /dev/shm), so one SOFTHSM2_CONF serves softhsm2-util here and the agent there.
-Usage: python bench/sync.py [--updates 200] [--secrets 1000 [5000 ...]] [--idle 60]
+Usage: python bench/sync.py [--updates 200] [--secrets 1000 [5000 ...]] [--idle 60] [--templated]
 """
 
 from __future__ import annotations
@@ -51,12 +51,30 @@ def write(device: env.Device, path: str, data: dict[str, bytes]) -> int:
     return int(device.stub.WriteSecret(request, timeout=30).version)
 
 
+#: --templated: each HSMSecret selects and renames both keys, adds a label, and renders a DATABASE_URL.
+TEMPLATED: dict[str, object] = {
+    "data": [{"secretKey": "DB_USER", "key": "user"}, {"secretKey": "DB_PASSWORD", "key": "password"}],
+    "target": {
+        "labels": {"app.kubernetes.io/part-of": "bench"},
+        "template": {
+            "mergePolicy": "Merge",
+            "data": {
+                "DATABASE_URL": "postgres://{{ values.DB_USER }}:{{ values.DB_PASSWORD | urlencode }}"
+                "@db:5432/app"
+            },
+        },
+    },
+}
+SHAPE: dict[str, object] = {}
+"""The spec fields every HSMSecret of the run gets besides its device (TEMPLATED with --templated)."""
+
+
 def hsmsecret(kube: testkit.Kube, namespace: str, name: str, device: str) -> str:
     """Create an HSMSecret; returns its uid."""
     created = kube.client.request(
         "POST",
         f"{env.GROUP_PATH}/namespaces/{namespace}/hsmsecrets",
-        env.hsmsecret_manifest(namespace, name, device=device),
+        env.hsmsecret_manifest(namespace, name, device=device, **SHAPE),
     )
     return str(created["metadata"]["uid"])
 
@@ -70,12 +88,12 @@ def latency(kube: testkit.Kube, device: env.Device, namespace: str, updates: int
         annotations = found["metadata"].get("annotations") or {}
         return bool(annotations.get(constants.ANNOTATION_HSM_VERSION) == wanted)
 
-    first = write(device, f"{namespace}/latency", {"k": b"0"})
+    first = write(device, f"{namespace}/latency", {"user": b"app", "password": b"0"})
     testkit.poll(functools.partial(version_is, str(first)), 30, "the first version", period=0.005)
     samples = []
     for i in range(1, updates + 1):
         started = time.monotonic()
-        wanted = str(write(device, f"{namespace}/latency", {"k": str(i).encode()}))
+        wanted = str(write(device, f"{namespace}/latency", {"user": b"app", "password": str(i).encode()}))
         testkit.poll(functools.partial(version_is, wanted), 30, f"update {i}", period=0.005)
         samples.append(time.monotonic() - started)
     ms = [s * 1000 for s in samples]
@@ -350,7 +368,12 @@ def main() -> int:
     parser.add_argument("--idle", type=float, default=60.0)
     parser.add_argument("--workers", type=int, default=0, help="the operator's sync workers (0: its default)")
     parser.add_argument("--floor-workers", type=int, default=8, help="connections of the floor client")
+    parser.add_argument(
+        "--templated", action="store_true", help="HSMSecrets with key selection, a label and a template"
+    )
     args = parser.parse_args()
+    if args.templated:
+        SHAPE.update(TEMPLATED)
     build.build()
     archives, sandbox = realnodes.image_archives()
     scratch = pathlib.Path(tempfile.mkdtemp(prefix="bench-sync-"))
