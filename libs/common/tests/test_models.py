@@ -173,3 +173,20 @@ def test_a_secret_key_selected_twice_is_refused() -> None:
 def test_a_template_for_an_invalid_secret_key_is_refused() -> None:
     with pytest.raises(pydantic.ValidationError, match="is invalid"):
         models.HSMSecretSpec.model_validate({"target": {"template": {"data": {"a b": "x"}}}})
+
+
+def test_data_from_paths_follow_hsm_path_in_order() -> None:
+    spec = models.HSMSecretSpec.model_validate(
+        {"hsmPath": "db", "dataFrom": [{"hsmPath": "a"}, {"hsmPath": "b"}]}
+    )
+    assert spec.effective_paths("team", "x") == ["team/db", "team/a", "team/b"]
+
+
+def test_data_from_alone_replaces_the_default_path() -> None:
+    spec = models.HSMSecretSpec.model_validate({"dataFrom": [{"hsmPath": "a"}]})
+    assert spec.effective_paths("team", "x") == ["team/a"]
+    assert spec.shaped()
+
+
+def test_without_data_from_the_one_path_is_the_default() -> None:
+    assert models.HSMSecretSpec().effective_paths("team", "x") == ["team/x"]

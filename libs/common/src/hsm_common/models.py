@@ -158,6 +158,27 @@ class RolloutRestartTarget(Model):
     name: DnsSubdomain
 
 
+class DataFromSource(Model):
+    """One more HSM path of the HSMSecret's namespace whose keys are merged into the Secret."""
+
+    hsm_path: str = pydantic.Field(pattern=names.PATH_PATTERN, max_length=200)
+    """Path on the HSM below the namespace."""
+
+
+class SourceVersion(Model):
+    """The version of one source path the Secret was last synced from."""
+
+    path: str
+    version: int
+
+
+class KeyConflict(Model):
+    """A key held by more than one source path, and the path whose value the Secret holds (the last)."""
+
+    key: str
+    source: str
+
+
 class HSMSecretSpec(Model):
     """What to replicate from the HSM into which Kubernetes Secret."""
 
@@ -170,7 +191,9 @@ class HSMSecretSpec(Model):
     sync_interval: int | None = pydantic.Field(default=None, ge=10, le=86400)
     """Seconds between drift checks, a backstop to change events."""
     hsm_path: str | None = pydantic.Field(default=None, pattern=names.PATH_PATTERN, max_length=200)
-    """Path on the HSM below the namespace; default: the HSMSecret's name."""
+    """Path on the HSM below the namespace; default: the HSMSecret's name, unless dataFrom is given."""
+    data_from: list[DataFromSource] | None = pydantic.Field(default=None, min_length=1, max_length=16)
+    """More paths whose keys are merged in order after hsmPath's (when given): a later path's key wins."""
     device: DnsSubdomain | None = None
     """HSMDevice to read from; optional when the namespace's operator knows exactly one."""
     deletion_policy: DeletionPolicy = DeletionPolicy.DELETE
@@ -211,7 +234,11 @@ class HSMSecretSpec(Model):
     def shaped(self) -> bool:
         """The Secret is more than a copy of the HSM secret's keys under a type: a key selection, templates,
         labels, annotations or immutability."""
-        return self.data is not None or self.target.model_copy(update={"type": None}) != TargetSpec()
+        return (
+            self.data is not None
+            or self.data_from is not None
+            or self.target.model_copy(update={"type": None}) != TargetSpec()
+        )
 
     def effective_secret_name(self, object_name: str) -> str:
         """The Secret's name: secretName or the HSMSecret's own name."""
@@ -221,6 +248,16 @@ class HSMSecretSpec(Model):
         """The full HSM path, always inside namespace."""
         path = f"{namespace}/{self.hsm_path or object_name}"
         return names.validate_namespaced_path(path, namespace)
+
+    def effective_paths(self, namespace: str, object_name: str) -> list[str]:
+        """The full HSM paths merged into the Secret, in order: hsmPath (or the default path when there is
+        no dataFrom), then dataFrom's."""
+        first = [self.effective_path(namespace, object_name)] if self.hsm_path or not self.data_from else []
+        more = [
+            names.validate_namespaced_path(f"{namespace}/{item.hsm_path}", namespace)
+            for item in self.data_from or ()
+        ]
+        return list(dict.fromkeys(first + more))
 
 
 class SecretRef(Model):
@@ -243,6 +280,10 @@ class HSMSecretStatus(Model):
     """When the rolloutRestartTargets were last restarted."""
     rollout_restart_pending: bool | None = None
     """True while a data change waits for minRestartInterval to end before the targets restart."""
+    sources: list[SourceVersion] | None = None
+    """With dataFrom: each source path and the version of it the Secret holds."""
+    key_conflicts: list[KeyConflict] | None = None
+    """With dataFrom: keys held by more than one source, and the source whose value won."""
     conditions: list[Condition] = pydantic.Field(default_factory=list)
 
 

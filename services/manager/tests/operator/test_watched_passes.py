@@ -127,7 +127,7 @@ def test_a_restarted_operator_lists_the_managed_secrets_before_its_first_pass(
     cluster.list_delay["Secret"] = 0.3
     again.start()
     try:
-        wait_until(lambda: again.syncer.in_sync_at(KEY, version), what="the restart's pass")
+        wait_until(lambda: again.syncer.in_sync_at(KEY, PATH, version), what="the restart's pass")
     finally:
         again.stop()
     assert cluster.calls == changes

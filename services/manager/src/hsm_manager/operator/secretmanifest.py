@@ -17,7 +17,11 @@ class Written:
     data: dict[str, bytes]
     version: int
     hsm_checksum: str
-    """Checksum of the HSM copy the data was made from."""
+    """Checksum of the HSM copy the data was made from (with dataFrom: sources.combined's, of all copies)."""
+    sources: tuple[models.SourceVersion, ...] = ()
+    """With dataFrom: the version read of each source path."""
+    conflicts: tuple[models.KeyConflict, ...] = ()
+    """With dataFrom: keys more than one source held, and the source that won."""
 
 
 def build(

@@ -17,7 +17,7 @@ import pydantic
 
 from hsm_common import checksum, constants, models, names
 from hsm_manager import kube
-from hsm_manager.decide import rollout, secretstatus, shape, sync, templates
+from hsm_manager.decide import model, rollout, secretstatus, shape, sources, sync, templates
 from hsm_manager.gateway import endpoints, pki
 from hsm_manager.gateway import errors as agent_errors
 
@@ -38,20 +38,21 @@ def ensure_mac_key(client: kube.Kube, namespace: str) -> bytes:
 
 @dataclasses.dataclass
 class Paths:
-    """path → HSMSecrets reading it, so a WatchSecrets event finds what to sync."""
+    """path → HSMSecrets reading it (hsmPath or any dataFrom path), so a WatchSecrets event finds what to
+    sync."""
 
     # Guards _by_path and _of: updated by sync workers, read by watch threads.
     _lock: threading.Lock = dataclasses.field(default_factory=threading.Lock)
     _by_path: dict[str, set[tuple[str, str]]] = dataclasses.field(default_factory=dict)
-    _of: dict[tuple[str, str], str] = dataclasses.field(default_factory=dict)
+    _of: dict[tuple[str, str], tuple[str, ...]] = dataclasses.field(default_factory=dict)
 
-    def set(self, key: tuple[str, str], path: str | None) -> None:
+    def set(self, key: tuple[str, str], paths: list[str] | None) -> None:
+        """key now reads paths (None: nothing)."""
         with self._lock:
-            old = self._of.pop(key, None)
-            if old is not None:
+            for old in self._of.pop(key, ()):
                 self._by_path.get(old, set()).discard(key)
-            if path is not None:
-                self._of[key] = path
+            for path in paths or ():
+                self._of[key] = (*self._of.get(key, ()), path)
                 self._by_path.setdefault(path, set()).add(key)
 
     def readers(self, path: str) -> list[tuple[str, str]]:
@@ -101,6 +102,8 @@ class Syncer:
         self._statuses: dict[tuple[str, str], str] = {}
         self._unresolved: set[tuple[str, str]] = set()
         self._in_sync: dict[tuple[str, str], int] = {}
+        self._in_sync_paths: dict[tuple[str, str], dict[str, int]] = {}
+        """The version of each path the last pass of key left its Secret in sync with."""
         self._patched: dict[tuple[str, str], tuple[str | None, models.HSMSecretStatus]] = {}
         """The last status this process patched into each HSMSecret (uid, status)."""
         self._not_ours: set[tuple[str, str]] = set()
@@ -122,10 +125,10 @@ class Syncer:
         expected = annotations.get(constants.ANNOTATION_DATA_MAC, "")
         return hmac.compare_digest(expected, checksum.mac(self._mac_key, data))
 
-    def in_sync_at(self, key: tuple[str, str], version: int) -> bool:
-        """True when the last pass of key left its Secret in sync with this HSM version."""
+    def in_sync_at(self, key: tuple[str, str], path: str, version: int) -> bool:
+        """True when the last pass of key left its Secret in sync with this version of path."""
         with self._lock:
-            return self._in_sync.get(key) == version
+            return self._in_sync_paths.get(key, {}).get(path) == version
 
     def unresolved(self) -> list[tuple[str, str]]:
         """HSMSecrets whose device could not be resolved: a new or changed HSMDevice may resolve them."""
@@ -144,6 +147,7 @@ class Syncer:
         with self._lock:
             self._unresolved.discard(key)
             self._in_sync.pop(key, None)
+            self._in_sync_paths.pop(key, None)
             self._patched.pop(key, None)
             self._not_ours.discard(key)
             self._count_status(key, None)
@@ -196,6 +200,26 @@ class Syncer:
         """The HSM copy on source, shaped by spec; ReadFailed, shape.KeyMissing or TemplateFailed."""
         data, version = self._read(source, path)
         return secretmanifest.Written(shape.secret_data(spec, data), version, checksum.checksum(data))
+
+    def _made_from(
+        self, spec: models.HSMSecretSpec, found: list[endpoints.AgentEndpoint], picked: list[sources.Picked]
+    ) -> secretmanifest.Written:
+        """Every source's newest copy read and merged in order, shaped by spec; as _made."""
+        read = []
+        for chosen in picked:
+            data, version = self._read(next(e for e in found if e.name == chosen.agent), chosen.path)
+            # What was read binds the MAC, even if a source moved since it was observed.
+            read.append((chosen, data, model.PathState(version=version, checksum=checksum.checksum(data))))
+        merged, conflicts = sources.merge([(chosen.path, data) for chosen, data, _ in read])
+        now = [dataclasses.replace(chosen, state=state) for chosen, _, state in read]
+        whole = sources.combined(now)
+        return secretmanifest.Written(
+            shape.secret_data(spec, merged),
+            whole.version,
+            whole.checksum,
+            tuple(sources.versions(now)),
+            tuple(conflicts),
+        )
 
     def _fetch_secret(self, namespace: str, name: str) -> watched.SecretSeen | None:
         """The API server's copy of a Secret; a managed one also updates what the watch showed."""
@@ -264,7 +288,7 @@ class Syncer:
         previous = self._previous(key, obj, verify)
         try:
             spec = models.HSMSecretSpec.model_validate(obj.get("spec") or {})
-            path = spec.effective_path(namespace, name)
+            paths = spec.effective_paths(namespace, name)
             device_ns, device = self._devices.resolve(namespace, spec.device)
         except (pydantic.ValidationError, names.InvalidName, devices.UnknownDevice) as exc:
             self.paths.set(key, None)
@@ -275,13 +299,21 @@ class Syncer:
             self._finish(obj, previous, secretstatus.invalid(previous, message, generation, now))
             metrics.SYNC_ERRORS.labels(sync.Reason.INVALID.value).inc()
             return "invalid"
-        self.paths.set(key, path)
+        self.paths.set(key, paths)
         with self._lock:
             self._unresolved.discard(key)
         if not spec.auto_sync:
             return "paused"
         found = self._directory.endpoints(device_ns, device)
-        observations = [self._observe(e, path) for e in found]
+        picked: list[sources.Picked] | sync.Decision | None = None
+        if spec.data_from is None:
+            observations = [self._observe(e, paths[0]) for e in found]
+        else:
+            picked = sources.pick([(p, [self._observe(e, p) for e in found]) for p in paths])
+            # The sources decide as one copy; the write reads each from the agent pick chose.
+            observations = (
+                [sync.Observation(_SOURCES, sources.combined(picked))] if isinstance(picked, list) else []
+            )
         secret_name = spec.effective_secret_name(name)
         with self._lock:
             fetch = verify or key in self._not_ours
@@ -296,15 +328,22 @@ class Syncer:
         # At most twice: a second time on the API server's copy when a write found the watched one stale.
         for fresh in (fetch, True):
             state = current.state(owner) if current else sync.SecretState(exists=False)
-            decision = sync.decide(
-                observations, state, wanted, spec.deletion_policy, secret_name, self._mac_key
+            decision = (
+                picked
+                if isinstance(picked, sync.Decision)
+                else sync.decide(
+                    observations, state, wanted, spec.deletion_policy, secret_name, self._mac_key
+                )
             )
             synced = False
             secret_mac = checksum.mac_of_checksum(self._mac_key, state.data_checksum) if current else None
             if decision.action == sync.Action.WRITE and decision.source:
-                source = next(e for e in found if e.name == decision.source)
                 try:
-                    made = made or self._made(spec, source, path)
+                    if made is None and isinstance(picked, list):
+                        made = self._made_from(spec, found, picked)
+                    elif made is None:
+                        source = next(e for e in found if e.name == decision.source)
+                        made = self._made(spec, source, paths[0])
                     recreate = sync.recreate_reason(state, wanted, checksum.checksum(made.data))
                     written = self._write_secret(
                         secretmanifest.build(obj, spec, wanted, made, self._mac_key), current, recreate
@@ -364,13 +403,16 @@ class Syncer:
             synced=synced,
             now=now,
         )
+        status = _with_sources(status, previous, spec, picked, made if synced else None)
         status = self._rollout(key, obj, spec, previous, status, data_changed, now)
         self._finish(obj, previous, status, warned)
         with self._lock:
             if decision.sync_status == models.SyncStatus.IN_SYNC and decision.version is not None:
                 self._in_sync[key] = decision.version
+                self._in_sync_paths[key] = _versions_of(paths, decision.version, status)
             else:
                 self._in_sync.pop(key, None)
+                self._in_sync_paths.pop(key, None)
         if decision.sync_status == models.SyncStatus.ERROR:
             metrics.SYNC_ERRORS.labels(decision.reason.value).inc()
             return "error"
@@ -415,7 +457,7 @@ class Syncer:
             self._client.event(obj, "SyncFailed", status.last_error or "sync failed", warning=True)
         wire: dict[str, Any] = status.to_wire()
         # Fields the new status leaves out must be cleared explicitly in a merge patch.
-        for field in ("lastError", "rolloutRestartPending"):
+        for field in ("lastError", "rolloutRestartPending", "sources", "keyConflicts"):
             wire.setdefault(field, None)
         try:
             self._client.patch_status(constants.KIND_SECRET, meta["namespace"], meta["name"], wire)
@@ -423,6 +465,37 @@ class Syncer:
             return
         with self._lock:
             self._patched[key] = (meta.get("uid"), status)
+
+
+_SOURCES = "dataFrom"
+"""The name the merged sources decide under; never an agent's, never read from."""
+
+
+def _with_sources(
+    status: models.HSMSecretStatus,
+    previous: models.HSMSecretStatus,
+    spec: models.HSMSecretSpec,
+    picked: list[sources.Picked] | sync.Decision | None,
+    made: secretmanifest.Written | None,
+) -> models.HSMSecretStatus:
+    """status with dataFrom's sources and key conflicts: as written, as found in sync, or as before."""
+    if spec.data_from is None:
+        return status.model_copy(update={"sources": None, "key_conflicts": None})
+    found: list[models.SourceVersion] | None
+    if made is not None:
+        found, conflicts = list(made.sources), list(made.conflicts) or None
+    elif isinstance(picked, list) and status.sync_status == models.SyncStatus.IN_SYNC:
+        found, conflicts = sources.versions(picked), previous.key_conflicts
+    else:
+        found, conflicts = previous.sources, previous.key_conflicts
+    return status.model_copy(update={"sources": found, "key_conflicts": conflicts})
+
+
+def _versions_of(paths: list[str], version: int, status: models.HSMSecretStatus) -> dict[str, int]:
+    """The version of each path the Secret is in sync with: each source's, or the one path's."""
+    if status.sources is not None:
+        return {s.path: s.version for s in status.sources}
+    return {paths[0]: version}
 
 
 _FAILURE_REASONS: dict[type[Exception], sync.Reason] = {

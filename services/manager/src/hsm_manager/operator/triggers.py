@@ -69,7 +69,7 @@ class AgentTriggers:
         snapshot = event.kind is model.EventKind.SNAPSHOT
         for key in self._sync.paths.readers(event.path):
             # A (re)connect replays every head: only those that moved since the last pass need one.
-            if not (snapshot and self._sync.in_sync_at(key, event.version)):
+            if not (snapshot and self._sync.in_sync_at(key, event.path, event.version)):
                 self._work.put(key)
 
     def on_state(self, endpoint: endpoints.AgentEndpoint, connected: bool) -> None:
