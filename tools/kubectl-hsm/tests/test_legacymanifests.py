@@ -10,7 +10,7 @@ import jsonschema_rs
 import pytest
 import yaml
 
-from kubectl_hsm import cli, legacymanifests
+from kubectl_hsm import _gorules, cli, legacymanifests
 
 DATA = pathlib.Path(__file__).resolve().parent / "data" / "go-operator"
 REPO = pathlib.Path(__file__).resolve().parents[3]
@@ -40,6 +40,12 @@ def validators() -> dict[str, jsonschema_rs.Draft4Validator]:
         found[crd["spec"]["names"]["kind"]] = jsonschema_rs.Draft4Validator(_strict(schema))
     assert set(found) == set(legacymanifests.KINDS)
     return found
+
+
+def test_every_field_of_our_hsmsecret_spec_is_kept() -> None:
+    crd = yaml.safe_load((CRDS / "hsmsecrets.yaml").read_text())
+    spec = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]
+    assert set(_gorules.SECRET_FIELDS) == set(spec)
 
 
 def _objects(conversion: legacymanifests.Conversion) -> list[dict[str, Any]]:

@@ -17,16 +17,24 @@ GROUP = "hsm.j5t.io"
 API_VERSION = f"{GROUP}/v1alpha1"
 KINDS = ("HSMSecret", "HSMDevice", "HSMPool")
 
-# Our schema's fields (deploy/kustomize/base/crds; the tests validate every converted object against it).
-_SECRET_FIELDS = {
-    "secretName",
-    "secretType",
-    "autoSync",
-    "syncInterval",
-    "hsmPath",
-    "device",
-    "deletionPolicy",
-}
+# Our schema's fields (deploy/kustomize/base/crds; the tests validate every converted object against it and
+# compare this list with the CRD's, so a field added to the CRD is never dropped as unknown).
+SECRET_FIELDS = frozenset(
+    {
+        "secretName",
+        "secretType",
+        "autoSync",
+        "syncInterval",
+        "hsmPath",
+        "dataFrom",
+        "device",
+        "deletionPolicy",
+        "data",
+        "target",
+        "rolloutRestartTargets",
+        "minRestartInterval",
+    }
+)
 _DEVICE_TYPES = ("PicoHSM", "SmartCardHSM", "NitrokeyHSM2", "YubiHSM2", "Generic")
 _PKCS11_FIELDS = {"libraryPath", "slotId", "tokenLabel", "pinSecret", "maxObjects", "maxObjectSize"}
 _PATH_RE = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?(/[a-z0-9]([-a-z0-9.]*[a-z0-9])?)*$")
@@ -264,7 +272,7 @@ def _secret(obj: Object, spec: dict[str, Any], devices: int) -> None:
             f"the Go operator read and mirrored across every HSMDevice; {devices} HSMDevices are in these "
             "manifests and ours reads from the one spec.device names",
         )
-    _unknown(obj, spec, "spec", _SECRET_FIELDS)
+    _unknown(obj, spec, "spec", set(SECRET_FIELDS))
 
 
 def _device(obj: Object, spec: dict[str, Any], devices: int) -> None:
