@@ -233,7 +233,16 @@ def test_a_missing_target_is_a_warning_and_the_secret_still_syncs(stack: Stack, 
     )
     assert warning["type"] == "Warning"
     assert warning["message"] == "deployment/absent was not restarted: it does not exist in this namespace"
-    status = stack.settled(namespace, "api")
+    # The event comes before the pass patches the status: wait for the condition, not just for InSync.
+    status = testkit.poll(
+        lambda: (
+            (s := stack.settled(namespace, "api"))
+            and any(c["type"] == "RolloutRestarted" for c in s["conditions"])
+            and s
+        ),
+        30,
+        "the RolloutRestarted condition",
+    )
     restarted = next(c for c in status["conditions"] if c["type"] == "RolloutRestarted")
     assert (restarted["status"], restarted["reason"]) == ("False", "TargetNotFound")
     ready = next(c for c in status["conditions"] if c["type"] == "Ready")
