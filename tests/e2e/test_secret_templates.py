@@ -200,10 +200,14 @@ def test_an_immutable_docker_config_is_recreated_for_new_data_and_relabelled_in_
     second = testkit.poll(holding("token-2"), 30, "the docker config with token-2")
     assert second["metadata"]["uid"] != first["metadata"]["uid"]
     assert second["metadata"]["labels"]["team"] == "builds"
-    events = stack.kube.client.request(
-        "GET", f"/api/v1/namespaces/{namespace}/events?fieldSelector=involvedObject.name%3Dpull"
-    )["items"]
-    recreated = [e for e in events if e["reason"] == "SecretRecreated"]
-    assert recreated
+
+    def recreated_events() -> list[dict[str, Any]]:
+        events = stack.kube.client.request(
+            "GET", f"/api/v1/namespaces/{namespace}/events?fieldSelector=involvedObject.name%3Dpull"
+        )["items"]
+        return [e for e in events if e["reason"] == "SecretRecreated"]
+
+    # The event is posted after the Secret is written: wait for it rather than read once.
+    recreated = testkit.poll(recreated_events, 30, "the SecretRecreated event")
     assert "it is immutable and its data changes" in recreated[0]["message"]
     testkit.poll(lambda: stack.status(namespace, "pull").get("syncStatus") == "InSync", 30, "InSync")

@@ -8,10 +8,14 @@ import http.client
 import json
 import pathlib
 import ssl
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Mapping
 from typing import Any
+
+#: Connections tried for one idempotent call before its failure is raised.
+CONNECT_ATTEMPTS = 3
 
 
 class _NamedHTTPSConnection(http.client.HTTPSConnection):
@@ -72,11 +76,19 @@ class HsmApi:
             data=json.dumps(body).encode() if body is not None else None,
             headers={"Authorization": f"Bearer {self.token}", "Content-Type": "application/json"},
         )
-        try:
-            with self.opener().open(request, timeout=30) as response:
-                return json.loads(response.read())["data"]
-        except urllib.error.HTTPError as err:
-            raise ApiCallError(err.code, err.read().decode(errors="replace")) from None
+        for attempt in range(CONNECT_ATTEMPTS):
+            try:
+                with self.opener().open(request, timeout=30) as response:
+                    return json.loads(response.read())["data"]
+            except urllib.error.HTTPError as err:
+                raise ApiCallError(err.code, err.read().decode(errors="replace")) from None
+            except urllib.error.URLError:
+                # No answer at all (the connection or its handshake broke, e.g. while a Service's endpoints
+                # change): the calls made here are idempotent, so a fresh connection may try again.
+                if method == "POST" or attempt == CONNECT_ATTEMPTS - 1:
+                    raise
+                time.sleep(1)
+        raise AssertionError("unreachable: the last attempt returns or raises")
 
     def put_secret(self, path: str, data: Mapping[str, bytes], description: str = "") -> Any:
         """Create or replace the secret at ``path`` (``<namespace>/<name>``) on every device."""
