@@ -1,5 +1,6 @@
 """The agent image (softhsm target) serving a host SoftHSM2 token: the gRPC contract and the health port."""
 
+import json
 from typing import Any
 
 from hsmproto.v1 import hsm_pb2
@@ -34,3 +35,16 @@ def test_the_health_port_reports_alive_and_ready(agent: Any, http_get: Any) -> N
     live, ready = http_get(agent.health_port, "/healthz"), http_get(agent.health_port, "/readyz")
     assert (live[0], live[1]["alive"]) == (200, True)
     assert (ready[0], ready[1]["ready"]) == (200, True)
+
+
+def test_selftest_checks_the_served_token_from_inside_the_image(agent: Any, soft_token: Any) -> None:
+    """The documented `kubectl exec … hsm-agent selftest` line, in the agent's container while it serves."""
+    token = ["--token-label=containers", f"--pin-file={soft_token.pin_file}"]
+    code, output = agent.container.exec(["hsm-agent", "selftest", *token, "--json", "test"])
+    report = json.loads(output)
+    assert (code, report["ok"]) == (0, True), output.decode(errors="replace")
+    assert [step["ok"] for step in report["steps"]] == [True] * len(report["steps"])
+    assert report["path"] == "hsm-selftest/scratch"
+    # The served store still answers, and the scratch secret the cycle wrote is gone from it.
+    listed = agent.stub.ListSecrets(hsm_pb2.ListSecretsRequest(prefix="hsm-selftest/"), timeout=10)
+    assert list(listed.paths) == []
