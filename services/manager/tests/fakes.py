@@ -424,14 +424,11 @@ class FakeKube:
 
     def list_objects(self, kind: str, namespace: str | None, label_selector: str) -> list[kube.Obj]:
         self._enter("list_objects")
-        wanted = dict(term.split("=", 1) for term in label_selector.split(",") if term)
         with self._lock:
             return [
                 copy.deepcopy(obj)
                 for (k, ns, _), obj in sorted(self.objects.items(), key=lambda item: item[0])
-                if k == kind
-                and (namespace is None or ns == namespace)
-                and all((obj["metadata"].get("labels") or {}).get(n) == v for n, v in wanted.items())
+                if k == kind and (namespace is None or ns == namespace) and _selects(label_selector, obj)
             ]
 
     def list_custom(self, kind: str, namespace: str | None = None) -> list[kube.Obj]:
@@ -446,13 +443,11 @@ class FakeKube:
     def list_all(self, kind: str, label_selector: str = "") -> tuple[list[kube.Obj], str]:
         self._enter("list_all")
         time.sleep(self.list_delay.get(kind, 0.0))
-        wanted = dict(term.split("=", 1) for term in label_selector.split(",") if term)
         with self._lock:
             found = [
                 copy.deepcopy(obj)
                 for (k, _, _), obj in sorted(self.objects.items(), key=lambda item: item[0])
-                if k == kind
-                and all((obj["metadata"].get("labels") or {}).get(n) == v for n, v in wanted.items())
+                if k == kind and _selects(label_selector, obj)
             ]
         return found, "1"
 
@@ -475,6 +470,35 @@ class FakeKube:
             self._stamp(current)
             return copy.deepcopy(current)
 
+    def patch(self, kind: str, namespace: str, name: str, patch: kube.Obj) -> kube.Obj:
+        """A Secret's strategic merge patch (owner references merged by uid) or an HSMSecret's merge patch;
+        an HSMSecret being deleted goes once its last finalizer does."""
+        self._enter("patch")
+        key = (kind, namespace, name)
+        with self._lock:
+            current = self.objects.get(key)
+            if current is None:
+                raise kube.NotFound(f"patch {kind} {namespace}/{name}: 404 Not Found", 404)
+            patch = copy.deepcopy(patch)
+            meta = patch.get("metadata") or {}
+            wanted = meta.pop("resourceVersion", None)
+            if wanted and wanted != current["metadata"]["resourceVersion"]:
+                raise kube.Conflict(f"patch {kind} {namespace}/{name}: 409 Conflict", 409)
+            refs = meta.pop("ownerReferences", None)
+            self.calls.append(("patch", kind, name))
+            patched = _merge(current, patch)
+            if refs is not None:
+                gone = {ref["uid"] for ref in refs if ref.get("$patch") == "delete"}
+                kept = [r for r in patched["metadata"].get("ownerReferences") or [] if r["uid"] not in gone]
+                added = [ref for ref in refs if ref.get("$patch") != "delete"]
+                patched["metadata"]["ownerReferences"] = kept + added
+            if patched["metadata"].get("deletionTimestamp") and not patched["metadata"].get("finalizers"):
+                del self.objects[key]
+                return copy.deepcopy(patched)
+            self._stamp(patched)
+            self.objects[key] = patched
+            return copy.deepcopy(patched)
+
     def patch_workload(self, kind: str, namespace: str, name: str, patch: kube.Obj) -> kube.Obj:
         self._enter("patch_workload")
         with self._lock:
@@ -496,6 +520,16 @@ class FakeKube:
         """The reasons of the events recorded, in order."""
         with self._lock:
             return [event.reason for event in self.events]
+
+
+def _selects(selector: str, obj: kube.Obj) -> bool:
+    """obj's labels match a selector of key=value and key (exists) terms."""
+    labels = obj["metadata"].get("labels") or {}
+    for term in filter(None, selector.split(",")):
+        name, _, value = term.partition("=")
+        if name not in labels or ("=" in term and labels[name] != value):
+            return False
+    return True
 
 
 def _unchangeable(current: kube.Obj, new: kube.Obj) -> bool:

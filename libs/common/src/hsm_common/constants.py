@@ -29,6 +29,10 @@ ANNOTATION_HSM_VERSION: Final = f"{GROUP}/hsm-version"
 ANNOTATION_DATA_MAC: Final = f"{GROUP}/data-mac"
 # On a Secret shaped by spec.data or spec.target: a keyed MAC of the HSM copy, the spec's shape and the data.
 ANNOTATION_SHAPE_MAC: Final = f"{GROUP}/shape-mac"
+# On a Secret an HSMSecret merges into (creationPolicy Merge): the keys it wrote, comma-separated.
+ANNOTATION_OWNED_KEYS: Final = f"{GROUP}/owned-keys"
+# On an HSMSecret of creationPolicy Merge: held until its keys are taken out of the Secret again.
+FINALIZER_MERGED_KEYS: Final = f"{GROUP}/merged-keys"
 
 # The kubelet device plugin: each HSMDevice is the extended resource hsm.j5t.io/<HSMDevice name>.
 DEVICE_PLUGIN_DIR: Final = "/var/lib/kubelet/device-plugins"

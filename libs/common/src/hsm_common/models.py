@@ -73,6 +73,18 @@ class DeletionPolicy(enum.StrEnum):
     RETAIN = "Retain"
 
 
+class CreationPolicy(enum.StrEnum):
+    """Who owns the Secret (docs/hsmsecret.md, "Creation policies")."""
+
+    OWNER = "Owner"
+    """The operator creates the Secret and owns it: it goes with the HSMSecret."""
+    ORPHAN = "Orphan"
+    """As Owner, but the Secret has no owner reference and survives the HSMSecret."""
+    MERGE = "Merge"
+    """The Secret exists and is someone else's: only the HSM's keys are written into it, and taken out again
+    when the HSMSecret goes."""
+
+
 SecretKey = Annotated[str, pydantic.Field(pattern=names.KEY_PATTERN, max_length=253)]
 RESERVED_PREFIX = f"{constants.GROUP}/"
 """Labels and annotations under this prefix are the operator's own on every Secret it writes."""
@@ -198,6 +210,9 @@ class HSMSecretSpec(Model):
     """HSMDevice to read from; optional when the namespace's operator knows exactly one."""
     deletion_policy: DeletionPolicy = DeletionPolicy.DELETE
     """What happens to the Secret when the secret is deleted on the HSM."""
+    creation_policy: CreationPolicy = CreationPolicy.OWNER
+    """Owner: the Secret is the HSMSecret's. Orphan: it survives the HSMSecret. Merge: only the HSM's keys
+    are written into an existing Secret, and removed with the HSMSecret."""
     target: TargetSpec = pydantic.Field(default_factory=TargetSpec)
     """Labels, annotations, type, immutability and templates of the Secret."""
     data: list[KeySelection] | None = pydantic.Field(default=None, max_length=256)
@@ -225,6 +240,14 @@ class HSMSecretSpec(Model):
             and self.target.type != self.secret_type
         ):
             raise ValueError("target.type and secretType differ: give the type once")
+        return self
+
+    @pydantic.model_validator(mode="after")
+    def _merge_leaves_immutability(self) -> HSMSecretSpec:
+        if self.creation_policy == CreationPolicy.MERGE and self.target.immutable:
+            raise ValueError(
+                "target.immutable cannot be set with creationPolicy Merge: the Secret is not ours"
+            )
         return self
 
     def effective_secret_type(self) -> str:
@@ -284,6 +307,8 @@ class HSMSecretStatus(Model):
     """With dataFrom: each source path and the version of it the Secret holds."""
     key_conflicts: list[KeyConflict] | None = None
     """With dataFrom: keys held by more than one source, and the source whose value won."""
+    owned_keys: list[str] | None = None
+    """With creationPolicy Merge: the Secret's keys the operator wrote and will remove (never a value)."""
     conditions: list[Condition] = pydantic.Field(default_factory=list)
 
 

@@ -416,6 +416,20 @@ class Kube:
             "application/merge-patch+json",
         )
 
+    def patch(self, kind: str, namespace: str, name: str, patch: Obj) -> Obj:
+        """Patch a Secret (strategic merge: one owner reference can be taken out by its uid) or the metadata
+        of an HSMSecret (JSON merge); a metadata.resourceVersion in patch is a precondition (Conflict)."""
+        if kind == "Secret":
+            path = f"/api/v1/namespaces/{quote(namespace)}/secrets/{quote(name)}"
+            content_type = "application/strategic-merge-patch+json"
+        else:
+            path = (
+                f"/apis/{constants.GROUP}/{constants.VERSION}/namespaces/{quote(namespace)}/{_CUSTOM[kind]}/"
+                f"{quote(name)}"
+            )
+            content_type = "application/merge-patch+json"
+        return self._send("PATCH", path, patch, f"patch {kind} {namespace}/{name}", content_type)
+
     def patch_workload(self, kind: str, namespace: str, name: str, patch: Obj) -> Obj:
         """Merge-patch a Deployment, StatefulSet or DaemonSet (apps/v1)."""
         return self._send(

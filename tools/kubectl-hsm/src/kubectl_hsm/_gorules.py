@@ -29,6 +29,7 @@ SECRET_FIELDS = frozenset(
         "dataFrom",
         "device",
         "deletionPolicy",
+        "creationPolicy",
         "data",
         "target",
         "rolloutRestartTargets",

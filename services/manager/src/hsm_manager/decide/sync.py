@@ -9,7 +9,7 @@ from collections.abc import Mapping
 
 from hsm_common import checksum, constants, models
 
-from . import conflict, model, shape
+from . import conflict, creation, model, shape
 
 
 class Action(enum.StrEnum):
@@ -18,7 +18,8 @@ class Action(enum.StrEnum):
     WRITE = "write"
     """Read the secret from `source` and create or replace the Secret."""
     DELETE = "delete"
-    """Delete the Secret (tombstone on the HSM, policy Delete)."""
+    """Delete the Secret (tombstone on the HSM, policy Delete); under creationPolicy Merge, take the keys
+    written out of it."""
 
 
 class Reason(enum.StrEnum):
@@ -34,6 +35,8 @@ class Reason(enum.StrEnum):
     TEMPLATE_FAILED = "TemplateFailed"
     ERROR = "SecretSyncedError"
     PAUSED = "AutoSyncDisabled"
+    SECRET_NOT_FOUND = "SecretNotFound"  # noqa: S105 - a reason, not a password
+    """creationPolicy Merge and no Secret to merge into."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,14 +56,17 @@ class SecretState:
 
     exists: bool
     managed: bool = False
-    """Carries our managed-by label and an ownerReference to this HSMSecret."""
+    """This HSMSecret may write it (creation.claim)."""
     secret_type: str = ""
     data_checksum: str = ""
+    """Of the keys its MAC covers (creation.ours)."""
     hsm_version: str = ""
     """The hsm-version annotation."""
     immutable: bool = False
     labels: Mapping[str, str] = dataclasses.field(default_factory=dict)
     annotations: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    owner_referenced: bool = True
+    """Carries an ownerReference to this HSMSecret."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,6 +80,7 @@ class Wanted:
     annotations: Mapping[str, str] = dataclasses.field(default_factory=dict)
     shape: str = ""
     """shape.digest of the spec; "" when the Secret is a plain copy of the HSM secret's keys."""
+    creation: models.CreationPolicy = models.CreationPolicy.OWNER
 
     @classmethod
     def of(cls, spec: models.HSMSecretSpec) -> Wanted:
@@ -83,7 +90,12 @@ class Wanted:
             labels=dict(spec.target.labels),
             annotations=dict(spec.target.annotations),
             shape=shape.digest(spec),
+            creation=spec.creation_policy,
         )
+
+    @property
+    def merge(self) -> bool:
+        return self.creation == models.CreationPolicy.MERGE
 
 
 def shape_mac(mac_key: bytes, shape_digest: str, hsm_checksum: str, data_checksum: str) -> str:
@@ -105,6 +117,9 @@ def _holds(secret: SecretState, wanted: Wanted, winner: model.PathState, mac_key
         )
     return (
         data_ok
+        and secret.owner_referenced == (wanted.creation == models.CreationPolicy.OWNER)
+        # Merged keys are recorded in the Secret; a whole Secret records none.
+        and (constants.ANNOTATION_OWNED_KEYS in secret.annotations) == wanted.merge
         and secret.hsm_version == str(winner.version)
         and secret.secret_type == wanted.secret_type
         and secret.immutable == wanted.immutable
@@ -175,6 +190,9 @@ def decide(
     if winner.deleted:
         message = f"deleted on the HSM at version {winner.version}"
         remove = policy == models.DeletionPolicy.DELETE and secret.exists and secret.managed
+        if wanted.merge:
+            # Only keys a merge recorded as its own are taken out; the Secret itself is never deleted.
+            remove = remove and constants.ANNOTATION_OWNED_KEYS in secret.annotations
         if secret.exists and not secret.managed and policy == models.DeletionPolicy.DELETE:
             message += f"; Secret {secret_name} is not ours and is kept"
         elif secret.exists and policy == models.DeletionPolicy.RETAIN:
@@ -189,6 +207,10 @@ def decide(
         )
     if secret.exists and not secret.managed:
         return _unmanaged(secret_name)
+    if wanted.merge:
+        refused = _merge_refusal(secret, wanted, secret_name)
+        if refused is not None:
+            return dataclasses.replace(refused, version=winner.version, divergent=divergent)
     in_sync = secret.exists and _holds(secret, wanted, winner, mac_key)
     return Decision(
         Action.NOTHING if in_sync else Action.WRITE,
@@ -200,6 +222,25 @@ def decide(
         checksum=winner.checksum,
         divergent=divergent,
     )
+
+
+def _merge_refusal(secret: SecretState, wanted: Wanted, secret_name: str) -> Decision | None:
+    """Why Merge cannot write into the Secret (None: it can); the Secret is left as it is."""
+    if not secret.exists:
+        return Decision(
+            Action.NOTHING,
+            models.SyncStatus.ERROR,
+            Reason.SECRET_NOT_FOUND,
+            f"Secret {secret_name} does not exist: creationPolicy Merge writes only into an existing Secret "
+            "(looked for again every syncInterval)",
+        )
+    if secret.immutable:
+        message = f"Secret {secret_name} is immutable: creationPolicy Merge cannot write into it"
+    else:
+        message = creation.type_refusal(secret_name, secret.secret_type, wanted.secret_type) or ""
+    if not message:
+        return None
+    return Decision(Action.NOTHING, models.SyncStatus.ERROR, Reason.INVALID, message)
 
 
 def recreate_reason(secret: SecretState, wanted: Wanted, data_checksum: str) -> str | None:

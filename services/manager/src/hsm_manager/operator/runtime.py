@@ -31,7 +31,9 @@ from . import (
 
 log = logging.getLogger(__name__)
 
-MANAGED_SELECTOR = f"{constants.LABEL_MANAGED_BY}={constants.MANAGED_BY_VALUE}"
+# Every Secret a pass writes names its HSMSecret, including one it merges into: that one keeps its owner's
+# managed-by label (Helm refuses to upgrade a Secret whose managed-by is not Helm).
+MANAGED_SELECTOR = constants.LABEL_SECRET
 #: Seconds the start waits for the first list of managed Secrets.
 SECRETS_LISTED_TIMEOUT = 60.0
 

@@ -17,15 +17,17 @@ import pydantic
 
 from hsm_common import checksum, constants, models, names
 from hsm_manager import kube
-from hsm_manager.decide import model, rollout, secretstatus, shape, sources, sync, templates
+from hsm_manager.decide import creation, model, rollout, secretstatus, shape, sources, sync, templates
 from hsm_manager.gateway import endpoints, pki
 from hsm_manager.gateway import errors as agent_errors
 
-from . import devices, metrics, restarts, secretmanifest, watched
+from . import devices, merging, metrics, restarts, secretmanifest, watched
 
 log = logging.getLogger(__name__)
 
 MAC_KEY_SECRET = "hsm-manager-mac-key"  # noqa: S105 - a Secret name
+RELEASE_RETRY_SECONDS = 10.0
+"""A merge whose keys could not be taken out of its Secret on deletion tries again this much later."""
 
 
 def ensure_mac_key(client: kube.Kube, namespace: str) -> bytes:
@@ -123,7 +125,7 @@ class Syncer:
             return False
         data = {k: base64.b64decode(v) for k, v in (secret.get("data") or {}).items()}
         expected = annotations.get(constants.ANNOTATION_DATA_MAC, "")
-        return hmac.compare_digest(expected, checksum.mac(self._mac_key, data))
+        return hmac.compare_digest(expected, checksum.mac(self._mac_key, creation.ours(data, annotations)))
 
     def in_sync_at(self, key: tuple[str, str], path: str, version: int) -> bool:
         """True when the last pass of key left its Secret in sync with this version of path."""
@@ -181,8 +183,19 @@ class Syncer:
         return data, secret.version
 
     def _write_secret(
-        self, manifest: kube.Obj, current: watched.SecretSeen | None, recreate: str | None
+        self,
+        obj: kube.Obj,
+        spec: models.HSMSecretSpec,
+        wanted: sync.Wanted,
+        made: secretmanifest.Written,
+        current: watched.SecretSeen | None,
+        recreate: str | None,
     ) -> kube.Obj:
+        if wanted.merge and current is not None:
+            patch = secretmanifest.merge_patch(obj, wanted, made, self._mac_key, current)
+            name = spec.effective_secret_name(obj["metadata"]["name"])
+            return self._client.patch("Secret", obj["metadata"]["namespace"], name, patch)
+        manifest = secretmanifest.build(obj, spec, wanted, made, self._mac_key)
         if current is None:
             return self._client.create(manifest)
         if recreate is not None:
@@ -228,7 +241,7 @@ class Syncer:
         except kube.NotFound:
             return None
         seen = watched.SecretSeen.of(found)
-        if seen.managed_label:
+        if constants.LABEL_SECRET in seen.labels:
             self.secrets.saw(found)
         return seen
 
@@ -282,7 +295,7 @@ class Syncer:
             self.forget(key)
             return "gone"
         if obj["metadata"].get("deletionTimestamp"):
-            return "gone"
+            return self._release(key, obj)
         now = datetime.datetime.now(datetime.UTC)
         generation = obj["metadata"].get("generation")
         previous = self._previous(key, obj, verify)
@@ -304,6 +317,14 @@ class Syncer:
             self._unresolved.discard(key)
         if not spec.auto_sync:
             return "paused"
+        if (spec.creation_policy == models.CreationPolicy.MERGE) != merging.holding(obj):
+            try:
+                merging.hold(self._client, obj, spec.creation_policy)
+            except kube.KubeError as exc:
+                # Not a write without it: the keys merged would stay when the HSMSecret goes.
+                self._client.event(obj, "SyncFailed", f"setting the finalizer failed: {exc}", warning=True)
+                metrics.SYNC_ERRORS.labels(sync.Reason.ERROR.value).inc()
+                return "error"
         found = self._directory.endpoints(device_ns, device)
         picked: list[sources.Picked] | sync.Decision | None = None
         if spec.data_from is None:
@@ -315,19 +336,24 @@ class Syncer:
                 [sync.Observation(_SOURCES, sources.combined(picked))] if isinstance(picked, list) else []
             )
         secret_name = spec.effective_secret_name(name)
+        wanted = sync.Wanted.of(spec)
         with self._lock:
             fetch = verify or key in self._not_ours
-        current = (
-            self._fetch_secret(namespace, secret_name) if fetch else self.secrets.get(namespace, secret_name)
-        )
+        current = None if fetch else self.secrets.get(namespace, secret_name)
+        if current is None and (fetch or wanted.merge):
+            # A Secret not merged into yet names no HSMSecret, so no watch shows it: only the API knows.
+            fetch, current = True, self._fetch_secret(namespace, secret_name)
         owner = obj["metadata"]["uid"]
-        wanted = sync.Wanted.of(spec)
         made: secretmanifest.Written | None = None
         warned = False
         data_changed = False
         # At most twice: a second time on the API server's copy when a write found the watched one stale.
         for fresh in (fetch, True):
-            state = current.state(owner) if current else sync.SecretState(exists=False)
+            state = (
+                current.state(owner, name, spec.creation_policy)
+                if current
+                else sync.SecretState(exists=False)
+            )
             decision = (
                 picked
                 if isinstance(picked, sync.Decision)
@@ -345,9 +371,7 @@ class Syncer:
                         source = next(e for e in found if e.name == decision.source)
                         made = self._made(spec, source, paths[0])
                     recreate = sync.recreate_reason(state, wanted, checksum.checksum(made.data))
-                    written = self._write_secret(
-                        secretmanifest.build(obj, spec, wanted, made, self._mac_key), current, recreate
-                    )
+                    written = self._write_secret(obj, spec, wanted, made, current, recreate)
                 except (ReadFailed, shape.KeyMissing, templates.TemplateFailed, kube.KubeError) as exc:
                     if isinstance(exc, kube.Conflict) and not fresh:
                         # The watch had not yet shown this Secret as it is: decide again on the API's copy.
@@ -381,6 +405,12 @@ class Syncer:
                         self._client.event(
                             obj, "SecretUpdated", f"Secret {secret_name} now holds version {made.version}"
                         )
+            elif decision.action == sync.Action.DELETE and current is not None and wanted.merge:
+                self._client.patch("Secret", namespace, secret_name, secretmanifest.release_patch(current))
+                self.secrets.gone(namespace, secret_name)  # it names no HSMSecret any more
+                synced, secret_mac = True, None
+                removed = creation.owned_keys(current.annotations) & current.keys
+                self._client.event(obj, "MergedKeysRemoved", merging.released(removed, secret_name))
             elif decision.action == sync.Action.DELETE and current is not None:
                 self._client.delete("Secret", namespace, secret_name, uid=current.uid)
                 self.secrets.gone(namespace, secret_name)
@@ -404,6 +434,9 @@ class Syncer:
             now=now,
         )
         status = _with_sources(status, previous, spec, picked, made if synced else None)
+        if wanted.merge:
+            after = self.secrets.get(namespace, secret_name) if synced else current
+            status = status.model_copy(update={"owned_keys": merging.owned(after)})
         status = self._rollout(key, obj, spec, previous, status, data_changed, now)
         self._finish(obj, previous, status, warned)
         with self._lock:
@@ -457,7 +490,7 @@ class Syncer:
             self._client.event(obj, "SyncFailed", status.last_error or "sync failed", warning=True)
         wire: dict[str, Any] = status.to_wire()
         # Fields the new status leaves out must be cleared explicitly in a merge patch.
-        for field in ("lastError", "rolloutRestartPending", "sources", "keyConflicts"):
+        for field in ("lastError", "rolloutRestartPending", "sources", "keyConflicts", "ownedKeys"):
             wire.setdefault(field, None)
         try:
             self._client.patch_status(constants.KIND_SECRET, meta["namespace"], meta["name"], wire)
@@ -465,6 +498,21 @@ class Syncer:
             return
         with self._lock:
             self._patched[key] = (meta.get("uid"), status)
+
+    def _release(self, key: tuple[str, str], obj: kube.Obj) -> str:
+        """A deleted HSMSecret: merging.release when it merged; tried again later when that failed."""
+        if not merging.holding(obj):
+            return "gone"
+        try:
+            merging.release(self._client, obj, _status(obj).secret_ref)
+        except kube.KubeError as exc:
+            message = f"taking the merged keys out of the Secret failed: {exc}"
+            self._client.event(obj, "SyncFailed", message, warning=True)
+            metrics.SYNC_ERRORS.labels(sync.Reason.ERROR.value).inc()
+            if self._later is not None:
+                self._later(key, RELEASE_RETRY_SECONDS)
+            return "error"
+        return "released"
 
 
 _SOURCES = "dataFrom"

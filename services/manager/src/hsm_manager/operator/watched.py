@@ -12,9 +12,9 @@ import base64
 import dataclasses
 import threading
 
-from hsm_common import checksum, constants
+from hsm_common import checksum, constants, models
 from hsm_manager import kube
-from hsm_manager.decide import sync
+from hsm_manager.decide import creation, sync
 
 Key = tuple[str, str]
 """(namespace, name)."""
@@ -52,10 +52,12 @@ class HSMSecrets:
             self._bodies.pop(key, None)
 
 
-def _incarnation(obj: kube.Obj) -> tuple[str, int]:
+def _incarnation(obj: kube.Obj) -> tuple[str, int, bool]:
     meta = obj["metadata"]
     generation = meta.get("generation")
-    return str(meta.get("uid")), generation if isinstance(generation, int) else 0
+    # Its deletion starting asks for a pass too: a merge takes its keys back out then.
+    deleting = bool(meta.get("deletionTimestamp"))
+    return str(meta.get("uid")), generation if isinstance(generation, int) else 0, deleting
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,7 +71,9 @@ class SecretSeen:
     go_label: bool
     """Carries the label the Go hsm-secrets-operator put on the Secrets it wrote (docs/migrating.md)."""
     owner_uids: frozenset[str]
+    keys: frozenset[str]
     data_checksum: str
+    """Of the keys its MAC covers (creation.ours: a merged Secret's owned keys)."""
     hsm_version: str
     immutable: bool
     labels: dict[str, str]
@@ -88,20 +92,30 @@ class SecretSeen:
             managed_label=labels.get(constants.LABEL_MANAGED_BY) == constants.MANAGED_BY_VALUE,
             go_label=labels.get(GO_MANAGED_BY[0]) == GO_MANAGED_BY[1],
             owner_uids=frozenset(str(ref.get("uid")) for ref in meta.get("ownerReferences") or []),
-            data_checksum=checksum.checksum(data),
+            keys=frozenset(data),
+            data_checksum=checksum.checksum(creation.ours(data, annotations)),
             hsm_version=annotations.get(constants.ANNOTATION_HSM_VERSION, ""),
             immutable=bool(secret.get("immutable")),
             labels=labels,
             annotations=annotations,
         )
 
-    def state(self, owner_uid: str) -> sync.SecretState:
-        """The Secret as the decision sees it, for the HSMSecret of owner_uid."""
-        return sync.SecretState(
-            exists=True,
+    def state(self, owner_uid: str, owner_name: str, policy: models.CreationPolicy) -> sync.SecretState:
+        """The Secret as the decision sees it, for the HSMSecret (owner_name, owner_uid) of policy."""
+        claim = creation.claim(
+            policy,
+            owner_name,
+            owner_uid,
             # A Secret the Go operator wrote for this same HSMSecret (its owner reference names it) was this
             # HSMSecret's all along: taken over, so that a migration keeps the Secrets it had.
-            managed=(self.managed_label or self.go_label) and owner_uid in self.owner_uids,
+            ours=self.managed_label or self.go_label,
+            owner_uids=self.owner_uids,
+            labels=self.labels,
+        )
+        return sync.SecretState(
+            exists=True,
+            managed=claim.managed,
+            owner_referenced=claim.owner_referenced,
             secret_type=self.secret_type,
             data_checksum=self.data_checksum,
             hsm_version=self.hsm_version,
@@ -112,7 +126,8 @@ class SecretSeen:
 
 
 class ManagedSecrets:
-    """The Secrets carrying the managed-by label, from their informer and our own writes.
+    """The Secrets carrying an HSMSecret's label (written or merged into), from their informer and our own
+    writes.
 
     A Secret missing here may still exist without the label (not ours): a pass that creates it then gets a
     Conflict and reads the API server's copy.
