@@ -408,7 +408,7 @@ class Syncer:
             elif decision.action == sync.Action.DELETE and current is not None and wanted.merge:
                 self._client.patch("Secret", namespace, secret_name, secretmanifest.release_patch(current))
                 self.secrets.gone(namespace, secret_name)  # it names no HSMSecret any more
-                synced, secret_mac = True, None
+                synced, secret_mac = True, checksum.mac_of_checksum(self._mac_key, checksum.checksum({}))
                 removed = creation.owned_keys(current.annotations) & current.keys
                 self._client.event(obj, "MergedKeysRemoved", merging.released(removed, secret_name))
             elif decision.action == sync.Action.DELETE and current is not None:

@@ -112,12 +112,15 @@ class SecretSeen:
             owner_uids=self.owner_uids,
             labels=self.labels,
         )
+        # Under Merge, a Secret holds nothing of ours until it records which keys are ours.
+        merged = constants.ANNOTATION_OWNED_KEYS in self.annotations
+        recorded = policy != models.CreationPolicy.MERGE or merged
         return sync.SecretState(
             exists=True,
             managed=claim.managed,
             owner_referenced=claim.owner_referenced,
             secret_type=self.secret_type,
-            data_checksum=self.data_checksum,
+            data_checksum=self.data_checksum if recorded else checksum.checksum({}),
             hsm_version=self.hsm_version,
             immutable=self.immutable,
             labels=self.labels,
