@@ -6,7 +6,6 @@ Deployment takes its environment from the Secret: a new value on the HSM restart
 pod), new labels on the Secret do not; a target that does not exist is a Warning while the Secret syncs.
 """
 
-import base64
 import pathlib
 import re
 import sys
@@ -16,89 +15,40 @@ from typing import Any
 import pytest
 
 from devcluster import images, nodes, testkit
-from hsmproto.v1 import hsm_pb2
 
 sys.path.insert(0, str(pathlib.Path(__file__).parent))
 import operator_env as env
 
-GP = env.GROUP_PATH
 RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
 
 
-class Stack:
-    def __init__(self, op: env.Operator, device: env.Device) -> None:
-        self.op, self.device = op, device
+def deployment_obj(stack: env.Stack, namespace: str, name: str) -> dict[str, Any]:
+    found = env.get(stack.kube, f"/apis/apps/v1/namespaces/{namespace}/deployments/{name}")
+    assert found is not None
+    return found
 
-    @property
-    def kube(self) -> testkit.Kube:
-        return self.op.kube
 
-    def write(self, path: str, data: dict[str, bytes]) -> None:
-        self.device.stub.WriteSecret(
-            hsm_pb2.WriteSecretRequest(path=path, secret_data=hsm_pb2.SecretData(data=data)), timeout=10
-        )
+def replica_sets(stack: env.Stack, namespace: str, app: str) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = stack.kube.client.request(
+        "GET", f"/apis/apps/v1/namespaces/{namespace}/replicasets?labelSelector=app%3D{app}"
+    )["items"]
+    return found
 
-    def hsmsecret(self, namespace: str, name: str, **spec: Any) -> None:
-        spec.setdefault("device", self.device.name)
-        self.kube.client.request(
-            "POST", f"{GP}/namespaces/{namespace}/hsmsecrets", env.hsmsecret_manifest(namespace, name, **spec)
-        )
 
-    def hsmsecret_obj(self, namespace: str, name: str) -> dict[str, Any]:
-        return env.get(self.kube, f"{GP}/namespaces/{namespace}/hsmsecrets/{name}") or {}
+def ready_pod(stack: env.Stack, namespace: str, app: str, template_hash: str) -> dict[str, Any] | None:
+    """A Ready pod of app made from the pod template with this hash."""
+    found = stack.kube.client.request("GET", f"/api/v1/namespaces/{namespace}/pods?labelSelector=app%3D{app}")
+    pods: list[dict[str, Any]] = found["items"]
+    for pod in pods:
+        conditions = (pod.get("status") or {}).get("conditions") or []
+        ready = any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
+        if ready and pod["metadata"]["labels"].get("pod-template-hash") == template_hash:
+            return dict(pod)
+    return None
 
-    def secret_holding(self, namespace: str, name: str, data: dict[str, bytes]) -> dict[str, Any]:
-        wanted = {k: base64.b64encode(v).decode() for k, v in data.items()}
 
-        def check() -> dict[str, Any] | None:
-            found = env.get(self.kube, f"/api/v1/namespaces/{namespace}/secrets/{name}")
-            return found if found is not None and found.get("data") == wanted else None
-
-        holding = testkit.poll(check, 30, f"Secret {namespace}/{name} to hold {sorted(data)}")
-        assert holding is not None
-        return holding
-
-    def settled(self, namespace: str, name: str) -> dict[str, Any]:
-        """The HSMSecret's status once a pass has seen its current spec and left it InSync."""
-
-        def check() -> dict[str, Any] | None:
-            obj = self.hsmsecret_obj(namespace, name)
-            status: dict[str, Any] = obj.get("status") or {}
-            seen = status.get("observedGeneration") == obj["metadata"]["generation"]
-            return status if seen and status.get("syncStatus") == "InSync" else None
-
-        settled = testkit.poll(check, 30, f"HSMSecret {namespace}/{name} InSync at its generation")
-        assert settled is not None
-        return settled
-
-    def events(self, namespace: str, name: str, reason: str) -> list[dict[str, Any]]:
-        found = self.kube.client.request(
-            "GET", f"/api/v1/namespaces/{namespace}/events?fieldSelector=involvedObject.name%3D{name}"
-        )["items"]
-        return [e for e in found if e["reason"] == reason]
-
-    def deployment(self, namespace: str, name: str) -> dict[str, Any]:
-        found = env.get(self.kube, f"/apis/apps/v1/namespaces/{namespace}/deployments/{name}")
-        assert found is not None
-        return found
-
-    def replica_sets(self, namespace: str, app: str) -> list[dict[str, Any]]:
-        found: list[dict[str, Any]] = self.kube.client.request(
-            "GET", f"/apis/apps/v1/namespaces/{namespace}/replicasets?labelSelector=app%3D{app}"
-        )["items"]
-        return found
-
-    def ready_pod(self, namespace: str, app: str, template_hash: str) -> dict[str, Any] | None:
-        """A Ready pod of app made from the pod template with this hash."""
-        pods = self.kube.client.request(
-            "GET", f"/api/v1/namespaces/{namespace}/pods?labelSelector=app%3D{app}"
-        )["items"]
-        for pod in pods:
-            conditions = (pod.get("status") or {}).get("conditions") or []
-            ready = any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
-            if ready and pod["metadata"]["labels"].get("pod-template-hash") == template_hash:
-                return dict(pod)
-        return None
+def events_with(stack: env.Stack, namespace: str, name: str, reason: str) -> list[dict[str, Any]]:
+    return [e for e in stack.events(namespace, name) if e["reason"] == reason]
 
 
 def deployment(namespace: str, name: str, secret: str) -> dict[str, Any]:
@@ -130,26 +80,16 @@ def deployment(namespace: str, name: str, secret: str) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def stack(kube: testkit.Kube, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+def stack(kube: testkit.Kube, tmp_path_factory: pytest.TempPathFactory) -> Iterator[env.Stack]:
     if kube.devcluster is None:
         pytest.skip("needs the local devcluster (the operator runs in one of its nodes' network namespace)")
     tmp = tmp_path_factory.mktemp("rollout-restart")
-    op = env.start_operator(
-        kube, tmp, ("--default-sync-interval=30s",), extra_rbac=(env.ROLLOUT_RESTART_RBAC,)
-    )
-    device = None
-    try:
-        device = env.deploy_device(op, "rollout", nodes.name(1))
-        yield Stack(op, device)
-    finally:
-        env.remove_operator(op)
-        if device is not None:
-            device.heartbeat.stop()
-            env.delete_token(device.conf, device.label)
-        print(op.log.read_text()[-3000:])
+    args, rbac = ("--default-sync-interval=30s",), (env.ROLLOUT_RESTART_RBAC,)
+    with env.running_stack(kube, tmp, "rollout", args, rbac) as running:
+        yield running
 
 
-def test_a_new_value_restarts_the_deployment_and_new_labels_do_not(stack: Stack, namespace: str) -> None:
+def test_a_new_value_restarts_the_deployment_and_new_labels_do_not(stack: env.Stack, namespace: str) -> None:
     stack.write(f"{namespace}/db", {"password": b"one"})
     stack.hsmsecret(namespace, "db", rolloutRestartTargets=[{"kind": "Deployment", "name": "web"}])
     stack.secret_holding(namespace, "db", {"password": b"one"})
@@ -157,40 +97,36 @@ def test_a_new_value_restarts_the_deployment_and_new_labels_do_not(stack: Stack,
     stack.kube.client.request(
         "POST", f"/apis/apps/v1/namespaces/{namespace}/deployments", deployment(namespace, "web", "db")
     )
-    [first] = testkit.poll(lambda: stack.replica_sets(namespace, "web"), 60, "the first ReplicaSet")
+    [first] = testkit.poll(lambda: replica_sets(stack, namespace, "web"), 60, "the first ReplicaSet")
     first_hash = first["metadata"]["labels"]["pod-template-hash"]
-    testkit.poll(lambda: stack.ready_pod(namespace, "web", first_hash), 60, "the first pod Ready")
+    testkit.poll(lambda: ready_pod(stack, namespace, "web", first_hash), 60, "the first pod Ready")
     # The first creation of the Secret restarted nothing.
     assert RESTARTED_AT not in (
-        stack.deployment(namespace, "web")["spec"]["template"]["metadata"].get("annotations") or {}
+        deployment_obj(stack, namespace, "web")["spec"]["template"]["metadata"].get("annotations") or {}
     )
 
     # New labels rewrite the Secret, not its data: no restart.
-    patch = {"spec": {"target": {"labels": {"team": "payments"}}}}
-    stack.kube.client.request(
-        "PATCH", f"{GP}/namespaces/{namespace}/hsmsecrets/db", patch, "application/merge-patch+json"
-    )
+    stack.patch(namespace, "db", {"target": {"labels": {"team": "payments"}}})
     testkit.poll(
         lambda: (
-            (s := env.get(stack.kube, f"/api/v1/namespaces/{namespace}/secrets/db"))
-            and s["metadata"].get("labels", {}).get("team") == "payments"
+            (s := stack.secret(namespace, "db")) and s["metadata"].get("labels", {}).get("team") == "payments"
         ),
         30,
         "the label on the Secret",
     )
     status = stack.settled(namespace, "db")
     assert "lastRolloutRestart" not in status
-    template = stack.deployment(namespace, "web")["spec"]["template"]
+    template = deployment_obj(stack, namespace, "web")["spec"]["template"]
     assert RESTARTED_AT not in (template["metadata"].get("annotations") or {})
-    assert len(stack.replica_sets(namespace, "web")) == 1
-    assert stack.events(namespace, "db", "RolloutRestarted") == []
+    assert len(replica_sets(stack, namespace, "web")) == 1
+    assert events_with(stack, namespace, "db", "RolloutRestarted") == []
 
     # A new value on the HSM: the Secret holds it and the Deployment rolls a new pod that reads it.
     stack.write(f"{namespace}/db", {"password": b"two"})
     stack.secret_holding(namespace, "db", {"password": b"two"})
     annotations = testkit.poll(
         lambda: (
-            stack.deployment(namespace, "web")["spec"]["template"]["metadata"].get("annotations") or {}
+            deployment_obj(stack, namespace, "web")["spec"]["template"]["metadata"].get("annotations") or {}
         ).get(RESTARTED_AT),
         30,
         "the restart annotation on the pod template",
@@ -198,7 +134,7 @@ def test_a_new_value_restarts_the_deployment_and_new_labels_do_not(stack: Stack,
     second = testkit.poll(
         lambda: [
             r
-            for r in stack.replica_sets(namespace, "web")
+            for r in replica_sets(stack, namespace, "web")
             if r["metadata"]["uid"] != first["metadata"]["uid"]
         ],
         60,
@@ -206,8 +142,10 @@ def test_a_new_value_restarts_the_deployment_and_new_labels_do_not(stack: Stack,
     )[0]
     assert second["spec"]["template"]["metadata"]["annotations"][RESTARTED_AT] == annotations
     second_hash = second["metadata"]["labels"]["pod-template-hash"]
-    testkit.poll(lambda: stack.ready_pod(namespace, "web", second_hash), 60, "the new pod Ready")
-    [event] = testkit.poll(lambda: stack.events(namespace, "db", "RolloutRestarted"), 30, "RolloutRestarted")
+    testkit.poll(lambda: ready_pod(stack, namespace, "web", second_hash), 60, "the new pod Ready")
+    [event] = testkit.poll(
+        lambda: events_with(stack, namespace, "db", "RolloutRestarted"), 30, "RolloutRestarted"
+    )
     assert (event["type"], event["message"]) == (
         "Normal",
         "restarted deployment/web: the Secret's data changed",
@@ -220,7 +158,7 @@ def test_a_new_value_restarts_the_deployment_and_new_labels_do_not(stack: Stack,
     assert re.search(re.escape(line), stack.op.metrics_text())
 
 
-def test_a_missing_target_is_a_warning_and_the_secret_still_syncs(stack: Stack, namespace: str) -> None:
+def test_a_missing_target_is_a_warning_and_the_secret_still_syncs(stack: env.Stack, namespace: str) -> None:
     stack.write(f"{namespace}/api", {"token": b"one"})
     stack.hsmsecret(namespace, "api", rolloutRestartTargets=[{"kind": "Deployment", "name": "absent"}])
     stack.secret_holding(namespace, "api", {"token": b"one"})
@@ -229,7 +167,9 @@ def test_a_missing_target_is_a_warning_and_the_secret_still_syncs(stack: Stack, 
     stack.write(f"{namespace}/api", {"token": b"two"})
     stack.secret_holding(namespace, "api", {"token": b"two"})
     [warning] = testkit.poll(
-        lambda: stack.events(namespace, "api", "RolloutRestartFailed"), 30, "the RolloutRestartFailed event"
+        lambda: events_with(stack, namespace, "api", "RolloutRestartFailed"),
+        30,
+        "the RolloutRestartFailed event",
     )
     assert warning["type"] == "Warning"
     assert warning["message"] == "deployment/absent was not restarted: it does not exist in this namespace"

@@ -16,88 +16,37 @@ from typing import Any
 
 import pytest
 
-from devcluster import nodes, testkit
+from devcluster import testkit
 from hsm_common import constants
-from hsmproto.v1 import hsm_pb2
 
 sys.path.insert(0, str(pathlib.Path(__file__).parent))
 import operator_env as env
 
-GP = env.GROUP_PATH
 URL = "postgres://{{ values.DB_USER }}:{{ values.DB_PASSWORD | urlencode }}@db.internal:5432/app"
 BROKEN = "postgres://{{ values.DB_USER }}:{{ values.DB_PASWORD }}@db.internal:5432/app"
 SELECTION = [{"secretKey": "DB_USER", "key": "username"}, {"secretKey": "DB_PASSWORD", "key": "password"}]
 
 
-class Stack:
-    def __init__(self, op: env.Operator, device: env.Device) -> None:
-        self.op, self.device = op, device
+def template(stack: env.Stack, namespace: str, name: str, url: str) -> None:
+    stack.patch(namespace, name, {"target": {"template": {"data": {"DATABASE_URL": url}}}})
 
-    @property
-    def kube(self) -> testkit.Kube:
-        return self.op.kube
 
-    def write(self, path: str, data: dict[str, bytes]) -> int:
-        answer = self.device.stub.WriteSecret(
-            hsm_pb2.WriteSecretRequest(path=path, secret_data=hsm_pb2.SecretData(data=data)), timeout=10
-        )
-        return int(answer.version)
-
-    def hsmsecret(self, namespace: str, name: str, **spec: Any) -> None:
-        spec.setdefault("device", self.device.name)
-        self.kube.client.request(
-            "POST", f"{GP}/namespaces/{namespace}/hsmsecrets", env.hsmsecret_manifest(namespace, name, **spec)
-        )
-
-    def template(self, namespace: str, name: str, url: str) -> None:
-        patch = {"spec": {"target": {"template": {"data": {"DATABASE_URL": url}}}}}
-        self.kube.client.request(
-            "PATCH", f"{GP}/namespaces/{namespace}/hsmsecrets/{name}", patch, "application/merge-patch+json"
-        )
-
-    def secret(self, namespace: str, name: str) -> dict[str, Any] | None:
-        return env.get(self.kube, f"/api/v1/namespaces/{namespace}/secrets/{name}")
-
-    def status(self, namespace: str, name: str) -> dict[str, Any]:
-        obj = env.get(self.kube, f"{GP}/namespaces/{namespace}/hsmsecrets/{name}") or {}
-        return obj.get("status") or {}
-
-    def warnings(self, namespace: str, name: str) -> list[dict[str, Any]]:
-        found = self.kube.client.request(
-            "GET", f"/api/v1/namespaces/{namespace}/events?fieldSelector=involvedObject.name%3D{name}"
-        )["items"]
-        return [e for e in found if e.get("type") == "Warning"]
-
-    def secret_holding(
-        self, namespace: str, name: str, data: dict[str, bytes], timeout: float
-    ) -> dict[str, Any]:
-        wanted = {k: base64.b64encode(v).decode() for k, v in data.items()}
-        return testkit.poll(
-            lambda: (s := self.secret(namespace, name)) and s.get("data") == wanted and s,
-            timeout,
-            f"Secret {namespace}/{name} to hold {sorted(data)}",
-        )
+def warning_events(stack: env.Stack, namespace: str, name: str) -> list[dict[str, Any]]:
+    return [e for e in stack.events(namespace, name) if e.get("type") == "Warning"]
 
 
 @pytest.fixture(scope="module")
-def stack(kube: testkit.Kube, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+def stack(kube: testkit.Kube, tmp_path_factory: pytest.TempPathFactory) -> Iterator[env.Stack]:
     if kube.devcluster is None:
         pytest.skip("needs the local devcluster (the operator runs in one of its nodes' network namespace)")
     tmp = tmp_path_factory.mktemp("secret-templates")
-    op = env.start_operator(kube, tmp, ("--default-sync-interval=30s",))
-    device = None
-    try:
-        device = env.deploy_device(op, "templates", nodes.name(1))
-        yield Stack(op, device)
-    finally:
-        env.remove_operator(op)
-        if device is not None:
-            device.heartbeat.stop()
-            env.delete_token(device.conf, device.label)
-        print(op.log.read_text()[-3000:])
+    with env.running_stack(kube, tmp, "templates", ("--default-sync-interval=30s",)) as running:
+        yield running
 
 
-def test_a_template_error_keeps_the_secret_until_the_template_is_fixed(stack: Stack, namespace: str) -> None:
+def test_a_template_error_keeps_the_secret_until_the_template_is_fixed(
+    stack: env.Stack, namespace: str
+) -> None:
     path = f"{namespace}/db"
     stack.write(path, {"username": b"app", "password": b"s3cr:t/1", "unused": b"not selected"})
     stack.hsmsecret(
@@ -114,13 +63,13 @@ def test_a_template_error_keeps_the_secret_until_the_template_is_fixed(stack: St
         "DB_PASSWORD": b"s3cr:t/1",
         "DATABASE_URL": b"postgres://app:s3cr%3At%2F1@db.internal:5432/app",
     }
-    secret = stack.secret_holding(namespace, "db", first, 30)
+    secret = stack.secret_holding(namespace, "db", first)
     assert secret["metadata"]["labels"]["team"] == "payments"
     assert secret["metadata"]["labels"][constants.LABEL_MANAGED_BY] == constants.MANAGED_BY_VALUE
     assert constants.ANNOTATION_SHAPE_MAC in secret["metadata"]["annotations"]
     testkit.poll(lambda: stack.status(namespace, "db").get("syncStatus") == "InSync", 30, "InSync")
 
-    stack.template(namespace, "db", BROKEN)
+    template(stack, namespace, "db", BROKEN)
     version = stack.write(path, {"username": b"app", "password": b"s3cr:t/2", "unused": b"not selected"})
     status = testkit.poll(
         lambda: (
@@ -136,20 +85,22 @@ def test_a_template_error_keeps_the_secret_until_the_template_is_fixed(stack: St
     assert status["lastError"] == (
         "template DATABASE_URL: line 1: undefined name 'DB_PASWORD'; the Secret is kept as it was"
     )
-    warnings = testkit.poll(lambda: stack.warnings(namespace, "db"), 30, "a Warning event on the HSMSecret")
+    warnings = testkit.poll(
+        lambda: warning_events(stack, namespace, "db"), 30, "a Warning event on the HSMSecret"
+    )
     assert any("DB_PASWORD" in e["message"] for e in warnings)
     assert all("s3cr" not in e["message"] for e in warnings)
     kept = stack.secret(namespace, "db")
     assert kept is not None
     assert kept["metadata"]["resourceVersion"] == secret["metadata"]["resourceVersion"]
 
-    stack.template(namespace, "db", URL)
+    template(stack, namespace, "db", URL)
     second = {
         "DB_USER": b"app",
         "DB_PASSWORD": b"s3cr:t/2",
         "DATABASE_URL": b"postgres://app:s3cr%3At%2F2@db.internal:5432/app",
     }
-    stack.secret_holding(namespace, "db", second, 30)
+    stack.secret_holding(namespace, "db", second)
     status = testkit.poll(
         lambda: (s := stack.status(namespace, "db")).get("syncStatus") == "InSync" and s, 30, "InSync again"
     )
@@ -158,7 +109,7 @@ def test_a_template_error_keeps_the_secret_until_the_template_is_fixed(stack: St
 
 
 def test_an_immutable_docker_config_is_recreated_for_new_data_and_relabelled_in_place(
-    stack: Stack, namespace: str
+    stack: env.Stack, namespace: str
 ) -> None:
     path = f"{namespace}/pull"
     stack.write(path, {"registry": b"ghcr.io", "username": b"bot", "password": b"token-1"})
@@ -184,10 +135,7 @@ def test_an_immutable_docker_config_is_recreated_for_new_data_and_relabelled_in_
     assert (first["type"], first.get("immutable")) == ("kubernetes.io/dockerconfigjson", True)
 
     # Labels of an immutable Secret change in place: the same Secret, relabelled.
-    patch = {"spec": {"target": {"labels": {"team": "builds"}}}}
-    stack.kube.client.request(
-        "PATCH", f"{GP}/namespaces/{namespace}/hsmsecrets/pull", patch, "application/merge-patch+json"
-    )
+    stack.patch(namespace, "pull", {"target": {"labels": {"team": "builds"}}})
     relabelled = testkit.poll(
         lambda: (s := stack.secret(namespace, "pull")) and s["metadata"].get("labels", {}).get("team") and s,
         30,
@@ -202,10 +150,7 @@ def test_an_immutable_docker_config_is_recreated_for_new_data_and_relabelled_in_
     assert second["metadata"]["labels"]["team"] == "builds"
 
     def recreated_events() -> list[dict[str, Any]]:
-        events = stack.kube.client.request(
-            "GET", f"/api/v1/namespaces/{namespace}/events?fieldSelector=involvedObject.name%3Dpull"
-        )["items"]
-        return [e for e in events if e["reason"] == "SecretRecreated"]
+        return [e for e in stack.events(namespace, "pull") if e["reason"] == "SecretRecreated"]
 
     # The event is posted after the Secret is written: wait for it rather than read once.
     recreated = testkit.poll(recreated_events, 30, "the SecretRecreated event")

@@ -2,37 +2,19 @@
 
 from __future__ import annotations
 
-import base64
 from typing import Any
 
-from hsm_common import constants
 from hsm_manager.decide import model, sync
 from hsm_manager.operator import runtime, triggers
 
 from .. import fakes
+from . import stored
 from .conftest import APP_NS, hsmsecret
 
 KEY = (APP_NS, "db")
 CREDENTIALS = f"{APP_NS}/credentials"
 ENDPOINT = f"{APP_NS}/endpoint"
 URL = "postgres://{{ values.username }}:{{ values.password }}@{{ values.host }}/app"
-
-
-def stored_secret(cluster: fakes.FakeKube) -> dict[str, Any]:
-    found = cluster.stored("Secret", APP_NS, "db")
-    assert found is not None
-    return found
-
-
-def data(cluster: fakes.FakeKube) -> dict[str, bytes]:
-    return {k: base64.b64decode(v) for k, v in stored_secret(cluster)["data"].items()}
-
-
-def status(cluster: fakes.FakeKube) -> dict[str, Any]:
-    found = cluster.stored(constants.KIND_SECRET, APP_NS, "db")
-    assert found is not None
-    result: dict[str, Any] = found["status"]
-    return result
 
 
 def merged(**spec: Any) -> dict[str, Any]:
@@ -50,10 +32,10 @@ def test_the_sources_keys_are_merged_with_the_later_path_winning(
     write(directory, CREDENTIALS, {"username": b"alice", "password": b"pw", "host": b"old"})
     write(directory, ENDPOINT, {"host": b"db.internal"})
     assert rt.syncer.run(KEY) == "written"
-    assert data(cluster) == {"username": b"alice", "password": b"pw", "host": b"db.internal"}
-    assert status(cluster)["syncStatus"] == "InSync"
-    assert status(cluster)["keyConflicts"] == [{"key": "host", "source": ENDPOINT}]
-    assert status(cluster)["sources"] == [
+    assert stored.data(cluster) == {"username": b"alice", "password": b"pw", "host": b"db.internal"}
+    assert stored.status(cluster)["syncStatus"] == "InSync"
+    assert stored.status(cluster)["keyConflicts"] == [{"key": "host", "source": ENDPOINT}]
+    assert stored.status(cluster)["sources"] == [
         {"path": CREDENTIALS, "version": 1},
         {"path": ENDPOINT, "version": 1},
     ]
@@ -66,8 +48,8 @@ def test_a_template_renders_over_the_merged_keys(
     write(directory, CREDENTIALS, {"username": b"alice", "password": b"pw"})
     write(directory, ENDPOINT, {"host": b"db.internal"})
     rt.syncer.run(KEY)
-    assert data(cluster) == {"DATABASE_URL": b"postgres://alice:pw@db.internal/app"}
-    assert "keyConflicts" not in status(cluster)
+    assert stored.data(cluster) == {"DATABASE_URL": b"postgres://alice:pw@db.internal/app"}
+    assert "keyConflicts" not in stored.status(cluster)
 
 
 def test_hsm_path_comes_first_and_data_selects_among_the_merged_keys(
@@ -83,7 +65,7 @@ def test_hsm_path_comes_first_and_data_selects_among_the_merged_keys(
     write(directory, CREDENTIALS, {"username": b"alice", "password": b"pw"})
     write(directory, ENDPOINT, {"host": b"db.internal"})
     rt.syncer.run(KEY)
-    assert data(cluster) == {"HOST": b"db.internal", "USER": b"alice"}
+    assert stored.data(cluster) == {"HOST": b"db.internal", "USER": b"alice"}
 
 
 def test_sources_in_sync_cost_no_read_and_no_write(
@@ -108,8 +90,8 @@ def test_a_new_version_of_the_second_source_is_written(
     rt.syncer.run(KEY)
     version = write(directory, ENDPOINT, {"host": b"db2.internal"})
     assert rt.syncer.run(KEY) == "written"
-    assert data(cluster)["host"] == b"db2.internal"
-    assert status(cluster)["sources"][1] == {"path": ENDPOINT, "version": version}
+    assert stored.data(cluster)["host"] == b"db2.internal"
+    assert stored.status(cluster)["sources"][1] == {"path": ENDPOINT, "version": version}
 
 
 def test_a_missing_source_is_an_error_naming_it_and_keeps_the_secret(
@@ -119,13 +101,13 @@ def test_a_missing_source_is_an_error_naming_it_and_keeps_the_secret(
     write(directory, CREDENTIALS, {"username": b"alice"})
     write(directory, ENDPOINT, {"host": b"db.internal"})
     rt.syncer.run(KEY)
-    kept = stored_secret(cluster)
+    kept = stored.secret(cluster)
     cluster.add(hsmsecret(dataFrom=[{"hsmPath": "credentials"}, {"hsmPath": "nowhere"}]))
     assert rt.syncer.run(KEY) == "error"
-    assert stored_secret(cluster) == kept
-    assert status(cluster)["syncStatus"] == "Error"
-    assert f"source path {APP_NS}/nowhere does not exist" in status(cluster)["lastError"]
-    reasons = [c["reason"] for c in status(cluster)["conditions"] if c["type"] == "Ready"]
+    assert stored.secret(cluster) == kept
+    assert stored.status(cluster)["syncStatus"] == "Error"
+    assert f"source path {APP_NS}/nowhere does not exist" in stored.status(cluster)["lastError"]
+    reasons = [c["reason"] for c in stored.status(cluster)["conditions"] if c["type"] == "Ready"]
     assert reasons == [sync.Reason.NOT_FOUND]
 
 

@@ -11,6 +11,7 @@ from hsm_manager.decide import sync
 from hsm_manager.operator import runtime
 
 from .. import fakes
+from . import stored
 from .conftest import APP_NS, hsmsecret
 
 KEY = (APP_NS, "db")
@@ -24,25 +25,8 @@ SELECTION = [
 ]
 
 
-def stored_secret(cluster: fakes.FakeKube) -> dict[str, Any]:
-    found = cluster.stored("Secret", APP_NS, "db")
-    assert found is not None
-    return found
-
-
-def data(cluster: fakes.FakeKube) -> dict[str, bytes]:
-    return {k: base64.b64decode(v) for k, v in stored_secret(cluster)["data"].items()}
-
-
-def status(cluster: fakes.FakeKube) -> dict[str, Any]:
-    found = cluster.stored(constants.KIND_SECRET, APP_NS, "db")
-    assert found is not None
-    result: dict[str, Any] = found["status"]
-    return result
-
-
 def ready_reason(cluster: fakes.FakeKube) -> str:
-    return str(next(c["reason"] for c in status(cluster)["conditions"] if c["type"] == "Ready"))
+    return str(next(c["reason"] for c in stored.status(cluster)["conditions"] if c["type"] == "Ready"))
 
 
 def templated(url: str = URL, **target: Any) -> dict[str, Any]:
@@ -59,12 +43,12 @@ def test_a_template_renders_a_database_url_from_the_selected_keys(
     cluster.add(templated(labels={"team": "payments"}, annotations={"owner": "db-team"}))
     write(directory, CREDENTIALS)
     assert rt.syncer.run(KEY) == "written"
-    assert data(cluster) == {"DATABASE_URL": b"postgres://alice:s3cr%3At%2Fpw@db.internal/app"}
-    meta = stored_secret(cluster)["metadata"]
+    assert stored.data(cluster) == {"DATABASE_URL": b"postgres://alice:s3cr%3At%2Fpw@db.internal/app"}
+    meta = stored.secret(cluster)["metadata"]
     assert meta["labels"]["team"] == "payments"
     assert meta["labels"][constants.LABEL_MANAGED_BY] == constants.MANAGED_BY_VALUE
     assert meta["annotations"]["owner"] == "db-team"
-    assert status(cluster)["syncStatus"] == "InSync"
+    assert stored.status(cluster)["syncStatus"] == "InSync"
 
 
 def test_a_templated_secret_in_sync_costs_no_read_and_no_write(
@@ -85,12 +69,12 @@ def test_a_hand_edit_of_a_templated_secret_is_undone(
     cluster.add(templated())
     write(directory, CREDENTIALS)
     rt.syncer.run(KEY)
-    edited = stored_secret(cluster)
+    edited = stored.secret(cluster)
     edited["data"]["DATABASE_URL"] = base64.b64encode(b"postgres://mallory@evil/app").decode()
     cluster.add(edited)
-    assert not rt.syncer.intact(KEY, stored_secret(cluster))
+    assert not rt.syncer.intact(KEY, stored.secret(cluster))
     assert rt.syncer.run(KEY, verify=True) == "written"
-    assert data(cluster)["DATABASE_URL"].startswith(b"postgres://alice:")
+    assert stored.data(cluster)["DATABASE_URL"].startswith(b"postgres://alice:")
 
 
 def test_a_new_hsm_version_renders_again(
@@ -101,7 +85,7 @@ def test_a_new_hsm_version_renders_again(
     rt.syncer.run(KEY)
     write(directory, {**CREDENTIALS, "password": b"rotated"})
     assert rt.syncer.run(KEY) == "written"
-    assert data(cluster)["DATABASE_URL"] == b"postgres://alice:rotated@db.internal/app"
+    assert stored.data(cluster)["DATABASE_URL"] == b"postgres://alice:rotated@db.internal/app"
 
 
 def test_a_broken_template_is_an_error_that_keeps_the_secret_and_warns(
@@ -110,13 +94,13 @@ def test_a_broken_template_is_an_error_that_keeps_the_secret_and_warns(
     cluster.add(templated())
     write(directory, CREDENTIALS)
     rt.syncer.run(KEY)
-    kept = stored_secret(cluster)
+    kept = stored.secret(cluster)
     cluster.add(templated("{{ values.pasword }}"))
     assert rt.syncer.run(KEY) == "error"
-    assert stored_secret(cluster) == kept
-    assert status(cluster)["syncStatus"] == "Error"
+    assert stored.secret(cluster) == kept
+    assert stored.status(cluster)["syncStatus"] == "Error"
     assert ready_reason(cluster) == sync.Reason.TEMPLATE_FAILED
-    message = status(cluster)["lastError"]
+    message = stored.status(cluster)["lastError"]
     assert message == "template DATABASE_URL: line 1: undefined name 'pasword'; the Secret is kept as it was"
     warnings = [e for e in cluster.events if e.warning and e.reason == "SyncFailed"]
     assert warnings
@@ -131,8 +115,8 @@ def test_a_fixed_template_recovers(
     assert rt.syncer.run(KEY) == "error"
     cluster.add(templated())
     assert rt.syncer.run(KEY) == "written"
-    assert status(cluster)["syncStatus"] == "InSync"
-    assert "lastError" not in status(cluster)
+    assert stored.status(cluster)["syncStatus"] == "InSync"
+    assert "lastError" not in stored.status(cluster)
 
 
 def test_a_selected_key_missing_on_the_hsm_is_an_error_naming_the_key(
@@ -142,7 +126,9 @@ def test_a_selected_key_missing_on_the_hsm_is_an_error_naming_the_key(
     write(directory, CREDENTIALS)
     assert rt.syncer.run(KEY) == "error"
     assert ready_reason(cluster) == sync.Reason.KEY_NOT_FOUND
-    assert status(cluster)["lastError"] == "spec.data names apiToken, which the HSM secret does not hold"
+    assert (
+        stored.status(cluster)["lastError"] == "spec.data names apiToken, which the HSM secret does not hold"
+    )
     assert cluster.stored("Secret", APP_NS, "db") is None
 
 
@@ -152,7 +138,7 @@ def test_a_selection_writes_only_the_listed_keys_renamed(
     cluster.add(hsmsecret(data=[{"secretKey": "DB_USER", "key": "username"}]))
     write(directory, CREDENTIALS)
     rt.syncer.run(KEY)
-    assert data(cluster) == {"DB_USER": b"alice"}
+    assert stored.data(cluster) == {"DB_USER": b"alice"}
 
 
 def test_a_docker_config_secret_is_written_with_its_type(
@@ -169,8 +155,8 @@ def test_a_docker_config_secret_is_written_with_its_type(
     )
     write(directory, {**CREDENTIALS, "registry": b"ghcr.io"})
     rt.syncer.run(KEY)
-    assert stored_secret(cluster)["type"] == "kubernetes.io/dockerconfigjson"
-    auths = json.loads(data(cluster)[".dockerconfigjson"])["auths"]
+    assert stored.secret(cluster)["type"] == "kubernetes.io/dockerconfigjson"
+    auths = json.loads(stored.data(cluster)[".dockerconfigjson"])["auths"]
     assert auths["ghcr.io"]["username"] == "alice"
 
 
@@ -181,7 +167,7 @@ def test_the_operators_own_labels_in_the_spec_are_an_invalid_spec(
     write(directory, CREDENTIALS)
     assert rt.syncer.run(KEY) == "invalid"
     assert ready_reason(cluster) == sync.Reason.INVALID
-    assert status(cluster)["lastError"] == (
+    assert stored.status(cluster)["lastError"] == (
         "spec.target.labels: labels hsm.j5t.io/hsmsecret: the operator writes these itself"
     )
 
@@ -192,17 +178,17 @@ def test_new_data_for_an_immutable_secret_recreates_it_and_says_so(
     cluster.add(hsmsecret(target={"immutable": True}))
     write(directory, CREDENTIALS)
     rt.syncer.run(KEY)
-    first = stored_secret(cluster)
+    first = stored.secret(cluster)
     assert first["immutable"] is True
     write(directory, {**CREDENTIALS, "password": b"rotated"})
     assert rt.syncer.run(KEY) == "written"
-    second = stored_secret(cluster)
+    second = stored.secret(cluster)
     assert second["metadata"]["uid"] != first["metadata"]["uid"]
-    assert data(cluster)["password"] == b"rotated"
+    assert stored.data(cluster)["password"] == b"rotated"
     assert "SecretRecreated" in cluster.reasons()
     assert (
         "deleted and created again: it is immutable and its data changes"
-        in status(cluster)["conditions"][0]["message"]
+        in stored.status(cluster)["conditions"][0]["message"]
     )
 
 
@@ -212,11 +198,11 @@ def test_new_labels_on_an_immutable_secret_are_a_replace(
     cluster.add(hsmsecret(target={"immutable": True}))
     write(directory, CREDENTIALS)
     rt.syncer.run(KEY)
-    uid = stored_secret(cluster)["metadata"]["uid"]
+    uid = stored.secret(cluster)["metadata"]["uid"]
     cluster.add(hsmsecret(target={"immutable": True, "labels": {"team": "a"}}))
     assert rt.syncer.run(KEY) == "written"
-    assert stored_secret(cluster)["metadata"]["uid"] == uid
-    assert stored_secret(cluster)["metadata"]["labels"]["team"] == "a"
+    assert stored.secret(cluster)["metadata"]["uid"] == uid
+    assert stored.secret(cluster)["metadata"]["labels"]["team"] == "a"
 
 
 def test_a_type_changed_through_the_target_recreates_the_secret(
@@ -227,7 +213,7 @@ def test_a_type_changed_through_the_target_recreates_the_secret(
     rt.syncer.run(KEY)
     cluster.add(hsmsecret(target={"type": "kubernetes.io/tls"}))
     assert rt.syncer.run(KEY) == "written"
-    assert stored_secret(cluster)["type"] == "kubernetes.io/tls"
+    assert stored.secret(cluster)["type"] == "kubernetes.io/tls"
     assert "SecretRecreated" in cluster.reasons()
 
 
@@ -237,7 +223,7 @@ def test_a_plain_hsmsecret_writes_the_secret_exactly_as_before(
     cluster.add(hsmsecret())
     write(directory, CREDENTIALS)
     rt.syncer.run(KEY)
-    secret = stored_secret(cluster)
+    secret = stored.secret(cluster)
     assert "immutable" not in secret
     assert set(secret["metadata"]["labels"]) == {constants.LABEL_MANAGED_BY, constants.LABEL_SECRET}
     assert set(secret["metadata"]["annotations"]) == {
@@ -254,8 +240,8 @@ def test_dropping_a_target_label_from_the_spec_removes_it_from_the_secret(
     rt.syncer.run(KEY)
     cluster.add(hsmsecret())
     assert rt.syncer.run(KEY) == "written"
-    assert "team" not in stored_secret(cluster)["metadata"]["labels"]
-    assert constants.ANNOTATION_SHAPE_MAC not in stored_secret(cluster)["metadata"]["annotations"]
+    assert "team" not in stored.secret(cluster)["metadata"]["labels"]
+    assert constants.ANNOTATION_SHAPE_MAC not in stored.secret(cluster)["metadata"]["annotations"]
 
 
 def test_a_first_template_failure_is_one_warning_event(
