@@ -6,6 +6,7 @@ import base64
 from typing import Any
 
 from hsm_common import constants
+from hsm_manager import kube
 from hsm_manager.operator import merging, runtime, triggers
 
 from .. import fakes
@@ -324,3 +325,41 @@ def test_a_merged_secret_event_of_a_foreign_change_queues_no_pass(
     cluster_triggers: triggers.ClusterTriggers = rt.triggers
     cluster_triggers.secret("MODIFIED", secret(cluster))
     assert rt.queue.backlog() == 0
+
+
+def test_a_failed_take_out_keeps_the_finalizer_warns_and_is_tried_again(
+    rt: runtime.Runtime, cluster: fakes.FakeKube, directory: fakes.FakeDirectory
+) -> None:
+    foreign_secret(cluster)
+    cluster.add(hsmsecret(creationPolicy="Merge"))
+    write(directory, CREDENTIALS)
+    rt.syncer.run(KEY)
+    delete_hsmsecret(cluster)
+    cluster.failures["patch"] = kube.KubeError("patch Secret app/db: 500 Internal Server Error", 500)
+    assert rt.syncer.run(KEY, verify=True) == "error"
+    held = cluster.stored(constants.KIND_SECRET, APP_NS, "db")
+    assert held is not None
+    assert merging.holding(held)
+    assert "SyncFailed" in cluster.reasons()
+    del cluster.failures["patch"]
+    assert rt.syncer.run(KEY, verify=True) == "released"
+    assert data(cluster) == {"config": b"debug=false"}
+
+
+def test_switching_merge_to_owner_drops_the_finalizer_and_leaves_the_foreign_secret(
+    rt: runtime.Runtime, cluster: fakes.FakeKube, directory: fakes.FakeDirectory
+) -> None:
+    foreign_secret(cluster)
+    cluster.add(hsmsecret(creationPolicy="Merge"))
+    write(directory, CREDENTIALS)
+    rt.syncer.run(KEY)
+    switched = cluster.stored(constants.KIND_SECRET, APP_NS, "db")
+    assert switched is not None
+    switched["spec"].pop("creationPolicy")
+    cluster.add(switched)
+    assert rt.syncer.run(KEY, verify=True) == "error"
+    assert ready_reason(cluster) == "SecretNotManaged"
+    held = cluster.stored(constants.KIND_SECRET, APP_NS, "db")
+    assert held is not None
+    assert not merging.holding(held)
+    assert data(cluster) == {"config": b"debug=false", **CREDENTIALS}

@@ -6,7 +6,7 @@ Owner and Orphan need no finalizer: the garbage collector deletes an owned Secre
 
 from __future__ import annotations
 
-from collections.abc import Callable, Set
+from collections.abc import Callable
 
 from hsm_common import constants, models
 from hsm_manager import kube
@@ -17,13 +17,21 @@ from . import secretmanifest, watched
 FINALIZER = constants.FINALIZER_MERGED_KEYS
 
 
-def hold(client: kube.Kube, obj: kube.Obj, policy: models.CreationPolicy) -> None:
+def hold(client: kube.Kube, obj: kube.Obj, policy: models.CreationPolicy) -> bool:
     """Give the HSMSecret the finalizer under Merge (before its first write), take it away under any other
-    policy (its keys then stay where they are: docs/hsmsecret.md)."""
-    if policy == models.CreationPolicy.MERGE:
-        _finalizers(client, obj, lambda now: now if FINALIZER in now else [*now, FINALIZER])
-    else:
-        _finalizers(client, obj, lambda now: [f for f in now if f != FINALIZER])
+    policy (its keys then stay where they are: docs/hsmsecret.md); False, with a Warning event, when that
+    failed (a merge must then not write: its keys would stay when the HSMSecret goes)."""
+    if (policy == models.CreationPolicy.MERGE) == holding(obj):
+        return True
+    try:
+        if policy == models.CreationPolicy.MERGE:
+            _finalizers(client, obj, lambda now: now if FINALIZER in now else [*now, FINALIZER])
+        else:
+            _finalizers(client, obj, lambda now: [f for f in now if f != FINALIZER])
+    except kube.KubeError as exc:
+        client.event(obj, "SyncFailed", f"setting the finalizer {FINALIZER} failed: {exc}", warning=True)
+        return False
+    return True
 
 
 def holding(obj: kube.Obj) -> bool:
@@ -38,22 +46,24 @@ def release(client: kube.Kube, obj: kube.Obj, ref: models.SecretRef | None) -> N
     The Secret's other keys, and the Secret, stay. A Secret that no longer names the HSMSecret is not
     touched (another owner took it over). Raises kube.KubeError; the finalizer then stays for the next try.
     """
-    meta = obj["metadata"]
     if ref is not None:
-        removed = _take_out(client, meta["namespace"], ref.name, meta["name"])
-        if removed:
-            client.event(obj, "MergedKeysRemoved", released(removed, ref.name))
+        take_out(client, obj, ref.name)
     _finalizers(client, obj, lambda now: [f for f in now if f != FINALIZER])
 
 
-def released(keys: Set[str], secret_name: str) -> str:
-    """The event message of keys taken out of a Secret (names only)."""
-    taken = ", ".join(sorted(keys))
-    return f"keys {taken} taken out of Secret {secret_name}; its other keys and the Secret stay"
+def take_out(client: kube.Kube, obj: kube.Obj, secret_name: str) -> None:
+    """Take the keys the HSMSecret obj merged out of the Secret as the API server holds it now, with the
+    operator's annotations and label, and say which in a MergedKeysRemoved event. Raises kube.KubeError."""
+    meta = obj["metadata"]
+    removed = _take_out(client, meta["namespace"], secret_name, meta["name"])
+    if removed:
+        taken = ", ".join(sorted(removed))
+        message = f"keys {taken} taken out of Secret {secret_name}; its other keys and the Secret stay"
+        client.event(obj, "MergedKeysRemoved", message)
 
 
 def _take_out(client: kube.Kube, namespace: str, secret_name: str, hsmsecret: str) -> frozenset[str]:
-    """release's patch of the Secret; the keys it took out."""
+    """take_out's patch of the Secret; the keys it took out."""
     for attempt in range(2):
         try:
             found = watched.SecretSeen.of(client.get("Secret", namespace, secret_name))

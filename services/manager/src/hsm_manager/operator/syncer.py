@@ -317,14 +317,9 @@ class Syncer:
             self._unresolved.discard(key)
         if not spec.auto_sync:
             return "paused"
-        if (spec.creation_policy == models.CreationPolicy.MERGE) != merging.holding(obj):
-            try:
-                merging.hold(self._client, obj, spec.creation_policy)
-            except kube.KubeError as exc:
-                # Not a write without it: the keys merged would stay when the HSMSecret goes.
-                self._client.event(obj, "SyncFailed", f"setting the finalizer failed: {exc}", warning=True)
-                metrics.SYNC_ERRORS.labels(sync.Reason.ERROR.value).inc()
-                return "error"
+        if not merging.hold(self._client, obj, spec.creation_policy):
+            metrics.SYNC_ERRORS.labels(sync.Reason.ERROR.value).inc()
+            return "error"
         found = self._directory.endpoints(device_ns, device)
         picked: list[sources.Picked] | sync.Decision | None = None
         if spec.data_from is None:
@@ -406,11 +401,9 @@ class Syncer:
                             obj, "SecretUpdated", f"Secret {secret_name} now holds version {made.version}"
                         )
             elif decision.action == sync.Action.DELETE and current is not None and wanted.merge:
-                self._client.patch("Secret", namespace, secret_name, secretmanifest.release_patch(current))
+                merging.take_out(self._client, obj, secret_name)
                 self.secrets.gone(namespace, secret_name)  # it names no HSMSecret any more
                 synced, secret_mac = True, checksum.mac_of_checksum(self._mac_key, checksum.checksum({}))
-                removed = creation.owned_keys(current.annotations) & current.keys
-                self._client.event(obj, "MergedKeysRemoved", merging.released(removed, secret_name))
             elif decision.action == sync.Action.DELETE and current is not None:
                 self._client.delete("Secret", namespace, secret_name, uid=current.uid)
                 self.secrets.gone(namespace, secret_name)
