@@ -164,6 +164,22 @@ def test_a_statefulset_is_merge_patched_on_apps_v1(client: kube.Kube, api_server
     assert request.headers["Content-Type"] == "application/merge-patch+json"
 
 
+def test_a_secret_is_patched_by_strategic_merge_and_an_hsmsecret_by_merge(
+    client: kube.Kube, api_server: ApiServer
+) -> None:
+    secret, hsmsecret = (
+        "/api/v1/namespaces/app/secrets/db",
+        "/apis/hsm.j5t.io/v1alpha1/namespaces/app/hsmsecrets/db",
+    )
+    api_server.answers["PATCH", secret] = (200, {"kind": "Secret"})
+    api_server.answers["PATCH", hsmsecret] = (200, {"kind": constants.KIND_SECRET})
+    client.patch("Secret", "app", "db", {"data": {"k": None}})
+    client.patch(constants.KIND_SECRET, "app", "db", {"metadata": {"finalizers": None}})
+    first, second = api_server.requests[-2:]
+    assert (first.path, first.headers["Content-Type"]) == (secret, "application/strategic-merge-patch+json")
+    assert (second.path, second.headers["Content-Type"]) == (hsmsecret, "application/merge-patch+json")
+
+
 def test_a_refused_workload_patch_is_a_kube_error_with_status_403(
     client: kube.Kube, api_server: ApiServer
 ) -> None:
