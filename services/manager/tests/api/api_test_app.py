@@ -1,7 +1,8 @@
 """App factory for integration tests, loaded by gunicorn: real agents, auth from a static table.
 
 The table stands in for the cluster's TokenReview/SubjectAccessReview at the Deps seam (the e2e tests
-use the real ones); the PIN store writes the PIN files the test agents read, as a kubelet would.
+use the real ones); the PIN store writes the PIN files the test agents read, as a kubelet would; the
+HSMPools are the objects the config lists, as the operator would have written them.
 """
 
 from __future__ import annotations
@@ -49,6 +50,16 @@ class PinFiles:
             pathlib.Path(name).write_text(new_pin)
 
 
+class StaticPools:
+    """HSMPool objects as the Kubernetes API lists them (kind is always HSMPool here)."""
+
+    def __init__(self, objects: list[dict[str, Any]]) -> None:
+        self._objects = objects
+
+    def list_custom(self, kind: str, namespace: str | None = None) -> list[dict[str, Any]]:
+        return [obj for obj in self._objects if namespace in (None, obj["metadata"]["namespace"])]
+
+
 def build() -> Any:
     """The app wired from the JSON file named by HSM_API_TEST_CONFIG."""
     config = json.loads(pathlib.Path(os.environ["HSM_API_TEST_CONFIG"]).read_text())
@@ -66,5 +77,6 @@ def build() -> Any:
         mirror=service.Mirror(directory, namespace),
         pins=PinFiles(config.get("pinFiles", {})),
         device_namespace=namespace,
+        pools=StaticPools(config.get("pools", [])),
     )
     return app.create_app(deps)

@@ -189,10 +189,11 @@ def start_api(
     threads: int = 4,
     tls: TLS | None = None,
     reviews: pathlib.Path | None = None,
+    pools: list[dict[str, Any]] | None = None,
 ) -> Api:
     """gunicorn serving the test wiring: HTTPS with tls's files, else plain HTTP (these tests are about
     routes, not transport; test_api_tls is about HTTPS); metrics, reviewed with the kubeconfig reviews,
-    only when it is given."""
+    only when it is given; pools are the HSMPool objects the Kubernetes API would list."""
     config = {
         "tokens": TOKENS,
         "rules": RULES,
@@ -201,6 +202,7 @@ def start_api(
             d: [{"name": a.name, "address": a.address} for a in agents] for d, agents in devices.items()
         },
         "pinFiles": {d: [str(a.pin_file) for a in agents] for d, agents in devices.items()},
+        "pools": pools or [],
     }
     root.mkdir(parents=True, exist_ok=True)
     (root / "api.json").write_text(json.dumps(config))
@@ -271,13 +273,61 @@ def agent_pair(tmp_path_factory: pytest.TempPathFactory) -> collections.abc.Iter
         agent.stop()
 
 
+def pool_object(device: str, phase: str, conditions: list[dict[str, str]]) -> dict[str, Any]:
+    """An HSMPool of device as the operator writes it, with two devices of which the phase tells."""
+    available = 2 if phase == "Ready" else 1
+    return {
+        "apiVersion": "hsm.j5t.io/v1alpha1",
+        "kind": "HSMPool",
+        "metadata": {
+            "name": f"{device}-pool",
+            "namespace": DEVICE_NAMESPACE,
+            "labels": {"hsm.j5t.io/device": device},
+        },
+        "spec": {},
+        "status": {
+            "phase": phase,
+            "totalDevices": 2,
+            "availableDevices": available,
+            "lastAggregationTime": "2026-12-03T10:00:00Z",
+            "conditions": [{"lastTransitionTime": "2026-12-03T09:58:00Z", **c} for c in conditions],
+        },
+    }
+
+
+#: The HSMPool of the 'pair' device the api fixture serves: Ready, both devices available.
+PAIR_POOL = pool_object(
+    "pair",
+    "Ready",
+    [
+        {"type": "Ready", "status": "True", "reason": "Ready", "message": "2 devices available"},
+        {
+            "type": "CapacityLow",
+            "status": "False",
+            "reason": "ObjectBudgetAvailable",
+            "message": "every device has room",
+        },
+        {
+            "type": "AgentsAnswering",
+            "status": "True",
+            "reason": "AgentsAnswer",
+            "message": "every Ready agent answers",
+        },
+    ],
+)
+
+
 @pytest.fixture(scope="module")
 def api(
     tmp_path_factory: pytest.TempPathFactory, agent_pair: list[Agent], module_review_api: Any
 ) -> collections.abc.Iterator[Api]:
-    """gunicorn (2 workers) serving the API for the device 'pair' made of both agents, and its metrics."""
+    """gunicorn (2 workers) serving the API for the device 'pair' made of both agents (and its HSMPool),
+    and its metrics."""
     served = start_api(
-        tmp_path_factory.mktemp("api"), {"pair": agent_pair}, reviews=module_review_api.kubeconfig
+        tmp_path_factory.mktemp("api"),
+        {"pair": agent_pair},
+        reviews=module_review_api.kubeconfig,
+        pools=[PAIR_POOL],
     )
     yield served
     stop_api(served)

@@ -8,6 +8,8 @@ from hsm_manager.api import app, auth, config, openapi, server
 from hsm_manager.gateway import endpoints
 from hsm_manager.mirroring import service
 
+from . import api_test_app
+
 
 class _Nobody:
     def review_token(self, token: str) -> auth.User | None:
@@ -24,7 +26,7 @@ class _NoPins:
 
 def test_openapi_documents_every_rule_of_the_app() -> None:
     mirror = service.Mirror(endpoints.StaticDirectory([]), "ns")
-    deps = app.Deps(auth.Guard(_Nobody(), _Nobody()), mirror, _NoPins(), "ns")
+    deps = app.Deps(auth.Guard(_Nobody(), _Nobody()), mirror, _NoPins(), "ns", api_test_app.StaticPools([]))
     flask_app = app.create_app(deps)
     rules = {
         (re.sub(r"<path:(\w+)>", r"{\1}", rule.rule), method)

@@ -10,6 +10,8 @@ from hsm_manager.api import app, auth, console
 from hsm_manager.gateway import endpoints
 from hsm_manager.mirroring import service
 
+from . import api_test_app
+
 
 class _Nobody:
     def review_token(self, token: str) -> auth.User | None:
@@ -27,7 +29,9 @@ class _NoPins:
 @pytest.fixture
 def client() -> flask.testing.FlaskClient:
     mirror = service.Mirror(endpoints.StaticDirectory([]), "ns")
-    return app.create_app(app.Deps(auth.Guard(_Nobody(), _Nobody()), mirror, _NoPins(), "ns")).test_client()
+    return app.create_app(
+        app.Deps(auth.Guard(_Nobody(), _Nobody()), mirror, _NoPins(), "ns", api_test_app.StaticPools([]))
+    ).test_client()
 
 
 def test_the_page_is_served_at_the_root_without_a_token(client: flask.testing.FlaskClient) -> None:

@@ -12,6 +12,8 @@ from hsm_manager.api import app, auth, openapi, permissions, routes, schemas
 from hsm_manager.gateway import endpoints
 from hsm_manager.mirroring import service
 
+from . import api_test_app
+
 
 class _Anyone:
     """Every token is a user and every user may do anything."""
@@ -46,7 +48,11 @@ class _NoPins:
 def deps() -> app.Deps:
     anyone = _Anyone()
     return app.Deps(
-        auth.Guard(anyone, anyone), service.Mirror(endpoints.StaticDirectory([]), "ns"), _NoPins(), "ns"
+        auth.Guard(anyone, anyone),
+        service.Mirror(endpoints.StaticDirectory([]), "ns"),
+        _NoPins(),
+        "ns",
+        api_test_app.StaticPools([]),
     )
 
 
@@ -60,6 +66,7 @@ ACCESSES = [
     ("GET", "/api/v1/openapi.json", None, _access("get", "hsmdevices", "ns")),
     ("GET", "/api/v1/hsm/info?device=pair", None, _access("get", "hsmdevices", "ns")),
     ("GET", "/api/v1/hsm/status", None, _access("get", "hsmdevices", "ns")),
+    ("GET", "/api/v1/hsm/pools", None, _access("get", "hsmdevices", "ns")),
     ("GET", "/api/v1/hsm/secrets?namespace=team-a&limit=5", None, _access("list", "hsmsecrets", "team-a")),
     ("GET", "/api/v1/hsm/secrets/team-a/db/pw", None, _access("get", "hsmsecrets", "team-a")),
     ("GET", "/api/v1/hsm/secrets/team-a/db/metadata", None, _access("get", "hsmsecrets", "team-a")),
@@ -115,7 +122,11 @@ def test_each_operation_asks_the_review_it_always_asked(
 ) -> None:
     reviewer = _Recording()
     deps = app.Deps(
-        auth.Guard(reviewer, reviewer), service.Mirror(endpoints.StaticDirectory([]), "ns"), _NoPins(), "ns"
+        auth.Guard(reviewer, reviewer),
+        service.Mirror(endpoints.StaticDirectory([]), "ns"),
+        _NoPins(),
+        "ns",
+        api_test_app.StaticPools([]),
     )
     response = (
         app.create_app(deps)
@@ -126,12 +137,12 @@ def test_each_operation_asks_the_review_it_always_asked(
     assert reviewer.asked == [expected]
 
 
-def test_the_review_table_covers_every_documented_operation() -> None:
+def test_the_review_table_covers_every_documented_operation_that_can_be_refused() -> None:
     documented = {
         (path, method.upper())
         for path, item in openapi.document()["paths"].items()
         for method, operation in item.items()
-        if operation.get("security") != []
+        if operation.get("security") != [] and "403" in operation["responses"]
     }
     covered = {
         (
@@ -145,6 +156,29 @@ def test_the_review_table_covers_every_documented_operation() -> None:
         for method, url, _, _ in ACCESSES
     }
     assert covered == documented
+
+
+def test_the_only_operation_documented_without_403_answers_a_caller_allowed_nothing_with_nothing() -> None:
+    reviewer = _Recording()
+    deps = app.Deps(
+        auth.Guard(reviewer, reviewer),
+        service.Mirror(endpoints.StaticDirectory([]), "ns"),
+        _NoPins(),
+        "ns",
+        api_test_app.StaticPools([]),
+    )
+    client = app.create_app(deps).test_client()
+    unrefused = [
+        (path, method)
+        for path, item in openapi.document()["paths"].items()
+        for method, operation in item.items()
+        if operation.get("security") != [] and "403" not in operation["responses"]
+    ]
+    assert unrefused == [("/api/v1/hsm/namespaces", "get")]
+    response = client.get("/api/v1/hsm/namespaces", headers={"Authorization": "Bearer alice"})
+    assert response.status_code == 200
+    assert response.json is not None
+    assert response.json["data"]["namespaces"] == []
 
 
 def test_every_route_of_the_app_declares_its_permission(deps: app.Deps) -> None:
@@ -237,7 +271,11 @@ def test_the_legacy_import_asks_for_the_devices_then_create_in_every_target_name
 ) -> None:
     reviewer = _DevicesOnly()
     deps = app.Deps(
-        auth.Guard(reviewer, reviewer), service.Mirror(endpoints.StaticDirectory([]), "ns"), _NoPins(), "ns"
+        auth.Guard(reviewer, reviewer),
+        service.Mirror(endpoints.StaticDirectory([]), "ns"),
+        _NoPins(),
+        "ns",
+        api_test_app.StaticPools([]),
     )
     response = (
         app.create_app(deps)

@@ -130,6 +130,14 @@ class Console:
         self.driver.find_element(CSS, f'#secret-rows tr[data-path="{path}"] button').click()
         self.wait_text("secret-title", path)
 
+    def choices(self) -> list[str]:
+        """The namespaces the picker offers to choose, and those it suggests while typing."""
+        buttons = self.driver.find_elements(CSS, "#namespace-choices button")
+        options = self.driver.find_elements(CSS, "#namespace-options option")
+        offered = [str(button.text) for button in buttons]
+        assert offered == [str(option.get_attribute("value")) for option in options]
+        return offered
+
     def pairs(self) -> list[webelement.WebElement]:
         return self.driver.find_elements(CSS, "#pairs li")
 
@@ -222,9 +230,11 @@ def test_signing_in_shows_the_namespace_picker_and_the_devices_health(console: C
     console.sign_in("admin")
     console.wait_visible("screen-list")
     console.wait_text("who-name", "Signed in as admin")
-    pool = console.wait_text("devices", "Ready: 2 of 2 connected")
+    pool = console.wait_text("devices", "Pool Ready: 2 of 2 devices available")
+    assert "Agents: 2 of 2 connected" in pool
     assert "hsm-a" in pool
     assert "hsm-b" in pool
+    console.wait_text("namespace-choices", "demo")
     console.screenshot("02-namespace-picker")
     console.open_namespace("demo")
     row = wait_until(
@@ -363,6 +373,45 @@ def test_a_token_without_any_permission_sees_nothing(console: Console, api: Api)
     console.open_namespace("team-a")
     console.wait_text("alert-text", "Not allowed")
     assert "team-a/hidden" not in console.driver.page_source
+
+
+def test_a_token_allowed_in_one_namespace_is_offered_only_that_one(console: Console, api: Api) -> None:
+    _put(api, "team-a/offered", {"k": b"v"})
+    _put(api, "team-b/not-offered", {"k": b"v"})
+    console.sign_in("team-a")
+    console.wait_visible("screen-list")
+    wait_until(lambda: console.choices() == ["team-a"], SHOWN, "team-a offered, alone")
+    console.screenshot("14-namespace-picker-one-namespace")
+    console.driver.find_element(CSS, '#namespace-choices button[data-namespace="team-a"]').click()
+    console.wait_text("list-title", "Secrets in team-a")
+    wait_until(lambda: console.row("team-a/offered"), SHOWN, "team-a/offered listed")
+    chosen = console.driver.find_element(CSS, '#namespace-choices button[data-namespace="team-a"]')
+    assert chosen.get_attribute("aria-current") == "true"
+    assert "team-b" not in console.find("namespace-choices").text
+
+
+def test_a_token_without_any_permission_is_offered_no_namespace(console: Console, api: Api) -> None:
+    _put(api, "team-a/not-offered", {"k": b"v"})
+    console.sign_in("nobody")
+    console.wait_text("namespace-notes", "may list secrets in no namespace")
+    assert console.choices() == []
+    assert "team-a" not in console.driver.page_source
+    console.screenshot("15-namespace-picker-none")
+
+
+def test_the_health_view_shows_the_hsmpools_phase_and_conditions(console: Console) -> None:
+    console.sign_in("admin")
+    console.wait_text("devices", "Pool Ready: 2 of 2 devices available")
+    conditions = {
+        str(item.get_attribute("data-condition")): str(item.text)
+        for item in console.driver.find_elements(CSS, '#devices .pool[data-device="pair"] .conditions li')
+    }
+    assert conditions == {
+        "Ready": "Ready True (Ready): 2 devices available",
+        "CapacityLow": "CapacityLow False (ObjectBudgetAvailable): every device has room",
+        "AgentsAnswering": "AgentsAnswering True (AgentsAnswer): every Ready agent answers",
+    }
+    console.screenshot("16-devices-and-pool")
 
 
 def test_a_wrong_token_is_refused_at_sign_in(console: Console) -> None:

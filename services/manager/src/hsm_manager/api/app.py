@@ -17,7 +17,7 @@ from hsm_common import constants
 from hsm_manager.mirroring import devices, service
 from hsm_manager.mirroring import errors as mirror_errors
 
-from . import auth, console, envelope, errors, metrics, permissions, routes
+from . import auth, console, envelope, errors, metrics, permissions, pools, routes
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +45,8 @@ class Deps:
     pins: devices.PinStore
     device_namespace: str
     """Namespace of the HSMDevices (authorization of device-wide routes happens there)."""
+    pools: pools.PoolSource
+    """The HSMPools (of the HSMDevices' namespace), read from the Kubernetes API."""
 
 
 def create_app(deps: Deps) -> flask.Flask:

@@ -158,16 +158,19 @@ class Guard:
             raise errors.Unauthenticated("the bearer token is not valid")
         return user
 
-    def authorize(self, user: User, access: Access) -> None:
-        """Return when user may perform access, else raise Forbidden naming what was missing."""
+    def allows(self, user: User, access: Access) -> bool:
+        """Whether user may perform access (the review's answer, cached)."""
         key = (user, access)
         hit, cached = self._decisions.get(key)
         if hit:
-            allowed = bool(cached)
-        else:
-            allowed = self._access.allowed(user, access)
-            self._decisions.put(key, allowed, CACHE_SECONDS if allowed else DENIAL_CACHE_SECONDS)
-        if not allowed:
+            return bool(cached)
+        allowed = self._access.allowed(user, access)
+        self._decisions.put(key, allowed, CACHE_SECONDS if allowed else DENIAL_CACHE_SECONDS)
+        return allowed
+
+    def authorize(self, user: User, access: Access) -> None:
+        """Return when user may perform access, else raise Forbidden naming what was missing."""
+        if not self.allows(user, access):
             raise errors.Forbidden(
                 f"user {user.username!r} may not {access.verb} {access.resource}.{access.group} "
                 f"in namespace {access.namespace!r}",

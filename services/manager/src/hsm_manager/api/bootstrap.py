@@ -33,5 +33,6 @@ def production_app(cfg: config.ApiConfig) -> Any:
         mirror=service.Mirror(directory, namespace),
         pins=client,
         device_namespace=namespace,
+        pools=client,
     )
     return app.create_app(deps)

@@ -30,6 +30,7 @@ class Code(enum.StrEnum):
     NO_RANDOM_GENERATOR = "NO_RANDOM_GENERATOR"
     PARTIAL_FAILURE = "PARTIAL_FAILURE"
     AUTH_BACKEND_UNAVAILABLE = "AUTH_BACKEND_UNAVAILABLE"
+    KUBERNETES_UNAVAILABLE = "KUBERNETES_UNAVAILABLE"
     INTERNAL = "INTERNAL"
 
 
@@ -54,6 +55,7 @@ STATUS: dict[Code, int] = {
     Code.NO_RANDOM_GENERATOR: 501,
     Code.PARTIAL_FAILURE: 207,
     Code.AUTH_BACKEND_UNAVAILABLE: 503,
+    Code.KUBERNETES_UNAVAILABLE: 503,
     Code.INTERNAL: 500,
 }
 
@@ -138,6 +140,12 @@ class NoRandomGenerator(ApiError):
 
 class AuthBackendUnavailable(ApiError):
     code = Code.AUTH_BACKEND_UNAVAILABLE
+
+
+class KubernetesUnavailable(ApiError):
+    """A resource the answer is made of (an HSMPool) could not be read from the Kubernetes API."""
+
+    code = Code.KUBERNETES_UNAVAILABLE
 
 
 _OPERATION_ERRORS: dict[Code, type[ApiError]] = {

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from hsm_common import constants, names
+from hsm_common import constants, models, names
 
 from . import errors, paging, schemas
 
@@ -79,9 +79,17 @@ _AUTH = ["401", "403"]
 
 
 def _op(
-    summary: str, ok: dict[str, Any], *errs: int, params: list[Any] | None = None, body: str | None = None
+    summary: str,
+    ok: dict[str, Any],
+    *errs: int,
+    params: list[Any] | None = None,
+    body: str | None = None,
+    refusable: bool = True,
 ) -> dict[str, Any]:
-    op: dict[str, Any] = {"summary": summary, "responses": {**ok, **_errors(401, 403, 503, *errs)}}
+    """An operation; refusable=False: every authenticated caller may call it (no 403), see
+    ``permissions.signed_in``."""
+    checks = (401, 403, 503) if refusable else (401, 503)
+    op: dict[str, Any] = {"summary": summary, "responses": {**ok, **_errors(*checks, *errs)}}
     if params:
         op["parameters"] = params
     if body:
@@ -128,6 +136,21 @@ def document() -> dict[str, Any]:
             "/api/v1/hsm/status": {
                 "get": _op(
                     "per-device health", {"200": _response("status")}, 400, 404, params=[_DEVICE_PARAM]
+                )
+            },
+            "/api/v1/hsm/pools": {
+                "get": _op(
+                    "every HSMDevice's HSMPool: phase, device counts and conditions",
+                    {"200": _response("pools", {"$ref": "#/components/schemas/Pools"})},
+                )
+            },
+            "/api/v1/hsm/namespaces": {
+                "get": _op(
+                    "the namespaces holding secrets on the HSMs that the caller may list secrets in (list on"
+                    " hsmsecrets there, reviewed per namespace, at most maxReviewed of them); every"
+                    " authenticated caller may ask, and one allowed nothing gets an empty list",
+                    {"200": _response("namespaces", {"$ref": "#/components/schemas/Namespaces"})},
+                    refusable=False,
                 )
             },
             "/api/v1/hsm/secrets": {
@@ -432,6 +455,68 @@ def _schemas() -> dict[str, Any]:
                             "secretCount": {"type": "integer"},
                             "capacity": {"$ref": "#/components/schemas/Capacity"},
                             "error": {"type": "object"},
+                        },
+                    },
+                },
+            },
+        },
+        "Namespaces": {
+            "type": "object",
+            "required": ["namespaces", "complete", "truncated", "maxReviewed"],
+            "properties": {
+                "namespaces": {"type": "array", "items": {"type": "string"}},
+                "complete": {
+                    "type": "boolean",
+                    "description": "false when a device did not answer: a namespace only it holds may be"
+                    " missing",
+                },
+                "truncated": {
+                    "type": "boolean",
+                    "description": "more namespaces hold secrets than maxReviewed: only the first, by name,"
+                    " were reviewed (type another namespace to open it)",
+                },
+                "maxReviewed": {"type": "integer"},
+            },
+        },
+        "Pools": {
+            "type": "object",
+            "properties": {
+                "namespace": {"type": "string"},
+                "pools": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "required": ["name", "hsmDevice", "phase", "conditions", "error"],
+                        "properties": {
+                            "name": {"type": "string"},
+                            "hsmDevice": {"type": "string"},
+                            "phase": {
+                                "type": ["string", "null"],
+                                "enum": [*(phase.value for phase in models.PoolPhase), None],
+                            },
+                            "totalDevices": {"type": ["integer", "null"]},
+                            "availableDevices": {"type": ["integer", "null"]},
+                            "lastAggregationTime": {"type": ["string", "null"], "format": "date-time"},
+                            "conditions": {
+                                "type": "array",
+                                "items": {
+                                    "type": "object",
+                                    "properties": {
+                                        "type": {"type": "string"},
+                                        "status": {"type": "string", "enum": ["True", "False", "Unknown"]},
+                                        "reason": {"type": "string"},
+                                        "message": {"type": "string"},
+                                        "lastTransitionTime": {
+                                            "type": ["string", "null"],
+                                            "format": "date-time",
+                                        },
+                                    },
+                                },
+                            },
+                            "error": {
+                                "type": "string",
+                                "description": "why the pool's status could not be read (empty when read)",
+                            },
                         },
                     },
                 },

@@ -49,6 +49,12 @@ def public(request: flask.Request, device_namespace: str) -> None:
     """The rule of a route anyone may call."""
 
 
+def signed_in(request: flask.Request, device_namespace: str) -> None:
+    """The rule of a route every authenticated caller may call: it takes no input and answers only with
+    what the caller's own permissions allow, which its view reviews item by item (a caller allowed
+    nothing gets an empty answer, not 403)."""
+
+
 def devices(verb: str) -> Rule:
     """verb on the HSMDevices, in their namespace."""
 

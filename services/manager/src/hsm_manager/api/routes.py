@@ -14,7 +14,21 @@ import flask
 from hsm_manager.mirroring import devices, groups, randomness, reads, writes
 from hsm_manager.mirroring import errors as mirror_errors
 
-from . import audit, auth, envelope, errors, legacy, metrics, openapi, paging, permissions, schemas, views
+from . import (
+    audit,
+    auth,
+    envelope,
+    errors,
+    legacy,
+    metrics,
+    namespaces,
+    openapi,
+    paging,
+    permissions,
+    pools,
+    schemas,
+    views,
+)
 
 if TYPE_CHECKING:
     from . import app as _app
@@ -153,7 +167,22 @@ def hsm_status() -> flask.Response:
     return _ok(views.device_status(group.device, devices.health(group)))
 
 
+@blueprint.get("/hsm/pools")
+@permissions.needs(permissions.devices("get"))
+def hsm_pools() -> flask.Response:
+    deps = _deps()
+    return _ok(views.pool_list(deps.device_namespace, pools.read(deps.pools, deps.device_namespace)))
+
+
 # ------------------------------------------------------------------ secrets
+
+
+@blueprint.get("/hsm/namespaces")
+# Open to every caller: the view keeps only the namespaces the caller may list secrets in.
+@permissions.needs(permissions.signed_in)
+def list_namespaces() -> flask.Response:
+    held = namespaces.holding(_deps().mirror)
+    return _ok(views.visible_namespaces(namespaces.visible(_deps().guard, _user(), held)))
 
 
 @blueprint.get("/hsm/secrets")

@@ -1,15 +1,17 @@
-"""The response shapes of the mirroring service's results (camelCase JSON, base64 values)."""
+"""Response shapes of the mirroring service's results and of the HSMPools (camelCase JSON, base64 values)."""
 
 from __future__ import annotations
 
+import datetime
 from typing import Any
 
+from hsm_common import models
 from hsm_manager.decide import model
 from hsm_manager.gateway import errors as agent_errors
 from hsm_manager.mirroring import devices, gather, reads
 from hsm_manager.mirroring import errors as mirror_errors
 
-from . import paging, schemas
+from . import namespaces, paging, pools, schemas
 
 
 def secret_list(listed: reads.Listed, namespace: str, limit: int, after: str | None) -> dict[str, Any]:
@@ -179,6 +181,48 @@ def device_status(device: str, answers: list[devices.Answer[model.Health]]) -> d
         "totalDevices": len(out),
         "devices": out,
     }
+
+
+def visible_namespaces(found: namespaces.Visible) -> dict[str, Any]:
+    """The namespaces a caller may list secrets in, and how sure the list is."""
+    return {
+        "namespaces": found.namespaces,
+        "complete": found.complete,
+        "truncated": found.truncated,
+        "maxReviewed": namespaces.MAX_REVIEWED,
+    }
+
+
+def pool_list(namespace: str, found: list[pools.Pool]) -> dict[str, Any]:
+    """Every HSMPool's phase, device counts and conditions."""
+    return {"namespace": namespace, "pools": [_pool(pool) for pool in found]}
+
+
+def _pool(pool: pools.Pool) -> dict[str, Any]:
+    status = pool.status or models.HSMPoolStatus()
+    return {
+        "name": pool.name,
+        "hsmDevice": pool.device,
+        "phase": status.phase.value if status.phase else None,
+        "totalDevices": status.total_devices,
+        "availableDevices": status.available_devices,
+        "lastAggregationTime": _time(status.last_aggregation_time),
+        "conditions": [
+            {
+                "type": condition.type,
+                "status": condition.status.value,
+                "reason": condition.reason,
+                "message": condition.message,
+                "lastTransitionTime": _time(condition.last_transition_time),
+            }
+            for condition in status.conditions
+        ],
+        "error": pool.error,
+    }
+
+
+def _time(at: datetime.datetime | None) -> str | None:
+    return at.isoformat().replace("+00:00", "Z") if at else None
 
 
 def _error(error: agent_errors.AgentCallError | None) -> dict[str, str]:

@@ -6,6 +6,7 @@ import * as devices from "./devices.js";
 import { byId, el, fill } from "./dom.js";
 import * as editor from "./editor.js";
 import * as list from "./list.js";
+import * as namespaces from "./namespaces.js";
 import * as secret from "./secret.js";
 import * as session from "./session.js";
 
@@ -71,6 +72,7 @@ function signOut(message) {
   Object.assign(state, { info: null, namespace: "", device: "", secret: null, shown: 0 });
   fill(byId("secret-rows"));
   byId("secret-table").hidden = true;
+  namespaces.clear();
   byId("token").value = "";
   show("sign-in");
   alertUser(message);
@@ -103,7 +105,6 @@ async function signIn(token) {
 }
 
 function enterList() {
-  fill(byId("namespace-history"), session.namespaces().map((namespace) => el("option", { value: namespace })));
   const names = state.info?.devices ?? [];
   byId("device-field").hidden = names.length < 2;
   fill(byId("device"), names.map((name) => el("option", { value: name }, name)));
@@ -119,7 +120,31 @@ function enterList() {
   } else {
     byId("namespace").focus();
   }
+  refreshNamespaces();
   refreshDevices();
+}
+
+/** The picker from what the API says this token may list (asked again after a save or a delete). */
+async function refreshNamespaces() {
+  const asked = session.token();
+  try {
+    const found = await namespaces.load();
+    // An answer for a token signed out meanwhile is not shown to the next one.
+    if (session.token() === asked) {
+      namespaces.render(found, state.namespace, pickNamespace);
+    }
+  } catch (error) {
+    if (error.status === 401) {
+      failed(error, "list your namespaces");
+    } else if (session.token() === asked) {
+      namespaces.renderUnknown(error.message);
+    }
+  }
+}
+
+function pickNamespace(namespace) {
+  byId("namespace").value = namespace;
+  openNamespace(namespace);
 }
 
 async function openNamespace(namespace) {
@@ -133,6 +158,7 @@ async function openNamespace(namespace) {
     session.rememberNamespace(namespace);
     byId("new-secret").disabled = false;
   }
+  namespaces.mark(state.namespace);
 }
 
 async function refreshList(namespace = state.namespace) {
@@ -206,6 +232,7 @@ async function save() {
         : `Saved ${path} (version ${result.data.version}).`,
     );
     await openSecret(path);
+    refreshNamespaces();
   } catch (error) {
     failed(error, "save the secret");
     if (error.field) {
@@ -233,6 +260,7 @@ async function remove() {
     await refreshList();
     show("list");
     announce(`Deleted ${path}.`);
+    refreshNamespaces();
     byId("new-secret").focus();
   } catch (error) {
     failed(error, `delete ${state.secret.path}`);
