@@ -678,6 +678,16 @@ class Stack:
         assert found is not None
         return found
 
+    def sources_at(self, namespace: str, name: str, versions: dict[str, int]) -> dict[str, Any]:
+        """The HSMSecret's status once it is InSync with these versions of its source paths (in order)."""
+        wanted = [{"path": path, "version": version} for path, version in versions.items()]
+        return self.status_when(
+            namespace,
+            name,
+            lambda s: s.get("syncStatus") == "InSync" and s.get("sources") == wanted,
+            f"InSync at {wanted}",
+        )
+
     def settled(self, namespace: str, name: str) -> dict[str, Any]:
         """The HSMSecret's status once a pass has seen its current spec and left it InSync."""
 

@@ -3,7 +3,10 @@
 The operator runs as its ServiceAccount with the opt-in rollout-restart RBAC (deploy/kustomize/components),
 and the agent is the image on node-1 serving a SoftHSM2 token (the set-up of test_secret_templates). A
 Deployment takes its environment from the Secret: a new value on the HSM restarts it (a new ReplicaSet and
-pod), new labels on the Secret do not; a target that does not exist is a Warning while the Secret syncs.
+pod), new labels on the Secret do not; a target that does not exist is a Warning while the Secret syncs. The
+consumer scenario of issue #21: a DATABASE_URL templated from two keys of one path and a key of a second
+restarts its Deployment exactly once for a new version of either path, never for the Secret's creation or
+new labels.
 """
 
 import pathlib
@@ -20,6 +23,7 @@ sys.path.insert(0, str(pathlib.Path(__file__).parent))
 import operator_env as env
 
 RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
+URL = "postgres://{{ values.username }}:{{ values.password | urlencode }}@{{ values.host }}:5432/app"
 
 
 def deployment_obj(stack: env.Stack, namespace: str, name: str) -> dict[str, Any]:
@@ -47,12 +51,33 @@ def ready_pod(stack: env.Stack, namespace: str, app: str, template_hash: str) ->
     return None
 
 
+def rollout_state(stack: env.Stack, namespace: str, name: str) -> tuple[int, str | None]:
+    """The Deployment's generation (one more for each change of its spec) and its restart annotation."""
+    found = deployment_obj(stack, namespace, name)
+    annotations = found["spec"]["template"]["metadata"].get("annotations") or {}
+    return int(found["metadata"]["generation"]), annotations.get(RESTARTED_AT)
+
+
+def relabelled(stack: env.Stack, namespace: str, name: str, labels: dict[str, str]) -> dict[str, Any]:
+    """Give the HSMSecret's Secret labels; the HSMSecret's status once the Secret has them and a pass has
+    seen the new spec."""
+    stack.patch(namespace, name, {"target": {"labels": labels}})
+
+    def check() -> bool:
+        found = stack.secret(namespace, name)
+        return found is not None and labels.items() <= found["metadata"].get("labels", {}).items()
+
+    testkit.poll(check, 30, f"the labels {labels} on the Secret")
+    return stack.settled(namespace, name)
+
+
 def events_with(stack: env.Stack, namespace: str, name: str, reason: str) -> list[dict[str, Any]]:
     return [e for e in stack.events(namespace, name) if e["reason"] == reason]
 
 
-def deployment(namespace: str, name: str, secret: str) -> dict[str, Any]:
-    """One pod that blocks, with its environment from the Secret (so it reads the Secret only at start)."""
+def deployment(namespace: str, name: str, **container: Any) -> dict[str, Any]:
+    """One pod that blocks, its container completed by container: how it takes its environment from the
+    Secret (so it reads the Secret only at start)."""
     labels = {"app": name}
     return {
         "apiVersion": "apps/v1",
@@ -70,7 +95,7 @@ def deployment(namespace: str, name: str, secret: str) -> dict[str, Any]:
                             "name": "app",
                             "image": images.PAUSE_IMAGE,
                             "imagePullPolicy": "Never",
-                            "envFrom": [{"secretRef": {"name": secret}}],
+                            **container,
                         }
                     ],
                 },
@@ -95,7 +120,9 @@ def test_a_new_value_restarts_the_deployment_and_new_labels_do_not(stack: env.St
     stack.secret_holding(namespace, "db", {"password": b"one"})
     stack.settled(namespace, "db")
     stack.kube.client.request(
-        "POST", f"/apis/apps/v1/namespaces/{namespace}/deployments", deployment(namespace, "web", "db")
+        "POST",
+        f"/apis/apps/v1/namespaces/{namespace}/deployments",
+        deployment(namespace, "web", envFrom=[{"secretRef": {"name": "db"}}]),
     )
     [first] = testkit.poll(lambda: replica_sets(stack, namespace, "web"), 60, "the first ReplicaSet")
     first_hash = first["metadata"]["labels"]["pod-template-hash"]
@@ -106,15 +133,7 @@ def test_a_new_value_restarts_the_deployment_and_new_labels_do_not(stack: env.St
     )
 
     # New labels rewrite the Secret, not its data: no restart.
-    stack.patch(namespace, "db", {"target": {"labels": {"team": "payments"}}})
-    testkit.poll(
-        lambda: (
-            (s := stack.secret(namespace, "db")) and s["metadata"].get("labels", {}).get("team") == "payments"
-        ),
-        30,
-        "the label on the Secret",
-    )
-    status = stack.settled(namespace, "db")
+    status = relabelled(stack, namespace, "db", {"team": "payments"})
     assert "lastRolloutRestart" not in status
     template = deployment_obj(stack, namespace, "web")["spec"]["template"]
     assert RESTARTED_AT not in (template["metadata"].get("annotations") or {})
@@ -187,3 +206,78 @@ def test_a_missing_target_is_a_warning_and_the_secret_still_syncs(stack: env.Sta
     assert (restarted["status"], restarted["reason"]) == ("False", "TargetNotFound")
     ready = next(c for c in status["conditions"] if c["type"] == "Ready")
     assert ready["status"] == "True"
+
+
+def test_a_templated_database_url_restarts_its_deployment_once_per_changed_path_and_not_for_labels(
+    stack: env.Stack, namespace: str
+) -> None:
+    credentials, endpoint = f"{namespace}/credentials", f"{namespace}/endpoint"
+    first = stack.write(credentials, {"username": b"app", "password": b"s3cr:t/1"})
+    second = stack.write(endpoint, {"host": b"db1.internal"})
+    # The Deployment exists before its Secret, so the Secret's creation is a data change it could restart.
+    env_var = {"name": "DATABASE_URL", "valueFrom": {"secretKeyRef": {"name": "db", "key": "DATABASE_URL"}}}
+    stack.kube.client.request(
+        "POST",
+        f"/apis/apps/v1/namespaces/{namespace}/deployments",
+        deployment(namespace, "api", env=[env_var]),
+    )
+    stack.hsmsecret(
+        namespace,
+        "db",
+        hsmPath="credentials",
+        dataFrom=[{"hsmPath": "endpoint"}],
+        target={"template": {"data": {"DATABASE_URL": URL}}},
+        rolloutRestartTargets=[{"kind": "Deployment", "name": "api"}],
+        # Both changes come within seconds: no interval, so neither waits for the other.
+        minRestartInterval=0,
+    )
+    stack.secret_holding(
+        namespace, "db", {"DATABASE_URL": b"postgres://app:s3cr%3At%2F1@db1.internal:5432/app"}
+    )
+    # A pass restarts its targets before it patches the status: once the status shows the versions, the
+    # Deployment and the events show everything that pass did.
+    status = stack.sources_at(namespace, "db", {credentials: first, endpoint: second})
+    assert "lastRolloutRestart" not in status
+    assert rollout_state(stack, namespace, "api") == (1, None)
+    assert events_with(stack, namespace, "db", "RolloutRestarted") == []
+
+    # A new password: one restart.
+    first = stack.write(credentials, {"username": b"app", "password": b"s3cr:t/2"})
+    stack.secret_holding(
+        namespace, "db", {"DATABASE_URL": b"postgres://app:s3cr%3At%2F2@db1.internal:5432/app"}
+    )
+    stack.sources_at(namespace, "db", {credentials: first, endpoint: second})
+    generation, once = rollout_state(stack, namespace, "api")
+    assert generation == 2
+    assert once is not None
+    assert len(events_with(stack, namespace, "db", "RolloutRestarted")) == 1
+
+    # A new host on the second path: one more restart.
+    second = stack.write(endpoint, {"host": b"db2.internal"})
+    stack.secret_holding(
+        namespace, "db", {"DATABASE_URL": b"postgres://app:s3cr%3At%2F2@db2.internal:5432/app"}
+    )
+    stack.sources_at(namespace, "db", {credentials: first, endpoint: second})
+    generation, twice = rollout_state(stack, namespace, "api")
+    assert generation == 3
+    assert twice not in (None, once)
+    restarted = events_with(stack, namespace, "db", "RolloutRestarted")
+    assert [e["message"] for e in restarted] == ["restarted deployment/api: the Secret's data changed"] * 2
+    # The pod of the newest template starts: the Secret holds the key its environment names.
+    [newest] = testkit.poll(
+        lambda: [
+            r
+            for r in replica_sets(stack, namespace, "api")
+            if (r["spec"]["template"]["metadata"].get("annotations") or {}).get(RESTARTED_AT) == twice
+        ],
+        60,
+        "the ReplicaSet of the newest template",
+    )
+    newest_hash = newest["metadata"]["labels"]["pod-template-hash"]
+    testkit.poll(lambda: ready_pod(stack, namespace, "api", newest_hash), 60, "the newest pod Ready")
+
+    # New labels only: the Secret is relabelled, the Deployment left alone.
+    status = relabelled(stack, namespace, "db", {"team": "payments"})
+    assert "rolloutRestartPending" not in status
+    assert rollout_state(stack, namespace, "api") == (3, twice)
+    assert len(events_with(stack, namespace, "db", "RolloutRestarted")) == 2

@@ -9,7 +9,6 @@ paths hold; a source path that does not exist is an Error naming it, with the Se
 import pathlib
 import sys
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 
@@ -19,16 +18,6 @@ sys.path.insert(0, str(pathlib.Path(__file__).parent))
 import operator_env as env
 
 URL = "postgres://{{ values.username }}:{{ values.password | urlencode }}@{{ values.host }}:5432/app"
-
-
-def sources_at(stack: env.Stack, namespace: str, name: str, versions: dict[str, int]) -> dict[str, Any]:
-    wanted = [{"path": path, "version": version} for path, version in versions.items()]
-    return stack.status_when(
-        namespace,
-        name,
-        lambda s: s.get("syncStatus") == "InSync" and s.get("sources") == wanted,
-        f"InSync at {wanted}",
-    )
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +42,7 @@ def test_a_database_url_from_two_paths_follows_either_path(stack: env.Stack, nam
     stack.secret_holding(
         namespace, "db", {"DATABASE_URL": b"postgres://app:s3cr%3At%2F1@db1.internal:5432/app"}
     )
-    status = sources_at(stack, namespace, "db", {credentials: first, endpoint: second})
+    status = stack.sources_at(namespace, "db", {credentials: first, endpoint: second})
     assert status["keyConflicts"] == [{"key": "host", "source": endpoint}]
 
     # The sync interval is longer than the test: only the agent's change events can bring these in.
@@ -61,13 +50,13 @@ def test_a_database_url_from_two_paths_follows_either_path(stack: env.Stack, nam
     stack.secret_holding(
         namespace, "db", {"DATABASE_URL": b"postgres://app:s3cr%3At%2F1@db2.internal:5432/app"}
     )
-    sources_at(stack, namespace, "db", {credentials: first, endpoint: second})
+    stack.sources_at(namespace, "db", {credentials: first, endpoint: second})
 
     first = stack.write(credentials, {"username": b"app", "password": b"s3cr:t/2"})
     stack.secret_holding(
         namespace, "db", {"DATABASE_URL": b"postgres://app:s3cr%3At%2F2@db2.internal:5432/app"}
     )
-    status = sources_at(stack, namespace, "db", {credentials: first, endpoint: second})
+    status = stack.sources_at(namespace, "db", {credentials: first, endpoint: second})
     assert "keyConflicts" not in status
 
 
