@@ -272,6 +272,7 @@ def routes(setup: Setup) -> list[tuple[str, str, Any]]:
         ("GET", "/api/v1/openapi.json", None),
         ("GET", "/api/v1/hsm/info", None),
         ("GET", "/api/v1/hsm/status", None),
+        ("GET", "/api/v1/hsm/pools", None),
         ("GET", f"{s}?namespace={a}", None),
         ("GET", f"{s}/{a}/seed", None),
         ("GET", f"{s}/{a}/seed/metadata", None),
@@ -287,10 +288,10 @@ def routes(setup: Setup) -> list[tuple[str, str, Any]]:
     ]
 
 
-ROUTE_IDS = [f"{i:02d}" for i in range(16)]
+ROUTE_IDS = [f"{i:02d}" for i in range(17)]
 
 
-@pytest.mark.parametrize("index", range(16), ids=ROUTE_IDS)
+@pytest.mark.parametrize("index", range(17), ids=ROUTE_IDS)
 def test_every_route_needs_a_valid_token(api: Setup, index: int) -> None:
     method, route, body = routes(api)[index]
     assert api.call(method, route, None, json=body).status_code == 401
@@ -298,14 +299,14 @@ def test_every_route_needs_a_valid_token(api: Setup, index: int) -> None:
     assert api.call(method, route, "forged", json=body).status_code == 401
 
 
-@pytest.mark.parametrize("index", range(16), ids=ROUTE_IDS)
+@pytest.mark.parametrize("index", range(17), ids=ROUTE_IDS)
 def test_every_route_refuses_a_user_without_permission(api: Setup, index: int) -> None:
     method, route, body = routes(api)[index]
     response = api.call(method, route, "nobody", json=body)
     assert response.status_code == 403, response.text
 
 
-@pytest.mark.parametrize("index", range(16), ids=ROUTE_IDS)
+@pytest.mark.parametrize("index", range(17), ids=ROUTE_IDS)
 def test_every_route_serves_a_permitted_user(api: Setup, index: int) -> None:
     method, route, body = routes(api)[index]
     response = api.call(method, route, "admin", json=body)
@@ -335,6 +336,53 @@ def test_a_user_of_namespace_a_works_in_namespace_a(api: Setup) -> None:
     secret = f"/api/v1/hsm/secrets/{api.ns_a}/alices"
     assert api.call("POST", secret, "alice", json={"data": {"k": b64(b"\x00a")}}).status_code == 201
     assert api.call("GET", secret, "alice").json()["data"]["data"] == {"k": b64(b"\x00a")}
+
+
+def test_each_user_is_offered_only_the_namespaces_it_may_list(api: Setup) -> None:
+    """The console's namespace picker, answered by real SubjectAccessReviews for each ServiceAccount."""
+    stored = f"/api/v1/hsm/secrets/{api.ns_b}/offered"
+    assert api.call("PUT", stored, "admin", json={"data": {"k": b64(b"b")}}).status_code in (200, 201)
+
+    def offered(user: str) -> list[str]:
+        response = api.call("GET", "/api/v1/hsm/namespaces", user)
+        assert response.status_code == 200, response.text
+        body = response.json()["data"]
+        assert body["complete"] is True
+        return [ns for ns in body["namespaces"] if ns.startswith("e2e-api-")]
+
+    assert offered("admin") == sorted([api.ns_a, api.ns_b])
+    assert offered("alice") == [api.ns_a]
+    assert offered("nobody") == []
+    assert api.call("GET", "/api/v1/hsm/namespaces", None).status_code == 401
+
+
+def test_the_pools_route_reads_the_hsmpool_as_the_apis_service_account(
+    api: Setup, kube: testkit.Kube
+) -> None:
+    """The hsm-api Role's read of HSMPools, with a pool and status written here in the operator's place."""
+    pools = f"/apis/hsm.j5t.io/v1alpha1/namespaces/{api.system}/hsmpools"
+    pool = {
+        "apiVersion": "hsm.j5t.io/v1alpha1",
+        "kind": "HSMPool",
+        "metadata": {
+            "name": f"{DEVICE}-pool",
+            "namespace": api.system,
+            "labels": {"hsm.j5t.io/device": DEVICE},
+        },
+        "spec": {},
+    }
+    kube.client.request("POST", pools, pool)
+    kube.client.request(
+        "PATCH",
+        f"{pools}/{DEVICE}-pool/status",
+        {"status": {"phase": "Ready", "totalDevices": 2, "availableDevices": 2}},
+        "application/merge-patch+json",
+    )
+    response = api.call("GET", "/api/v1/hsm/pools", "admin")
+    assert response.status_code == 200, response.text
+    (shown,) = response.json()["data"]["pools"]
+    assert (shown["name"], shown["hsmDevice"], shown["phase"]) == (f"{DEVICE}-pool", DEVICE, "Ready")
+    assert (shown["totalDevices"], shown["availableDevices"]) == (2, 2)
 
 
 def test_a_user_without_device_permission_cannot_change_the_pin(api: Setup) -> None:
