@@ -12,9 +12,9 @@ pods run the inert sandbox image, and the test writes the report annotation onto
 from __future__ import annotations
 
 import base64
-import contextlib
 import dataclasses
 import datetime
+import functools
 import json
 import os
 import pathlib
@@ -24,7 +24,6 @@ import subprocess
 import sys
 import threading
 import uuid
-from collections.abc import Callable, Iterator
 from typing import Any
 
 import yaml
@@ -44,7 +43,7 @@ from devcluster import (
 )
 from hsm_common import constants, report
 from hsmproto import channel
-from hsmproto.v1 import hsm_pb2, hsm_pb2_grpc
+from hsmproto.v1 import hsm_pb2_grpc
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 CRD_DIR = ROOT / "deploy" / "kustomize" / "base" / "crds"
@@ -356,11 +355,8 @@ def start_operator(
     op.start()
     # The operator is up once it has made the Secrets of its start-up, the MAC key last.
     for secret in ("hsm-manager-ca", "hsm-manager-client-tls", "hsm-manager-mac-key"):
-        testkit.poll(
-            lambda name=secret: get(kube, f"/api/v1/namespaces/{namespace}/secrets/{name}"),
-            60,
-            f"the operator's Secret {secret}",
-        )
+        path = f"/api/v1/namespaces/{namespace}/secrets/{secret}"
+        testkit.poll(functools.partial(get, kube, path), 60, f"the operator's Secret {secret}")
     return op
 
 
@@ -598,128 +594,3 @@ def agent_counts(
 
 
 # ---------------------------------------------------------------- HSMSecrets against one operator and device
-
-
-class Stack:
-    """An operator with one device: HSM paths written through its agent, HSMSecrets, the Secrets they make."""
-
-    def __init__(self, op: Operator, device: Device) -> None:
-        self.op, self.device = op, device
-
-    @property
-    def kube(self) -> testkit.Kube:
-        return self.op.kube
-
-    def write(self, path: str, data: dict[str, bytes]) -> int:
-        """A new version of path on the device's token; returns its version."""
-        answer = self.device.stub.WriteSecret(
-            hsm_pb2.WriteSecretRequest(path=path, secret_data=hsm_pb2.SecretData(data=data)), timeout=10
-        )
-        return int(answer.version)
-
-    def hsmsecret(self, namespace: str, name: str, **spec: Any) -> None:
-        """Create an HSMSecret of spec, on this stack's device unless spec names one."""
-        spec.setdefault("device", self.device.name)
-        self.kube.client.request(
-            "POST",
-            f"{GROUP_PATH}/namespaces/{namespace}/hsmsecrets",
-            hsmsecret_manifest(namespace, name, **spec),
-        )
-
-    def patch(self, namespace: str, name: str, spec: dict[str, Any]) -> None:
-        """Merge spec into the HSMSecret's spec."""
-        self.kube.client.request(
-            "PATCH",
-            f"{GROUP_PATH}/namespaces/{namespace}/hsmsecrets/{name}",
-            {"spec": spec},
-            "application/merge-patch+json",
-        )
-
-    def hsmsecret_obj(self, namespace: str, name: str) -> dict[str, Any]:
-        """The HSMSecret, {} while there is none."""
-        return get(self.kube, f"{GROUP_PATH}/namespaces/{namespace}/hsmsecrets/{name}") or {}
-
-    def status(self, namespace: str, name: str) -> dict[str, Any]:
-        status: dict[str, Any] = self.hsmsecret_obj(namespace, name).get("status") or {}
-        return status
-
-    def secret(self, namespace: str, name: str) -> dict[str, Any] | None:
-        return get(self.kube, f"/api/v1/namespaces/{namespace}/secrets/{name}")
-
-    def events(self, namespace: str, name: str) -> list[dict[str, Any]]:
-        """The events about the objects named name in namespace (an HSMSecret and its Secret's name)."""
-        found: list[dict[str, Any]] = self.kube.client.request(
-            "GET", f"/api/v1/namespaces/{namespace}/events?fieldSelector=involvedObject.name%3D{name}"
-        )["items"]
-        return found
-
-    def secret_holding(self, namespace: str, name: str, data: dict[str, bytes]) -> dict[str, Any]:
-        """The Secret once it holds exactly data (waits up to 30 s)."""
-        wanted = {k: base64.b64encode(v).decode() for k, v in data.items()}
-
-        def check() -> dict[str, Any] | None:
-            found = self.secret(namespace, name)
-            return found if found is not None and found.get("data") == wanted else None
-
-        holding = testkit.poll(check, 30, f"Secret {namespace}/{name} to hold {sorted(data)}")
-        assert holding is not None
-        return holding
-
-    def status_when(
-        self, namespace: str, name: str, ok: Callable[[dict[str, Any]], bool], what: str
-    ) -> dict[str, Any]:
-        """The HSMSecret's status once ok holds for it (waits up to 30 s)."""
-
-        def check() -> dict[str, Any] | None:
-            status = self.status(namespace, name)
-            return status if ok(status) else None
-
-        found = testkit.poll(check, 30, f"HSMSecret {namespace}/{name} {what}")
-        assert found is not None
-        return found
-
-    def sources_at(self, namespace: str, name: str, versions: dict[str, int]) -> dict[str, Any]:
-        """The HSMSecret's status once it is InSync with these versions of its source paths (in order)."""
-        wanted = [{"path": path, "version": version} for path, version in versions.items()]
-        return self.status_when(
-            namespace,
-            name,
-            lambda s: s.get("syncStatus") == "InSync" and s.get("sources") == wanted,
-            f"InSync at {wanted}",
-        )
-
-    def settled(self, namespace: str, name: str) -> dict[str, Any]:
-        """The HSMSecret's status once a pass has seen its current spec and left it InSync."""
-
-        def check() -> dict[str, Any] | None:
-            obj = self.hsmsecret_obj(namespace, name)
-            status: dict[str, Any] = obj.get("status") or {}
-            seen = status.get("observedGeneration") == obj["metadata"]["generation"]
-            return status if seen and status.get("syncStatus") == "InSync" else None
-
-        settled = testkit.poll(check, 30, f"HSMSecret {namespace}/{name} InSync at its generation")
-        assert settled is not None
-        return settled
-
-
-@contextlib.contextmanager
-def running_stack(
-    kube: testkit.Kube,
-    tmp: pathlib.Path,
-    device: str,
-    extra_args: tuple[str, ...] = (),
-    extra_rbac: tuple[pathlib.Path, ...] = (),
-) -> Iterator[Stack]:
-    """An operator (start_operator's extra_args and extra_rbac) with a device named device on node-1, both
-    removed afterwards; the tail of the operator's log is printed last, for the test report."""
-    op = start_operator(kube, tmp, extra_args, extra_rbac=extra_rbac)
-    deployed = None
-    try:
-        deployed = deploy_device(op, device)
-        yield Stack(op, deployed)
-    finally:
-        remove_operator(op)
-        if deployed is not None:
-            deployed.heartbeat.stop()
-            delete_token(deployed.conf, deployed.label)
-        print(op.log.read_text()[-3000:])

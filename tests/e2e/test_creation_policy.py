@@ -10,18 +10,15 @@ takes its keys out, leaving the other keys and the Secret.
 import base64
 import pathlib
 import sys
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Iterator
 
 import pytest
 
-from devcluster import nodes, testkit
-from hsmproto.v1 import hsm_pb2
+from devcluster import testkit
 
 sys.path.insert(0, str(pathlib.Path(__file__).parent))
-import operator_env as env
+import hsmsecret_stack as stacks
 
-GP = env.GROUP_PATH
 LABEL_SECRET = "hsm.j5t.io/hsmsecret"
 OUR_PREFIX = "hsm.j5t.io/"
 
@@ -30,96 +27,17 @@ def encoded(data: dict[str, bytes]) -> dict[str, str]:
     return {k: base64.b64encode(v).decode() for k, v in data.items()}
 
 
-class Stack:
-    def __init__(self, op: env.Operator, device: env.Device) -> None:
-        self.op, self.device = op, device
-
-    @property
-    def kube(self) -> testkit.Kube:
-        return self.op.kube
-
-    def write(self, path: str, data: dict[str, bytes]) -> int:
-        answer = self.device.stub.WriteSecret(
-            hsm_pb2.WriteSecretRequest(path=path, secret_data=hsm_pb2.SecretData(data=data)), timeout=10
-        )
-        return int(answer.version)
-
-    def hsmsecret(self, namespace: str, name: str, **spec: Any) -> None:
-        spec.setdefault("device", self.device.name)
-        self.kube.client.request(
-            "POST", f"{GP}/namespaces/{namespace}/hsmsecrets", env.hsmsecret_manifest(namespace, name, **spec)
-        )
-
-    def patch(self, namespace: str, name: str, spec: dict[str, Any]) -> int:
-        """Merge-patch the HSMSecret's spec; its new generation."""
-        answer = self.kube.client.request(
-            "PATCH",
-            f"{GP}/namespaces/{namespace}/hsmsecrets/{name}",
-            {"spec": spec},
-            "application/merge-patch+json",
-        )
-        return int(answer["metadata"]["generation"])
-
-    def delete(self, namespace: str, name: str) -> None:
-        self.kube.client.request("DELETE", f"{GP}/namespaces/{namespace}/hsmsecrets/{name}")
-
-    def gone(self, namespace: str, name: str) -> None:
-        testkit.poll(
-            lambda: env.get(self.kube, f"{GP}/namespaces/{namespace}/hsmsecrets/{name}") is None,
-            30,
-            f"HSMSecret {namespace}/{name} to be gone",
-        )
-
-    def secret(self, namespace: str, name: str) -> dict[str, Any] | None:
-        return env.get(self.kube, f"/api/v1/namespaces/{namespace}/secrets/{name}")
-
-    def status(self, namespace: str, name: str) -> dict[str, Any]:
-        obj = env.get(self.kube, f"{GP}/namespaces/{namespace}/hsmsecrets/{name}") or {}
-        return obj.get("status") or {}
-
-    def secret_holding(self, namespace: str, name: str, data: dict[str, bytes]) -> dict[str, Any]:
-        wanted = encoded(data)
-
-        def check() -> dict[str, Any] | None:
-            found = self.secret(namespace, name)
-            return found if found is not None and found.get("data") == wanted else None
-
-        holding = testkit.poll(check, 30, f"Secret {namespace}/{name} to hold {sorted(data)}")
-        assert holding is not None
-        return holding
-
-    def status_when(
-        self, namespace: str, name: str, ok: Callable[[dict[str, Any]], bool], what: str
-    ) -> dict[str, Any]:
-        def check() -> dict[str, Any] | None:
-            status = self.status(namespace, name)
-            return status if ok(status) else None
-
-        found = testkit.poll(check, 30, f"HSMSecret {namespace}/{name} {what}")
-        assert found is not None
-        return found
-
-
 @pytest.fixture(scope="module")
-def stack(kube: testkit.Kube, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+def stack(kube: testkit.Kube, tmp_path_factory: pytest.TempPathFactory) -> Iterator[stacks.Stack]:
     if kube.devcluster is None:
         pytest.skip("needs the local devcluster (the operator runs in one of its nodes' network namespace)")
     tmp = tmp_path_factory.mktemp("creation-policy")
     # The sync interval is longer than the tests: only watch events and spec changes bring passes.
-    op = env.start_operator(kube, tmp, ("--default-sync-interval=300s",))
-    device = None
-    try:
-        device = env.deploy_device(op, "creation", nodes.name(1))
-        yield Stack(op, device)
-    finally:
-        env.remove_operator(op)
-        if device is not None:
-            device.heartbeat.stop()
-            env.delete_token(device.conf, device.label)
-        print(op.log.read_text()[-3000:])
+    with stacks.running_stack(kube, tmp, "creation", ("--default-sync-interval=300s",)) as running:
+        yield running
 
 
-def test_an_orphan_secret_outlives_its_hsmsecret(stack: Stack, namespace: str) -> None:
+def test_an_orphan_secret_outlives_its_hsmsecret(stack: stacks.Stack, namespace: str) -> None:
     credentials = {"username": b"app", "password": b"orphan-1"}
     stack.write(f"{namespace}/kept", credentials)
     stack.write(f"{namespace}/owned", credentials)
@@ -131,7 +49,6 @@ def test_an_orphan_secret_outlives_its_hsmsecret(stack: Stack, namespace: str) -
 
     stack.delete(namespace, "kept")
     stack.delete(namespace, "owned")
-    stack.gone(namespace, "kept")
     # The garbage collector has acted once the owned Secret is gone: the orphan had its chance to go too.
     testkit.poll(lambda: stack.secret(namespace, "owned") is None, 60, "the owned Secret to be collected")
     left = stack.secret(namespace, "kept")
@@ -141,7 +58,9 @@ def test_an_orphan_secret_outlives_its_hsmsecret(stack: Stack, namespace: str) -
     assert left["metadata"]["uid"] == orphan["metadata"]["uid"]
 
 
-def test_a_merge_writes_only_its_keys_and_takes_them_out_on_deletion(stack: Stack, namespace: str) -> None:
+def test_a_merge_writes_only_its_keys_and_takes_them_out_on_deletion(
+    stack: stacks.Stack, namespace: str
+) -> None:
     foreign = {"config": b"debug=false"}
     stack.kube.client.request(
         "POST",
@@ -188,7 +107,6 @@ def test_a_merge_writes_only_its_keys_and_takes_them_out_on_deletion(stack: Stac
     assert now["data"] == encoded({**foreign, "password": b"merge-2"})
 
     stack.delete(namespace, "app")
-    stack.gone(namespace, "app")
     left = stack.secret(namespace, "app")
     assert left is not None
     assert left["data"] == encoded(foreign)

@@ -20,26 +20,27 @@ import pytest
 from devcluster import images, nodes, testkit
 
 sys.path.insert(0, str(pathlib.Path(__file__).parent))
+import hsmsecret_stack as stacks
 import operator_env as env
 
 RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
 URL = "postgres://{{ values.username }}:{{ values.password | urlencode }}@{{ values.host }}:5432/app"
 
 
-def deployment_obj(stack: env.Stack, namespace: str, name: str) -> dict[str, Any]:
+def deployment_obj(stack: stacks.Stack, namespace: str, name: str) -> dict[str, Any]:
     found = env.get(stack.kube, f"/apis/apps/v1/namespaces/{namespace}/deployments/{name}")
     assert found is not None
     return found
 
 
-def replica_sets(stack: env.Stack, namespace: str, app: str) -> list[dict[str, Any]]:
+def replica_sets(stack: stacks.Stack, namespace: str, app: str) -> list[dict[str, Any]]:
     found: list[dict[str, Any]] = stack.kube.client.request(
         "GET", f"/apis/apps/v1/namespaces/{namespace}/replicasets?labelSelector=app%3D{app}"
     )["items"]
     return found
 
 
-def ready_pod(stack: env.Stack, namespace: str, app: str, template_hash: str) -> dict[str, Any] | None:
+def ready_pod(stack: stacks.Stack, namespace: str, app: str, template_hash: str) -> dict[str, Any] | None:
     """A Ready pod of app made from the pod template with this hash."""
     found = stack.kube.client.request("GET", f"/api/v1/namespaces/{namespace}/pods?labelSelector=app%3D{app}")
     pods: list[dict[str, Any]] = found["items"]
@@ -51,14 +52,14 @@ def ready_pod(stack: env.Stack, namespace: str, app: str, template_hash: str) ->
     return None
 
 
-def rollout_state(stack: env.Stack, namespace: str, name: str) -> tuple[int, str | None]:
+def rollout_state(stack: stacks.Stack, namespace: str, name: str) -> tuple[int, str | None]:
     """The Deployment's generation (one more for each change of its spec) and its restart annotation."""
     found = deployment_obj(stack, namespace, name)
     annotations = found["spec"]["template"]["metadata"].get("annotations") or {}
     return int(found["metadata"]["generation"]), annotations.get(RESTARTED_AT)
 
 
-def relabelled(stack: env.Stack, namespace: str, name: str, labels: dict[str, str]) -> dict[str, Any]:
+def relabelled(stack: stacks.Stack, namespace: str, name: str, labels: dict[str, str]) -> dict[str, Any]:
     """Give the HSMSecret's Secret labels; the HSMSecret's status once the Secret has them and a pass has
     seen the new spec."""
     stack.patch(namespace, name, {"target": {"labels": labels}})
@@ -71,7 +72,7 @@ def relabelled(stack: env.Stack, namespace: str, name: str, labels: dict[str, st
     return stack.settled(namespace, name)
 
 
-def events_with(stack: env.Stack, namespace: str, name: str, reason: str) -> list[dict[str, Any]]:
+def events_with(stack: stacks.Stack, namespace: str, name: str, reason: str) -> list[dict[str, Any]]:
     return [e for e in stack.events(namespace, name) if e["reason"] == reason]
 
 
@@ -105,16 +106,18 @@ def deployment(namespace: str, name: str, **container: Any) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def stack(kube: testkit.Kube, tmp_path_factory: pytest.TempPathFactory) -> Iterator[env.Stack]:
+def stack(kube: testkit.Kube, tmp_path_factory: pytest.TempPathFactory) -> Iterator[stacks.Stack]:
     if kube.devcluster is None:
         pytest.skip("needs the local devcluster (the operator runs in one of its nodes' network namespace)")
     tmp = tmp_path_factory.mktemp("rollout-restart")
     args, rbac = ("--default-sync-interval=30s",), (env.ROLLOUT_RESTART_RBAC,)
-    with env.running_stack(kube, tmp, "rollout", args, rbac) as running:
+    with stacks.running_stack(kube, tmp, "rollout", args, rbac) as running:
         yield running
 
 
-def test_a_new_value_restarts_the_deployment_and_new_labels_do_not(stack: env.Stack, namespace: str) -> None:
+def test_a_new_value_restarts_the_deployment_and_new_labels_do_not(
+    stack: stacks.Stack, namespace: str
+) -> None:
     stack.write(f"{namespace}/db", {"password": b"one"})
     stack.hsmsecret(namespace, "db", rolloutRestartTargets=[{"kind": "Deployment", "name": "web"}])
     stack.secret_holding(namespace, "db", {"password": b"one"})
@@ -177,7 +180,9 @@ def test_a_new_value_restarts_the_deployment_and_new_labels_do_not(stack: env.St
     assert re.search(re.escape(line), stack.op.metrics_text())
 
 
-def test_a_missing_target_is_a_warning_and_the_secret_still_syncs(stack: env.Stack, namespace: str) -> None:
+def test_a_missing_target_is_a_warning_and_the_secret_still_syncs(
+    stack: stacks.Stack, namespace: str
+) -> None:
     stack.write(f"{namespace}/api", {"token": b"one"})
     stack.hsmsecret(namespace, "api", rolloutRestartTargets=[{"kind": "Deployment", "name": "absent"}])
     stack.secret_holding(namespace, "api", {"token": b"one"})
@@ -209,7 +214,7 @@ def test_a_missing_target_is_a_warning_and_the_secret_still_syncs(stack: env.Sta
 
 
 def test_a_templated_database_url_restarts_its_deployment_once_per_changed_path_and_not_for_labels(
-    stack: env.Stack, namespace: str
+    stack: stacks.Stack, namespace: str
 ) -> None:
     credentials, endpoint = f"{namespace}/credentials", f"{namespace}/endpoint"
     first = stack.write(credentials, {"username": b"app", "password": b"s3cr:t/1"})

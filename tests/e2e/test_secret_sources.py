@@ -15,21 +15,21 @@ import pytest
 from devcluster import testkit
 
 sys.path.insert(0, str(pathlib.Path(__file__).parent))
-import operator_env as env
+import hsmsecret_stack as stacks
 
 URL = "postgres://{{ values.username }}:{{ values.password | urlencode }}@{{ values.host }}:5432/app"
 
 
 @pytest.fixture(scope="module")
-def stack(kube: testkit.Kube, tmp_path_factory: pytest.TempPathFactory) -> Iterator[env.Stack]:
+def stack(kube: testkit.Kube, tmp_path_factory: pytest.TempPathFactory) -> Iterator[stacks.Stack]:
     if kube.devcluster is None:
         pytest.skip("needs the local devcluster (the operator runs in one of its nodes' network namespace)")
     tmp = tmp_path_factory.mktemp("secret-sources")
-    with env.running_stack(kube, tmp, "sources", ("--default-sync-interval=300s",)) as running:
+    with stacks.running_stack(kube, tmp, "sources", ("--default-sync-interval=300s",)) as running:
         yield running
 
 
-def test_a_database_url_from_two_paths_follows_either_path(stack: env.Stack, namespace: str) -> None:
+def test_a_database_url_from_two_paths_follows_either_path(stack: stacks.Stack, namespace: str) -> None:
     credentials, endpoint = f"{namespace}/credentials", f"{namespace}/endpoint"
     first = stack.write(credentials, {"username": b"app", "password": b"s3cr:t/1", "host": b"stale"})
     second = stack.write(endpoint, {"host": b"db1.internal"})
@@ -61,7 +61,7 @@ def test_a_database_url_from_two_paths_follows_either_path(stack: env.Stack, nam
 
 
 def test_a_missing_source_path_is_an_error_naming_it_and_keeps_the_secret(
-    stack: env.Stack, namespace: str
+    stack: stacks.Stack, namespace: str
 ) -> None:
     stack.write(f"{namespace}/base", {"user": b"app"})
     stack.hsmsecret(namespace, "app", dataFrom=[{"hsmPath": "base"}])

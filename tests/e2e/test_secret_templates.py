@@ -20,32 +20,32 @@ from devcluster import testkit
 from hsm_common import constants
 
 sys.path.insert(0, str(pathlib.Path(__file__).parent))
-import operator_env as env
+import hsmsecret_stack as stacks
 
 URL = "postgres://{{ values.DB_USER }}:{{ values.DB_PASSWORD | urlencode }}@db.internal:5432/app"
 BROKEN = "postgres://{{ values.DB_USER }}:{{ values.DB_PASWORD }}@db.internal:5432/app"
 SELECTION = [{"secretKey": "DB_USER", "key": "username"}, {"secretKey": "DB_PASSWORD", "key": "password"}]
 
 
-def template(stack: env.Stack, namespace: str, name: str, url: str) -> None:
+def template(stack: stacks.Stack, namespace: str, name: str, url: str) -> None:
     stack.patch(namespace, name, {"target": {"template": {"data": {"DATABASE_URL": url}}}})
 
 
-def warning_events(stack: env.Stack, namespace: str, name: str) -> list[dict[str, Any]]:
+def warning_events(stack: stacks.Stack, namespace: str, name: str) -> list[dict[str, Any]]:
     return [e for e in stack.events(namespace, name) if e.get("type") == "Warning"]
 
 
 @pytest.fixture(scope="module")
-def stack(kube: testkit.Kube, tmp_path_factory: pytest.TempPathFactory) -> Iterator[env.Stack]:
+def stack(kube: testkit.Kube, tmp_path_factory: pytest.TempPathFactory) -> Iterator[stacks.Stack]:
     if kube.devcluster is None:
         pytest.skip("needs the local devcluster (the operator runs in one of its nodes' network namespace)")
     tmp = tmp_path_factory.mktemp("secret-templates")
-    with env.running_stack(kube, tmp, "templates", ("--default-sync-interval=30s",)) as running:
+    with stacks.running_stack(kube, tmp, "templates", ("--default-sync-interval=30s",)) as running:
         yield running
 
 
 def test_a_template_error_keeps_the_secret_until_the_template_is_fixed(
-    stack: env.Stack, namespace: str
+    stack: stacks.Stack, namespace: str
 ) -> None:
     path = f"{namespace}/db"
     stack.write(path, {"username": b"app", "password": b"s3cr:t/1", "unused": b"not selected"})
@@ -109,7 +109,7 @@ def test_a_template_error_keeps_the_secret_until_the_template_is_fixed(
 
 
 def test_an_immutable_docker_config_is_recreated_for_new_data_and_relabelled_in_place(
-    stack: env.Stack, namespace: str
+    stack: stacks.Stack, namespace: str
 ) -> None:
     path = f"{namespace}/pull"
     stack.write(path, {"registry": b"ghcr.io", "username": b"bot", "password": b"token-1"})
