@@ -19,6 +19,7 @@ from . import (
     config,
     devices,
     informer,
+    mackey,
     mirrorloop,
     pools,
     queue,
@@ -117,7 +118,7 @@ def bootstrap(
     authority = castore.Holder(castore.load(client, cfg.namespace))
     # Trust as the rotation's phase wants it: the rotation's owner keeps it so from then on.
     castore.ensure_client(client, cfg.namespace, authority.current(), datetime.datetime.now(datetime.UTC))
-    mac_key = syncer.ensure_mac_key(client, cfg.namespace)
+    mac_key = mackey.ensure(client, cfg.namespace)
     if directory is None:
         directory = endpoints.AgentRegistry(
             client, endpoints.SecretTLS(client, cfg.namespace), timeout=cfg.call_timeout
