@@ -212,8 +212,6 @@ def start_api(
     port, metrics_port = free_port(), free_port()
     log = root / "api.log"
     env = {
-        # As the Deployment runs it (deploy/kustomize/base/api/deployment.yaml); a caller's own setting wins.
-        "GRPC_EXPERIMENTS": "-event_engine_client",
         **os.environ,
         "HSM_API_TEST_CONFIG": str(root / "api.json"),
         "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
