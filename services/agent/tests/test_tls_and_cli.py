@@ -19,6 +19,8 @@ from hsm_agent import __main__ as cli
 from hsmproto import channel
 from hsmproto.v1 import hsm_pb2
 
+from . import pinleak
+
 
 def issue(name: str, issuer: tuple[x509.Certificate, ec.EllipticCurvePrivateKey] | None = None):  # type: ignore[no-untyped-def]
     key = ec.generate_private_key(ec.SECP256R1())
@@ -151,4 +153,4 @@ def test_sigterm_stops_the_agent_process_cleanly(softhsm, wait) -> None:
     wait(lambda: '"state":"ready"' in next(lines), timeout=30)
     os.kill(process.pid, signal.SIGTERM)
     assert process.wait(timeout=20) == 0
-    assert "1234" not in process.stderr.read()  # the PIN never reaches the logs
+    assert not pinleak.shows("1234", process.stderr.read())  # the PIN never reaches the logs
