@@ -10,6 +10,7 @@ from hsm_manager import kube
 from hsm_manager.operator import merging, runtime, triggers
 
 from .. import fakes
+from . import stored
 from .conftest import APP_NS, hsmsecret
 
 KEY = (APP_NS, "db")
@@ -21,25 +22,8 @@ def write(directory: fakes.FakeDirectory, values: dict[str, bytes]) -> None:
     directory.clients["hsm-a"].write(PATH, values, None)
 
 
-def secret(cluster: fakes.FakeKube) -> dict[str, Any]:
-    found = cluster.stored("Secret", APP_NS, "db")
-    assert found is not None
-    return found
-
-
-def data(cluster: fakes.FakeKube) -> dict[str, bytes]:
-    return {k: base64.b64decode(v) for k, v in secret(cluster)["data"].items()}
-
-
-def status(cluster: fakes.FakeKube) -> dict[str, Any]:
-    found = cluster.stored(constants.KIND_SECRET, APP_NS, "db")
-    assert found is not None
-    result: dict[str, Any] = found.get("status") or {}
-    return result
-
-
 def ready_reason(cluster: fakes.FakeKube) -> str:
-    return str(next(c["reason"] for c in status(cluster)["conditions"] if c["type"] == "Ready"))
+    return str(next(c["reason"] for c in stored.status(cluster)["conditions"] if c["type"] == "Ready"))
 
 
 def foreign_secret(cluster: fakes.FakeKube, **extra: Any) -> None:
@@ -63,7 +47,7 @@ def foreign_secret(cluster: fakes.FakeKube, **extra: Any) -> None:
 
 def edit(cluster: fakes.FakeKube, key: str, value: bytes) -> None:
     """Another controller writes key into the Secret."""
-    edited = secret(cluster)
+    edited = stored.secret(cluster)
     edited["data"][key] = base64.b64encode(value).decode()
     cluster.add(edited)
 
@@ -85,7 +69,7 @@ def test_an_owner_secret_references_its_hsmsecret(
     cluster.add(hsmsecret())
     write(directory, CREDENTIALS)
     assert rt.syncer.run(KEY) == "written"
-    [ref] = secret(cluster)["metadata"]["ownerReferences"]
+    [ref] = stored.secret(cluster)["metadata"]["ownerReferences"]
     assert ref["kind"] == constants.KIND_SECRET
     held = cluster.stored(constants.KIND_SECRET, APP_NS, "db")
     assert held is not None
@@ -98,8 +82,8 @@ def test_an_orphan_secret_has_no_owner_reference(
     cluster.add(hsmsecret(creationPolicy="Orphan"))
     write(directory, CREDENTIALS)
     assert rt.syncer.run(KEY) == "written"
-    assert "ownerReferences" not in secret(cluster)["metadata"]
-    assert data(cluster) == CREDENTIALS
+    assert "ownerReferences" not in stored.secret(cluster)["metadata"]
+    assert stored.data(cluster) == CREDENTIALS
     assert rt.syncer.run(KEY, verify=True) == "unchanged"
 
 
@@ -111,10 +95,10 @@ def test_switching_owner_to_orphan_drops_the_owner_reference_and_back_adds_it(
     rt.syncer.run(KEY)
     cluster.add(hsmsecret(creationPolicy="Orphan"))
     assert rt.syncer.run(KEY, verify=True) == "written"
-    assert "ownerReferences" not in secret(cluster)["metadata"]
+    assert "ownerReferences" not in stored.secret(cluster)["metadata"]
     cluster.add(hsmsecret())
     assert rt.syncer.run(KEY, verify=True) == "written"
-    assert len(secret(cluster)["metadata"]["ownerReferences"]) == 1
+    assert len(stored.secret(cluster)["metadata"]["ownerReferences"]) == 1
 
 
 def test_a_new_hsmsecret_takes_back_the_secret_an_orphan_left(
@@ -129,7 +113,7 @@ def test_a_new_hsmsecret_takes_back_the_secret_an_orphan_left(
     again["metadata"]["uid"] = "uid-db-2"
     cluster.add(again)
     assert rt.syncer.run(KEY, verify=True) == "unchanged"
-    assert status(cluster)["syncStatus"] == "InSync"
+    assert stored.status(cluster)["syncStatus"] == "InSync"
 
 
 # ---------------------------------------------------------------- Merge
@@ -142,15 +126,15 @@ def test_a_merge_writes_only_our_keys_and_keeps_the_foreign_ones(
     cluster.add(hsmsecret(creationPolicy="Merge"))
     write(directory, CREDENTIALS)
     assert rt.syncer.run(KEY) == "written"
-    assert data(cluster) == {"config": b"debug=false", **CREDENTIALS}
-    meta = secret(cluster)["metadata"]
+    assert stored.data(cluster) == {"config": b"debug=false", **CREDENTIALS}
+    meta = stored.secret(cluster)["metadata"]
     assert meta["labels"][constants.LABEL_MANAGED_BY] == "Helm"
     assert meta["labels"][constants.LABEL_SECRET] == "db"
     assert meta["annotations"]["meta.helm.sh/release-name"] == "app"
     assert meta["annotations"][constants.ANNOTATION_OWNED_KEYS] == "password,username"
     assert "ownerReferences" not in meta
-    assert status(cluster)["ownedKeys"] == ["password", "username"]
-    assert status(cluster)["syncStatus"] == "InSync"
+    assert stored.status(cluster)["ownedKeys"] == ["password", "username"]
+    assert stored.status(cluster)["syncStatus"] == "InSync"
 
 
 def test_a_merge_holds_the_hsmsecret_with_its_finalizer(
@@ -173,11 +157,11 @@ def test_a_foreign_edit_of_a_foreign_key_causes_no_write(
     write(directory, CREDENTIALS)
     rt.syncer.run(KEY)
     edit(cluster, "config", b"debug=true")
-    assert rt.syncer.intact(KEY, secret(cluster))
+    assert rt.syncer.intact(KEY, stored.secret(cluster))
     before = list(cluster.calls)
     assert rt.syncer.run(KEY, verify=True) == "unchanged"
     assert cluster.calls == before
-    assert data(cluster)["config"] == b"debug=true"
+    assert stored.data(cluster)["config"] == b"debug=true"
 
 
 def test_a_foreign_edit_of_our_key_is_undone(
@@ -188,9 +172,9 @@ def test_a_foreign_edit_of_our_key_is_undone(
     write(directory, CREDENTIALS)
     rt.syncer.run(KEY)
     edit(cluster, "password", b"guessed")
-    assert not rt.syncer.intact(KEY, secret(cluster))
+    assert not rt.syncer.intact(KEY, stored.secret(cluster))
     assert rt.syncer.run(KEY, verify=True) == "written"
-    assert data(cluster)["password"] == b"s3cret"
+    assert stored.data(cluster)["password"] == b"s3cret"
 
 
 def test_a_key_leaving_the_hsm_secret_is_removed_and_only_that_one(
@@ -202,8 +186,8 @@ def test_a_key_leaving_the_hsm_secret_is_removed_and_only_that_one(
     rt.syncer.run(KEY)
     write(directory, {"password": b"n3w"})
     assert rt.syncer.run(KEY) == "written"
-    assert data(cluster) == {"config": b"debug=false", "password": b"n3w"}
-    assert status(cluster)["ownedKeys"] == ["password"]
+    assert stored.data(cluster) == {"config": b"debug=false", "password": b"n3w"}
+    assert stored.status(cluster)["ownedKeys"] == ["password"]
 
 
 def test_a_merge_never_removes_a_key_it_did_not_write(
@@ -216,7 +200,7 @@ def test_a_merge_never_removes_a_key_it_did_not_write(
     edit(cluster, "username", b"set-by-helm")
     write(directory, {"password": b"n3w"})
     assert rt.syncer.run(KEY) == "written"
-    assert data(cluster) == {"config": b"debug=false", "username": b"set-by-helm", "password": b"n3w"}
+    assert stored.data(cluster) == {"config": b"debug=false", "username": b"set-by-helm", "password": b"n3w"}
 
 
 def test_a_merge_without_a_secret_waits_with_secret_not_found_and_a_warning(
@@ -230,7 +214,7 @@ def test_a_merge_without_a_secret_waits_with_secret_not_found_and_a_warning(
     assert "SyncFailed" in cluster.reasons()
     foreign_secret(cluster)
     assert rt.syncer.run(KEY, verify=True) == "written"
-    assert data(cluster)["password"] == b"s3cret"
+    assert stored.data(cluster)["password"] == b"s3cret"
 
 
 def test_a_merge_into_a_secret_of_another_type_is_an_invalid_spec(
@@ -241,8 +225,8 @@ def test_a_merge_into_a_secret_of_another_type_is_an_invalid_spec(
     write(directory, CREDENTIALS)
     assert rt.syncer.run(KEY) == "error"
     assert ready_reason(cluster) == "InvalidSpec"
-    assert "never changes a Secret's type" in status(cluster)["lastError"]
-    assert data(cluster) == {"config": b"debug=false"}
+    assert "never changes a Secret's type" in stored.status(cluster)["lastError"]
+    assert stored.data(cluster) == {"config": b"debug=false"}
 
 
 def test_a_merge_into_an_immutable_secret_is_an_invalid_spec(
@@ -259,14 +243,14 @@ def test_a_merge_into_a_secret_another_hsmsecret_names_is_refused(
     rt: runtime.Runtime, cluster: fakes.FakeKube, directory: fakes.FakeDirectory
 ) -> None:
     foreign_secret(cluster)
-    taken = secret(cluster)
+    taken = stored.secret(cluster)
     taken["metadata"]["labels"][constants.LABEL_SECRET] = "other"
     cluster.add(taken)
     cluster.add(hsmsecret(creationPolicy="Merge"))
     write(directory, CREDENTIALS)
     assert rt.syncer.run(KEY) == "error"
     assert ready_reason(cluster) == "SecretNotManaged"
-    assert data(cluster) == {"config": b"debug=false"}
+    assert stored.data(cluster) == {"config": b"debug=false"}
 
 
 def test_deleting_a_merging_hsmsecret_takes_out_our_keys_and_keeps_the_secret(
@@ -278,8 +262,8 @@ def test_deleting_a_merging_hsmsecret_takes_out_our_keys_and_keeps_the_secret(
     rt.syncer.run(KEY)
     delete_hsmsecret(cluster)
     assert rt.syncer.run(KEY, verify=True) == "released"
-    assert data(cluster) == {"config": b"debug=false"}
-    meta = secret(cluster)["metadata"]
+    assert stored.data(cluster) == {"config": b"debug=false"}
+    meta = stored.secret(cluster)["metadata"]
     assert constants.LABEL_SECRET not in meta["labels"]
     assert not any(k.startswith(f"{constants.GROUP}/") for k in meta["annotations"])
     assert cluster.stored(constants.KIND_SECRET, APP_NS, "db") is None  # its finalizer gone, so is it
@@ -295,10 +279,10 @@ def test_a_merge_secret_deleted_on_the_hsm_loses_only_our_keys(
     rt.syncer.run(KEY)
     directory.clients["hsm-a"].delete(PATH)
     assert rt.syncer.run(KEY) == "written"
-    assert data(cluster) == {"config": b"debug=false"}
-    before, was = list(cluster.calls), status(cluster)
+    assert stored.data(cluster) == {"config": b"debug=false"}
+    before, was = list(cluster.calls), stored.status(cluster)
     rt.syncer.run(KEY, verify=True)
-    assert status(cluster) == was
+    assert stored.status(cluster) == was
     assert cluster.calls == before
 
 
@@ -310,7 +294,7 @@ def test_switching_owner_to_merge_drops_the_owner_reference(
     rt.syncer.run(KEY)
     cluster.add(hsmsecret(creationPolicy="Merge"))
     assert rt.syncer.run(KEY, verify=True) == "written"
-    assert not secret(cluster)["metadata"].get("ownerReferences")
+    assert not stored.secret(cluster)["metadata"].get("ownerReferences")
     assert rt.syncer.run(KEY, verify=True) == "unchanged"
 
 
@@ -323,7 +307,7 @@ def test_a_merged_secret_event_of_a_foreign_change_queues_no_pass(
     rt.syncer.run(KEY)
     edit(cluster, "config", b"debug=true")
     cluster_triggers: triggers.ClusterTriggers = rt.triggers
-    cluster_triggers.secret("MODIFIED", secret(cluster))
+    cluster_triggers.secret("MODIFIED", stored.secret(cluster))
     assert rt.queue.backlog() == 0
 
 
@@ -343,7 +327,7 @@ def test_a_failed_take_out_keeps_the_finalizer_warns_and_is_tried_again(
     assert "SyncFailed" in cluster.reasons()
     del cluster.failures["patch"]
     assert rt.syncer.run(KEY, verify=True) == "released"
-    assert data(cluster) == {"config": b"debug=false"}
+    assert stored.data(cluster) == {"config": b"debug=false"}
 
 
 def test_switching_merge_to_owner_drops_the_finalizer_and_leaves_the_foreign_secret(
@@ -362,4 +346,4 @@ def test_switching_merge_to_owner_drops_the_finalizer_and_leaves_the_foreign_sec
     held = cluster.stored(constants.KIND_SECRET, APP_NS, "db")
     assert held is not None
     assert not merging.holding(held)
-    assert data(cluster) == {"config": b"debug=false", **CREDENTIALS}
+    assert stored.data(cluster) == {"config": b"debug=false", **CREDENTIALS}

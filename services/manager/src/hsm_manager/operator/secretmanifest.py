@@ -44,13 +44,7 @@ def build(
     immutability, and the operator's own labels, annotations and (creationPolicy Owner) controller
     reference."""
     meta = hsmsecret["metadata"]
-    labels, annotations = sync.secret_metadata(
-        wanted,
-        meta["name"],
-        written.version,
-        checksum.mac(mac_key, written.data),
-        _made_mac(wanted, written, mac_key),
-    )
+    labels, annotations = _our_metadata(meta["name"], wanted, written, mac_key)
     manifest: kube.Obj = {
         "apiVersion": "v1",
         "kind": "Secret",
@@ -79,6 +73,19 @@ def build(
     return manifest
 
 
+def _our_metadata(
+    hsmsecret_name: str, wanted: sync.Wanted, written: Written, mac_key: bytes
+) -> tuple[dict[str, str], dict[str, str]]:
+    """The labels and annotations a Secret holding written carries (sync.secret_metadata with its MACs)."""
+    return sync.secret_metadata(
+        wanted,
+        hsmsecret_name,
+        written.version,
+        checksum.mac(mac_key, written.data),
+        _made_mac(wanted, written, mac_key),
+    )
+
+
 def merge_patch(
     hsmsecret: kube.Obj, wanted: sync.Wanted, written: Written, mac_key: bytes, current: watched.SecretSeen
 ) -> kube.Obj:
@@ -90,13 +97,7 @@ def merge_patch(
     meta = hsmsecret["metadata"]
     previous = creation.owned_keys(current.annotations)
     removed = creation.dropped(previous, current.keys, set(written.data))
-    labels, annotations = sync.secret_metadata(
-        wanted,
-        meta["name"],
-        written.version,
-        checksum.mac(mac_key, written.data),
-        _made_mac(wanted, written, mac_key),
-    )
+    labels, annotations = _our_metadata(meta["name"], wanted, written, mac_key)
     del labels[constants.LABEL_MANAGED_BY]
     metadata: kube.Obj = {
         "resourceVersion": current.resource_version,
