@@ -364,10 +364,6 @@ class FakeKube:
             raise kube.NotFound(f"get {kind} {namespace}/{name}: 404 Not Found", 404)
         return found
 
-    def get_custom(self, kind: str, namespace: str, name: str) -> kube.Obj:
-        self._enter("get_custom")
-        return self.get(kind, namespace, name)
-
     def create(self, obj: kube.Obj) -> kube.Obj:
         self._enter("create")
         meta = obj["metadata"]

@@ -51,7 +51,7 @@ class ApiServer:
                 self.end_headers()
                 self.wfile.write(data)
 
-            do_GET = do_POST = do_PATCH = _answer  # noqa: N815 (http.server's names)
+            do_GET = do_POST = do_PATCH = do_PUT = do_DELETE = _answer  # noqa: N815 (http.server's names)
 
             def log_message(self, format: str, *args: Any) -> None:
                 return

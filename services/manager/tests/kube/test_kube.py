@@ -21,7 +21,7 @@ ACCESS_REVIEWS = "/apis/authorization.k8s.io/v1/subjectaccessreviews"
 
 def host_of(client: kube.Kube) -> str:
     # The loading rule shows only in where requests go; in-cluster that is TLS this stand-in cannot serve.
-    host: str = client._core.api_client.configuration.host
+    host: str = client.host
     return host
 
 
@@ -218,3 +218,78 @@ def test_a_watch_yields_its_events_until_an_expired_version_says_gone(
     assert seen == ["ADDED", "BOOKMARK"]
     query = api_server.requests[-1].query.split("&")
     assert {"watch=true", "resourceVersion=11", "allowWatchBookmarks=true"} <= set(query)
+
+
+def test_core_apps_and_custom_objects_are_read_from_their_own_api_groups(
+    client: kube.Kube, api_server: ApiServer
+) -> None:
+    paths = {
+        "ConfigMap": "/api/v1/namespaces/app/configmaps/x",
+        "DaemonSet": "/apis/apps/v1/namespaces/app/daemonsets/x",
+        constants.KIND_POOL: "/apis/hsm.j5t.io/v1alpha1/namespaces/app/hsmpools/x",
+    }
+    for kind, path in paths.items():
+        api_server.answers["GET", path] = (200, {"kind": kind})
+        assert client.get(kind, "app", "x") == {"kind": kind}
+    assert [request.path for request in api_server.requests] == list(paths.values())
+
+
+def test_names_are_quoted_into_the_path(client: kube.Kube, api_server: ApiServer) -> None:
+    with pytest.raises(kube.NotFound):
+        client.get("Secret", "app", "a/b")
+    assert api_server.requests[-1].path == "/api/v1/namespaces/app/secrets/a%2Fb"
+
+
+def test_a_kind_the_manager_does_not_handle_is_refused_before_any_request(
+    client: kube.Kube, api_server: ApiServer
+) -> None:
+    with pytest.raises(ValueError, match="CronJob"):
+        client.get("CronJob", "app", "x")
+    assert api_server.requests == []
+
+
+def test_a_delete_of_one_incarnation_sends_its_uid_and_absence_is_fine(
+    client: kube.Kube, api_server: ApiServer
+) -> None:
+    path = "/apis/apps/v1/namespaces/app/deployments/web"
+    api_server.answers["DELETE", path] = [(200, {}), (404, {"kind": "Status"}), (409, {"kind": "Status"})]
+    client.delete("Deployment", "app", "web", uid="u-1")
+    client.delete("Deployment", "app", "web")
+    client.delete("Deployment", "app", "web", uid="u-0")
+    first = api_server.requests[0]
+    assert first.body == {"propagationPolicy": "Background", "preconditions": {"uid": "u-1"}}
+    assert len(api_server.requests) == 3
+
+
+def test_a_replace_puts_the_whole_object(client: kube.Kube, api_server: ApiServer) -> None:
+    path = "/api/v1/namespaces/app/configmaps/conf"
+    api_server.answers["PUT", path] = (200, {"kind": "ConfigMap"})
+    manifest = {"kind": "ConfigMap", "metadata": {"name": "conf", "namespace": "app", "resourceVersion": "3"}}
+    client.replace(manifest)
+    assert (api_server.requests[-1].path, api_server.requests[-1].body) == (path, manifest)
+
+
+def test_nodes_are_listed_cluster_wide_and_pods_in_every_namespace_when_none_is_named(
+    client: kube.Kube, api_server: ApiServer
+) -> None:
+    api_server.answers["GET", "/api/v1/nodes"] = (200, {"items": [{"n": 1}]})
+    api_server.answers["GET", "/api/v1/pods"] = (200, {"items": []})
+    assert client.list_objects("Node", None, "role=hsm") == [{"n": 1}]
+    assert client.list_objects("Pod", None, "") == []
+    assert api_server.requests[0].query == "labelSelector=role%3Dhsm"
+
+
+def test_a_server_behind_a_path_prefix_is_reached_under_it(
+    tmp_path: pathlib.Path, api_server: ApiServer
+) -> None:
+    client = kube.Kube.connect(str(write_kubeconfig(tmp_path / "config", f"{api_server.url}/k8s/")))
+    with pytest.raises(kube.NotFound):
+        client.get("Secret", "app", "db")
+    assert api_server.requests[-1].path == "/k8s/api/v1/namespaces/app/secrets/db"
+
+
+def test_an_unreachable_api_server_is_a_kube_error_without_a_status(tmp_path: pathlib.Path) -> None:
+    client = kube.Kube.connect(str(write_kubeconfig(tmp_path / "config", "http://127.0.0.1:9")))
+    with pytest.raises(kube.KubeError, match="unreachable") as failed:
+        client.get("Secret", "app", "db")
+    assert failed.value.status == 0

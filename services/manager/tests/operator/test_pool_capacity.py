@@ -55,7 +55,7 @@ class FakeKube:
         self.pool: dict[str, Any] = {"metadata": {"name": "hsm-pool", "namespace": "ns"}, "spec": {}}
         self.events: list[tuple[str, str, bool]] = []
 
-    def get_custom(self, kind: str, namespace: str, name: str) -> dict[str, Any]:
+    def get(self, kind: str, namespace: str, name: str) -> dict[str, Any]:
         return self.pool
 
     def list_objects(self, kind: str, namespace: str, selector: str) -> list[dict[str, Any]]:

@@ -121,7 +121,7 @@ def _ns(namespace: str | None) -> str:
 
 def _reconcile_by_name(rt: runtime.Runtime, namespace: str, device: str) -> None:
     try:
-        obj = rt.client.get_custom(constants.KIND_DEVICE, namespace, device)
+        obj = rt.client.get(constants.KIND_DEVICE, namespace, device)
     except kube.NotFound:
         return
     rt.reconciler.reconcile(obj)

@@ -100,7 +100,7 @@ def _finalizers(client: kube.Kube, obj: kube.Obj, change: Callable[[list[str]], 
         except kube.Conflict:
             if attempt:
                 raise
-            obj = client.get_custom(constants.KIND_SECRET, meta["namespace"], meta["name"])
+            obj = client.get(constants.KIND_SECRET, meta["namespace"], meta["name"])
 
 
 def owned(current: watched.SecretSeen | None) -> list[str] | None:

@@ -199,7 +199,7 @@ class Reconciler:
     ) -> models.HSMPoolStatus | None:
         pool_name = pool.pool_name(name)
         try:
-            pool_obj = self._client.get_custom(constants.KIND_POOL, namespace, pool_name)
+            pool_obj = self._client.get(constants.KIND_POOL, namespace, pool_name)
         except kube.NotFound:
             return None
         pool_spec = models.HSMPoolSpec.model_validate(pool_obj.get("spec") or {})

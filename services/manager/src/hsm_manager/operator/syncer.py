@@ -116,7 +116,7 @@ class Syncer:
         if obj is not None:
             return obj
         try:
-            return self._client.get_custom(constants.KIND_SECRET, *key)
+            return self._client.get(constants.KIND_SECRET, *key)
         except kube.NotFound:
             return None
 
