@@ -12,6 +12,9 @@ from .v1 import hsm_pb2_grpc
 MAX_MESSAGE_BYTES = 8 * 1024 * 1024
 #: Unary calls that exceed this are cut off by the client (seconds).
 DEFAULT_TIMEOUT = 10.0
+#: Longest wait between a channel's attempts to reach an agent that went away; gRPC adds up to 20 % jitter,
+#: so every channel tries again within 1.2 times this of the agent's return.
+MAX_RECONNECT_BACKOFF_MS = 5_000
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,7 +41,7 @@ def channel_options(server_name: str | None = None) -> list[tuple[str, int | str
         ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
         ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
         ("grpc.initial_reconnect_backoff_ms", 200),
-        ("grpc.max_reconnect_backoff_ms", 5_000),
+        ("grpc.max_reconnect_backoff_ms", MAX_RECONNECT_BACKOFF_MS),
     ]
     if server_name:
         options.append(("grpc.ssl_target_name_override", server_name))

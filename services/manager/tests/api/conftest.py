@@ -12,6 +12,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from typing import Any
 
 import pytest
@@ -51,6 +52,8 @@ class Agent:
     process: subprocess.Popen[bytes] | None = None
     flags: tuple[str, ...] = ()
     """Extra command-line flags of the agent (e.g. an object budget)."""
+    ready_at: float = 0.0
+    """time.monotonic() when the agent last became ready."""
 
     @property
     def address(self) -> str:
@@ -75,6 +78,7 @@ class Agent:
             env=env, stdout=log, stderr=log,
         )  # fmt: skip
         wait_until(self._ready, 20, f"agent {self.name} ready")
+        self.ready_at = time.monotonic()
 
     def token_objects(self) -> int:
         """Objects on the agent's token, whoever wrote them, counted by another process over PKCS#11."""

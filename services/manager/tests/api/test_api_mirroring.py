@@ -8,8 +8,11 @@ from __future__ import annotations
 import collections.abc
 import concurrent.futures
 import threading
+import time
 
 import pytest
+
+from hsmproto import channel
 
 from ..polling import wait_until
 from .conftest import Agent, Api, b64
@@ -17,19 +20,25 @@ from .conftest import Agent, Api, b64
 SECRETS = "/api/v1/hsm/secrets"
 
 
+#: Every channel of every gunicorn worker has tried an agent again this long after the agent's return.
+RECONNECTED_WITHIN = 1.2 * channel.MAX_RECONNECT_BACKOFF_MS / 1000 + 0.5
+
+
 def _all_connected(api: Api) -> bool:
-    # Each gunicorn worker has its own channels: ask several times so both have reconnected.
-    for _ in range(10):
-        devices = api.call("GET", "/api/v1/hsm/status").json()["data"]["devices"]
-        if not all(device["connected"] for device in devices):
-            return False
-    return True
+    devices = api.call("GET", "/api/v1/hsm/status").json()["data"]["devices"]
+    return all(device["connected"] for device in devices)
 
 
 @pytest.fixture(autouse=True)
-def _connected(api: Api) -> None:
-    """Start every test with both agents reachable from every worker (restarts leave channels backing off)."""
-    wait_until(lambda: _all_connected(api), 30, "both agents reachable from every worker")
+def _connected(api: Api, agent_pair: list[Agent]) -> None:
+    """Start every test with both agents reachable from every worker.
+
+    Each worker has its own channels, and a restart leaves them backing off: asking a few times cannot
+    show that both workers reconnected (one may answer them all), so wait out the backoff's bound first.
+    """
+    settled = max(agent.ready_at for agent in agent_pair) + RECONNECTED_WITHIN
+    time.sleep(max(0.0, settled - time.monotonic()))
+    wait_until(lambda: _all_connected(api), 30, "both agents reachable")
 
 
 @pytest.fixture
@@ -106,19 +115,11 @@ def test_a_secret_deleted_while_a_device_was_offline_stays_deleted(api: Api, age
 
 def test_mirror_sync_reports_what_it_checked(api: Api) -> None:
     api.call("POST", f"{SECRETS}/team-m/synced", json={"data": {"k": b64(b"v")}})
-    reports: list[dict[str, object]] = []
-
-    def every_device_checked() -> bool:
-        # The fixture's probes may all land on one gunicorn worker; the other may still be backing off
-        # from an earlier test's restart of hsm-b (at most 5 s), so judge one whole answer at a time.
-        response = api.call("POST", "/api/v1/hsm/mirror/sync", json={"prefix": "team-m/"})
-        assert response.status_code == 200
-        reports.append(response.json()["data"])
-        return reports[-1]["unavailableDevices"] == []
-
-    wait_until(every_device_checked, 30, "a sync answer that reached both devices")
-    assert isinstance(reports[-1]["pathsChecked"], int)
-    assert reports[-1]["pathsChecked"] >= 1
+    response = api.call("POST", "/api/v1/hsm/mirror/sync", json={"prefix": "team-m/"})
+    assert response.status_code == 200
+    report = response.json()["data"]
+    assert report["pathsChecked"] >= 1
+    assert report["unavailableDevices"] == []
 
 
 def test_every_device_down_is_unavailable_and_writes_nothing(api: Api, agent_pair: list[Agent]) -> None:
