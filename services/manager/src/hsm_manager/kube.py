@@ -31,6 +31,20 @@ _AUTH_SECONDS = 10.0
 _CHUNK = 65536
 #: A review holds up an API request: past this the API answers that its backend is unavailable.
 _REVIEW_TIMEOUT = 5.0
+#: A request the API server turned away unprocessed (429 or 503 with Retry-After: while it starts, or when
+#: its priority and fairness sheds load) is sent again after the wait it names, up to three times, whatever
+#: the verb; anything else (a refused connection, a broken read) fails at once.
+_RETRY = urllib3.Retry(
+    total=3,
+    connect=0,
+    read=0,
+    redirect=0,
+    other=0,
+    status=3,
+    allowed_methods=None,
+    respect_retry_after_header=True,
+    raise_on_status=False,
+)
 
 
 class KubeError(Exception):
@@ -170,7 +184,7 @@ class Kube:
                 body=None if body is None else json.dumps(body),
                 headers=headers,
                 timeout=_timeout(timeout),
-                retries=False,
+                retries=_RETRY,
                 preload_content=not stream,
             )
         except Exception as exc:  # urllib3 and socket errors: the API server is unreachable

@@ -47,6 +47,9 @@ class ApiServer:
                 data = (answer if isinstance(answer, str) else json.dumps(answer)).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
+                if status in (429, 503):
+                    # As the API server turns a request away unprocessed (it says 1 s; no wait here).
+                    self.send_header("Retry-After", "0")
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 self.wfile.write(data)

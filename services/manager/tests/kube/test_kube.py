@@ -293,3 +293,19 @@ def test_an_unreachable_api_server_is_a_kube_error_without_a_status(tmp_path: pa
     with pytest.raises(kube.KubeError, match="unreachable") as failed:
         client.get("Secret", "app", "db")
     assert failed.value.status == 0
+
+
+def test_a_request_turned_away_unprocessed_is_sent_again(client: kube.Kube, api_server: ApiServer) -> None:
+    api_server.answers["POST", SECRETS] = [(429, {"kind": "Status"}), (503, {"kind": "Status"}), (201, {})]
+    client.create({"kind": "Secret", "metadata": {"name": "db", "namespace": "app"}, "data": {}})
+    assert [request.method for request in api_server.requests] == ["POST"] * 3
+
+
+def test_a_server_that_keeps_turning_requests_away_is_a_kube_error_with_its_status(
+    client: kube.Kube, api_server: ApiServer
+) -> None:
+    api_server.answers["GET", "/api/v1/nodes"] = (429, {"kind": "Status"})
+    with pytest.raises(kube.KubeError) as failed:
+        client.list_objects("Node", None, "")
+    assert failed.value.status == 429
+    assert len(api_server.requests) == 4
