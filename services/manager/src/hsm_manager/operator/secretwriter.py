@@ -54,6 +54,15 @@ class SecretWriter:
             self.secrets.saw(found)
         return seen
 
+    def finds_none(
+        self, key: tuple[str, str], spec: models.HSMSecretSpec, wanted: sync.Wanted, verify: bool
+    ) -> bool:
+        """True when settle will decide on no Secret at all (the watch shows none, and settle would not ask
+        the API server for one): any HSM copy found will be written."""
+        if verify or wanted.merge or self.remembered.not_ours(key):
+            return False
+        return self.secrets.get(key[0], spec.effective_secret_name(key[1])) is None
+
     def settle(
         self,
         key: tuple[str, str],
@@ -102,7 +111,8 @@ class SecretWriter:
                         made = agentreads.made_from(self.directory, spec, found, picked)
                     elif made is None:
                         source = next(e for e in found if e.name == decision.source)
-                        made = agentreads.made(self.directory, spec, source, paths[0])
+                        copy = heard.read if heard.read and heard.read.version == decision.version else None
+                        made = agentreads.made(self.directory, spec, source, paths[0], copy)
                     recreate = sync.recreate_reason(state, wanted, checksum.checksum(made.data))
                     written = self._write(obj, spec, wanted, made, current, recreate)
                 except (

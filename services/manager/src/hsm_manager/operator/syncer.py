@@ -151,9 +151,10 @@ class Syncer:
         if not merging.hold(self._client, obj, spec.creation_policy):
             metrics.SYNC_ERRORS.labels(sync.Reason.ERROR.value).inc()
             return "error"
-        heard = agentreads.ask(self._directory, spec, paths, device)
         secret_name = spec.effective_secret_name(name)
         wanted = sync.Wanted.of(spec)
+        will_write = self._writer.finds_none(key, spec, wanted, verify)
+        heard = agentreads.ask(self._directory, spec, paths, device, will_write)
         settled = self._writer.settle(key, obj, spec, wanted, paths, heard, verify)
         decision, synced = settled.decision, settled.synced
         self._remembered.note_not_ours(key, decision.reason == sync.Reason.CONFLICT)
