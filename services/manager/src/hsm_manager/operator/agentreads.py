@@ -40,7 +40,7 @@ def observe_by_reading(
     """What endpoint holds of path, learnt by reading it: for a pass that will need the value anyway, one
     call instead of two."""
     try:
-        copy = _checked(endpoint, directory.client(endpoint).read(path))
+        copy = _checked(directory.client(endpoint).read(path))
     except agent_errors.AgentCallError:
         copy = None
     if copy is None:
@@ -93,13 +93,13 @@ def _read(directory: endpoints.Directory, endpoint: endpoints.AgentEndpoint, pat
         secret = directory.client(endpoint).read(path)
     except agent_errors.AgentCallError as error:
         raise ReadFailed(f"reading from {endpoint.name} failed: {error.summary}") from None
-    copy = _checked(endpoint, secret)
+    copy = _checked(secret)
     if copy is None:
         raise ReadFailed(f"data read from {endpoint.name} does not match its checksum")
     return copy
 
 
-def _checked(endpoint: endpoints.AgentEndpoint, secret: model.Secret) -> Copy | None:
+def _checked(secret: model.Secret) -> Copy | None:
     """The copy read, None when its data does not match the checksum the agent gave with it."""
     data = dict(secret.data)
     digest = checksum.checksum(data)
