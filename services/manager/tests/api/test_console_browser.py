@@ -70,8 +70,14 @@ class Console:
         """The console as a new tab shows it: signed out, nothing remembered, 1280x800."""
         self.viewport(1280, 800)
         self.driver.get(f"{self.url}/")
-        self.driver.execute_script("sessionStorage.clear()")
-        self.driver.get(f"{self.url}/")
+
+        def cleared() -> bool:
+            # A page still signed in from the last test may remember a namespace after the clear.
+            self.driver.execute_script("sessionStorage.clear()")
+            self.driver.get(f"{self.url}/")
+            return self.driver.execute_script("return sessionStorage.length") == 0
+
+        wait_until(cleared, SHOWN, "a console that remembers nothing")
         self.wait_visible("screen-sign-in")
 
     def viewport(self, width: int, height: int) -> None:
@@ -441,6 +447,21 @@ def test_the_list_follows_changes_without_reloading(console: Console, api: Api) 
     _put(api, "team-a/arrived-later", {"k": b"v"})
     wait_until(lambda: console.row("team-a/arrived-later"), SHOWN, "the new secret listed")
     assert console.driver.execute_script("return window.notReloaded") is True
+
+
+def test_the_next_token_signed_in_is_not_shown_the_namespaces_the_last_one_opened(
+    console: Console, api: Api
+) -> None:
+    _put(api, "team-a/opened-before", {"k": b"v"})
+    console.sign_in("team-a")
+    console.open_namespace("team-a")
+    wait_until(lambda: console.row("team-a/opened-before"), SHOWN, "team-a/opened-before listed")
+    console.find("sign-out").click()
+    console.wait_visible("screen-sign-in")
+    console.sign_in("nobody")
+    console.wait_text("namespace-notes", "may list secrets in no namespace")
+    assert console.find("namespace").get_attribute("value") == ""
+    assert "team-a" not in console.driver.page_source
 
 
 def test_the_token_is_in_session_storage_only(console: Console) -> None:

@@ -70,8 +70,13 @@ function failed(error, what) {
 function signOut(message) {
   session.signOut();
   Object.assign(state, { info: null, namespace: "", device: "", secret: null, shown: 0 });
+  // Nothing of this token's namespace stays on the page for the next one.
   fill(byId("secret-rows"));
   byId("secret-table").hidden = true;
+  byId("namespace").value = "";
+  byId("list-title").textContent = "Secrets";
+  byId("list-state").textContent = "";
+  byId("refreshed").textContent = "";
   namespaces.clear();
   byId("token").value = "";
   show("sign-in");
@@ -165,13 +170,21 @@ async function refreshList(namespace = state.namespace) {
   if (!namespace) {
     return false;
   }
+  const asked = session.token();
   try {
     const listed = await list.load(namespace, state.device, state.shown);
+    // An answer for a token signed out meanwhile is not shown to the next one.
+    if (session.token() !== asked) {
+      return false;
+    }
     state.shown = Math.max(state.shown, listed.items.length);
     list.render(namespace, listed, openSecret);
     byId("refreshed").textContent = `Updated ${new Date().toLocaleTimeString()}; refreshed every ${REFRESH_MS / 1000} s.`;
     return true;
   } catch (error) {
+    if (session.token() !== asked) {
+      return false;
+    }
     if (namespace !== state.namespace || error.status === 401 || error.status === 403) {
       byId("secret-table").hidden = true;
       byId("list-title").textContent = "Secrets";

@@ -10,11 +10,16 @@ export function token() {
 }
 
 export function signIn(value) {
+  // The namespaces another token opened are not this one's to be shown.
+  if (sessionStorage.getItem(TOKEN) !== value) {
+    sessionStorage.removeItem(NAMESPACES);
+  }
   sessionStorage.setItem(TOKEN, value);
 }
 
 export function signOut() {
   sessionStorage.removeItem(TOKEN);
+  sessionStorage.removeItem(NAMESPACES);
 }
 
 /** Namespaces the token listed in this tab, most recent first. */
