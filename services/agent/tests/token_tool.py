@@ -1,6 +1,8 @@
 """Another process working on the same token ("other tools"): list, create and destroy data objects.
 
-Usage: SOFTHSM2_CONF=... python token_tool.py LABEL PIN COMMAND [ARGS]; prints JSON.
+Usage: SOFTHSM2_CONF=... python token_tool.py LABEL PIN COMMAND [ARGS]; prints JSON. Commands: list;
+create APPLICATION LABEL HEX; write PATH VERSION KEY=VALUE...; write-as PATH VERSION GENERATION KEY=VALUE...;
+destroy APPLICATION LABEL.
 """
 
 from __future__ import annotations
@@ -41,13 +43,15 @@ def main(label: str, pin: str, command: str, *args: str) -> None:
             A.LABEL: object_label,
         }
         session.create_object({**attrs, A.VALUE: bytes.fromhex(value)})
-    elif command == "write":
+    elif command in ("write", "write-as"):
+        # write-as names the generation: a record rewritten under the label of one the agent read before.
         path, version, *pairs = args
+        generation = pairs.pop(0) if command == "write-as" else layout.new_generation()
         data = {key: value.encode() for key, value in (pair.split("=", 1) for pair in pairs)}
         head = layout.Head(
             path,
             int(version),
-            layout.new_generation(),
+            generation,
             (),
             checksum.checksum(data),
             False,

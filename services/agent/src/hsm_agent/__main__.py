@@ -113,6 +113,14 @@ def build_parser() -> argparse.ArgumentParser:
     add(
         parser,
         ENV,
+        "--read-cache-bytes",
+        type=int,
+        default=_store_default("read_cache_bytes"),
+        help="memory for secret values already read, so reading them again does not ask the token (0: none)",
+    )
+    add(
+        parser,
+        ENV,
         "--device-name",
         default=_store_default("device_name"),
         help="name of this device (for logs and GetInfo)",
@@ -142,6 +150,8 @@ def config_from(args: argparse.Namespace) -> agent.AgentConfig:
         raise ValueError(f"--max-objects must be at least {budget.RESERVE + 1}")
     if args.collect_backlog < 0:
         raise ValueError("--collect-backlog must not be negative")
+    if args.read_cache_bytes < 0:
+        raise ValueError("--read-cache-bytes must not be negative")
     if args.max_object_size is not None and args.max_object_size < MIN_OBJECT_SIZE:
         raise ValueError(f"--max-object-size must be at least {MIN_OBJECT_SIZE}")
     listen = args.listen or f"{os.environ.get('POD_IP', '0.0.0.0')}:{constants.PORT_AGENT_GRPC}"  # noqa: S104
@@ -164,6 +174,7 @@ def config_from(args: argparse.Namespace) -> agent.AgentConfig:
             tombstone_retention=args.tombstone_retention,
             collect_idle=args.collect_idle,
             collect_backlog=args.collect_backlog,
+            read_cache_bytes=args.read_cache_bytes,
             device_name=args.device_name,
         ),
         listen=listen,

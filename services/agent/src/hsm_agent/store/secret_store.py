@@ -14,7 +14,7 @@ from collections.abc import Iterator, Mapping
 from hsm_agent import errors, metrics
 from hsm_common import checksum, times
 
-from . import budget, codec, collector, index, layout, pin, rawcalls, scan, token
+from . import budget, codec, collector, index, layout, pin, rawcalls, scan, token, valuecache
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +55,8 @@ class StoreConfig:
     collect_backlog: int = 1000
     """Superseded objects allowed to wait; past it each write destroys one itself, so a write load that
     never pauses cannot grow the token (and with it the cost of every destroy) without bound."""
+    read_cache_bytes: int = 16 * 1024 * 1024
+    """Memory for values already read, so reading them again makes no call to the token; 0: none."""
 
 
 class State(enum.Enum):
@@ -112,6 +114,7 @@ class SecretStore:
         self._own = 0
         self._memory = rawcalls.Memory(None, None)
         self._verified: set[tuple[str, str]] = set()
+        self._values = valuecache.ValueCache(config.read_cache_bytes)
         self._state = State.STARTING
         self._message = "starting"
         self._rejected_pin: str | None = None
@@ -252,6 +255,9 @@ class SecretStore:
         self._foreign = snapshot.usage.foreign_objects
         self._own = snapshot.usage.own_objects
         self._verified = {(head.path, head.generation) for head in snapshot.heads.values()}
+        # A scan is how the store learns what other tools did to the token: a record one rewrote under a
+        # label read before must be read anew.
+        self._values.clear()
         # The scan destroyed every superseded generation itself: nothing is left to queue.
         self._collector.clear()
         self._metrics.leftovers.inc(snapshot.collected)
@@ -271,6 +277,7 @@ class SecretStore:
             if self._state is State.READY:
                 self._set_state(State.DISCONNECTED, str(error))
                 self._records, self._chunks, self._path_objects = {}, {}, {}
+                self._values.clear()
                 # Handles die with the session; the reconnect's full scan collects these objects.
                 self._collector.clear()
         self._wake.set()
@@ -391,6 +398,15 @@ class SecretStore:
         generation, handle = self._records.get(head.path, ("", None))
         if handle is None or generation != head.generation:
             return None
+        kept = self._values.get(head.path, generation)
+        if kept is not None:
+            return kept
+        data = self._read_record(head, handle)
+        if data is not None:
+            self._values.put(head.path, generation, data)
+        return data
+
+    def _read_record(self, head: layout.Head, handle: token.Handle) -> dict[str, bytes] | None:
         try:
             decoded = codec.decode_record(
                 layout.record_label(head.path, head.generation), self._token.read_value(handle)
@@ -590,6 +606,7 @@ class SecretStore:
         self._forget_chunks(self.index.get(path))
         self._chunks.update(zip((label for label, _ in objects[:-1]), created[:-1], strict=True))
         self._records[path] = (head.generation, created[-1])
+        self._values.drop(path)
         self._path_objects[path] = created
         self._path_bytes[path] = size
         self._verified.add((path, head.generation))
@@ -630,6 +647,7 @@ class SecretStore:
             self._forget_chunks(self.index.get(tomb.path))
             self.index.put(tomb)
             self._records.pop(tomb.path, None)
+            self._values.drop(tomb.path)
             self._path_objects.pop(tomb.path, None)
             self._path_bytes.pop(tomb.path, None)
             self._metrics.index_size.set(len(self.index))
