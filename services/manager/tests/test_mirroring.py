@@ -308,3 +308,22 @@ def test_a_device_that_fails_answers_with_its_error(
     answers = fanout.each(mirror.resolve("pair").members, lambda member: member.client.state("ns/x"))
     assert answers[0] == model.ABSENT
     assert isinstance(answers[1], agent_errors.Unavailable)
+
+
+def test_a_one_device_listing_shows_no_deleted_secret() -> None:
+    single = fakes.FakeDirectory()
+    single.add("solo", "hsm-s")
+    group = service.Mirror(single, "ns").resolve("solo")
+    writes.create(group, "ns/kept", {"k": b"1"}, None, "alice")
+    writes.create(group, "ns/gone", {"k": b"1"}, None, "alice")
+    writes.delete(group, "ns/gone", "alice", None)
+    listed = reads.list_live(group, "ns/")
+    assert (list(listed.entries), listed.unavailable) == (["ns/kept"], ())
+
+
+def test_a_one_device_listing_of_a_device_down_is_unavailable() -> None:
+    single = fakes.FakeDirectory()
+    single.add("solo", "hsm-s")
+    single.clients["hsm-s"].down = True
+    with pytest.raises(errors.DeviceUnavailable, match="hsm-s"):
+        reads.list_live(service.Mirror(single, "ns").resolve("solo"), "ns/")
