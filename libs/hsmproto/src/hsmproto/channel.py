@@ -13,8 +13,9 @@ MAX_MESSAGE_BYTES = 8 * 1024 * 1024
 #: Unary calls that exceed this are cut off by the client (seconds).
 DEFAULT_TIMEOUT = 10.0
 #: Longest wait between a channel's attempts to reach an agent that went away; gRPC adds up to 20 % jitter,
-#: so every channel tries again within 1.2 times this of the agent's return.
-MAX_RECONNECT_BACKOFF_MS = 5_000
+#: so every channel tries again within 1.2 times this of the agent's return. Until then calls through that
+#: channel fail at once (an API worker answers 503 or 207), so it is short: an attempt is one TCP connect.
+MAX_RECONNECT_BACKOFF_MS = 1_000
 
 
 @dataclasses.dataclass(frozen=True)
