@@ -23,10 +23,10 @@ def list_live(group: groups.Group, prefix: str) -> Listed:
         # One device's live entries are the newest by definition: no tombstones to weigh, nothing to merge.
         member = group.members[0]
         try:
-            entries = member.client.entries(prefix, include_deleted=False)
+            live = member.client.entries(prefix, include_deleted=False)
         except agent_errors.AgentCallError as error:
             raise gather.unavailable(group.device, {member.name: error}) from None
-        return Listed({entry.path: entry for entry in entries}, ())
+        return Listed({entry.path: entry for entry in live}, ())
     found = gather.listing(group, prefix, include_deleted=True)
     if found.failed and len(found.failed) == len(group.members):
         raise gather.unavailable(group.device, found.failed)
