@@ -165,6 +165,21 @@ def stub(running: agent.Agent) -> Iterator[hsm_pb2_grpc.HSMAgentStub]:
         yield channel.agent_stub(chan)
 
 
+def _token_reads(service: agent.Agent) -> float:
+    return sum(
+        sample.value
+        for metric in service.metrics.pkcs11_calls.collect()
+        for sample in metric.samples
+        if sample.name.endswith("_total") and sample.labels["operation"].startswith("read")
+    )
+
+
+@pytest.fixture
+def token_reads() -> Callable[[agent.Agent], float]:
+    """`token_reads(service)`: the PKCS#11 calls an agent made so far to read objects (from its metrics)."""
+    return _token_reads
+
+
 @contextlib.contextmanager
 def _logged_in(token: SoftToken, **overrides: Any) -> Iterator[secret_store.SecretStore]:
     store = secret_store.SecretStore(store_config(token, **overrides), metrics.Metrics())

@@ -9,16 +9,6 @@ from hsm_agent.store import layout, valuecache
 from hsmproto.v1 import hsm_pb2
 
 
-def token_reads(service) -> float:  # type: ignore[no-untyped-def]
-    """PKCS#11 calls the agent made to read objects so far."""
-    return sum(
-        sample.value
-        for metric in service.metrics.pkcs11_calls.collect()
-        for sample in metric.samples
-        if sample.name.endswith("_total") and sample.labels["operation"].startswith("read")
-    )
-
-
 def write(stub, path: str, data: dict[str, bytes]) -> None:  # type: ignore[no-untyped-def]
     stub.WriteSecret(hsm_pb2.WriteSecretRequest(path=path, secret_data=hsm_pb2.SecretData(data=data)))
 
@@ -28,7 +18,7 @@ def read(stub, path: str) -> tuple[dict[str, bytes], int]:  # type: ignore[no-un
     return dict(answer.secret_data.data), answer.version
 
 
-def test_a_second_read_asks_the_token_nothing(stub, running) -> None:
+def test_a_second_read_asks_the_token_nothing(stub, running, token_reads) -> None:
     write(stub, "ns/db", {"user": b"app", "password": b"s3cret"})
     assert read(stub, "ns/db") == ({"user": b"app", "password": b"s3cret"}, 1)
     before = token_reads(running)
@@ -82,7 +72,7 @@ def test_a_record_another_tool_rewrote_under_the_same_label_is_read_anew_after_a
     assert read(stub, "ns/db") == ({"k": b"theirs"}, 1)
 
 
-def test_without_a_cache_every_read_asks_the_token(softhsm, start_agent) -> None:
+def test_without_a_cache_every_read_asks_the_token(softhsm, start_agent, token_reads) -> None:
     service = start_agent(softhsm, read_cache_bytes=0)
     service.store.write("ns/db", {"k": b"v"}, None)
     service.store.read("ns/db")

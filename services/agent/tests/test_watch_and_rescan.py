@@ -90,24 +90,17 @@ def looks(service, result: str) -> float:  # type: ignore[no-untyped-def]
     return value or 0.0
 
 
-def reads(service) -> float:  # type: ignore[no-untyped-def]
-    return sum(
-        sample.value
-        for metric in service.metrics.pkcs11_calls.collect()
-        for sample in metric.samples
-        if sample.name.endswith("_total") and sample.labels["operation"].startswith("read")
-    )
-
-
-def test_a_periodic_look_at_an_unchanged_token_reads_no_object(softhsm, start_agent, wait) -> None:
+def test_a_periodic_look_at_an_unchanged_token_reads_no_object(
+    softhsm, start_agent, wait, token_reads
+) -> None:
     service = start_agent(softhsm, rescan_interval=0.2)
     for i in range(3):
         service.store.write(f"ns/s{i}", {"k": b"v"}, None)
     service.store.collect()
     wait(lambda: looks(service, "unchanged") >= 1)
-    before = reads(service)
+    before = token_reads(service)
     wait(lambda: looks(service, "unchanged") >= 3)
-    assert reads(service) == before
+    assert token_reads(service) == before
 
 
 def test_a_periodic_look_finds_an_object_another_tool_removed(
