@@ -6,14 +6,14 @@ import grpc
 import pytest
 
 from hsm_agent.store import layout, valuecache
-from hsmproto.v1 import hsm_pb2
+from hsmproto.v1 import hsm_pb2, hsm_pb2_grpc
 
 
-def write(stub, path: str, data: dict[str, bytes]) -> None:  # type: ignore[no-untyped-def]
+def write(stub: hsm_pb2_grpc.HSMAgentStub, path: str, data: dict[str, bytes]) -> None:
     stub.WriteSecret(hsm_pb2.WriteSecretRequest(path=path, secret_data=hsm_pb2.SecretData(data=data)))
 
 
-def read(stub, path: str) -> tuple[dict[str, bytes], int]:  # type: ignore[no-untyped-def]
+def read(stub: hsm_pb2_grpc.HSMAgentStub, path: str) -> tuple[dict[str, bytes], int]:
     answer = stub.ReadSecret(hsm_pb2.ReadSecretRequest(path=path))
     return dict(answer.secret_data.data), answer.version
 
@@ -97,7 +97,9 @@ def test_a_copy_serves_only_its_own_generation_and_cannot_be_changed_through_a_r
     cache = valuecache.ValueCache(max_bytes=4096)
     cache.put("ns/a", "g1", {"k": b"v"})
     assert cache.get("ns/a", "g2") is None
-    cache.get("ns/a", "g1").clear()  # type: ignore[union-attr]
+    served = cache.get("ns/a", "g1")
+    assert served is not None
+    served.clear()
     assert cache.get("ns/a", "g1") == {"k": b"v"}
     cache.put("ns/a", "g2", {"k": b"w"})
     assert (cache.get("ns/a", "g1"), cache.get("ns/a", "g2")) == (None, {"k": b"w"})
