@@ -1,4 +1,4 @@
--- wrk script for bench/api.py: one phase per run (health, health-close, get, list or put) against one
+-- wrk script for bench/api.py: one phase per run (health, health-close, get, list, list-crowd or put) against one
 -- HSMDevice, both chosen by the arguments after "--". done() prints one JSON line the Python side parses; latencies in µs.
 
 local phase
@@ -32,6 +32,8 @@ function request()
     return wrk.format("GET", string.format("/api/v1/hsm/secrets/bench/s%03d?device=%s", counter % 100, device))
   elseif phase == "list" then
     return wrk.format("GET", "/api/v1/hsm/secrets?namespace=bench&limit=100&device=" .. device)
+  elseif phase == "list-crowd" then
+    return wrk.format("GET", "/api/v1/hsm/secrets?namespace=crowd&limit=100&device=" .. device)
   end
   -- Each thread writes its own 200 paths in turn (bench/api.py created them: every PUT overwrites):
   -- in-flight writes never share a path, and concurrent writes to one path are refused (412) by design.

@@ -1,7 +1,8 @@
 """REST API benchmark: gunicorn on 127.0.0.1, SoftHSM2-backed agents, load from wrk.
 
-Two HSMDevices: "bench" with one agent (GET secret and list, comparable with earlier runs) and "pair" with
-two agents on two tokens (GET of a mirrored secret, PUT mirrored to both devices). Each phase prints its
+Two HSMDevices: "bench" with one agent (GET secret and list, comparable with earlier runs, and a list of the
+first 100 of the 10,000 secrets of another namespace) and "pair" with two agents on two tokens (GET of a
+mirrored secret, PUT mirrored to both devices). Each phase prints its
 rate with p50/p99 and errors (any socket error or status >= 400), its ratio to a floor measured in the
 same run, the server's CPU per request split into the API (gunicorn master and workers) and the agents
 (with the rate that CPU cost allows on this machine's cores: it holds steady where the throughput swings
@@ -67,6 +68,7 @@ READS = (
     ("GET secret", "get", "bench"),
     ("GET secret, 2 devices", "get", "pair"),
     ("GET list (100)", "list", "bench"),
+    ("GET list (100 of 10,000)", "list-crowd", "bench"),
 )
 #: The transports: label → serves HTTPS.
 TRANSPORTS = {"HTTP": False, "HTTPS": True}
@@ -75,6 +77,9 @@ PUT = ("PUT, 2 devices", "put", "pair")
 #: wrk's threads: each PUTs its own WRITE_PATHS paths (see api.lua).
 WRK_THREADS = 2
 WRITE_PATHS = 200
+#: Secrets of the namespace "crowd" on the bench device: a page of it costs what a page of "bench" does
+#: only when a page is read without the rest of the namespace.
+CROWD = 10_000
 VALUE = base64.b64encode(b"x" * 64).decode()
 
 
@@ -191,6 +196,22 @@ def _overwrites(address: str, paths: list[str], seconds: float, inflight: int) -
     return Result(len(every), elapsed, statistics.median(every) * 1000, p99 * 1000, sum(errors))
 
 
+def _seed_crowd(address: str) -> None:
+    """CROWD secrets in the namespace crowd, written straight to the agent (the REST API would take
+    minutes)."""
+    stub = channel.agent_stub(channel.open_channel(address))
+    data = {"password": VALUE.encode()}
+
+    def write(i: int) -> None:
+        request = hsm_pb2.WriteSecretRequest(
+            path=f"crowd/s{i:05d}", secret_data=hsm_pb2.SecretData(data=data), writer="bench"
+        )
+        stub.WriteSecret(request, timeout=30)
+
+    with futures.ThreadPoolExecutor(4) as pool:
+        list(pool.map(write, range(CROWD)))
+
+
 def _seed(url: str, verify: str | bool) -> None:
     """100 secrets of 2 keys on both devices, and the PUT phase's paths on the pair (so PUTs overwrite)."""
     headers = {"Authorization": "Bearer admin", "Content-Type": "application/json"}
@@ -286,11 +307,13 @@ def main() -> int:
                 tls=tls if https else None,
             )
         _seed(servers["HTTPS"].url, servers["HTTPS"].verify)
+        _seed_crowd(single.address)
         print(
             f"plain HTTP and HTTPS (ECDSA P-256 leaf, TLS 1.3), each phase HTTP, HTTPS, HTTPS, HTTP; "
             f"gunicorn workers={args.workers} threads={args.threads} per server; HSMDevice bench: 1 SoftHSM2 "
             f"agent, pair: 2; wrk with {args.connections} connections, {args.seconds:.0f} s per phase and "
-            f"transport, 100 secrets of 2 keys; load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}"
+            f"transport, 100 secrets of 2 keys (and {CROWD:,} of 1 in crowd); "
+            f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}"
         )
         agent_pids = [agent.process.pid for agent in agents]
         cores = len(os.sched_getaffinity(0))

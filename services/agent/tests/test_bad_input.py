@@ -42,6 +42,7 @@ BAD_REQUESTS = {
     ),
     "bad delete key": ("DeleteSecret", hsm_pb2.DeleteSecretRequest(path="ns/ok", key="a b"), "key"),
     "bad prefix": ("ListSecrets", hsm_pb2.ListSecretsRequest(prefix="NS*"), "prefix"),
+    "negative page size": ("ListSecrets", hsm_pb2.ListSecretsRequest(prefix="ns/", limit=-1), "limit"),
     "negative version": ("WriteSecret", write_request(version=-1), "version"),
     "short new PIN": ("ChangePIN", hsm_pb2.ChangePINRequest(old_pin="1234", new_pin="1"), "new_pin"),
 }

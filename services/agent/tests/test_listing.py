@@ -72,3 +72,18 @@ def test_many_prefixes_keep_only_the_latest_listings() -> None:
         listings.response(f"p{i}/", False)
     assert listings.response("ns/", False) == expected([head("ns/a")])
     assert len(listings._answers) <= listing.MAX_LISTINGS
+
+
+def test_a_page_is_the_part_of_the_listing_after_its_start() -> None:
+    heads = index.Index()
+    everything = {f"ns/s-{i:02d}": head(f"ns/s-{i:02d}", deleted=i % 3 == 0) for i in range(30)}
+    heads.replace_all({**everything, "nt/a": head("nt/a"), "nr/a": head("nr/a")})
+    listings = listing.Listings(heads)
+    for include_deleted in (False, True):
+        whole = list(listings.response("ns/", include_deleted).entries)
+        for start in range(len(whole)):
+            after = whole[start - 1].path if start else ""
+            for limit in (1, 4, 50):
+                page = listings.page("ns/", include_deleted, after, limit)
+                assert list(page.entries) == whole[start : start + limit]
+                assert list(page.paths) == [e.path for e in whole[start : start + limit] if not e.deleted]

@@ -147,6 +147,27 @@ def test_explicit_version_not_above_the_current_is_aborted(stub) -> None:
     assert code_of(lambda: write(stub, "ns/mirror", {"k": b"2"}, version=5)) == grpc.StatusCode.ABORTED
 
 
+def test_a_listing_pages_after_the_path_it_is_given(stub) -> None:
+    for path in ("a/1", "a/2", "a/3", "a/4", "a/5", "b/1"):
+        write(stub, path, {"k": b"v"})
+    stub.DeleteSecret(hsm_pb2.DeleteSecretRequest(path="a/2"), timeout=10)
+
+    def page(after: str, limit: int, include_deleted: bool = False) -> list[str]:
+        request = hsm_pb2.ListSecretsRequest(
+            prefix="a/", start_after=after, limit=limit, include_deleted=include_deleted
+        )
+        return [entry.path for entry in stub.ListSecrets(request, timeout=10).entries]
+
+    assert page("", 2) == ["a/1", "a/3"]
+    assert page("a/3", 2) == ["a/4", "a/5"]
+    assert page("a/5", 2) == []
+    assert page("", 2, include_deleted=True) == ["a/1", "a/2"]
+    # A position between paths, or before the prefix, is a place to start like any other.
+    assert page("a/25", 10) == ["a/3", "a/4", "a/5"]
+    assert page("0", 1) == ["a/1"]
+    assert page("", 0) == ["a/1", "a/3", "a/4", "a/5"]
+
+
 def test_list_returns_live_paths_under_the_prefix(stub) -> None:
     for path in ("a/one", "a/two", "b/three"):
         write(stub, path, {"k": b"v"})

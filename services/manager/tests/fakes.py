@@ -114,14 +114,17 @@ class FakeAgentClient:
         if method in self.failures:
             raise self.failures[method]
 
-    def entries(self, prefix: str, include_deleted: bool) -> list[model.Entry]:
+    def entries(
+        self, prefix: str, include_deleted: bool, *, after: str = "", limit: int = 0
+    ) -> list[model.Entry]:
         self._enter("entries")
         with self._lock:
-            return [
+            found = [
                 model.Entry(path, state, tuple(sorted(data)))
                 for path, (state, data, _) in sorted(self.paths.items())
-                if path.startswith(prefix) and (include_deleted or not state.deleted)
+                if path.startswith(prefix) and path > after and (include_deleted or not state.deleted)
             ]
+        return found[:limit] if limit else found
 
     def state(self, path: str) -> model.PathState:
         self._enter("state")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import threading
 
 import pytest
@@ -9,7 +10,7 @@ import pytest
 from hsm_manager import kube
 from hsm_manager.decide import model
 from hsm_manager.gateway import errors as agent_errors
-from hsm_manager.mirroring import devices, errors, fanout, reads, service, writes
+from hsm_manager.mirroring import devices, errors, fanout, groups, reads, service, writes
 
 from . import fakes
 
@@ -327,3 +328,83 @@ def test_a_one_device_listing_of_a_device_down_is_unavailable() -> None:
     single.clients["hsm-s"].down = True
     with pytest.raises(errors.DeviceUnavailable, match="hsm-s"):
         reads.list_live(service.Mirror(single, "ns").resolve("solo"), "ns/")
+
+
+def walk(group: groups.Group, prefix: str, limit: int) -> list[list[str]]:
+    """Every page of a listing, following each page's last path while more follow."""
+    pages: list[list[str]] = []
+    after = ""
+    while True:
+        listed = reads.list_live(group, prefix, after, limit)
+        pages.append(list(listed.entries))
+        if not listed.more:
+            return pages
+        after = pages[-1][-1]
+
+
+def test_a_one_device_listing_pages_and_asks_only_for_the_page() -> None:
+    single = fakes.FakeDirectory()
+    single.add("solo", "hsm-s")
+    group = service.Mirror(single, "ns").resolve("solo")
+    for i in range(7):
+        writes.create(group, f"ns/s{i}", {"k": b"1"}, None, "alice")
+    writes.delete(group, "ns/s3", "alice", None)
+    assert walk(group, "ns/", 2) == [["ns/s0", "ns/s1"], ["ns/s2", "ns/s4"], ["ns/s5", "ns/s6"]]
+    asked: list[int] = []
+    agent = single.clients["hsm-s"]
+    real = agent.entries
+
+    def counted(prefix: str, include_deleted: bool, *, after: str = "", limit: int = 0) -> list[model.Entry]:
+        found = real(prefix, include_deleted, after=after, limit=limit)
+        asked.append(len(found))
+        return found
+
+    agent.entries = counted  # type: ignore[method-assign]
+    assert list(reads.list_live(group, "ns/", "ns/s1", 2).entries) == ["ns/s2", "ns/s4"]
+    assert asked == [3]  # the page and one more, to tell whether more follow
+
+
+def test_a_paged_listing_of_two_devices_weighs_every_copy_across_page_ends(
+    mirror: service.Mirror, directory: fakes.FakeDirectory
+) -> None:
+    a, b = directory.clients["hsm-a"], directory.clients["hsm-b"]
+    live, dead = model.PathState(version=1), model.PathState(version=2, deleted=True)
+    # hsm-a holds every path; hsm-b deleted some later and holds paths hsm-a never saw.
+    for i in range(12):
+        a.put(f"ns/p{i:02d}", {"k": b"1"}, live)
+    for i in (1, 2, 3, 4, 5, 9):
+        b.put(f"ns/p{i:02d}", {}, dead)
+    for name in ("ns/p03x", "ns/p10x"):
+        b.put(name, {"k": b"1"}, live)
+    expected = ["ns/p00", "ns/p03x", "ns/p06", "ns/p07", "ns/p08", "ns/p10", "ns/p10x", "ns/p11"]
+    group = mirror.resolve("pair")
+    assert list(reads.list_live(group, "ns/").entries) == expected
+    for limit in (1, 2, 3, 5, 8, 20):
+        pages = walk(group, "ns/", limit)
+        assert [path for page in pages for path in page] == expected
+        assert all(len(page) == limit for page in pages[:-1])
+
+
+def test_a_paged_listing_with_one_device_down_lists_the_other_and_names_it(
+    mirror: service.Mirror, directory: fakes.FakeDirectory
+) -> None:
+    for i in range(5):
+        directory.clients["hsm-a"].put(f"ns/p{i}", {"k": b"1"}, model.PathState(version=1))
+    directory.clients["hsm-b"].down = True
+    listed = reads.list_live(mirror.resolve("pair"), "ns/", "ns/p1", 2)
+    assert (list(listed.entries), listed.more, listed.unavailable) == (["ns/p2", "ns/p3"], True, ("hsm-b",))
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_paging_through_two_devices_lists_what_the_whole_listing_does(seed: int) -> None:
+    rng = random.Random(seed)
+    pair = fakes.FakeDirectory()
+    for name in ("hsm-a", "hsm-b"):
+        pair.add("pair", name)
+        for i in rng.sample(range(40), rng.randint(0, 40)):
+            state = model.PathState(version=rng.randint(1, 3), deleted=rng.random() < 0.4)
+            pair.clients[name].put(f"ns/p{i:02d}", {} if state.deleted else {"k": b"1"}, state)
+    group = service.Mirror(pair, "ns").resolve("pair")
+    whole = list(reads.list_live(group, "ns/").entries)
+    for limit in (1, 2, 3, 7):
+        assert [path for page in walk(group, "ns/", limit) for path in page] == whole

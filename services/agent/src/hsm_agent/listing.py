@@ -68,6 +68,12 @@ class Listings:
                 self._prune()
         return answer
 
+    def page(self, prefix: str, include_deleted: bool, after: str, limit: int) -> hsm_pb2.ListSecretsResponse:
+        """The answer to a ListSecrets that asks for a page: built for each call from the cached entries,
+        so it costs the page, not the listing."""
+        heads = self._index.page(prefix, include_deleted, after, limit)
+        return hsm_pb2.ListSecretsResponse.FromString(b"".join(self._fragment(head) for head in heads))
+
     def _fragment(self, head: layout.Head) -> bytes:
         cached = self._fragments.get(head.path)
         if cached is not None and cached[0] is head:

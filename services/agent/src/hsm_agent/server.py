@@ -240,8 +240,12 @@ class Servicer(hsm_pb2_grpc.HSMAgentServicer):  # type: ignore[misc]  # generate
         self, request: hsm_pb2.ListSecretsRequest, context: grpc.ServicerContext
     ) -> hsm_pb2.ListSecretsResponse:
         prefix = _prefix(request.prefix)
+        if request.limit < 0:
+            raise errors.InvalidInput(f"limit must not be negative, got {request.limit}")
         self.store.require_ready()
-        return self.listings.response(prefix, request.include_deleted)
+        if request.limit == 0:
+            return self.listings.response(prefix, request.include_deleted)
+        return self.listings.page(prefix, request.include_deleted, request.start_after, request.limit)
 
     @_rpc
     def GetChecksum(

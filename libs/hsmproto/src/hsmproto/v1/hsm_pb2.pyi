@@ -192,12 +192,16 @@ class DeleteSecretResponse(_message.Message):
     def __init__(self, version: _Optional[int] = ...) -> None: ...
 
 class ListSecretsRequest(_message.Message):
-    __slots__ = ("prefix", "include_deleted")
+    __slots__ = ("prefix", "include_deleted", "start_after", "limit")
     PREFIX_FIELD_NUMBER: _ClassVar[int]
     INCLUDE_DELETED_FIELD_NUMBER: _ClassVar[int]
+    START_AFTER_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
     prefix: str
     include_deleted: bool
-    def __init__(self, prefix: _Optional[str] = ..., include_deleted: _Optional[bool] = ...) -> None: ...
+    start_after: str
+    limit: int
+    def __init__(self, prefix: _Optional[str] = ..., include_deleted: _Optional[bool] = ..., start_after: _Optional[str] = ..., limit: _Optional[int] = ...) -> None: ...
 
 class ListSecretsResponse(_message.Message):
     __slots__ = ("paths", "entries")

@@ -83,6 +83,25 @@ class Index:
             heads = (self._heads[path] for path in self._under(prefix))
             return self._version, [head for head in heads if include_deleted or not head.deleted]
 
+    def page(self, prefix: str, include_deleted: bool, after: str, limit: int) -> list[layout.Head]:
+        """The first limit heads entries() returns whose path sorts after after: a bisect and a walk of
+        the page (and of the tombstones in it when they are left out), however many paths follow."""
+        found: list[layout.Head] = []
+        with self._lock:
+            if after >= prefix:
+                position = bisect.bisect_right(self._paths, after)
+            else:
+                position = bisect.bisect_left(self._paths, prefix)
+            while len(found) < limit and position < len(self._paths):
+                path = self._paths[position]
+                if not path.startswith(prefix):
+                    break
+                head = self._heads[path]
+                if include_deleted or not head.deleted:
+                    found.append(head)
+                position += 1
+        return found
+
     def put(self, head: layout.Head) -> None:
         """Record head as its path's current state and tell the watchers."""
         with self._lock:

@@ -1,24 +1,14 @@
-"""Sorted, paginated listings with opaque continue tokens (pure)."""
+"""Page sizes and the opaque continue tokens of paged listings (pure)."""
 
 from __future__ import annotations
 
 import base64
 import binascii
-import dataclasses
-from collections.abc import Iterable
 
 from . import errors
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
-
-
-@dataclasses.dataclass(frozen=True)
-class Page:
-    """One page of paths and the token that fetches the next one (None on the last page)."""
-
-    items: list[str]
-    next_token: str | None
 
 
 def encode_token(last: str) -> str:
@@ -42,13 +32,3 @@ def parse_limit(raw: str | None) -> int:
     if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
         raise errors.InvalidArgument(f"limit must be an integer from 1 to {MAX_LIMIT}", {"field": "limit"})
     return int(raw)
-
-
-def paginate(paths: Iterable[str], limit: int, after: str | None = None) -> Page:
-    """Paths sorted and deduplicated, the first limit of them after after."""
-    ordered = sorted(set(paths))
-    if after is not None:
-        ordered = [path for path in ordered if path > after]
-    items = ordered[:limit]
-    more = len(ordered) > limit
-    return Page(items, encode_token(items[-1]) if more and items else None)

@@ -195,10 +195,10 @@ def list_secrets() -> flask.Response:
     namespace = schemas.parse_namespace(raw_namespace)
     limit = paging.parse_limit(args.get("limit"))
     token = args.get("continue")
-    after = paging.decode_token(token) if token else None
+    after = paging.decode_token(token) if token else ""
     prefix = schemas.parse_prefix(args.get("prefix", ""))
-    listed = reads.list_live(_group(), f"{namespace}/{prefix}")
-    return _ok(views.secret_list(listed, namespace, limit, after))
+    listed = reads.list_live(_group(), f"{namespace}/{prefix}", after, limit)
+    return _ok(views.secret_list(listed, namespace))
 
 
 @blueprint.get("/hsm/secrets/<path:path>")

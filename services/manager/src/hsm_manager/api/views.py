@@ -14,21 +14,21 @@ from hsm_manager.mirroring import errors as mirror_errors
 from . import namespaces, paging, pools, schemas
 
 
-def secret_list(listed: reads.Listed, namespace: str, limit: int, after: str | None) -> dict[str, Any]:
-    """Live secrets under a namespace's prefix, newest copy per path, sorted and paged."""
-    page = paging.paginate(iter(listed.entries), limit, after)
+def secret_list(listed: reads.Listed, namespace: str) -> dict[str, Any]:
+    """One page of the live secrets under a namespace's prefix, newest copy per path."""
+    last = next(reversed(listed.entries), None)
     return {
         "namespace": namespace,
         "items": [
             {
                 "path": path,
-                "version": listed.entries[path].state.version,
-                "keys": sorted(listed.entries[path].keys),
-                "updatedAt": listed.entries[path].state.updated_at,
+                "version": entry.state.version,
+                "keys": sorted(entry.keys),
+                "updatedAt": entry.state.updated_at,
             }
-            for path in page.items
+            for path, entry in listed.entries.items()
         ],
-        "continue": page.next_token,
+        "continue": paging.encode_token(last) if listed.more and last is not None else None,
         "unavailableDevices": list(listed.unavailable),
     }
 

@@ -39,8 +39,11 @@ class AgentClient(Protocol):
     def name(self) -> str:
         """The agent's name (its Deployment, and the name in its certificate)."""
 
-    def entries(self, prefix: str, include_deleted: bool) -> list[model.Entry]:
-        """Index entries of paths starting with prefix (tombstones when include_deleted)."""
+    def entries(
+        self, prefix: str, include_deleted: bool, *, after: str = "", limit: int = 0
+    ) -> list[model.Entry]:
+        """Index entries of paths starting with prefix (tombstones when include_deleted), in path order:
+        with a limit, only the first limit of those whose path sorts after after."""
 
     def state(self, path: str) -> model.PathState:
         """What the device holds for exactly path (ABSENT when nothing)."""
@@ -194,8 +197,12 @@ class GrpcAgentClient:
                 return errors.expired_at(self._name, not_after)
         return found
 
-    def entries(self, prefix: str, include_deleted: bool) -> list[model.Entry]:
-        request = hsm_pb2.ListSecretsRequest(prefix=prefix, include_deleted=include_deleted)
+    def entries(
+        self, prefix: str, include_deleted: bool, *, after: str = "", limit: int = 0
+    ) -> list[model.Entry]:
+        request = hsm_pb2.ListSecretsRequest(
+            prefix=prefix, include_deleted=include_deleted, start_after=after, limit=limit
+        )
         return [_entry(entry) for entry in self._call("ListSecrets", request).entries]
 
     def state(self, path: str) -> model.PathState:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 
 from hsm_manager.decide import conflict, model
 from hsm_manager.gateway import errors as agent_errors
@@ -95,20 +95,38 @@ class Listing:
 
     by_path: dict[str, dict[str, model.Entry]]
     failed: dict[str, agent_errors.AgentCallError]
+    complete_to: str | None = None
+    """With a limit: the last path up to which every device that answered gave all its entries (a
+    device that filled its page may hold more after its last one); None: every answer reached the end."""
 
 
-def listing(group: groups.Group, prefix: str, include_deleted: bool) -> Listing:
+def listing(
+    group: groups.Group,
+    prefix: str,
+    include_deleted: bool,
+    *,
+    after: str = "",
+    limit: int = 0,
+    skip: Collection[str] = (),
+) -> Listing:
+    """What the members (but those named in skip) hold under prefix; with a limit, the first limit
+    entries of each after after."""
     by_path: dict[str, dict[str, model.Entry]] = {}
     failed: dict[str, agent_errors.AgentCallError] = {}
+    cut: list[str] = []
     for member in group.members:
+        if member.name in skip:
+            continue
         try:
-            found = member.client.entries(prefix, include_deleted)
+            found = member.client.entries(prefix, include_deleted, after=after, limit=limit)
         except agent_errors.AgentCallError as error:
             failed[member.name] = error
             continue
+        if limit and len(found) == limit:
+            cut.append(found[-1].path)
         for entry in found:
             by_path.setdefault(entry.path, {})[member.name] = entry
-    return Listing(by_path, failed)
+    return Listing(by_path, failed, min(cut) if cut else None)
 
 
 def unavailable(device: str, failed: dict[str, agent_errors.AgentCallError]) -> errors.MirrorError:

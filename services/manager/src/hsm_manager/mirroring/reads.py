@@ -12,30 +12,55 @@ from . import errors, fanout, gather, groups
 
 @dataclasses.dataclass(frozen=True)
 class Listed:
-    """The newest live entry of each path under a prefix, and the devices that did not answer."""
+    """The newest live entry of each path under a prefix in path order (one page of them when a limit was
+    asked), and the devices that did not answer."""
 
     entries: dict[str, model.Entry]
     unavailable: tuple[str, ...]
+    more: bool = False
+    """Live paths follow the last of entries (only ever with a limit)."""
 
 
-def list_live(group: groups.Group, prefix: str) -> Listed:
+def list_live(group: groups.Group, prefix: str, after: str = "", limit: int = 0) -> Listed:
+    """The live paths under prefix; with a limit, the first limit of those after after, at the cost of
+    the page on every device rather than of everything under prefix."""
+    # One more than the page tells whether more follow.
+    asked = limit + 1 if limit else 0
     if len(group.members) == 1:
         # One device's live entries are the newest by definition: no tombstones to weigh, nothing to merge.
         member = group.members[0]
         try:
-            live = member.client.entries(prefix, include_deleted=False)
+            live = member.client.entries(prefix, include_deleted=False, after=after, limit=asked)
         except agent_errors.AgentCallError as error:
             raise gather.unavailable(group.device, {member.name: error}) from None
-        return Listed({entry.path: entry for entry in live}, ())
-    found = gather.listing(group, prefix, include_deleted=True)
-    if found.failed and len(found.failed) == len(group.members):
-        raise gather.unavailable(group.device, found.failed)
+        return _page({entry.path: entry for entry in live}, limit, ())
     newest: dict[str, model.Entry] = {}
-    for path, entries in found.by_path.items():
-        entry = _newest_entry(entries)
-        if entry.state.live:
-            newest[path] = entry
-    return Listed(newest, tuple(sorted(found.failed)))
+    failed: dict[str, agent_errors.AgentCallError] = {}
+    cursor = after
+    while True:
+        found = gather.listing(group, prefix, include_deleted=True, after=cursor, limit=asked, skip=failed)
+        failed.update(found.failed)
+        if len(failed) == len(group.members):
+            raise gather.unavailable(group.device, failed)
+        # A path past complete_to may be newer, or deleted, on a device whose page ended before it: it
+        # is decided in a later round, which starts there.
+        for path in sorted(found.by_path):
+            if found.complete_to is not None and path > found.complete_to:
+                break
+            entry = _newest_entry(found.by_path[path])
+            if entry.state.live:
+                newest[path] = entry
+        if found.complete_to is None or len(newest) > limit:
+            return _page(newest, limit, tuple(sorted(failed)))
+        cursor = found.complete_to
+
+
+def _page(found: dict[str, model.Entry], limit: int, unavailable: tuple[str, ...]) -> Listed:
+    paths = sorted(found)
+    more = bool(limit) and len(paths) > limit
+    if more:
+        paths = paths[:limit]
+    return Listed({path: found[path] for path in paths}, unavailable, more)
 
 
 def _newest_entry(entries: dict[str, model.Entry]) -> model.Entry:
