@@ -125,6 +125,13 @@ def bench_rpcs(service: agent.Agent, count: int) -> None:
             200,
             lambda i: stub.ListSecrets(hsm_pb2.ListSecretsRequest(prefix="bench/")),
         )
+
+        def page(i: int) -> object:
+            # A page of 100 from anywhere in the listing: what one REST list page asks the agent for.
+            after = rng.choice(paths)
+            return stub.ListSecrets(hsm_pb2.ListSecretsRequest(prefix="bench/", start_after=after, limit=101))
+
+        RESULTS["page", count] = timed("ListSecrets (a page of 100, prefix bench/)", 1000, page)
         print(
             f"  PKCS#11 calls made by those GetChecksum+ListSecrets: {calls(service) - before:.0f} (target 0)"
         )
@@ -409,6 +416,7 @@ def summary() -> None:
             " (target <= 2x)"
         )
     print(f"  ListSecrets of 10,000: {ms('list', 10_000)} (target p50 <= 10 ms)")
+    print(f"  ListSecrets, a page of 100 of 10,000: {ms('page', 10_000)} (100: {ms('page', 100)})")
     print(f"  floor, direct python-pkcs11 at 10,000: 2 reads through held handles {ms('floor held', 10_000)}")
     print(f"                                         find-by-label + read {ms('floor find', 10_000)}")
     print(f"  {load()}")
