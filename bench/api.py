@@ -68,7 +68,7 @@ READS = (
     ("GET secret", "get", "bench"),
     ("GET secret, 2 devices", "get", "pair"),
     ("GET list (100)", "list", "bench"),
-    ("GET list (100 of 10,000)", "list-crowd", "bench"),
+    ("GET list (100 of 10k)", "list-crowd", "bench"),
 )
 #: The transports: label → serves HTTPS.
 TRANSPORTS = {"HTTP": False, "HTTPS": True}
