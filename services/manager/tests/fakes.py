@@ -236,6 +236,11 @@ class FakeAgentClient:
             raise errors.PinRejected(self._name, "the token refused the PIN")
         self.pin = new_pin
 
+    def import_legacy(self, request: client.LegacyImportRequest) -> client.LegacyImport:
+        """A token that holds no legacy object: an empty plan (importing it changes nothing)."""
+        self._enter("import_legacy")
+        return client.LegacyImport(0, (), (), (), request.apply)
+
     def watch(self) -> FakeWatch:
         self._enter("watch")
         with self._lock:

@@ -1,4 +1,4 @@
-"""POST /hsm/import-legacy: each agent's importer of the Go operator's layout, asked device by device.
+"""POST /hsm/import-legacy: each agent's importer of the Go operator's layout, every agent at once.
 
 Every agent of the chosen HSMDevices (all of them by default) runs the import on its own token; agents
 whose token holds no legacy object answer with an empty plan. A mirror group needs nothing more: the
@@ -15,7 +15,7 @@ from typing import Any
 from hsm_manager.gateway import client
 from hsm_manager.gateway import errors as agent_errors
 from hsm_manager.mirroring import errors as mirror_errors
-from hsm_manager.mirroring import groups, service
+from hsm_manager.mirroring import fanout, groups, service
 
 from . import errors, schemas
 
@@ -45,24 +45,26 @@ def chosen(mirror: service.Mirror, device: str | None) -> list[groups.Group]:
 def run(found: list[groups.Group], request: client.LegacyImportRequest) -> tuple[dict[str, Any], bool]:
     """The wire report of every agent's answer, and whether every agent answered.
 
-    An agent that refuses the input fails the whole request (the input is the same for all); one that is
-    unreachable or fails part-way is reported, and the others still run: a rerun finishes the job.
+    Every agent works at once, each on its own token. An agent that refuses the input fails the whole
+    request (the input is the same for all, so every agent refuses it before writing anything); one that
+    is unreachable or fails part-way is reported, and the others still run: a rerun finishes the job.
     """
+    members = [(group.device, member) for group in found for member in group.members]
+    results = fanout.each(
+        [member for _, member in members], lambda member: member.client.import_legacy(request)
+    )
     answers: list[dict[str, Any]] = []
     complete = True
-    for group in found:
-        for member in group.members:
-            head = {"hsmDevice": group.device, "device": member.name}
-            try:
-                answer = member.client.import_legacy(request)
-            except agent_errors.InvalidArgument as error:
-                raise errors.InvalidArgument(f"{member.name}: {error.message}", {"field": "body"}) from None
-            except agent_errors.AgentCallError as error:
-                complete = False
-                failure = mirror_errors.failure_of(error).value
-                answers.append({**head, "error": {"code": failure, "message": error.message}})
-                continue
-            answers.append({**head, **_answer(answer), "error": None})
+    for (device, member), result in zip(members, results, strict=True):
+        head = {"hsmDevice": device, "device": member.name}
+        if isinstance(result, agent_errors.InvalidArgument):
+            raise errors.InvalidArgument(f"{member.name}: {result.message}", {"field": "body"})
+        if isinstance(result, agent_errors.AgentCallError):
+            complete = False
+            failure = mirror_errors.failure_of(result).value
+            answers.append({**head, "error": {"code": failure, "message": result.message}})
+            continue
+        answers.append({**head, **_answer(result), "error": None})
     return {"applied": request.apply, "devices": answers, "summary": _summary(answers)}, complete
 
 
