@@ -29,22 +29,24 @@ def _run(directory: fakes.FakeDirectory) -> tuple[dict[str, Any], bool]:
     return legacy.run(legacy.chosen(mirror, None), client.LegacyImportRequest(apply=True))
 
 
-def _meets(agent: fakes.FakeAgentClient, meeting: threading.Barrier) -> None:
-    """agent's imports wait at meeting before they start."""
-    plain = agent.import_legacy
+class MeetingAgent(fakes.FakeAgentClient):
+    """A fake agent whose imports wait at meeting before they start."""
 
-    def met(request: client.LegacyImportRequest) -> client.LegacyImport:
-        meeting.wait()
-        return plain(request)
+    def __init__(self, name: str, meeting: threading.Barrier) -> None:
+        super().__init__(name)
+        self._meeting = meeting
 
-    agent.import_legacy = met  # type: ignore[method-assign]
+    def import_legacy(self, request: client.LegacyImportRequest) -> client.LegacyImport:
+        self._meeting.wait()
+        return super().import_legacy(request)
 
 
-def test_every_agent_of_every_device_imports_at_the_same_time(directory: fakes.FakeDirectory) -> None:
+def test_every_agent_of_every_device_imports_at_the_same_time() -> None:
     # Each import waits until all three have started: asked one after the other, the barrier breaks.
     meeting = threading.Barrier(3, timeout=10)
-    for agent in directory.clients.values():
-        _meets(agent, meeting)
+    directory = fakes.FakeDirectory()
+    for device, name in (("pair", "hsm-a"), ("pair", "hsm-b"), ("solo", "hsm-s")):
+        directory.add(device, MeetingAgent(name, meeting))
     report, complete = _run(directory)
     assert complete
     assert [(d["hsmDevice"], d["device"], d["error"]) for d in report["devices"]] == [

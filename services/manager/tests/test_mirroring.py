@@ -342,26 +342,33 @@ def walk(group: groups.Group, prefix: str, limit: int) -> list[list[str]]:
         after = pages[-1][-1]
 
 
+class CountingAgent(fakes.FakeAgentClient):
+    """A fake agent that records how many entries each listing answered."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.answered: list[int] = []
+
+    def entries(
+        self, prefix: str, include_deleted: bool, *, after: str = "", limit: int = 0
+    ) -> list[model.Entry]:
+        found = super().entries(prefix, include_deleted, after=after, limit=limit)
+        self.answered.append(len(found))
+        return found
+
+
 def test_a_one_device_listing_pages_and_asks_only_for_the_page() -> None:
     single = fakes.FakeDirectory()
-    single.add("solo", "hsm-s")
+    agent = CountingAgent("hsm-s")
+    single.add("solo", agent)
     group = service.Mirror(single, "ns").resolve("solo")
     for i in range(7):
         writes.create(group, f"ns/s{i}", {"k": b"1"}, None, "alice")
     writes.delete(group, "ns/s3", "alice", None)
     assert walk(group, "ns/", 2) == [["ns/s0", "ns/s1"], ["ns/s2", "ns/s4"], ["ns/s5", "ns/s6"]]
-    asked: list[int] = []
-    agent = single.clients["hsm-s"]
-    real = agent.entries
-
-    def counted(prefix: str, include_deleted: bool, *, after: str = "", limit: int = 0) -> list[model.Entry]:
-        found = real(prefix, include_deleted, after=after, limit=limit)
-        asked.append(len(found))
-        return found
-
-    agent.entries = counted  # type: ignore[method-assign]
+    agent.answered.clear()
     assert list(reads.list_live(group, "ns/", "ns/s1", 2).entries) == ["ns/s2", "ns/s4"]
-    assert asked == [3]  # the page and one more, to tell whether more follow
+    assert agent.answered == [3]  # the page and one more, to tell whether more follow
 
 
 def test_a_paged_listing_of_two_devices_weighs_every_copy_across_page_ends(

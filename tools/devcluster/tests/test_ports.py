@@ -18,9 +18,11 @@ def test_a_free_port_can_be_bound_and_lies_below_the_outgoing_connections_range(
 
 def test_a_port_in_use_is_never_given(monkeypatch: pytest.MonkeyPatch) -> None:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as taken:
-        taken.bind(("127.0.0.1", ports.ephemeral_low() - 1))
+        taken.bind(("127.0.0.1", ports.free_port()))
         taken.listen()
-        # Every pick but the last lands on the taken port.
-        picks = iter([ports.ephemeral_low() - 1] * 5 + [ports.ephemeral_low() - 2])
+        in_use = taken.getsockname()[1]
+        free = ports.free_port()
+        # Every pick but the last lands on the port in use.
+        picks = iter([in_use] * 5 + [free])
         monkeypatch.setattr(ports.random, "randrange", lambda low, high: next(picks))
-        assert ports.free_port() == ports.ephemeral_low() - 2
+        assert ports.free_port() == free
