@@ -12,7 +12,6 @@ import json
 import os
 import pathlib
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -24,20 +23,13 @@ import pytest
 import requests
 import yaml
 
-from devcluster import access, kubectl, testkit
+from devcluster import access, kubectl, ports, testkit
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 CRD_DIR = ROOT / "deploy" / "kustomize" / "base" / "crds"
 RBAC = ROOT / "deploy" / "kustomize" / "base" / "rbac" / "api.yaml"
 PIN = "123456"
 DEVICE = "pair"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def b64(value: bytes) -> str:
@@ -90,7 +82,7 @@ def start_agent(root: pathlib.Path, name: str) -> subprocess.Popen[bytes]:
         env=env, check=True, capture_output=True, timeout=30,
     )  # fmt: skip
     (root / name / "pin").write_text(PIN)
-    port, health = free_port(), free_port()
+    port, health = ports.free_port(), ports.free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "hsm_agent", "--token-label", name, "--pin-file", str(root / name / "pin"),
          "--listen", f"127.0.0.1:{port}", "--health-listen", f"127.0.0.1:{health}", "--metrics-listen=",
@@ -233,7 +225,7 @@ def api(kube: testkit.Kube, tmp_path_factory: pytest.TempPathFactory) -> Iterato
             {"name": name, "address": a.address} for name, a in zip(("hsm-a", "hsm-b"), agents, strict=True)
         ]
     }  # type: ignore[attr-defined]
-    port = free_port()
+    port = ports.free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("KUBERNETES_", "HSM_MANAGER_"))}
     env |= {
         "HSM_MANAGER_KUBECONFIG": str(config),
@@ -244,7 +236,7 @@ def api(kube: testkit.Kube, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     tls = serving_files(tmp)
     server = subprocess.Popen(
         [sys.executable, "-m", "hsm_manager", "api", "--listen", f"127.0.0.1:{port}",
-         "--metrics-listen", f"127.0.0.1:{free_port()}", "--workers", "2", *tls.flags()],
+         "--metrics-listen", f"127.0.0.1:{ports.free_port()}", "--workers", "2", *tls.flags()],
         env=env, stderr=(tmp / "api.log").open("wb"),
     )  # fmt: skip
     try:

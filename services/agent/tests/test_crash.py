@@ -12,7 +12,6 @@ import dataclasses
 import os
 import random
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -21,6 +20,7 @@ import time
 import grpc
 import pytest
 
+from devcluster import ports
 from hsmproto import channel
 from hsmproto.v1 import hsm_pb2
 
@@ -36,12 +36,6 @@ def payload(path: str, n: int) -> dict[str, bytes]:
     """Write number n of path: a small key and a large one (a record and three chunks), both tagged with n."""
     tag = f"{path}#{n}".encode()
     return {"small": tag, "large": (tag + b"|") * (2900 // (len(tag) + 1))}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class Zygote:
@@ -160,7 +154,7 @@ def test_sigkill_at_random_instants_never_leaves_a_mixed_or_lost_secret(softhsm)
     rng = random.Random(int(os.environ.get("CRASH_SEED", "0")) or None)
     zygote = Zygote(softhsm.env())
     history = History()
-    port = free_port()
+    port = ports.free_port()
     args = (
         f"spawn --token-label {softhsm.label} --pin-file {softhsm.pin_file} --listen 127.0.0.1:{port} "
         f"--health-listen 127.0.0.1:0 --metrics-listen= --max-object-size {MAX_OBJECT} "
@@ -204,7 +198,7 @@ def test_sigkill_at_random_instants_never_leaves_a_mixed_or_lost_secret(softhsm)
 def test_a_crash_with_garbage_pending_leaves_exactly_one_readable_generation(softhsm) -> None:
     """Superseded generations still waiting for the collector at a SIGKILL are collected by the next start."""
     zygote = Zygote(softhsm.env())
-    port = free_port()
+    port = ports.free_port()
     args = (
         f"spawn --token-label {softhsm.label} --pin-file {softhsm.pin_file} --listen 127.0.0.1:{port} "
         "--health-listen 127.0.0.1:0 --metrics-listen= --max-object-size 1024 --log-level error"

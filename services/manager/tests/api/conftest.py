@@ -18,18 +18,13 @@ from typing import Any
 import pytest
 import requests
 
+from devcluster import ports
+
 from ..polling import wait_until
 
 HERE = pathlib.Path(__file__).parent
 PIN = "123456"
 DEVICE_NAMESPACE = "hsm-system"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def _reachable(port: int) -> bool:
@@ -131,7 +126,7 @@ def make_agent(root: pathlib.Path, name: str) -> Agent:
     )
     pin_file = workdir / "pin"
     pin_file.write_text(PIN)
-    return Agent(name, workdir, free_port(), free_port(), pin_file)
+    return Agent(name, workdir, ports.free_port(), ports.free_port(), pin_file)
 
 
 @dataclasses.dataclass
@@ -213,7 +208,7 @@ def start_api(
     metrics_dir = root / "metrics"
     metrics_dir.mkdir(exist_ok=True)
     (root / "home").mkdir(exist_ok=True)
-    port, metrics_port = free_port(), free_port()
+    port, metrics_port = ports.free_port(), ports.free_port()
     log = root / "api.log"
     env = {
         **os.environ,

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import pytest
 
+from devcluster import ports
 from hsm_manager.api import auth, namespaces
 from hsm_manager.gateway import endpoints
 from hsm_manager.mirroring import service
 
-from .conftest import Api, b64, free_port
+from .conftest import Api, b64
 
 ROUTE = "/api/v1/hsm/namespaces"
 
@@ -101,6 +102,6 @@ def test_reviews_are_reused_from_the_guards_cache() -> None:
 
 
 def test_a_device_that_does_not_answer_makes_the_answer_incomplete_not_failed() -> None:
-    silent = endpoints.AgentEndpoint("pair", "ns", "hsm-x", "hsm-x", "", f"127.0.0.1:{free_port()}")
+    silent = endpoints.AgentEndpoint("pair", "ns", "hsm-x", "hsm-x", "", f"127.0.0.1:{ports.free_port()}")
     mirror = service.Mirror(endpoints.StaticDirectory([silent], timeout=2.0), "ns")
     assert namespaces.holding(mirror) == namespaces.Holding([], complete=False)

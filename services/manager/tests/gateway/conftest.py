@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import pathlib
-import socket
 import subprocess
 import sys
 import tempfile
@@ -13,6 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from devcluster import ports
 from hsm_manager.gateway import client, endpoints, pki
 from hsmproto import channel
 
@@ -21,12 +21,6 @@ from ..polling import wait_until
 
 AGENT = "hsm-agent-link"
 PIN = "1234"
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def _ready(url: str) -> bool:
@@ -79,7 +73,7 @@ def agent(ca: pki.KeyPair) -> Iterator[endpoints.AgentEndpoint]:
             "ca.crt": ca.cert,
         }.items():
             (root / name).write_bytes(content)
-        grpc_port, health_port = _free_port(), _free_port()
+        grpc_port, health_port = ports.free_port(), ports.free_port()
         command = [
             sys.executable, "-m", "hsm_agent",
             "--token-label=link", f"--pin-file={root / 'pin'}",

@@ -13,7 +13,6 @@ import datetime
 import os
 import pathlib
 import queue
-import socket
 import subprocess
 import sys
 import tempfile
@@ -24,6 +23,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from devcluster import ports
 from hsm_manager import kube
 from hsm_manager.decide import agentspec, carotation, model, owners
 from hsm_manager.gateway import castore, client, endpoints, errors, pki, probe
@@ -37,12 +37,6 @@ DEVICE = "hsm"
 AGENTS = ("hsm-agent-rot-a", "hsm-agent-rot-b")
 PIN = "1234"
 FILES = ("tls.crt", "tls.key", "ca.crt")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _ready(url: str) -> bool:
@@ -167,7 +161,7 @@ def fleet() -> Iterator[Fleet]:
                 init += ["--pin", PIN, "--so-pin", "5678"]
                 subprocess.run(init, env=env, check=True, capture_output=True, timeout=30)
                 (root / "pin").write_text(PIN)
-                grpc_port, health_port = _free_port(), _free_port()
+                grpc_port, health_port = ports.free_port(), ports.free_port()
                 mount = fleet.mounts[agent].root
                 command = [
                     sys.executable, "-m", "hsm_agent",
