@@ -59,9 +59,18 @@ class SecretWriter:
     ) -> bool:
         """True when settle will decide on no Secret at all (the watch shows none, and settle would not ask
         the API server for one): any HSM copy found will be written."""
-        if verify or wanted.merge or self.remembered.not_ours(key):
-            return False
-        return self.secrets.get(key[0], spec.effective_secret_name(key[1])) is None
+        fetch, current = self._watched(key, spec.effective_secret_name(key[1]), wanted, verify)
+        return not fetch and current is None
+
+    def _watched(
+        self, key: tuple[str, str], secret_name: str, wanted: sync.Wanted, verify: bool
+    ) -> tuple[bool, watched.SecretSeen | None]:
+        """Whether settle decides on the API server's copy of the Secret, and the watched copy otherwise."""
+        if verify or self.remembered.not_ours(key):
+            return True, None
+        current = self.secrets.get(key[0], secret_name)
+        # A Secret not merged into yet names no HSMSecret, so no watch shows it: only the API knows.
+        return current is None and wanted.merge, current
 
     def settle(
         self,
@@ -80,11 +89,9 @@ class SecretWriter:
         namespace, name = key
         secret_name = spec.effective_secret_name(name)
         picked, found = heard.picked, heard.found
-        fetch = verify or self.remembered.not_ours(key)
-        current = None if fetch else self.secrets.get(namespace, secret_name)
-        if current is None and (fetch or wanted.merge):
-            # A Secret not merged into yet names no HSMSecret, so no watch shows it: only the API knows.
-            fetch, current = True, self.fetch(namespace, secret_name)
+        fetch, current = self._watched(key, secret_name, wanted, verify)
+        if fetch:
+            current = self.fetch(namespace, secret_name)
         owner = obj["metadata"]["uid"]
         made: secretmanifest.Written | None = None
         warned = False
