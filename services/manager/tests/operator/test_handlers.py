@@ -131,6 +131,9 @@ def test_a_deleted_hsmdevice_leaves_its_hsmsecrets_unresolved(
     rt.syncer.run(KEY)
     device = cluster.stored(constants.KIND_DEVICE, OPERATOR_NS, DEVICE)
     assert device is not None
+    # kopf calls the handler while the HSMDevice waits for its finalizer, marked for deletion.
+    device["metadata"]["deletionTimestamp"] = "2026-12-04T00:00:00Z"
+    cluster.add(device)
     handlers.device_deleted(namespace=OPERATOR_NS, name=DEVICE, meta=device["metadata"], memo=memo)
     assert rt.queue.backlog() == 1
     assert rt.syncer.run(KEY) == "invalid"

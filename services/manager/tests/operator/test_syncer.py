@@ -13,7 +13,7 @@ from hsm_manager.gateway import errors
 from hsm_manager.operator import runtime
 
 from .. import fakes
-from .conftest import APP_NS, hsmsecret
+from .conftest import APP_NS, hsmdevice, hsmsecret
 
 KEY = (APP_NS, "db")
 PATH = f"{APP_NS}/db"
@@ -173,6 +173,29 @@ def test_an_unknown_device_is_an_invalid_spec_until_it_appears(
     rt: runtime.Runtime, cluster: fakes.FakeKube
 ) -> None:
     cluster.add(hsmsecret(device="elsewhere"))
+    assert rt.syncer.run(KEY) == "invalid"
+    assert reason(cluster) == sync.Reason.INVALID
+    assert rt.syncer.unresolved() == [KEY]
+
+
+def test_a_device_on_the_api_server_the_handlers_have_not_registered_yet_is_not_an_invalid_spec(
+    rt: runtime.Runtime, cluster: fakes.FakeKube
+) -> None:
+    """An HSMSecret applied together with its HSMDevice: the pass may come before the device's handler."""
+    cluster.add(hsmdevice("late"))
+    cluster.add(hsmsecret(device="late"))
+    assert rt.syncer.run(KEY) == "error"
+    assert reason(cluster) == sync.Reason.DEVICE_UNAVAILABLE
+    assert rt.syncer.unresolved() == []
+
+
+def test_a_device_being_deleted_is_not_taken_from_the_api_server(
+    rt: runtime.Runtime, cluster: fakes.FakeKube
+) -> None:
+    going = hsmdevice("going")
+    going["metadata"]["deletionTimestamp"] = "2026-12-04T00:00:00Z"
+    cluster.add(going)
+    cluster.add(hsmsecret(device="going"))
     assert rt.syncer.run(KEY) == "invalid"
     assert reason(cluster) == sync.Reason.INVALID
     assert rt.syncer.unresolved() == [KEY]

@@ -120,6 +120,19 @@ class Syncer:
         except kube.NotFound:
             return None
 
+    def _resolve(self, namespace: str, device: str | None) -> tuple[str, str]:
+        """The HSMDevice an HSMSecret means. One the device handlers have not registered yet is looked for on
+        the API server: an HSMSecret applied together with its HSMDevice can reach a pass first, and calling
+        its spec invalid then would be wrong."""
+        try:
+            return self._devices.resolve(namespace, device)
+        except devices.UnknownDevice:
+            for found in self._client.list_custom(constants.KIND_DEVICE):
+                meta = found["metadata"]
+                if not meta.get("deletionTimestamp"):
+                    self._devices.add(meta["namespace"], meta["name"])
+            return self._devices.resolve(namespace, device)
+
     def _pass(self, key: tuple[str, str], verify: bool) -> str:
         namespace, name = key
         obj = self._hsmsecret(key, verify)
@@ -134,7 +147,7 @@ class Syncer:
         try:
             spec = models.HSMSecretSpec.model_validate(obj.get("spec") or {})
             paths = spec.effective_paths(namespace, name)
-            device = self._devices.resolve(namespace, spec.device)
+            device = self._resolve(namespace, spec.device)
         except (pydantic.ValidationError, names.InvalidName, devices.UnknownDevice) as exc:
             self.paths.set(key, None)
             if isinstance(exc, devices.UnknownDevice):
