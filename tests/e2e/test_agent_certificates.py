@@ -1,12 +1,13 @@
 """Bad certificates between the manager and an agent on the devcluster: refused, said clearly, repaired.
 
 An agent whose Secret is given a leaf of a foreign CA, or an expired leaf of the manager's own CA, serves it
-once its kubelet syncs the volume (the agent reloads at the next handshake). The manager refuses it, and
-the HSMSecret's status, the HSMPool's AgentsAnswering condition and the operator's log say what is wrong
-with it rather than a gRPC string; the operator then issues the agent a good leaf, the kubelet brings it,
-and the sync recovers without the agent restarting. The operator is stopped while the bad leaf is put in
-place: running, it would repair the Secret before the kubelet ever showed the agent the bad one (its CA
-rotation rounds check every agent's Secret). Each test prints its timeline.
+once its kubelet syncs the volume (the agent reloads at the next handshake; the test makes the kubelet sync
+the pod by changing an annotation of it rather than wait a minute or more for its periodic sync). The
+manager refuses it, and the HSMSecret's status, the HSMPool's AgentsAnswering condition and the operator's
+log say what is wrong with it rather than a gRPC string; the operator then issues the agent a good leaf, the
+kubelet brings it, and the sync recovers without the agent restarting. The operator is stopped while the
+bad leaf is put in place: running, it would repair the Secret before the kubelet ever showed the agent the
+bad one (its CA rotation rounds check every agent's Secret). Each test prints its timeline.
 
 A client presenting a foreign or an expired client certificate is refused by the agent, whose log says why
 (gRPC's own handshake line: grpcio has no hook through which the agent could log it itself).
@@ -22,7 +23,7 @@ import socket
 import ssl
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import grpc
@@ -163,6 +164,16 @@ def signed_by(cert_pem: bytes, ca_pem: bytes) -> bool:
     return True
 
 
+def serves(stack: Stack, pod: dict[str, Any], cert: bytes) -> Callable[[], bool]:
+    """A poll condition: the agent serves cert (its kubelet made to sync the pod meanwhile)."""
+    return testkit.syncing_pods(
+        stack.kube.client,
+        stack.namespace,
+        [pod["metadata"]["name"]],
+        lambda: served(stack, pod) == der(cert),
+    )
+
+
 class Timeline:
     def __init__(self, title: str) -> None:
         self.title = title
@@ -197,9 +208,7 @@ def serve_bad_leaf_then_recover(stack: Stack, bad: pki.KeyPair, said: str, confi
     }
     kube.client.request("PUT", secret_path, secret)
     timeline.record("bad leaf written into the agent's Secret")
-    testkit.poll(
-        lambda: served(stack, pod) == der(bad.cert), KUBELET_SYNC, "the agent to serve the bad leaf", 1.0
-    )
+    testkit.poll(serves(stack, pod, bad.cert), KUBELET_SYNC, "the agent to serve the bad leaf", 1.0)
     timeline.record("the agent serves it (kubelet synced the volume, the agent reloaded)")
     log_before = stack.op.log.read_text()
     stack.op.start()
@@ -219,8 +228,8 @@ def serve_bad_leaf_then_recover(stack: Stack, bad: pki.KeyPair, said: str, confi
         "the operator's log to say it",
     )
     timeline.record("operator log: agent certificate refused")
-    # The kubelet takes a minute or more to bring the good leaf, so the pool's periodic pass (every 10 s)
-    # sees the refusal too.
+    # The kubelet brings the good leaf at its periodic sync, a minute or more away (the test makes it sync
+    # the pod only once the leaf is re-issued), so the pool's periodic pass (every 10 s) sees the refusal too.
     refused = testkit.poll(
         lambda: (c := answering(stack)).get("status") == "False" and said in c.get("message", "") and c,
         60,
@@ -243,7 +252,7 @@ def serve_bad_leaf_then_recover(stack: Stack, bad: pki.KeyPair, said: str, confi
         0.5,
     )
     timeline.record("operator re-issued the agent's leaf")
-    testkit.poll(lambda: served(stack, pod) == der(good), KUBELET_SYNC, "the agent to serve it", 1.0)
+    testkit.poll(serves(stack, pod, good), KUBELET_SYNC, "the agent to serve it", 1.0)
     timeline.record("the agent serves the good leaf")
     testkit.poll(lambda: status(stack).get("syncStatus") == "InSync", 60, "the HSMSecret InSync again", 0.5)
     timeline.record("HSMSecret InSync")

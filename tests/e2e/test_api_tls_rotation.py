@@ -6,7 +6,8 @@ publishes in ``hsm-api-ca`` and call it through its Service from several threads
 /health, on new connections and on kept-alive ones. A watcher per API pod opens a fresh TLS connection to it
 every few tenths of a second and notes the serial of the certificate it serves. The renewal is the one a
 user would make: deleting the Secret ``hsm-api-tls``; the operator issues a new leaf at once, the kubelets
-bring it into the pods, and each gunicorn worker loads it at its next new connection.
+bring it into the pods (made to sync the pods by the test, rather than at their periodic sync a minute or
+more later), and each gunicorn worker loads it at its next new connection.
 
 The timeline (renewal written → first handshake with the new leaf, per pod) is printed at the end.
 """
@@ -292,7 +293,9 @@ def test_the_api_leaf_renewed_under_traffic_reaches_every_pod_with_no_failed_req
             (written - started, f"renewed leaf written: serial {new:x}"),
         ]
         testkit.poll(
-            lambda: all(w.first(new) for w in watchers.values()),
+            testkit.syncing_pods(
+                client, system.NAMESPACE, list(pods), lambda: all(w.first(new) for w in watchers.values())
+            ),
             KUBELET_SYNC,
             "every pod serving the new leaf",
             1.0,

@@ -42,6 +42,40 @@ def poll(condition: Callable[[], T], timeout: float, what: str, period: float = 
         time.sleep(period)
 
 
+#: Annotation a test changes to make a pod's kubelet sync the pod (``syncing_pods``).
+SYNC_ANNOTATION = "e2e.hsm.j5t.io/synced-at"
+
+
+def syncing_pods(
+    client: kubeapi.Client, namespace: str, pods: list[str], condition: Callable[[], T], every: float = 5.0
+) -> Callable[[], T]:
+    """condition for ``poll``, making the pods' kubelets sync the pods every ``every`` seconds while it is
+    falsy.
+
+    A kubelet brings a changed Secret into a pod's volume when it syncs the pod: periodically (every 60 to 90
+    s) or when the pod changes. A changed annotation makes it sync the pod at once, so a test waiting for a
+    container to see a new Secret waits seconds rather than a minute or more; the containers keep running and
+    read the volume as they would.
+    """
+    synced = time.monotonic() - every
+
+    def check() -> T:
+        nonlocal synced
+        result = condition()
+        if not result and time.monotonic() - synced >= every:
+            synced = time.monotonic()
+            for name in pods:
+                client.request(
+                    "PATCH",
+                    f"/api/v1/namespaces/{namespace}/pods/{name}",
+                    {"metadata": {"annotations": {SYNC_ANNOTATION: f"{synced:.1f}"}}},
+                    "application/merge-patch+json",
+                )
+        return result
+
+    return check
+
+
 def scrape(address: str, token: str | None, timeout: float = 10.0) -> tuple[int, str]:
     """``GET https://<address>/metrics`` as Prometheus does it: (status, body).
 
