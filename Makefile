@@ -69,7 +69,8 @@ test-pants: ## every package's tests and the static tests, one Pants test target
 test-e2e:
 	@# The host comparison first and alone: no other local cluster may run while it checks the host.
 	$(RUN) python scripts/pytest_strict.py tests/e2e/test_host_hygiene.py
-	$(RUN) python scripts/pytest_strict.py tests/e2e --ignore=tests/e2e/test_host_hygiene.py
+	@# The slowest tests are listed at the end: where CI's time goes.
+	$(RUN) python scripts/pytest_strict.py tests/e2e --ignore=tests/e2e/test_host_hygiene.py --durations=15
 
 .PHONY: test-containers
 test-containers: ## the images (from `make images`) in containers: testcontainers on podman's Docker API

@@ -66,6 +66,9 @@ def _http_deployment(namespace: str, name: str, node: str) -> dict[str, Any]:
                 "metadata": {"labels": labels},
                 "spec": {
                     "nodeName": node,
+                    # As the container's first process, http.server ignores SIGTERM: the kubelet kills it
+                    # once the grace period is over (30 s by default).
+                    "terminationGracePeriodSeconds": 1,
                     "containers": [
                         {
                             "name": "http",
