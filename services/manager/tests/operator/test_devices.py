@@ -30,3 +30,14 @@ def test_named_device_falls_back_to_the_operator_namespace() -> None:
 def test_unknown_device_is_refused() -> None:
     with pytest.raises(devices.UnknownDevice, match="not found"):
         known(("x", "a")).resolve("app", "b")
+
+
+def test_a_listing_adds_its_devices_but_not_those_being_deleted() -> None:
+    found = known(("x", "a"))
+    found.learn(
+        [
+            {"metadata": {"namespace": "y", "name": "b"}},
+            {"metadata": {"namespace": "y", "name": "c", "deletionTimestamp": "2026-12-04T00:00:00Z"}},
+        ]
+    )
+    assert found.all() == [("x", "a"), ("y", "b")]

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 
 class UnknownDevice(Exception):
@@ -21,6 +23,14 @@ class Devices:
     def add(self, namespace: str, name: str) -> None:
         with self._lock:
             self._known.add((namespace, name))
+
+    def learn(self, listed: Iterable[Mapping[str, Any]]) -> None:
+        """Add the HSMDevices of an API server listing, except those being deleted (their delete handler
+        removes them)."""
+        for device in listed:
+            meta = device["metadata"]
+            if not meta.get("deletionTimestamp"):
+                self.add(meta["namespace"], meta["name"])
 
     def remove(self, namespace: str, name: str) -> None:
         with self._lock:

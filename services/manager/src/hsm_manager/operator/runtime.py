@@ -126,8 +126,7 @@ def bootstrap(
     known = devices.Devices(cfg.namespace)
     # Known before kopf resumes any HSMSecret: else a restart would mark them "device not found" until
     # their backstop, since HSMSecrets and HSMDevices resume in no particular order.
-    for device in client.list_custom(constants.KIND_DEVICE):
-        known.add(device["metadata"]["namespace"], device["metadata"]["name"])
+    known.learn(client.list_custom(constants.KIND_DEVICE))
     deferred = restarts.Deferred(lambda key: work.put(key))
     sync = syncer.Syncer(client, directory, known, mac_key, deferred.after)
 

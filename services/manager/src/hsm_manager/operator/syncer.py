@@ -127,10 +127,7 @@ class Syncer:
         try:
             return self._devices.resolve(namespace, device)
         except devices.UnknownDevice:
-            for found in self._client.list_custom(constants.KIND_DEVICE):
-                meta = found["metadata"]
-                if not meta.get("deletionTimestamp"):
-                    self._devices.add(meta["namespace"], meta["name"])
+            self._devices.learn(self._client.list_custom(constants.KIND_DEVICE))
             return self._devices.resolve(namespace, device)
 
     def _pass(self, key: tuple[str, str], verify: bool) -> str:
