@@ -6,11 +6,12 @@ import base64
 from typing import Any
 
 import prometheus_client
+import pytest
 
 from hsm_common import constants
 from hsm_manager.decide import model, sync
 from hsm_manager.gateway import errors
-from hsm_manager.operator import runtime
+from hsm_manager.operator import runtime, syncer
 
 from .. import fakes
 from .conftest import APP_NS, hsmdevice, hsmsecret
@@ -187,6 +188,20 @@ def test_a_device_on_the_api_server_the_handlers_have_not_registered_yet_is_not_
     assert rt.syncer.run(KEY) == "error"
     assert reason(cluster) == sync.Reason.DEVICE_UNAVAILABLE
     assert rt.syncer.unresolved() == []
+
+
+def test_passes_meeting_an_unknown_device_list_the_devices_at_most_once_per_interval(
+    rt: runtime.Runtime, cluster: fakes.FakeKube, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A deleted device queues all its HSMSecrets at once: one listing answers for the passes that follow."""
+    monkeypatch.setattr(syncer, "DEVICE_LOOKUP_SECONDS", 3600.0)
+    cluster.add(hsmsecret(device="late"))
+    assert rt.syncer.run(KEY) == "invalid"
+    cluster.add(hsmdevice("late"))
+    assert rt.syncer.run(KEY) == "invalid"
+    monkeypatch.setattr(syncer, "DEVICE_LOOKUP_SECONDS", 0.0)
+    assert rt.syncer.run(KEY) == "error"
+    assert reason(cluster) == sync.Reason.DEVICE_UNAVAILABLE
 
 
 def test_a_device_being_deleted_is_not_taken_from_the_api_server(

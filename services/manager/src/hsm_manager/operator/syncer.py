@@ -33,6 +33,9 @@ log = logging.getLogger(__name__)
 
 RELEASE_RETRY_SECONDS = 10.0
 """A merge whose keys could not be taken out of its Secret on deletion tries again this much later."""
+DEVICE_LOOKUP_SECONDS = 1.0
+"""Least time between two listings of the HSMDevices by passes that met an unknown device: deleting a device
+queues every HSMSecret that named it at once, and one listing answers for all of them."""
 
 
 class Syncer:
@@ -52,6 +55,8 @@ class Syncer:
         self._directory = directory
         self._devices = known
         self._mac_key = mac_key
+        self._devices_listed = float("-inf")
+        """When a pass last listed the HSMDevices (time.monotonic)."""
         self.paths = pathindex.Paths()
         self._remembered = ledger.Ledger()
         self.hsmsecrets = watched.HSMSecrets()
@@ -127,6 +132,10 @@ class Syncer:
         try:
             return self._devices.resolve(namespace, device)
         except devices.UnknownDevice:
+            now = time.monotonic()
+            if now - self._devices_listed < DEVICE_LOOKUP_SECONDS:
+                raise
+            self._devices_listed = now
             self._devices.learn(self._client.list_custom(constants.KIND_DEVICE))
             return self._devices.resolve(namespace, device)
 
