@@ -97,6 +97,7 @@ class Agent:
         self.servicer.stopping.set()
         stopped = self.grpc_server.stop(self.config.grace)
         self.store.index.close_watchers()
+        self.servicer.readers.close_all()
         stopped.wait(self.config.grace + 1)
         self.health.stop()
         if self.metrics_server is not None:

@@ -35,6 +35,10 @@ class TokenFull(AgentError):
     """The token has no room for the new objects (RESOURCE_EXHAUSTED)."""
 
 
+class TooManyReaders(AgentError):
+    """The agent follows as many readers as it will (RESOURCE_EXHAUSTED); the reader reads without copies."""
+
+
 class NotLoggedIn(AgentError):
     """The agent is not logged in: wrong or missing PIN, locked token, wrong serial (FAILED_PRECONDITION)."""
 

@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 import grpc
 
-from hsm_agent import errors, listing, metrics
+from hsm_agent import errors, listing, metrics, readers
 from hsm_agent.store import layout, secret_store
 from hsm_agent.tools.legacy import rpc as legacy_rpc
 from hsm_common import names
@@ -34,6 +34,7 @@ STATUS_CODES: tuple[tuple[type[Exception], grpc.StatusCode], ...] = (
     (errors.Conflict, grpc.StatusCode.ABORTED),
     (errors.DeviceUnavailable, grpc.StatusCode.UNAVAILABLE),
     (errors.TokenFull, grpc.StatusCode.RESOURCE_EXHAUSTED),
+    (errors.TooManyReaders, grpc.StatusCode.RESOURCE_EXHAUSTED),
     (errors.Unsupported, grpc.StatusCode.UNIMPLEMENTED),
     (errors.NotLoggedIn, grpc.StatusCode.FAILED_PRECONDITION),
     (errors.Corrupt, grpc.StatusCode.DATA_LOSS),
@@ -147,6 +148,8 @@ class Servicer(hsm_pb2_grpc.HSMAgentServicer):  # type: ignore[misc]  # generate
         self.metrics = meters
         self.stopping = threading.Event()
         self.listings = listing.Listings(store.index)
+        self.readers = readers.Readers()
+        store.index.listen(self.readers.changed)
 
     @_rpc
     def GetInfo(
@@ -183,13 +186,20 @@ class Servicer(hsm_pb2_grpc.HSMAgentServicer):  # type: ignore[misc]  # generate
     def ReadSecret(
         self, request: hsm_pb2.ReadSecretRequest, context: grpc.ServicerContext
     ) -> hsm_pb2.ReadSecretResponse:
-        secret = self.store.read(names.validate_path(request.path))
+        path = names.validate_path(request.path)
+        # Followed before the value is read: a change after this point is told to the reader.
+        followed = self._follow(request.reader, path)
+        secret = self.store.read(path)
         return hsm_pb2.ReadSecretResponse(
             secret_data=hsm_pb2.SecretData(data=secret.data),
             version=secret.head.version,
             checksum=secret.head.checksum,
             metadata=_metadata_message(secret.head.metadata),
+            followed=followed,
         )
+
+    def _follow(self, reader: str, path: str) -> bool:
+        return bool(reader) and self.readers.follow(reader, path)
 
     @_rpc
     def WriteSecret(
@@ -197,14 +207,14 @@ class Servicer(hsm_pb2_grpc.HSMAgentServicer):  # type: ignore[misc]  # generate
     ) -> hsm_pb2.WriteSecretResponse:
         path = names.validate_path(request.path)
         data = dict(names.validate_data(dict(request.secret_data.data)))
-        head = self.store.write(
-            path,
-            data,
-            _metadata(request),
-            expected=_expected(request.has_expected_version, request.expected_version),
-            version=_version(request.version),
-            writer=_writer(request.writer),
-        )
+        metadata = _metadata(request)
+        expected = _expected(request.has_expected_version, request.expected_version)
+        version = _version(request.version)
+        writer = _writer(request.writer)
+        try:
+            head = self.store.write(path, data, metadata, expected=expected, version=version, writer=writer)
+        finally:
+            self.readers.settle()
         return hsm_pb2.WriteSecretResponse(version=head.version, checksum=head.checksum)
 
     @_rpc
@@ -226,13 +236,13 @@ class Servicer(hsm_pb2_grpc.HSMAgentServicer):  # type: ignore[misc]  # generate
     ) -> hsm_pb2.DeleteSecretResponse:
         path = names.validate_path(request.path)
         key = names.validate_key(request.key) if request.key else ""
-        head = self.store.delete(
-            path,
-            key,
-            expected=_expected(request.has_expected_version, request.expected_version),
-            version=_version(request.version),
-            writer=_writer(request.writer),
-        )
+        expected = _expected(request.has_expected_version, request.expected_version)
+        version = _version(request.version)
+        writer = _writer(request.writer)
+        try:
+            head = self.store.delete(path, key, expected=expected, version=version, writer=writer)
+        finally:
+            self.readers.settle()
         return hsm_pb2.DeleteSecretResponse(version=head.version)
 
     @_rpc
@@ -253,6 +263,7 @@ class Servicer(hsm_pb2_grpc.HSMAgentServicer):  # type: ignore[misc]  # generate
     ) -> hsm_pb2.GetChecksumResponse:
         path = names.validate_path(request.path)
         self.store.require_ready()
+        followed = self._follow(request.reader, path)
         head = self.store.index.get(path)
         if head is None:
             raise errors.NotFound(f"no secret at {path!r}")
@@ -262,6 +273,7 @@ class Servicer(hsm_pb2_grpc.HSMAgentServicer):  # type: ignore[misc]  # generate
             deleted=head.deleted,
             updated_at=head.time,
             writer=head.writer,
+            followed=followed,
         )
 
     @_rpc
@@ -293,7 +305,10 @@ class Servicer(hsm_pb2_grpc.HSMAgentServicer):  # type: ignore[misc]  # generate
     ) -> hsm_pb2.ImportLegacyResponse:
         # The store serialises its own token calls; two imports at once would each see the other's writes
         # through compare-and-set, so no lock of ours is needed.
-        response = legacy_rpc.import_legacy(self.store, request, context.is_active)
+        try:
+            response = legacy_rpc.import_legacy(self.store, request, context.is_active)
+        finally:
+            self.readers.settle()
         log.info(
             "legacy_import",
             extra={
@@ -347,6 +362,50 @@ class Servicer(hsm_pb2_grpc.HSMAgentServicer):  # type: ignore[misc]  # generate
         finally:
             self.store.index.unsubscribe(subscription)
             self.metrics.grpc_requests.labels("WatchSecrets", code.name).inc()
+
+    def Follow(
+        self, requests: Iterator[hsm_pb2.FollowRequest], context: grpc.ServicerContext
+    ) -> Iterator[hsm_pb2.FollowEvent]:
+        """The reader's name, then grants and change notices, until either side stops."""
+        code = grpc.StatusCode.OK
+        try:
+            reader = self.readers.open()
+        except errors.AgentError as error:
+            code = status_code(error)
+            self.metrics.grpc_requests.labels("Follow", code.name).inc()
+            context.abort(code, str(error))
+        # The reader's renewals and acknowledgements arrive while this thread waits to send.
+        threading.Thread(
+            target=self._follow_requests, args=(reader, requests), name="follow", daemon=True
+        ).start()
+        try:
+            yield hsm_pb2.FollowEvent(reader=reader.name)
+            while context.is_active() and not self.stopping.is_set():
+                try:
+                    item = reader.outbox.get(timeout=0.5)
+                except queue.Empty:
+                    continue
+                if item is None:
+                    return
+                if isinstance(item, readers.Grant):
+                    yield hsm_pb2.FollowEvent(renewed=item.renewed, lease_seconds=item.lease)
+                else:
+                    yield hsm_pb2.FollowEvent(seq=item.seq, paths=item.paths)
+        finally:
+            self.readers.close(reader)
+            self.metrics.grpc_requests.labels("Follow", code.name).inc()
+
+    def _follow_requests(self, reader: readers.Reader, requests: Iterator[hsm_pb2.FollowRequest]) -> None:
+        try:
+            for request in requests:
+                if request.ack:
+                    self.readers.acknowledge(reader, request.ack)
+                if request.renew:
+                    self.readers.renew(reader, request.renew)
+        except Exception:  # noqa: BLE001  # the call ended (grpcio raises a bare RpcError then)
+            pass
+        finally:
+            self.readers.close(reader)
 
 
 def build(

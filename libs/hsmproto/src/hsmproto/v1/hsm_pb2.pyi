@@ -112,22 +112,26 @@ class Capacity(_message.Message):
     def __init__(self, max_objects: _Optional[int] = ..., used_objects: _Optional[int] = ..., free_objects: _Optional[int] = ..., own_objects: _Optional[int] = ..., own_bytes: _Optional[int] = ..., total_memory: _Optional[int] = ..., free_memory: _Optional[int] = ...) -> None: ...
 
 class ReadSecretRequest(_message.Message):
-    __slots__ = ("path",)
+    __slots__ = ("path", "reader")
     PATH_FIELD_NUMBER: _ClassVar[int]
+    READER_FIELD_NUMBER: _ClassVar[int]
     path: str
-    def __init__(self, path: _Optional[str] = ...) -> None: ...
+    reader: str
+    def __init__(self, path: _Optional[str] = ..., reader: _Optional[str] = ...) -> None: ...
 
 class ReadSecretResponse(_message.Message):
-    __slots__ = ("secret_data", "version", "checksum", "metadata")
+    __slots__ = ("secret_data", "version", "checksum", "metadata", "followed")
     SECRET_DATA_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
     CHECKSUM_FIELD_NUMBER: _ClassVar[int]
     METADATA_FIELD_NUMBER: _ClassVar[int]
+    FOLLOWED_FIELD_NUMBER: _ClassVar[int]
     secret_data: SecretData
     version: int
     checksum: str
     metadata: SecretMetadata
-    def __init__(self, secret_data: _Optional[_Union[SecretData, _Mapping]] = ..., version: _Optional[int] = ..., checksum: _Optional[str] = ..., metadata: _Optional[_Union[SecretMetadata, _Mapping]] = ...) -> None: ...
+    followed: bool
+    def __init__(self, secret_data: _Optional[_Union[SecretData, _Mapping]] = ..., version: _Optional[int] = ..., checksum: _Optional[str] = ..., metadata: _Optional[_Union[SecretMetadata, _Mapping]] = ..., followed: _Optional[bool] = ...) -> None: ...
 
 class WriteSecretRequest(_message.Message):
     __slots__ = ("path", "secret_data", "metadata", "expected_version", "has_expected_version", "version", "writer")
@@ -212,24 +216,28 @@ class ListSecretsResponse(_message.Message):
     def __init__(self, paths: _Optional[_Iterable[str]] = ..., entries: _Optional[_Iterable[_Union[SecretEntry, _Mapping]]] = ...) -> None: ...
 
 class GetChecksumRequest(_message.Message):
-    __slots__ = ("path",)
+    __slots__ = ("path", "reader")
     PATH_FIELD_NUMBER: _ClassVar[int]
+    READER_FIELD_NUMBER: _ClassVar[int]
     path: str
-    def __init__(self, path: _Optional[str] = ...) -> None: ...
+    reader: str
+    def __init__(self, path: _Optional[str] = ..., reader: _Optional[str] = ...) -> None: ...
 
 class GetChecksumResponse(_message.Message):
-    __slots__ = ("checksum", "version", "deleted", "updated_at", "writer")
+    __slots__ = ("checksum", "version", "deleted", "updated_at", "writer", "followed")
     CHECKSUM_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
     DELETED_FIELD_NUMBER: _ClassVar[int]
     UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
     WRITER_FIELD_NUMBER: _ClassVar[int]
+    FOLLOWED_FIELD_NUMBER: _ClassVar[int]
     checksum: str
     version: int
     deleted: bool
     updated_at: str
     writer: str
-    def __init__(self, checksum: _Optional[str] = ..., version: _Optional[int] = ..., deleted: _Optional[bool] = ..., updated_at: _Optional[str] = ..., writer: _Optional[str] = ...) -> None: ...
+    followed: bool
+    def __init__(self, checksum: _Optional[str] = ..., version: _Optional[int] = ..., deleted: _Optional[bool] = ..., updated_at: _Optional[str] = ..., writer: _Optional[str] = ..., followed: _Optional[bool] = ...) -> None: ...
 
 class IsConnectedRequest(_message.Message):
     __slots__ = ()
@@ -406,3 +414,25 @@ class GenerateRandomResponse(_message.Message):
     RANDOM_FIELD_NUMBER: _ClassVar[int]
     random: bytes
     def __init__(self, random: _Optional[bytes] = ...) -> None: ...
+
+class FollowRequest(_message.Message):
+    __slots__ = ("renew", "ack")
+    RENEW_FIELD_NUMBER: _ClassVar[int]
+    ACK_FIELD_NUMBER: _ClassVar[int]
+    renew: int
+    ack: int
+    def __init__(self, renew: _Optional[int] = ..., ack: _Optional[int] = ...) -> None: ...
+
+class FollowEvent(_message.Message):
+    __slots__ = ("reader", "renewed", "lease_seconds", "seq", "paths")
+    READER_FIELD_NUMBER: _ClassVar[int]
+    RENEWED_FIELD_NUMBER: _ClassVar[int]
+    LEASE_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    SEQ_FIELD_NUMBER: _ClassVar[int]
+    PATHS_FIELD_NUMBER: _ClassVar[int]
+    reader: str
+    renewed: int
+    lease_seconds: float
+    seq: int
+    paths: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, reader: _Optional[str] = ..., renewed: _Optional[int] = ..., lease_seconds: _Optional[float] = ..., seq: _Optional[int] = ..., paths: _Optional[_Iterable[str]] = ...) -> None: ...

@@ -99,6 +99,11 @@ class HSMAgentStub:
                 request_serializer=hsm_dot_v1_dot_hsm__pb2.GenerateRandomRequest.SerializeToString,
                 response_deserializer=hsm_dot_v1_dot_hsm__pb2.GenerateRandomResponse.FromString,
                 _registered_method=True)
+        self.Follow = channel.stream_stream(
+                '/hsm.v1.HSMAgent/Follow',
+                request_serializer=hsm_dot_v1_dot_hsm__pb2.FollowRequest.SerializeToString,
+                response_deserializer=hsm_dot_v1_dot_hsm__pb2.FollowEvent.FromString,
+                _registered_method=True)
 
 
 class HSMAgentServicer:
@@ -193,6 +198,17 @@ class HSMAgentServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Follow(self, request_iterator, context):
+        """A reader that keeps copies of what it reads (the REST API). The first message the agent sends names
+        the reader; reads and checksums that carry that name are followed. While its lease lasts (renewed
+        from the reader's side), the agent tells the reader of every change to a path it followed, and a
+        write returns only once every such reader has acknowledged, or has been cut off and its lease has
+        run out. RESOURCE_EXHAUSTED when the agent follows as many readers as it will.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_HSMAgentServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -260,6 +276,11 @@ def add_HSMAgentServicer_to_server(servicer, server):
                     servicer.GenerateRandom,
                     request_deserializer=hsm_dot_v1_dot_hsm__pb2.GenerateRandomRequest.FromString,
                     response_serializer=hsm_dot_v1_dot_hsm__pb2.GenerateRandomResponse.SerializeToString,
+            ),
+            'Follow': grpc.stream_stream_rpc_method_handler(
+                    servicer.Follow,
+                    request_deserializer=hsm_dot_v1_dot_hsm__pb2.FollowRequest.FromString,
+                    response_serializer=hsm_dot_v1_dot_hsm__pb2.FollowEvent.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -613,6 +634,33 @@ class HSMAgent:
             '/hsm.v1.HSMAgent/GenerateRandom',
             hsm_dot_v1_dot_hsm__pb2.GenerateRandomRequest.SerializeToString,
             hsm_dot_v1_dot_hsm__pb2.GenerateRandomResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Follow(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/hsm.v1.HSMAgent/Follow',
+            hsm_dot_v1_dot_hsm__pb2.FollowRequest.SerializeToString,
+            hsm_dot_v1_dot_hsm__pb2.FollowEvent.FromString,
             options,
             channel_credentials,
             insecure,

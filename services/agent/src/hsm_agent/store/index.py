@@ -7,7 +7,7 @@ import dataclasses
 import enum
 import queue
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from . import layout
 
@@ -52,6 +52,7 @@ class Index:
         # every path under the lock (4.4 ms for one namespace's 100 of 10,000 secrets).
         self._paths: list[str] = []
         self._subscribers: list[Subscription] = []
+        self._listeners: list[Callable[[str], None]] = []
         # Grows with every change: a listing built at one version is still right while it stands.
         self._version = 0
 
@@ -152,6 +153,12 @@ class Index:
             snapshot = [self._heads[path] for path in self._under(prefix)]
         return subscription, snapshot
 
+    def listen(self, listener: Callable[[str], None]) -> None:
+        """Call listener with the path of every change, as it is made (under the index's lock: it must not
+        block or call back into the index)."""
+        with self._lock:
+            self._listeners.append(listener)
+
     def unsubscribe(self, subscription: Subscription) -> None:
         with self._lock:
             if subscription in self._subscribers:
@@ -179,6 +186,8 @@ class Index:
         return self._paths[start:end]
 
     def _publish(self, event: Event) -> None:
+        for listener in self._listeners:
+            listener(event.head.path)
         for subscription in self._subscribers:
             if event.head.path.startswith(subscription.prefix):
                 subscription.offer(event)
