@@ -60,7 +60,8 @@ def test_a_change_is_told_once_to_each_follower_and_settles_when_acknowledged() 
     assert not done.wait(0.3), "settled before every follower acknowledged"
     followed.acknowledge(second, 1)
     assert done.wait(10)
-    assert not first.cut and not second.cut
+    assert not first.cut
+    assert not second.cut
 
 
 def test_a_reader_that_does_not_acknowledge_is_cut_off_and_its_lease_waited_out() -> None:
@@ -145,7 +146,8 @@ def test_a_write_over_grpc_returns_once_the_reader_that_read_the_path_has_droppe
         grant = next(follow.call)
         assert (grant.renewed, grant.lease_seconds) == (1, readers.LEASE_SECONDS)
         answer = stub.ReadSecret(hsm_pb2.ReadSecretRequest(path="ns/db", reader=follow.name))
-        assert answer.followed and answer.secret_data.data["k"] == b"old"
+        assert answer.followed
+        assert answer.secret_data.data["k"] == b"old"
         assert stub.GetChecksum(hsm_pb2.GetChecksumRequest(path="ns/db", reader=follow.name)).followed
         assert not stub.ReadSecret(hsm_pb2.ReadSecretRequest(path="ns/db", reader="unknown")).followed
         written: queue.Queue[int] = queue.Queue()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import queue
@@ -397,13 +398,13 @@ class Servicer(hsm_pb2_grpc.HSMAgentServicer):  # type: ignore[misc]  # generate
 
     def _follow_requests(self, reader: readers.Reader, requests: Iterator[hsm_pb2.FollowRequest]) -> None:
         try:
-            for request in requests:
-                if request.ack:
-                    self.readers.acknowledge(reader, request.ack)
-                if request.renew:
-                    self.readers.renew(reader, request.renew)
-        except Exception:  # noqa: BLE001  # the call ended (grpcio raises a bare RpcError then)
-            pass
+            # grpcio ends the iteration with a bare RpcError when the call is cancelled.
+            with contextlib.suppress(grpc.RpcError):
+                for request in requests:
+                    if request.ack:
+                        self.readers.acknowledge(reader, request.ack)
+                    if request.renew:
+                        self.readers.renew(reader, request.renew)
         finally:
             self.readers.close(reader)
 
