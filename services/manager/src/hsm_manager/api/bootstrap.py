@@ -17,9 +17,14 @@ def production_app(cfg: config.ApiConfig) -> Any:
     client = kube.Kube.connect(cfg.kubeconfig)
     reviewer = auth.KubeReviewer(client)
     directory: endpoints.Directory
+    copies_bytes = cfg.read_copies_mib * 2**20
     if cfg.static_agents:
         directory = endpoints.StaticDirectory.from_json(
-            cfg.static_agents, namespace, timeout=cfg.call_timeout, observe=metrics.observe_agent_call
+            cfg.static_agents,
+            namespace,
+            timeout=cfg.call_timeout,
+            observe=metrics.observe_agent_call,
+            copies_bytes=copies_bytes,
         )
     else:
         directory = endpoints.AgentRegistry(
@@ -27,6 +32,7 @@ def production_app(cfg: config.ApiConfig) -> Any:
             endpoints.SecretTLS(client, namespace),
             timeout=cfg.call_timeout,
             observe=metrics.observe_agent_call,
+            copies_bytes=copies_bytes,
         )
     deps = app.Deps(
         guard=auth.Guard(reviewer, reviewer),

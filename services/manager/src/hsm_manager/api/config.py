@@ -48,6 +48,9 @@ class ApiConfig:
     """The serving certificate's private key (PEM)."""
     insecure_plain_http: bool = False
     """Serve plain HTTP instead of HTTPS: for local debugging only (tokens and secrets travel in clear)."""
+    read_copies_mib: int = 16
+    """MiB of secrets each worker keeps per agent, answered again without asking the agent while the
+    agent guarantees they are current; 0 keeps none."""
 
 
 _default = functools.partial(settings.default_of, ApiConfig)
@@ -101,6 +104,22 @@ def add_flags(parser: argparse.ArgumentParser) -> None:
         ),
     )
 
+    add(
+        "--read-copies-mib",
+        type=_not_negative,
+        default=_default("read_copies_mib"),
+        help="MiB of secret values each worker keeps per agent and serves again while the agent "
+        "guarantees they are current (every write waits until no worker holds the value it replaces); "
+        "0: none, every read asks the agent",
+    )
+
+
+def _not_negative(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
+
 
 def from_args(args: argparse.Namespace) -> ApiConfig:
     """The ApiConfig of parsed flags."""
@@ -118,4 +137,5 @@ def from_args(args: argparse.Namespace) -> ApiConfig:
         tls_cert_file=args.tls_cert_file,
         tls_key_file=args.tls_key_file,
         insecure_plain_http=args.insecure_plain_http,
+        read_copies_mib=args.read_copies_mib,
     )

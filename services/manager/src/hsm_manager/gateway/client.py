@@ -6,13 +6,14 @@ import dataclasses
 import datetime
 import time
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar, cast
 
 import grpc
 
 from hsm_manager.decide import model
 from hsmproto.v1 import hsm_pb2, hsm_pb2_grpc
 
+from . import copies as copies_
 from . import errors
 
 #: Deadline of one unary call: a dead agent must not hold a request or a sync pass for long (seconds).
@@ -30,6 +31,11 @@ Expiry = Callable[[], datetime.datetime | None]
 as expired (gateway.peek)."""
 
 Response = TypeVar("Response")
+
+#: A read not meant to be kept carries no reader name.
+_NO_TICKET = copies_.Ticket(0, "")
+#: What a kept state is counted as against the copies' budget.
+_STATE_BYTES = 200
 
 
 class AgentClient(Protocol):
@@ -156,12 +162,14 @@ class GrpcAgentClient:
         timeout: float = DEFAULT_TIMEOUT,
         observe: Observer | None = None,
         expiry: Expiry | None = None,
+        copies: copies_.Copies | None = None,
     ) -> None:
         self._name = name
         self._stub = stub
         self._timeout = timeout
         self._observe = observe
         self._expiry = expiry
+        self._copies = copies
 
     @property
     def name(self) -> str:
@@ -206,27 +214,44 @@ class GrpcAgentClient:
         return [_entry(entry) for entry in self._call("ListSecrets", request).entries]
 
     def state(self, path: str) -> model.PathState:
+        kept = self._copies.get("state", path) if self._copies is not None else None
+        if kept is not None:
+            return cast(model.PathState, kept)
+        ticket = self._ticket()
         try:
-            answer = self._call("GetChecksum", hsm_pb2.GetChecksumRequest(path=path))
+            answer = self._call("GetChecksum", hsm_pb2.GetChecksumRequest(path=path, reader=ticket.reader))
         except errors.NotFound:
             return model.ABSENT
-        return model.PathState(
+        state = model.PathState(
             version=answer.version,
             checksum=answer.checksum,
             deleted=answer.deleted,
             updated_at=answer.updated_at,
             writer=answer.writer,
         )
+        if answer.followed and self._copies is not None:
+            self._copies.keep(ticket, "state", path, state, _STATE_BYTES)
+        return state
 
     def read(self, path: str) -> model.Secret:
-        response = self._call("ReadSecret", hsm_pb2.ReadSecretRequest(path=path))
-        return model.Secret(
+        kept = self._copies.get("secret", path) if self._copies is not None else None
+        if kept is not None:
+            return cast(model.Secret, kept)
+        ticket = self._ticket()
+        response = self._call("ReadSecret", hsm_pb2.ReadSecretRequest(path=path, reader=ticket.reader))
+        secret = model.Secret(
             path=path,
             version=response.version,
             checksum=response.checksum,
             data=dict(response.secret_data.data),
             metadata=_metadata(response.metadata),
         )
+        if response.followed and self._copies is not None:
+            self._copies.keep(ticket, "secret", path, secret, response.ByteSize())
+        return secret
+
+    def _ticket(self) -> copies_.Ticket:
+        return self._copies.begin() if self._copies is not None else _NO_TICKET
 
     def metadata(self, path: str) -> tuple[model.Entry, model.Metadata]:
         response = self._call("ReadMetadata", hsm_pb2.ReadMetadataRequest(path=path))

@@ -20,7 +20,7 @@ from hsm_manager import kube
 from hsm_manager.decide import agentspec
 from hsmproto import channel
 
-from . import client, peek, pki
+from . import client, copies, peek, pki
 
 AGENT_SELECTOR = f"{constants.LABEL_COMPONENT}={agentspec.COMPONENT}"
 
@@ -123,14 +123,17 @@ class _Open:
     tls: channel.ClientTLS | None
     channel: grpc.Channel
     client: client.AgentClient
+    copies: copies.Copies | None
 
 
 class _Channels:
-    """One channel (and client) per agent, reopened when its address or TLS material changes."""
+    """One channel (and client) per agent, reopened when its address or TLS material changes; with
+    copies_bytes, each client keeps up to that many bytes of the agent's answers (gateway.copies)."""
 
-    def __init__(self, timeout: float, observe: client.Observer | None) -> None:
+    def __init__(self, timeout: float, observe: client.Observer | None, copies_bytes: int) -> None:
         self._timeout = timeout
         self._observe = observe
+        self._copies_bytes = copies_bytes
         # Guards _open: sync workers, watch threads and API threads share one directory.
         self._lock = threading.Lock()
         self._open: dict[tuple[str, str], _Open] = {}
@@ -143,26 +146,35 @@ class _Channels:
             if current and current.address == endpoint.address and current.tls == tls:
                 return current.client
             if current:
-                self._retire(current.channel)
+                self._retire(current)
             opened = channel.open_channel(endpoint.address, tls)
             expiry = peek.Expiry(endpoint.address, tls) if tls is not None else None
-            agent = client.GrpcAgentClient(
-                endpoint.name, channel.agent_stub(opened), self._timeout, self._observe, expiry
+            stub = channel.agent_stub(opened)
+            kept = (
+                copies.Copies(endpoint.name, stub, self._copies_bytes, self._observe)
+                if self._copies_bytes > 0
+                else None
             )
-            self._open[key] = _Open(endpoint.address, tls, opened, agent)
+            agent = client.GrpcAgentClient(endpoint.name, stub, self._timeout, self._observe, expiry, kept)
+            self._open[key] = _Open(endpoint.address, tls, opened, agent, kept)
             return agent
 
-    def _retire(self, old: grpc.Channel) -> None:
+    def _retire(self, old: _Open) -> None:
         """Close old once the calls in flight on it had their time (renewed TLS must not cancel them)."""
+        if old.copies is not None:
+            # Its agent may be another one now: nothing it answered is served again.
+            old.copies.close()
         self._retired = [(t, c) for t, c in self._retired if t.is_alive()]
-        timer = threading.Timer(self._timeout + 1.0, old.close)
+        timer = threading.Timer(self._timeout + 1.0, old.channel.close)
         timer.daemon = True
         timer.start()
-        self._retired.append((timer, old))
+        self._retired.append((timer, old.channel))
 
     def close(self) -> None:
         with self._lock:
             for current in self._open.values():
+                if current.copies is not None:
+                    current.copies.close()
                 current.channel.close()
             self._open.clear()
             for timer, old in self._retired:
@@ -189,11 +201,12 @@ class AgentRegistry:
         timeout: float = client.DEFAULT_TIMEOUT,
         observe: client.Observer | None = None,
         cache_seconds: float = 2.0,
+        copies_bytes: int = 0,
     ) -> None:
         self._client = kube_client
         self._tls = tls
         self._cache_seconds = cache_seconds
-        self._channels = _Channels(timeout, observe)
+        self._channels = _Channels(timeout, observe, copies_bytes)
         # Guards _listed: sync workers, watch threads and API threads share one registry.
         self._lock = threading.Lock()
         self._listed: dict[tuple[str, str | None], _Listed] = {}
@@ -247,10 +260,11 @@ class StaticDirectory:
         tls: channel.ClientTLS | None = None,
         timeout: float = client.DEFAULT_TIMEOUT,
         observe: client.Observer | None = None,
+        copies_bytes: int = 0,
     ) -> None:
         self._endpoints = sorted(agents, key=lambda e: (e.device, e.name))
         self._tls = tls
-        self._channels = _Channels(timeout, observe)
+        self._channels = _Channels(timeout, observe, copies_bytes)
 
     @classmethod
     def from_json(cls, text: str, namespace: str, **options: Any) -> StaticDirectory:
