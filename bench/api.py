@@ -27,6 +27,7 @@ HTTPS a full handshake). The table at the end puts the two side by side: req/s, 
 request and the HTTPS/HTTP ratio.
 
 Run: uv run python bench/api.py [--seconds 8] [--connections 8] [--workers 4] [--threads 1]
+     [--read-copies-mib N]
 """
 
 from __future__ import annotations
@@ -281,6 +282,12 @@ def main() -> int:
     parser.add_argument("--connections", type=int, default=8)
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--threads", type=int, default=1, help="threads per gunicorn worker")
+    parser.add_argument(
+        "--read-copies-mib",
+        type=int,
+        default=None,
+        help="the API's --read-copies-mib (default: as deployed; 0: every read asks its agent)",
+    )
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         print("wrk not found: run scripts/apt.sh (make setup)", file=sys.stderr)
@@ -305,12 +312,15 @@ def main() -> int:
                 workers=args.workers,
                 threads=args.threads,
                 tls=tls if https else None,
+                **({} if args.read_copies_mib is None else {"copies_mib": args.read_copies_mib}),
             )
         _seed(servers["HTTPS"].url, servers["HTTPS"].verify)
+        copies = "as deployed" if args.read_copies_mib is None else f"{args.read_copies_mib} MiB"
         _seed_crowd(single.address)
         print(
             f"plain HTTP and HTTPS (ECDSA P-256 leaf, TLS 1.3), each phase HTTP, HTTPS, HTTPS, HTTP; "
-            f"gunicorn workers={args.workers} threads={args.threads} per server; HSMDevice bench: 1 SoftHSM2 "
+            f"gunicorn workers={args.workers} threads={args.threads} per server, read copies {copies}; "
+            f"HSMDevice bench: 1 SoftHSM2 "
             f"agent, pair: 2; wrk with {args.connections} connections, {args.seconds:.0f} s per phase and "
             f"transport, 100 secrets of 2 keys (and {CROWD:,} of 1 in crowd); "
             f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}"

@@ -70,7 +70,8 @@ def build() -> Any:
             endpoints.AgentEndpoint(device, namespace, m["name"], m["name"], "", m["address"])
             for device, members in config["devices"].items()
             for m in members
-        ]
+        ],
+        copies_bytes=config["copiesMiB"] * 2**20,
     )
     deps = app.Deps(
         guard=auth.Guard(table, table),

@@ -19,6 +19,7 @@ import pytest
 import requests
 
 from devcluster import ports
+from hsm_manager.api import config as api_config
 
 from ..polling import wait_until
 
@@ -189,10 +190,12 @@ def start_api(
     tls: TLS | None = None,
     reviews: pathlib.Path | None = None,
     pools: list[dict[str, Any]] | None = None,
+    copies_mib: int = api_config.ApiConfig.read_copies_mib,
 ) -> Api:
     """gunicorn serving the test wiring: HTTPS with tls's files, else plain HTTP (these tests are about
     routes, not transport; test_api_tls is about HTTPS); metrics, reviewed with the kubeconfig reviews,
-    only when it is given; pools are the HSMPool objects the Kubernetes API would list."""
+    only when it is given; pools are the HSMPool objects the Kubernetes API would list; copies_mib as
+    --read-copies-mib (by default as in production)."""
     config = {
         "tokens": TOKENS,
         "rules": RULES,
@@ -202,6 +205,7 @@ def start_api(
         },
         "pinFiles": {d: [str(a.pin_file) for a in agents] for d, agents in devices.items()},
         "pools": pools or [],
+        "copiesMiB": copies_mib,
     }
     root.mkdir(parents=True, exist_ok=True)
     (root / "api.json").write_text(json.dumps(config))
