@@ -35,9 +35,11 @@ def drain(reader: readers.Reader) -> list[readers.Grant | readers.Notice | None]
 def test_only_an_open_reader_follows() -> None:
     followed = readers.Readers()
     reader = followed.open()
+    assert len(followed) == 1
     assert followed.follow(reader.name, "ns/db")
     assert not followed.follow("someone-else", "ns/db")
     followed.close(reader)
+    assert len(followed) == 0
     assert not followed.follow(reader.name, "ns/db")
 
 
@@ -65,7 +67,8 @@ def test_a_change_is_told_once_to_each_follower_and_settles_when_acknowledged() 
 
 
 def test_a_reader_that_does_not_acknowledge_is_cut_off_and_its_lease_waited_out() -> None:
-    followed = readers.Readers(lease=1.0, ack_timeout=0.2)
+    cut_off: list[None] = []
+    followed = readers.Readers(lease=1.0, ack_timeout=0.2, cut_off=lambda: cut_off.append(None))
     silent = followed.open()
     followed.renew(silent, 1)
     followed.follow(silent.name, "ns/db")
@@ -73,6 +76,7 @@ def test_a_reader_that_does_not_acknowledge_is_cut_off_and_its_lease_waited_out(
     followed.settle()
     assert time.monotonic() >= silent.expires
     assert silent.cut
+    assert cut_off == [None]
     assert drain(silent)[-1] is None  # its stream is ended
     followed.renew(silent, 2)
     assert drain(silent) == []  # and it gets no more grants

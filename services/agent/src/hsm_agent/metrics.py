@@ -99,6 +99,15 @@ class Metrics:
             "hsm_agent_token_memory_free_bytes", "Free private memory, where the token reports it", registry=r
         )
 
+        self.readers = prom.Gauge(
+            "hsm_agent_readers", "Readers following this agent for their copies (API workers)", registry=r
+        )
+        self.readers_cut_off = prom.Counter(
+            "hsm_agent_readers_cut_off",
+            "Readers cut off for not acknowledging a change in time (each made a write wait out its lease)",
+            registry=r,
+        )
+
     def publish_capacity(self, capacity: budget.Capacity) -> None:
         self.objects_max.set(capacity.max_objects)
         self.objects_used.set(capacity.used_objects)

@@ -22,6 +22,7 @@ import queue
 import secrets
 import threading
 import time
+from collections.abc import Callable
 
 from hsm_agent import errors
 
@@ -74,10 +75,12 @@ class Readers:
         lease: float = LEASE_SECONDS,
         ack_timeout: float = ACK_SECONDS,
         limit: int = MAX_READERS,
+        cut_off: Callable[[], None] | None = None,
     ) -> None:
         self.lease = lease
         self.ack_timeout = ack_timeout
         self._limit = limit
+        self._counted_cut_off = cut_off
         # Guards everything below; index changes arrive from the writer and rescan threads, acknowledgements
         # from the streams, follows from the read calls.
         self._lock = threading.Lock()
@@ -97,6 +100,10 @@ class Readers:
             reader = Reader(secrets.token_hex(16))
             self._readers[reader.name] = reader
             return reader
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._readers)
 
     def renew(self, reader: Reader, number: int) -> None:
         """Grant renewal number (a reader that was cut off gets no more grants)."""
@@ -164,6 +171,8 @@ class Readers:
                 if remaining <= 0:
                     for reader in waiting:
                         log.warning("reader_cut_off", extra={"reader": reader.name[:8]})
+                        if self._counted_cut_off is not None:
+                            self._counted_cut_off()
                         self._cut(reader)
                         self._hold_until = max(self._hold_until, reader.expires)
                     break

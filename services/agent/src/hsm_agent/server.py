@@ -149,7 +149,8 @@ class Servicer(hsm_pb2_grpc.HSMAgentServicer):  # type: ignore[misc]  # generate
         self.metrics = meters
         self.stopping = threading.Event()
         self.listings = listing.Listings(store.index)
-        self.readers = readers.Readers()
+        self.readers = readers.Readers(cut_off=meters.readers_cut_off.inc)
+        meters.readers.set_function(lambda: len(self.readers))
         store.index.listen(self.readers.changed)
 
     @_rpc
