@@ -66,6 +66,19 @@ def test_a_change_is_told_once_to_each_follower_and_settles_when_acknowledged() 
     assert not second.cut
 
 
+def test_a_change_under_a_followed_prefix_is_told_with_the_prefix() -> None:
+    followed = readers.Readers()
+    reader = followed.open()
+    followed.follow_prefix(reader.name, "ns/")
+    followed.follow(reader.name, "ns/db")
+    followed.changed("other/db")
+    assert drain(reader) == []
+    followed.changed("ns/db")
+    assert drain(reader) == [readers.Notice(1, ("ns/db",), ("ns/",))]
+    followed.changed("ns/new")  # told once: the reader follows the prefix again when it lists again
+    assert drain(reader) == []
+
+
 def test_a_reader_that_does_not_acknowledge_is_cut_off_and_its_lease_waited_out() -> None:
     cut_off: list[None] = []
     followed = readers.Readers(lease=1.0, ack_timeout=0.2, cut_off=lambda: cut_off.append(None))
@@ -163,6 +176,29 @@ def test_a_write_over_grpc_returns_once_the_reader_that_read_the_path_has_droppe
         follow.send(ack=notice.seq)
         assert written.get(timeout=10) == 2
         assert stub.ReadSecret(hsm_pb2.ReadSecretRequest(path="ns/db")).secret_data.data["k"] == b"new"
+    finally:
+        follow.close()
+
+
+def test_a_page_is_followed_by_its_prefix_and_a_whole_listing_is_not(stub, running) -> None:
+    running.servicer.readers.ack_timeout = 60
+    write(stub, "ns/a", b"1")
+    follow = Follow(stub)
+    try:
+        follow.send(renew=1)
+        next(follow.call)
+        page = stub.ListSecrets(hsm_pb2.ListSecretsRequest(prefix="ns/", limit=10, reader=follow.name))
+        assert page.followed
+        assert [entry.path for entry in page.entries] == ["ns/a"]
+        whole = stub.ListSecrets(hsm_pb2.ListSecretsRequest(prefix="other/", reader=follow.name))
+        assert not whole.followed
+        written: queue.Queue[int] = queue.Queue()
+        threading.Thread(target=lambda: written.put(write(stub, "ns/b", b"2")), daemon=True).start()
+        notice = next(follow.call)
+        assert (list(notice.paths), list(notice.prefixes)) == ([], ["ns/"])
+        follow.send(ack=notice.seq)
+        assert written.get(timeout=10) == 1
+        write(stub, "other/x", b"3")  # the whole listing was not followed: no notice, no wait
     finally:
         follow.close()
 

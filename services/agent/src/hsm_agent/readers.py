@@ -46,10 +46,12 @@ class Grant:
 
 @dataclasses.dataclass(frozen=True)
 class Notice:
-    """The paths changed; the reader acknowledges seq once it has dropped them."""
+    """The paths changed, and something under the prefixes; the reader acknowledges seq once it has
+    dropped what it kept of them."""
 
     seq: int
     paths: tuple[str, ...]
+    prefixes: tuple[str, ...] = ()
 
 
 class Reader:
@@ -60,6 +62,7 @@ class Reader:
         #: What the stream sends, in order; None ends it.
         self.outbox: queue.Queue[Grant | Notice | None] = queue.Queue()
         self.paths: set[str] = set()
+        self.prefixes: set[str] = set()
         self.sent = 0
         self.acked = 0
         #: When its lease ends on the agent's clock.
@@ -87,7 +90,8 @@ class Readers:
         self._acknowledged = threading.Condition(self._lock)
         self._readers: dict[str, Reader] = {}
         self._followers: dict[str, set[Reader]] = {}
-        # Readers cut off or gone whose leases may still run, and the paths each followed.
+        self._prefix_followers: dict[str, set[Reader]] = {}
+        # Readers cut off or gone whose leases may still run, and what each followed.
         self._gone: list[Reader] = []
         # A write settles no earlier than this: a reader that is gone may still serve a copy until then.
         self._hold_until = 0.0
@@ -129,19 +133,34 @@ class Readers:
             self._followers.setdefault(path, set()).add(reader)
             return True
 
-    def changed(self, path: str) -> None:
-        """Tell every reader following path that it changed (called by the index as it changes)."""
+    def follow_prefix(self, name: str, prefix: str) -> bool:
+        """Follow every path under prefix for the reader called name (a listing it keeps)."""
         with self._lock:
-            followers = self._followers.pop(path, None)
-            if not followers:
-                return
-            for reader in followers:
+            reader = self._readers.get(name)
+            if reader is None:
+                return False
+            reader.prefixes.add(prefix)
+            self._prefix_followers.setdefault(prefix, set()).add(reader)
+            return True
+
+    def changed(self, path: str) -> None:
+        """Tell every reader following path, or a prefix of it, that it changed (called by the index as
+        it changes)."""
+        with self._lock:
+            told: dict[Reader, tuple[list[str], list[str]]] = {}
+            for reader in self._followers.pop(path, ()):
                 reader.paths.discard(path)
+                told.setdefault(reader, ([], []))[0].append(path)
+            for prefix in [p for p in self._prefix_followers if path.startswith(p)]:
+                for reader in self._prefix_followers.pop(prefix):
+                    reader.prefixes.discard(prefix)
+                    told.setdefault(reader, ([], []))[1].append(prefix)
+            for reader, (paths, prefixes) in told.items():
                 if reader.cut:
                     self._hold_until = max(self._hold_until, reader.expires)
                     continue
                 reader.sent += 1
-                reader.outbox.put(Notice(reader.sent, (path,)))
+                reader.outbox.put(Notice(reader.sent, tuple(paths), tuple(prefixes)))
 
     def close(self, reader: Reader) -> None:
         """The reader's stream ended: it is held to its lease for the paths it followed."""
@@ -189,18 +208,21 @@ class Readers:
         if reader.acked < reader.sent:
             # It may still serve what it was told to drop.
             self._hold_until = max(self._hold_until, reader.expires)
-        if reader.paths:
+        if reader.paths or reader.prefixes:
             self._gone.append(reader)
+        # A write waiting for this reader's acknowledgement need wait no longer for it.
+        self._acknowledged.notify_all()
 
     def _forget_gone(self) -> None:
         """Stop following for readers whose leases have run out."""
         now = time.monotonic()
         for reader in [r for r in self._gone if r.expires <= now]:
             self._gone.remove(reader)
-            for path in reader.paths:
-                followers = self._followers.get(path)
-                if followers is not None:
-                    followers.discard(reader)
-                    if not followers:
-                        del self._followers[path]
-            reader.paths.clear()
+            for table, keys in ((self._followers, reader.paths), (self._prefix_followers, reader.prefixes)):
+                for key in keys:
+                    followers = table.get(key)
+                    if followers is not None:
+                        followers.discard(reader)
+                        if not followers:
+                            del table[key]
+                keys.clear()

@@ -257,7 +257,12 @@ class Servicer(hsm_pb2_grpc.HSMAgentServicer):  # type: ignore[misc]  # generate
         self.store.require_ready()
         if request.limit == 0:
             return self.listings.response(prefix, request.include_deleted)
-        return self.listings.page(prefix, request.include_deleted, request.start_after, request.limit)
+        # Followed before the page is read, as for ReadSecret; whole listings are shared answers and
+        # never followed.
+        followed = bool(request.reader) and self.readers.follow_prefix(request.reader, prefix)
+        page = self.listings.page(prefix, request.include_deleted, request.start_after, request.limit)
+        page.followed = followed
+        return page
 
     @_rpc
     def GetChecksum(
@@ -392,7 +397,7 @@ class Servicer(hsm_pb2_grpc.HSMAgentServicer):  # type: ignore[misc]  # generate
                 if isinstance(item, readers.Grant):
                     yield hsm_pb2.FollowEvent(renewed=item.renewed, lease_seconds=item.lease)
                 else:
-                    yield hsm_pb2.FollowEvent(seq=item.seq, paths=item.paths)
+                    yield hsm_pb2.FollowEvent(seq=item.seq, paths=item.paths, prefixes=item.prefixes)
         finally:
             self.readers.close(reader)
             self.metrics.grpc_requests.labels("Follow", code.name).inc()

@@ -80,6 +80,31 @@ def test_after_a_write_through_another_client_returns_every_read_answers_it(
     assert reader.state("ns/k-fresh").deleted
 
 
+def test_a_kept_list_page_shows_a_path_written_through_another_client(
+    worker: Worker, agent: endpoints.AgentEndpoint, agent_client: client.AgentClient
+) -> None:
+    agent_client.write("pages/a", {"k": b"1"}, None)
+    reader = worker.client(agent)
+
+    def page_calls() -> int:
+        before = len(worker.calls)
+        reader.entries("pages/", include_deleted=False, limit=10)
+        return len(worker.calls) - before
+
+    wait_until(lambda: page_calls() == 0, 10, "a page served from a copy")
+    agent_client.write("pages/b", {"k": b"2"}, None)
+    assert [e.path for e in reader.entries("pages/", include_deleted=False, limit=10)] == [
+        "pages/a",
+        "pages/b",
+    ]
+    agent_client.delete("pages/a")
+    assert [e.path for e in reader.entries("pages/", include_deleted=False, limit=10)] == ["pages/b"]
+    before = len(worker.calls)
+    reader.entries("pages/", include_deleted=False)  # a whole listing is never kept
+    reader.entries("pages/", include_deleted=False)
+    assert worker.calls[before:] == ["ListSecrets", "ListSecrets"]
+
+
 def test_two_workers_keep_copies_of_the_same_path_and_both_drop_them(
     ca: pki.KeyPair, worker: Worker, agent: endpoints.AgentEndpoint
 ) -> None:

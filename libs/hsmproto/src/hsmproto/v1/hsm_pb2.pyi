@@ -196,24 +196,28 @@ class DeleteSecretResponse(_message.Message):
     def __init__(self, version: _Optional[int] = ...) -> None: ...
 
 class ListSecretsRequest(_message.Message):
-    __slots__ = ("prefix", "include_deleted", "start_after", "limit")
+    __slots__ = ("prefix", "include_deleted", "start_after", "limit", "reader")
     PREFIX_FIELD_NUMBER: _ClassVar[int]
     INCLUDE_DELETED_FIELD_NUMBER: _ClassVar[int]
     START_AFTER_FIELD_NUMBER: _ClassVar[int]
     LIMIT_FIELD_NUMBER: _ClassVar[int]
+    READER_FIELD_NUMBER: _ClassVar[int]
     prefix: str
     include_deleted: bool
     start_after: str
     limit: int
-    def __init__(self, prefix: _Optional[str] = ..., include_deleted: _Optional[bool] = ..., start_after: _Optional[str] = ..., limit: _Optional[int] = ...) -> None: ...
+    reader: str
+    def __init__(self, prefix: _Optional[str] = ..., include_deleted: _Optional[bool] = ..., start_after: _Optional[str] = ..., limit: _Optional[int] = ..., reader: _Optional[str] = ...) -> None: ...
 
 class ListSecretsResponse(_message.Message):
-    __slots__ = ("paths", "entries")
+    __slots__ = ("paths", "entries", "followed")
     PATHS_FIELD_NUMBER: _ClassVar[int]
     ENTRIES_FIELD_NUMBER: _ClassVar[int]
+    FOLLOWED_FIELD_NUMBER: _ClassVar[int]
     paths: _containers.RepeatedScalarFieldContainer[str]
     entries: _containers.RepeatedCompositeFieldContainer[SecretEntry]
-    def __init__(self, paths: _Optional[_Iterable[str]] = ..., entries: _Optional[_Iterable[_Union[SecretEntry, _Mapping]]] = ...) -> None: ...
+    followed: bool
+    def __init__(self, paths: _Optional[_Iterable[str]] = ..., entries: _Optional[_Iterable[_Union[SecretEntry, _Mapping]]] = ..., followed: _Optional[bool] = ...) -> None: ...
 
 class GetChecksumRequest(_message.Message):
     __slots__ = ("path", "reader")
@@ -424,15 +428,17 @@ class FollowRequest(_message.Message):
     def __init__(self, renew: _Optional[int] = ..., ack: _Optional[int] = ...) -> None: ...
 
 class FollowEvent(_message.Message):
-    __slots__ = ("reader", "renewed", "lease_seconds", "seq", "paths")
+    __slots__ = ("reader", "renewed", "lease_seconds", "seq", "paths", "prefixes")
     READER_FIELD_NUMBER: _ClassVar[int]
     RENEWED_FIELD_NUMBER: _ClassVar[int]
     LEASE_SECONDS_FIELD_NUMBER: _ClassVar[int]
     SEQ_FIELD_NUMBER: _ClassVar[int]
     PATHS_FIELD_NUMBER: _ClassVar[int]
+    PREFIXES_FIELD_NUMBER: _ClassVar[int]
     reader: str
     renewed: int
     lease_seconds: float
     seq: int
     paths: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, reader: _Optional[str] = ..., renewed: _Optional[int] = ..., lease_seconds: _Optional[float] = ..., seq: _Optional[int] = ..., paths: _Optional[_Iterable[str]] = ...) -> None: ...
+    prefixes: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, reader: _Optional[str] = ..., renewed: _Optional[int] = ..., lease_seconds: _Optional[float] = ..., seq: _Optional[int] = ..., paths: _Optional[_Iterable[str]] = ..., prefixes: _Optional[_Iterable[str]] = ...) -> None: ...

@@ -208,10 +208,26 @@ class GrpcAgentClient:
     def entries(
         self, prefix: str, include_deleted: bool, *, after: str = "", limit: int = 0
     ) -> list[model.Entry]:
+        # Pages are followed, whole listings are not (the agent shares their answers between callers).
+        page = (include_deleted, after, limit)
+        copies = self._copies if limit else None
+        if copies is not None:
+            kept = copies.get(copies_.PREFIX_KIND, prefix, page)
+            if kept is not None:
+                return list(kept)
+        ticket = copies.begin() if copies is not None else _NO_TICKET
         request = hsm_pb2.ListSecretsRequest(
-            prefix=prefix, include_deleted=include_deleted, start_after=after, limit=limit
+            prefix=prefix,
+            include_deleted=include_deleted,
+            start_after=after,
+            limit=limit,
+            reader=ticket.reader,
         )
-        return [_entry(entry) for entry in self._call("ListSecrets", request).entries]
+        response = self._call("ListSecrets", request)
+        found = [_entry(entry) for entry in response.entries]
+        if response.followed and copies is not None:
+            copies.keep(ticket, copies_.PREFIX_KIND, prefix, tuple(found), response.ByteSize(), page)
+        return found
 
     def state(self, path: str) -> model.PathState:
         kept = self._copies.get("state", path) if self._copies is not None else None

@@ -1,6 +1,7 @@
-"""Copies of one agent's answers, kept while the agent follows them for us (its Follow call).
+"""Copies of one agent's answers (secrets, states and list pages), kept while the agent follows them for us
+(its Follow call).
 
-The agent tells us of every change to a path we read under our name, and a write there returns only once
+The agent tells us of every change to a path we read under our name (or under a prefix we listed a page of), and a write there returns only once
 we have dropped our copy (docs/architecture.md, "Copies of reads in the API"). So a copy is served only
 while all of these hold: the Follow stream that named us is up, our lease has not run out (counted from
 when we asked for the renewal), and the read that made the copy began after the last change notice and
@@ -14,7 +15,7 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Hashable, Iterator
 from typing import Any
 
 import grpc
@@ -33,8 +34,9 @@ RETRY_SECONDS = 0.5
 RETRY_CAP_SECONDS = 30.0
 #: The lease assumed until the agent grants one (only paces the first renewals).
 FIRST_LEASE_SECONDS = 2.0
-#: What is kept of a path: the secret read, and its state (version and checksum).
-KINDS = ("secret", "state")
+#: What is kept of a path: the secret read, and its state (version and checksum). Of a prefix: list pages.
+PATH_KINDS = ("secret", "state")
+PREFIX_KIND = "list"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,7 +59,9 @@ class Copies:
         self._observe = observe
         # Guards everything below: API threads read and keep, the follow thread drops and renews.
         self._lock = threading.Lock()
-        self._kept: dict[tuple[str, str], tuple[object, int]] = {}
+        # (kind, path or prefix) → variant (a list page's parameters; None for the others) → (value, size),
+        # the oldest first.
+        self._kept: dict[tuple[str, str], dict[Hashable, tuple[object, int]]] = {}
         self._bytes = 0
         self._reader = ""
         self._valid_until = 0.0
@@ -67,12 +71,13 @@ class Copies:
         self._closed = threading.Event()
         self._call: Any = None
 
-    def get(self, kind: str, path: str) -> Any:
-        """The copy of (kind, path), or None when there is none to serve."""
+    def get(self, kind: str, path: str, variant: Hashable = None) -> Any:
+        """The copy of (kind, path, variant), or None when there is none to serve."""
         with self._lock:
             if time.monotonic() >= self._valid_until:
                 return None
-            found = self._kept.get((kind, path))
+            group = self._kept.get((kind, path))
+            found = None if group is None else group.get(variant)
         return None if found is None else found[0]
 
     def begin(self) -> Ticket:
@@ -83,22 +88,33 @@ class Copies:
                 threading.Thread(target=self._follow, name=f"follow-{self._agent}", daemon=True).start()
             return Ticket(self._epoch, self._reader)
 
-    def keep(self, ticket: Ticket, kind: str, path: str, value: object, size: int) -> None:
-        """Keep value as the copy of (kind, path) if nothing changed since ticket was taken."""
+    def keep(
+        self, ticket: Ticket, kind: str, path: str, value: object, size: int, variant: Hashable = None
+    ) -> None:
+        """Keep value as the copy of (kind, path, variant) if nothing changed since ticket was taken."""
         with self._lock:
             if ticket.epoch != self._epoch or not ticket.reader or ticket.reader != self._reader:
                 return
             if size > self._budget:
                 return
-            old = self._kept.pop((kind, path), None)
+            # Taken out while room is made, and put back as the newest.
+            group = self._kept.pop((kind, path), {})
+            old = group.pop(variant, None)
             if old is not None:
                 self._bytes -= old[1]
-            while self._kept and self._bytes + size > self._budget:
-                # The oldest first: dicts keep insertion order.
-                _, freed = self._kept.pop(next(iter(self._kept)))
-                self._bytes -= freed
-            self._kept[(kind, path)] = (value, size)
+            while self._bytes + size > self._budget:
+                if self._kept:
+                    self._drop(next(iter(self._kept)))
+                else:
+                    self._bytes -= group.popitem()[1][1]
+            group[variant] = (value, size)
             self._bytes += size
+            self._kept[(kind, path)] = group
+
+    def _drop(self, key: tuple[str, str]) -> None:
+        group = self._kept.pop(key, None)
+        if group is not None:
+            self._bytes -= sum(size for _, size in group.values())
 
     def close(self) -> None:
         """Stop following and drop every copy (the channel is being closed)."""
@@ -165,10 +181,10 @@ class Copies:
                 if event.seq:
                     with self._lock:
                         for path in event.paths:
-                            for kind in KINDS:
-                                dropped = self._kept.pop((kind, path), None)
-                                if dropped is not None:
-                                    self._bytes -= dropped[1]
+                            for kind in PATH_KINDS:
+                                self._drop((kind, path))
+                        for prefix in event.prefixes:
+                            self._drop((PREFIX_KIND, prefix))
                         self._epoch += 1
                     acks.put(event.seq)
         finally:
