@@ -1,8 +1,9 @@
 """Copies of one agent's answers (secrets, states and list pages), kept while the agent follows them for us
 (its Follow call).
 
-The agent tells us of every change to a path we read under our name (or under a prefix we listed a page of), and a write there returns only once
-we have dropped our copy (docs/architecture.md, "Copies of reads in the API"). So a copy is served only
+The agent tells us of every change to a path we read under our name (or under a prefix we listed a page
+of), and a write there returns only once we have dropped our copy (docs/architecture.md, "Copies of reads
+in the API"). So a copy is served only
 while all of these hold: the Follow stream that named us is up, our lease has not run out (counted from
 when we asked for the renewal), and the read that made the copy began after the last change notice and
 under the name the stream still has. Anything else drops every copy.
