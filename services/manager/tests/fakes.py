@@ -126,7 +126,7 @@ class FakeAgentClient:
             ]
         return found[:limit] if limit else found
 
-    def state(self, path: str) -> model.PathState:
+    def state(self, path: str, *, copy: bool = True) -> model.PathState:
         self._enter("state")
         with self._lock:
             stored = self.paths.get(path)

@@ -64,6 +64,19 @@ def test_a_kept_read_and_state_ask_the_agent_nothing(
     assert worker.calls[before:] == []
 
 
+def test_a_state_asked_without_copy_is_neither_served_from_one_nor_kept(
+    worker: Worker, agent: endpoints.AgentEndpoint, agent_client: client.AgentClient
+) -> None:
+    agent_client.write("ns/k-uncopied", {"k": b"v1"}, None)
+    worker.wait_for_copies(agent, "ns/k-uncopied")
+    reader = worker.client(agent)
+    before = len(worker.calls)
+    reader.state("ns/k-uncopied", copy=False)
+    reader.state("ns/k-uncopied", copy=False)
+    reader.state("ns/k-uncopied")
+    assert worker.calls[before:] == ["GetChecksum", "GetChecksum", "GetChecksum"]
+
+
 def test_after_a_write_through_another_client_returns_every_read_answers_it(
     worker: Worker, agent: endpoints.AgentEndpoint, agent_client: client.AgentClient
 ) -> None:

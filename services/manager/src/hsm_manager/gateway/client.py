@@ -51,8 +51,9 @@ class AgentClient(Protocol):
         """Index entries of paths starting with prefix (tombstones when include_deleted), in path order:
         with a limit, only the first limit of those whose path sorts after after."""
 
-    def state(self, path: str) -> model.PathState:
-        """What the device holds for exactly path (ABSENT when nothing)."""
+    def state(self, path: str, *, copy: bool = True) -> model.PathState:
+        """What the device holds for exactly path (ABSENT when nothing). copy=False asks the agent and
+        keeps nothing: a write's own reads, which the write makes stale at once."""
 
     def read(self, path: str) -> model.Secret:
         """The live secret at path (errors.NotFound when absent or deleted)."""
@@ -229,11 +230,12 @@ class GrpcAgentClient:
             copies.keep(ticket, copies_.PREFIX_KIND, prefix, tuple(found), response.ByteSize(), page)
         return found
 
-    def state(self, path: str) -> model.PathState:
-        kept = self._copies.get("state", path) if self._copies is not None else None
+    def state(self, path: str, *, copy: bool = True) -> model.PathState:
+        copies = self._copies if copy else None
+        kept = copies.get("state", path) if copies is not None else None
         if kept is not None:
             return cast(model.PathState, kept)
-        ticket = self._ticket()
+        ticket = copies.begin() if copies is not None else _NO_TICKET
         try:
             answer = self._call("GetChecksum", hsm_pb2.GetChecksumRequest(path=path, reader=ticket.reader))
         except errors.NotFound:
@@ -245,8 +247,8 @@ class GrpcAgentClient:
             updated_at=answer.updated_at,
             writer=answer.writer,
         )
-        if answer.followed and self._copies is not None:
-            self._copies.keep(ticket, "state", path, state, _STATE_BYTES)
+        if answer.followed and copies is not None:
+            copies.keep(ticket, "state", path, state, _STATE_BYTES)
         return state
 
     def read(self, path: str) -> model.Secret:

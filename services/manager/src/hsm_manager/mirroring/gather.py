@@ -36,21 +36,24 @@ class Snapshot:
         return cls(states, failed)
 
 
-def path_states(group: groups.Group, path: str) -> Snapshot:
-    """Every device's copy of path, tombstones included (ABSENT when it has none), asked all at once."""
-    answers = fanout.each(group.members, lambda member: member.client.state(path))
+def path_states(group: groups.Group, path: str, *, copy: bool = True) -> Snapshot:
+    """Every device's copy of path, tombstones included (ABSENT when it has none), asked all at once
+    (copy as in AgentClient.state)."""
+    answers = fanout.each(group.members, lambda member: member.client.state(path, copy=copy))
     return Snapshot.of({member.name: answer for member, answer in zip(group.members, answers, strict=True)})
 
 
-def state(member: groups.Member, path: str) -> fanout.Answer[model.PathState]:
+def state(member: groups.Member, path: str, *, copy: bool = True) -> fanout.Answer[model.PathState]:
     """One device's copy of path, or why it could not be asked."""
     try:
-        return member.client.state(path)
+        return member.client.state(path, copy=copy)
     except agent_errors.AgentCallError as error:
         return error
 
 
-def path_states_and_metadata(group: groups.Group, path: str) -> tuple[Snapshot, model.Metadata | None]:
+def path_states_and_metadata(
+    group: groups.Group, path: str, *, copy: bool = True
+) -> tuple[Snapshot, model.Metadata | None]:
     """path_states, and the user metadata of the newest copy when it is live (None otherwise).
 
     The first device in write order is asked for its index entry and metadata in place of its state (the
@@ -62,14 +65,16 @@ def path_states_and_metadata(group: groups.Group, path: str) -> tuple[Snapshot, 
     first = group.member(conflict.write_order(member.name for member in group.members)[0])
 
     def ask(member: groups.Member) -> model.PathState | tuple[model.Entry, model.Metadata]:
-        return member.client.metadata(path) if member is first else member.client.state(path)
+        return member.client.metadata(path) if member is first else member.client.state(path, copy=copy)
 
     answers = fanout.each(group.members, ask)
     metadata: model.Metadata | None = None
     states: dict[str, fanout.Answer[model.PathState]] = {}
     for member, answer in zip(group.members, answers, strict=True):
         if isinstance(answer, agent_errors.NotFound) and member is first:
-            states[member.name] = state(member, path)  # absent, or a tombstone whose version counts
+            states[member.name] = state(
+                member, path, copy=copy
+            )  # absent, or a tombstone whose version counts
         elif isinstance(answer, tuple):
             entry, metadata = answer
             states[member.name] = entry.state

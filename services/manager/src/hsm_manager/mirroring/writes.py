@@ -114,7 +114,7 @@ def replace(
     def run() -> Written:
         # The current metadata comes with the states: its creation time is kept (or all of it, when the
         # request sets none).
-        snapshot, previous = gather.path_states_and_metadata(group, path)
+        snapshot, previous = gather.path_states_and_metadata(group, path, copy=False)
         snapshot.require_any(group.device)
         check_expected(path, conflict.live_version(snapshot.states), expected)
         return _write(group, path, snapshot, data, _metadata(metadata, previous), writer)
@@ -249,7 +249,7 @@ def _catch_up(
     """Apply a settled write to a device a racing writer changed since the snapshot (see module doc)."""
     for _ in range(CATCH_UP_ATTEMPTS):
         try:
-            fresh = member.client.state(path)
+            fresh = member.client.state(path, copy=False)
             if fresh.version >= version:
                 return DeviceResult(member.name, True, version)  # overtaken by a newer write
             return DeviceResult(member.name, True, apply(member, fresh) or 0)
@@ -278,7 +278,7 @@ def _require_some(results: tuple[DeviceResult, ...]) -> None:
 
 
 def _snapshot(group: groups.Group, path: str) -> gather.Snapshot:
-    snapshot = gather.path_states(group, path)
+    snapshot = gather.path_states(group, path, copy=False)
     snapshot.require_any(group.device)
     return snapshot
 
