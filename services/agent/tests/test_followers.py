@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import queue
+import shutil
 import threading
 import time
 from collections.abc import Iterator
@@ -201,6 +202,40 @@ def test_a_page_is_followed_by_its_prefix_and_a_whole_listing_is_not(stub, runni
         write(stub, "other/x", b"3")  # the whole listing was not followed: no notice, no wait
     finally:
         follow.close()
+
+
+def test_losing_the_token_ends_the_streams_and_refuses_new_ones_until_it_is_back(
+    stub, running, softhsm, wait
+) -> None:
+    follow = Follow(stub)
+    follow.send(renew=1)
+    next(follow.call)
+    (token_dir,) = list(softhsm.tokendir.iterdir())
+    shutil.move(token_dir, softhsm.root / "away")
+    try:
+        ended: list[object] = []
+
+        def drain_stream() -> None:
+            try:
+                for _ in follow.call:
+                    pass
+            except grpc.RpcError as error:
+                ended.append(error.code())
+            else:
+                ended.append("ended")
+
+        threading.Thread(target=drain_stream, daemon=True).start()
+        wait(lambda: ended, timeout=15)
+        with pytest.raises(grpc.RpcError) as caught:
+            next(stub.Follow(iter(())))
+        assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
+    finally:
+        follow.close()
+        shutil.move(softhsm.root / "away", token_dir)
+    wait(lambda: stub.IsConnected(hsm_pb2.IsConnectedRequest()).connected, timeout=15)
+    again = Follow(stub)
+    assert again.name
+    again.close()
 
 
 def test_follow_is_refused_past_the_agent_s_limit(stub, running) -> None:

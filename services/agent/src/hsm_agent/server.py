@@ -376,6 +376,7 @@ class Servicer(hsm_pb2_grpc.HSMAgentServicer):  # type: ignore[misc]  # generate
         """The reader's name, then grants and change notices, until either side stops."""
         code = grpc.StatusCode.OK
         try:
+            self.store.require_ready()
             reader = self.readers.open()
         except errors.AgentError as error:
             code = status_code(error)
@@ -387,7 +388,9 @@ class Servicer(hsm_pb2_grpc.HSMAgentServicer):  # type: ignore[misc]  # generate
         ).start()
         try:
             yield hsm_pb2.FollowEvent(reader=reader.name)
-            while context.is_active() and not self.stopping.is_set():
+            # Copies are served while the agent serves its token: losing it ends the stream, and with it
+            # the reader's copies.
+            while context.is_active() and not self.stopping.is_set() and self.store.ready:
                 try:
                     item = reader.outbox.get(timeout=0.5)
                 except queue.Empty:
