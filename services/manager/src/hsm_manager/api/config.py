@@ -49,8 +49,8 @@ class ApiConfig:
     insecure_plain_http: bool = False
     """Serve plain HTTP instead of HTTPS: for local debugging only (tokens and secrets travel in clear)."""
     read_copies_mib: int = 16
-    """MiB of secrets each worker keeps per agent, answered again without asking the agent while the
-    agent guarantees they are current; 0 keeps none."""
+    """MiB of secrets and list pages each worker keeps per agent, answered again without asking the agent
+    while the agent guarantees they are current; 0 keeps none."""
 
 
 _default = functools.partial(settings.default_of, ApiConfig)
@@ -108,7 +108,7 @@ def add_flags(parser: argparse.ArgumentParser) -> None:
         "--read-copies-mib",
         type=_not_negative,
         default=_default("read_copies_mib"),
-        help="MiB of secret values each worker keeps per agent and serves again while the agent "
+        help="MiB of secrets and list pages each worker keeps per agent and serves again while the agent "
         "guarantees they are current (every write waits until no worker holds the value it replaces); "
         "0: none, every read asks the agent",
     )

@@ -213,7 +213,7 @@ class GrpcAgentClient:
         page = (include_deleted, after, limit)
         copies = self._copies if limit else None
         if copies is not None:
-            kept = copies.get(copies_.PREFIX_KIND, prefix, page)
+            kept = copies.get(copies_.PAGE, prefix, page)
             if kept is not None:
                 return list(kept)
         ticket = copies.begin() if copies is not None else _NO_TICKET
@@ -227,12 +227,12 @@ class GrpcAgentClient:
         response = self._call("ListSecrets", request)
         found = [_entry(entry) for entry in response.entries]
         if response.followed and copies is not None:
-            copies.keep(ticket, copies_.PREFIX_KIND, prefix, tuple(found), response.ByteSize(), page)
+            copies.keep(ticket, copies_.PAGE, prefix, tuple(found), response.ByteSize(), page)
         return found
 
     def state(self, path: str, *, copy: bool = True) -> model.PathState:
         copies = self._copies if copy else None
-        kept = copies.get("state", path) if copies is not None else None
+        kept = copies.get(copies_.STATE, path) if copies is not None else None
         if kept is not None:
             return cast(model.PathState, kept)
         ticket = copies.begin() if copies is not None else _NO_TICKET
@@ -248,14 +248,15 @@ class GrpcAgentClient:
             writer=answer.writer,
         )
         if answer.followed and copies is not None:
-            copies.keep(ticket, "state", path, state, _STATE_BYTES)
+            copies.keep(ticket, copies_.STATE, path, state, _STATE_BYTES)
         return state
 
     def read(self, path: str) -> model.Secret:
-        kept = self._copies.get("secret", path) if self._copies is not None else None
+        copies = self._copies
+        kept = copies.get(copies_.SECRET, path) if copies is not None else None
         if kept is not None:
             return cast(model.Secret, kept)
-        ticket = self._ticket()
+        ticket = copies.begin() if copies is not None else _NO_TICKET
         response = self._call("ReadSecret", hsm_pb2.ReadSecretRequest(path=path, reader=ticket.reader))
         secret = model.Secret(
             path=path,
@@ -264,12 +265,9 @@ class GrpcAgentClient:
             data=dict(response.secret_data.data),
             metadata=_metadata(response.metadata),
         )
-        if response.followed and self._copies is not None:
-            self._copies.keep(ticket, "secret", path, secret, response.ByteSize())
+        if response.followed and copies is not None:
+            copies.keep(ticket, copies_.SECRET, path, secret, response.ByteSize())
         return secret
-
-    def _ticket(self) -> copies_.Ticket:
-        return self._copies.begin() if self._copies is not None else _NO_TICKET
 
     def metadata(self, path: str) -> tuple[model.Entry, model.Metadata]:
         response = self._call("ReadMetadata", hsm_pb2.ReadMetadataRequest(path=path))

@@ -36,8 +36,7 @@ RETRY_CAP_SECONDS = 30.0
 #: The lease assumed until the agent grants one (only paces the first renewals).
 FIRST_LEASE_SECONDS = 2.0
 #: What is kept of a path: the secret read, and its state (version and checksum). Of a prefix: list pages.
-PATH_KINDS = ("secret", "state")
-PREFIX_KIND = "list"
+SECRET, STATE, PAGE = "secret", "state", "page"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -182,10 +181,10 @@ class Copies:
                 if event.seq:
                     with self._lock:
                         for path in event.paths:
-                            for kind in PATH_KINDS:
-                                self._drop((kind, path))
+                            self._drop((SECRET, path))
+                            self._drop((STATE, path))
                         for prefix in event.prefixes:
-                            self._drop((PREFIX_KIND, prefix))
+                            self._drop((PAGE, prefix))
                         self._epoch += 1
                     acks.put(event.seq)
         finally:
