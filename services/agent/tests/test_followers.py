@@ -70,7 +70,7 @@ def test_a_change_is_told_once_to_each_follower_and_settles_when_acknowledged() 
 def test_a_change_under_a_followed_prefix_is_told_with_the_prefix() -> None:
     followed = readers.Readers()
     reader = followed.open()
-    followed.follow_prefix(reader.name, "ns/")
+    followed.follow(reader.name, "ns/", prefix=True)
     followed.follow(reader.name, "ns/db")
     followed.changed("other/db")
     assert drain(reader) == []

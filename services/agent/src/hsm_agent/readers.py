@@ -123,24 +123,15 @@ class Readers:
                 reader.acked = min(seq, reader.sent)
                 self._acknowledged.notify_all()
 
-    def follow(self, name: str, path: str) -> bool:
-        """Follow path for the reader called name; False when no such reader is open here."""
+    def follow(self, name: str, path: str, *, prefix: bool = False) -> bool:
+        """Follow path (with prefix, every path under it: a listing kept) for the reader called name; False
+        when no such reader is open here."""
         with self._lock:
             reader = self._readers.get(name)
             if reader is None:
                 return False
-            reader.paths.add(path)
-            self._followers.setdefault(path, set()).add(reader)
-            return True
-
-    def follow_prefix(self, name: str, prefix: str) -> bool:
-        """Follow every path under prefix for the reader called name (a listing it keeps)."""
-        with self._lock:
-            reader = self._readers.get(name)
-            if reader is None:
-                return False
-            reader.prefixes.add(prefix)
-            self._prefix_followers.setdefault(prefix, set()).add(reader)
+            (reader.prefixes if prefix else reader.paths).add(path)
+            (self._prefix_followers if prefix else self._followers).setdefault(path, set()).add(reader)
             return True
 
     def changed(self, path: str) -> None:
