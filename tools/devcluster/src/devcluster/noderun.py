@@ -15,6 +15,7 @@ import dataclasses
 import json
 import pathlib
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -135,14 +136,25 @@ def _spawn(spec: Spec, name: str, argv: list[str]) -> subprocess.Popen[bytes]:
         )
 
 
-def _wait_for(path: pathlib.Path, proc: subprocess.Popen[bytes], timeout: float, what: str) -> None:
+def _wait_for_socket(path: pathlib.Path, proc: subprocess.Popen[bytes], timeout: float, what: str) -> None:
+    """Until the Unix socket at path accepts a connection: the file appears at bind(), before listen(),
+    and a client in between is refused (ctr failed so once)."""
     deadline = time.monotonic() + timeout
-    while not path.exists():
+    while not _accepts(path):
         if proc.poll() is not None:
-            raise RuntimeError(f"{what} exited with {proc.returncode} before {path} appeared")
+            raise RuntimeError(f"{what} exited with {proc.returncode} before {path} accepted connections")
         if time.monotonic() > deadline or _STOP:
-            raise RuntimeError(f"{what}: {path} did not appear within {timeout:.0f}s")
+            raise RuntimeError(f"{what}: {path} did not accept connections within {timeout:.0f}s")
         time.sleep(0.05)
+
+
+def _accepts(path: pathlib.Path) -> bool:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        try:
+            probe.connect(str(path))
+        except OSError:
+            return False
+    return True
 
 
 def _load_images(spec: Spec) -> None:
@@ -185,7 +197,7 @@ def run(spec: Spec) -> int:
         procs["containerd"] = _spawn(
             spec, "containerd", ["containerd", "--config", str(files.etc / "containerd.toml")]
         )
-        _wait_for(pathlib.Path(nodeconfig.CONTAINERD_SOCKET), procs["containerd"], 30, "containerd")
+        _wait_for_socket(pathlib.Path(nodeconfig.CONTAINERD_SOCKET), procs["containerd"], 30, "containerd")
         _load_images(spec)
         kubelet_argv = [
             str(bins / "kubelet"),
