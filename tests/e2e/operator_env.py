@@ -23,6 +23,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 import uuid
 from typing import Any
 
@@ -136,10 +137,20 @@ def scraper_token(kube: testkit.Kube, namespace: str) -> str:
     return _SCRAPER_TOKENS[namespace]
 
 
+#: Seconds a scrape answered 503 is asked again: the component could not have the token reviewed just then
+#: (its TokenReview failed once in a benchmark, right after 10,000 writes), and a scraper asks again too.
+SCRAPE_RETRY_SECONDS = 10.0
+
+
 def metrics_text(kube: testkit.Kube, namespace: str, address: str) -> str:
     """The metrics at a host address (a forwarder to a component), read as the namespace's scraper;
     OSError while nothing answers there."""
-    status, text = testkit.scrape(address, scraper_token(kube, namespace))
+    deadline = time.monotonic() + SCRAPE_RETRY_SECONDS
+    while True:
+        status, text = testkit.scrape(address, scraper_token(kube, namespace))
+        if status != 503 or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
     if status != 200:
         raise RuntimeError(f"GET /metrics at {address} answered {status}: {text.strip()}")
     return text
