@@ -200,8 +200,8 @@ class Servicer(hsm_pb2_grpc.HSMAgentServicer):  # type: ignore[misc]  # generate
             followed=followed,
         )
 
-    def _follow(self, reader: str, path: str) -> bool:
-        return bool(reader) and self.readers.follow(reader, path)
+    def _follow(self, reader: str, path: str, *, prefix: bool = False) -> bool:
+        return bool(reader) and self.readers.follow(reader, path, prefix=prefix)
 
     @_rpc
     def WriteSecret(
@@ -259,7 +259,7 @@ class Servicer(hsm_pb2_grpc.HSMAgentServicer):  # type: ignore[misc]  # generate
             return self.listings.response(prefix, request.include_deleted)
         # Followed before the page is read, as for ReadSecret; whole listings are shared answers and
         # never followed.
-        followed = bool(request.reader) and self.readers.follow(request.reader, prefix, prefix=True)
+        followed = self._follow(request.reader, prefix, prefix=True)
         page = self.listings.page(prefix, request.include_deleted, request.start_after, request.limit)
         page.followed = followed
         return page

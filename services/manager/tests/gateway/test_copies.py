@@ -3,7 +3,7 @@ never once a write that replaced them has returned, whichever client wrote."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -44,10 +44,22 @@ class Worker:
 
 
 @pytest.fixture
-def worker(ca: pki.KeyPair) -> Iterator[Worker]:
-    found = Worker(ca, copies_bytes=2**20)
-    yield found
-    found.registry.close()
+def make_worker(ca: pki.KeyPair) -> Iterator[Callable[[int], Worker]]:
+    """Workers with a budget of copies; every one is closed at the end."""
+    made: list[Worker] = []
+
+    def make(copies_bytes: int) -> Worker:
+        made.append(Worker(ca, copies_bytes))
+        return made[-1]
+
+    yield make
+    for found in made:
+        found.registry.close()
+
+
+@pytest.fixture
+def worker(make_worker: Callable[[int], Worker]) -> Worker:
+    return make_worker(2**20)
 
 
 def test_a_kept_read_and_state_ask_the_agent_nothing(
@@ -119,51 +131,46 @@ def test_a_kept_list_page_shows_a_path_written_through_another_client(
 
 
 def test_two_workers_keep_copies_of_the_same_path_and_both_drop_them(
-    ca: pki.KeyPair, worker: Worker, agent: endpoints.AgentEndpoint
+    make_worker: Callable[[int], Worker], worker: Worker, agent: endpoints.AgentEndpoint
 ) -> None:
-    other = Worker(ca, copies_bytes=2**20)
-    try:
-        worker.client(agent).write("ns/k-two", {"k": b"v1"}, None)
-        worker.wait_for_copies(agent, "ns/k-two")
-        other.wait_for_copies(agent, "ns/k-two")
-        other.client(agent).write("ns/k-two", {"k": b"v2"}, None)
-        assert worker.client(agent).read("ns/k-two").data == {"k": b"v2"}
-        assert other.client(agent).read("ns/k-two").data == {"k": b"v2"}
-    finally:
-        other.registry.close()
+    other = make_worker(2**20)
+    worker.client(agent).write("ns/k-two", {"k": b"v1"}, None)
+    worker.wait_for_copies(agent, "ns/k-two")
+    other.wait_for_copies(agent, "ns/k-two")
+    other.client(agent).write("ns/k-two", {"k": b"v2"}, None)
+    assert worker.client(agent).read("ns/k-two").data == {"k": b"v2"}
+    assert other.client(agent).read("ns/k-two").data == {"k": b"v2"}
 
 
-def test_copies_stay_within_their_budget(ca: pki.KeyPair, agent: endpoints.AgentEndpoint) -> None:
-    small = Worker(ca, copies_bytes=1500)
-    try:
-        writer = small.client(agent)
-        writer.write("ns/k-first", {"k": b"x" * 1000}, None)
-        writer.write("ns/k-second", {"k": b"y" * 1000}, None)
-        small.wait_for_copies(agent, "ns/k-first")
-        assert small.read_calls(agent, "ns/k-second") == 1  # kept in place of the first
-        assert small.read_calls(agent, "ns/k-second") == 0
-        assert small.read_calls(agent, "ns/k-first") == 1
-    finally:
-        small.registry.close()
+def test_copies_stay_within_their_budget(
+    make_worker: Callable[[int], Worker], agent: endpoints.AgentEndpoint
+) -> None:
+    small = make_worker(1500)
+    writer = small.client(agent)
+    writer.write("ns/k-first", {"k": b"x" * 1000}, None)
+    writer.write("ns/k-second", {"k": b"y" * 1000}, None)
+    small.wait_for_copies(agent, "ns/k-first")
+    assert small.read_calls(agent, "ns/k-second") == 1  # kept in place of the first
+    assert small.read_calls(agent, "ns/k-second") == 0
+    assert small.read_calls(agent, "ns/k-first") == 1
 
 
-def test_without_a_budget_every_read_asks_the_agent(ca: pki.KeyPair, agent: endpoints.AgentEndpoint) -> None:
-    plain = Worker(ca, copies_bytes=0)
-    try:
-        plain.client(agent).write("ns/k-plain", {"k": b"v"}, None)
-        assert [plain.read_calls(agent, "ns/k-plain") for _ in range(3)] == [1, 1, 1]
-        assert "Follow" not in plain.calls
-    finally:
-        plain.registry.close()
+def test_without_a_budget_every_read_asks_the_agent(
+    make_worker: Callable[[int], Worker], agent: endpoints.AgentEndpoint
+) -> None:
+    plain = make_worker(0)
+    plain.client(agent).write("ns/k-plain", {"k": b"v"}, None)
+    assert [plain.read_calls(agent, "ns/k-plain") for _ in range(3)] == [1, 1, 1]
+    assert "Follow" not in plain.calls
 
 
-def test_closing_the_directory_drops_the_copies(ca: pki.KeyPair, agent: endpoints.AgentEndpoint) -> None:
-    closing = Worker(ca, copies_bytes=2**20)
-    kept = closing.client(agent)
+def test_closing_the_directory_drops_the_copies(worker: Worker, agent: endpoints.AgentEndpoint) -> None:
+    kept = worker.client(agent)
     kept.write("ns/k-closed", {"k": b"v"}, None)
-    closing.wait_for_copies(agent, "ns/k-closed")
-    closing.registry.close()
-    calls = len(closing.calls)
-    with pytest.raises(Exception):  # noqa: B017, PT011 - the channel is closed: any failure, never a copy
+    worker.wait_for_copies(agent, "ns/k-closed")
+    worker.registry.close()
+    calls = len(worker.calls)
+    # A copy would answer; the closed channel refuses the call instead.
+    with pytest.raises(ValueError, match="closed channel"):
         kept.read("ns/k-closed")
-    assert len(closing.calls) > calls
+    assert len(worker.calls) > calls
